@@ -1,0 +1,782 @@
+/*
+ * config: main.cf-style configuration parser.  See config.h.
+ *
+ * Syntax, as Postfix's main.cf: "name = value"; a line whose first
+ * non-blank character is '#' is a comment; a line that starts with white
+ * space continues the previous logical line; blank lines are ignored.
+ * Lists are separated by commas and/or white space.  Durations take an
+ * s, m, h or d suffix (seconds without one).  $name expansion is not
+ * done: values are taken as written.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_MESSAGE 512
+
+struct reporter {
+    config_report_fn *fn;
+    void *ctx;
+    const char *source;
+    unsigned line;
+    unsigned count;
+};
+
+static void problem(struct reporter *r, const char *fmt, ...)
+{
+    char msg[MAX_MESSAGE];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r->count++;
+    if (r->fn)
+        r->fn(r->ctx, r->source, r->line, msg);
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+
+    if (d == NULL)
+        abort();
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static void endpoint_clear(struct endpoint *e)
+{
+    free(e->spec);
+    free(e->host);
+    free(e->port);
+    free(e->path);
+    memset(e, 0, sizeof(*e));
+}
+
+static void endpoints_free(struct endpoint *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        endpoint_clear(&v[i]);
+    free(v);
+}
+
+static void strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Split a list value into items; returns the count, items point into a copy. */
+static size_t split_list(const char *value, char ***items_out)
+{
+    size_t n = 0, cap = 4;
+    char **items = malloc(cap * sizeof(*items));
+    const char *p = value;
+
+    if (items == NULL)
+        abort();
+    for (;;) {
+        const char *start;
+
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        start = p;
+        while (*p != '\0' && *p != ',' && !isspace((unsigned char)*p))
+            p++;
+        if (n == cap) {
+            cap *= 2;
+            items = realloc(items, cap * sizeof(*items));
+            if (items == NULL)
+                abort();
+        }
+        items[n++] = xstrndup(start, (size_t)(p - start));
+    }
+    *items_out = items;
+    return n;
+}
+
+static bool parse_port(const char *s)
+{
+    char *end;
+    long v;
+
+    if (*s == '\0' || !isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    return errno == 0 && *end == '\0' && v >= 1 && v <= 65535;
+}
+
+static bool is_ip_address(const char *s)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* "inet:HOST:PORT" (HOST may be [IPv6]) or "unix:/PATH". */
+static bool parse_endpoint(const char *spec, struct endpoint *e, struct reporter *r, const char *key)
+{
+    memset(e, 0, sizeof(*e));
+    if (strncmp(spec, "inet:", 5) == 0) {
+        const char *hp = spec + 5;
+        const char *colon;
+        char *host;
+
+        if (*hp == '[') {
+            const char *close = strchr(hp, ']');
+            if (close == NULL || close[1] != ':') {
+                problem(r, "%s: bad endpoint '%s': expected inet:[IPV6]:PORT", key, spec);
+                return false;
+            }
+            host = xstrndup(hp + 1, (size_t)(close - hp - 1));
+            colon = close + 1;
+        } else {
+            colon = strrchr(hp, ':');
+            if (colon == NULL || colon == hp) {
+                problem(r, "%s: bad endpoint '%s': expected inet:HOST:PORT", key, spec);
+                return false;
+            }
+            host = xstrndup(hp, (size_t)(colon - hp));
+            if (strchr(host, ':') != NULL) {
+                problem(r, "%s: bad endpoint '%s': write IPv6 addresses as inet:[ADDR]:PORT", key,
+                        spec);
+                free(host);
+                return false;
+            }
+        }
+        if (!parse_port(colon + 1)) {
+            problem(r, "%s: bad port in '%s': expected 1-65535", key, spec);
+            free(host);
+            return false;
+        }
+        e->kind = ENDPOINT_INET;
+        e->host = host;
+        e->port = xstrndup(colon + 1, strlen(colon + 1));
+    } else if (strncmp(spec, "unix:", 5) == 0) {
+        const char *path = spec + 5;
+
+        if (path[0] != '/') {
+            problem(r, "%s: unix socket path in '%s' must be absolute", key, spec);
+            return false;
+        }
+        /* sun_path holds 108 bytes on Linux, the terminating NUL included. */
+        if (strlen(path) > 107) {
+            problem(r, "%s: unix socket path in '%s' is longer than 107 bytes", key, spec);
+            return false;
+        }
+        e->kind = ENDPOINT_UNIX;
+        e->path = xstrndup(path, strlen(path));
+    } else {
+        problem(r, "%s: bad endpoint '%s': expected inet:HOST:PORT or unix:/PATH", key, spec);
+        return false;
+    }
+    e->spec = xstrndup(spec, strlen(spec));
+    return true;
+}
+
+bool endpoint_equal(const struct endpoint *a, const struct endpoint *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    if (a->kind == ENDPOINT_UNIX)
+        return strcmp(a->path, b->path) == 0;
+    return strcmp(a->host, b->host) == 0 && strcmp(a->port, b->port) == 0;
+}
+
+/* Each setter parses value and stores it in c, or reports and leaves c alone. */
+typedef bool setter_fn(struct config *c, const char *key, const char *value, struct reporter *r);
+
+static bool set_listen(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+    struct endpoint *eps = calloc(n ? n : 1, sizeof(*eps));
+    size_t ok = 0;
+    bool good = true;
+
+    if (eps == NULL)
+        abort();
+    if (n == 0) {
+        problem(r, "%s: needs at least one endpoint", key);
+        good = false;
+    }
+    for (size_t i = 0; i < n && good; i++) {
+        if (!parse_endpoint(items[i], &eps[ok], r, key)) {
+            good = false;
+            break;
+        }
+        for (size_t j = 0; j < ok; j++)
+            if (endpoint_equal(&eps[j], &eps[ok])) {
+                problem(r, "%s: endpoint '%s' is listed twice", key, items[i]);
+                good = false;
+            }
+        ok++;
+    }
+    strings_free(items, n);
+    if (!good) {
+        endpoints_free(eps, ok);
+        return false;
+    }
+    endpoints_free(c->listen, c->listen_count);
+    c->listen = eps;
+    c->listen_count = n;
+    return true;
+}
+
+static bool set_http_listen(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+    struct endpoint *e = NULL;
+    bool good = true;
+
+    if (n > 1) {
+        problem(r, "%s: takes one endpoint, not %zu", key, n);
+        good = false;
+    } else if (n == 1) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            abort();
+        if (!parse_endpoint(items[0], e, r, key)) {
+            free(e);
+            e = NULL;
+            good = false;
+        }
+    }
+    strings_free(items, n);
+    if (!good)
+        return false;
+    if (c->http_listen) {
+        endpoint_clear(c->http_listen);
+        free(c->http_listen);
+    }
+    c->http_listen = e;
+    return true;
+}
+
+static bool parse_unsigned(const char *value, unsigned long max, unsigned long *out, int base)
+{
+    char *end;
+    unsigned long v;
+
+    if (*value == '\0' || !isdigit((unsigned char)*value))
+        return false;
+    errno = 0;
+    v = strtoul(value, &end, base);
+    if (errno != 0 || *end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool set_max_connections(struct config *c, const char *key, const char *value,
+                                struct reporter *r)
+{
+    unsigned long v;
+
+    if (!parse_unsigned(value, 1000000, &v, 10) || v < 1) {
+        problem(r, "%s: '%s' is not a number from 1 to 1000000", key, value);
+        return false;
+    }
+    c->max_connections = (unsigned)v;
+    return true;
+}
+
+static bool set_unix_socket_mode(struct config *c, const char *key, const char *value,
+                                 struct reporter *r)
+{
+    unsigned long v;
+
+    if (!parse_unsigned(value, 0777, &v, 8)) {
+        problem(r, "%s: '%s' is not an octal file mode such as 0660", key, value);
+        return false;
+    }
+    c->unix_socket_mode = (unsigned)v;
+    return true;
+}
+
+/* "10", "10s", "5m", "2h", "1d"; at least min seconds. */
+static bool parse_duration(const char *value, double *out)
+{
+    char *end;
+    double v, unit = 1;
+
+    if (!isdigit((unsigned char)*value))
+        return false;
+    errno = 0;
+    v = strtod(value, &end);
+    if (errno != 0)
+        return false;
+    if (*end != '\0') {
+        switch (*end) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default: return false;
+        }
+        if (end[1] != '\0')
+            return false;
+    }
+    v *= unit;
+    if (v > 365.0 * 86400)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool set_duration(double *slot, double min, const char *key, const char *value,
+                         struct reporter *r)
+{
+    double v;
+
+    if (!parse_duration(value, &v)) {
+        problem(r, "%s: '%s' is not a duration (a number with s, m, h or d)", key, value);
+        return false;
+    }
+    if (v < min) {
+        problem(r, "%s: '%s' is shorter than %gs", key, value, min);
+        return false;
+    }
+    *slot = v;
+    return true;
+}
+
+static bool set_idle_timeout(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    return set_duration(&c->idle_timeout, 1, key, value, r);
+}
+
+static bool set_shutdown_timeout(struct config *c, const char *key, const char *value,
+                                 struct reporter *r)
+{
+    return set_duration(&c->shutdown_timeout, 0, key, value, r);
+}
+
+static bool set_log_requests(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
+        strcmp(value, "1") == 0) {
+        c->log_requests = true;
+    } else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
+               strcmp(value, "0") == 0) {
+        c->log_requests = false;
+    } else {
+        problem(r, "%s: '%s' is not yes or no", key, value);
+        return false;
+    }
+    return true;
+}
+
+static void replace_string(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = xstrndup(value, strlen(value));
+}
+
+/* memory | redis://HOST:PORT[/DB] | redis+unix:///PATH[?db=N] */
+static bool set_store(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    unsigned long db;
+
+    if (strcmp(value, "memory") == 0) {
+        /* fine */
+    } else if (strncmp(value, "redis://", 8) == 0) {
+        const char *hp = value + 8;
+        const char *slash = strchr(hp, '/');
+        size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
+        char *hostport = xstrndup(hp, hplen);
+        char *colon = strrchr(hostport, ':');
+        bool good = colon != NULL && colon != hostport && parse_port(colon + 1);
+
+        free(hostport);
+        if (!good || (slash && !parse_unsigned(slash + 1, 1000000, &db, 10))) {
+            problem(r, "%s: bad Redis address '%s': expected redis://HOST:PORT[/DB]", key, value);
+            return false;
+        }
+    } else if (strncmp(value, "redis+unix://", 13) == 0) {
+        const char *path = value + 13;
+        const char *q = strchr(path, '?');
+
+        if (path[0] != '/' || (q && (strncmp(q, "?db=", 4) != 0 ||
+                                     !parse_unsigned(q + 4, 1000000, &db, 10)))) {
+            problem(r, "%s: bad Redis socket '%s': expected redis+unix:///PATH[?db=N]", key, value);
+            return false;
+        }
+    } else {
+        problem(r, "%s: '%s' is not memory, redis://HOST:PORT[/DB] or redis+unix:///PATH", key,
+                value);
+        return false;
+    }
+    replace_string(&c->store, value);
+    return true;
+}
+
+static bool set_redis_password(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    (void)key;
+    (void)r;
+    replace_string(&c->redis_password, value);
+    return true;
+}
+
+static bool is_name_char(int ch)
+{
+    return isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
+}
+
+static bool set_host_id(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    if (*value == '\0') {
+        problem(r, "%s: must not be empty", key);
+        return false;
+    }
+    for (const char *p = value; *p; p++)
+        if (!is_name_char((unsigned char)*p)) {
+            problem(r, "%s: '%s' may hold only letters, digits, '.', '-' and '_'", key, value);
+            return false;
+        }
+    replace_string(&c->host_id, value);
+    return true;
+}
+
+static bool set_local_domains(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+
+    for (size_t i = 0; i < n; i++) {
+        for (char *p = items[i]; *p; p++) {
+            if (!is_name_char((unsigned char)*p)) {
+                problem(r, "%s: '%s' is not a domain name", key, items[i]);
+                strings_free(items, n);
+                return false;
+            }
+            /* Domains compare case-insensitively; store them folded once. */
+            *p = (char)tolower((unsigned char)*p);
+        }
+    }
+    strings_free(c->local_domains, c->local_domain_count);
+    c->local_domains = items;
+    c->local_domain_count = n;
+    return true;
+}
+
+/* "IP" or "IP:PORT" or "[IPV6]:PORT" or a bare IPv6 address. */
+static bool valid_nameserver(const char *s)
+{
+    char host[64];
+    const char *port = NULL;
+
+    if (is_ip_address(s))
+        return true;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || (size_t)(close - s - 1) >= sizeof(host))
+            return false;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        if (close[1] == '\0')
+            return is_ip_address(host);
+        if (close[1] != ':')
+            return false;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+            return false;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+        port = colon + 1;
+    }
+    return is_ip_address(host) && parse_port(port);
+}
+
+static bool set_resolver(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+    bool good = n > 0;
+
+    if (n == 1 && strcmp(items[0], "system") == 0) {
+        /* resolv.conf */
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (!valid_nameserver(items[i])) {
+                problem(r, "%s: '%s' is not system or a name server IP or IP:PORT", key, items[i]);
+                good = false;
+                break;
+            }
+        if (n == 0)
+            problem(r, "%s: needs system or a list of name server addresses", key);
+    }
+    strings_free(items, n);
+    if (good)
+        replace_string(&c->resolver, value);
+    return good;
+}
+
+static bool set_tdns_client(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    if (*value != '\0' && !is_ip_address(value)) {
+        problem(r, "%s: '%s' is not an IP address", key, value);
+        return false;
+    }
+    replace_string(&c->tdns_client, value);
+    return true;
+}
+
+static const struct key_entry {
+    const char *name;
+    setter_fn *set;
+    const char *default_value; /* NULL: computed in config_new */
+} keys[] = {
+    {"listen", set_listen, "inet:127.0.0.1:10040"},
+    {"unix_socket_mode", set_unix_socket_mode, "0666"},
+    {"max_connections", set_max_connections, "2048"},
+    {"idle_timeout", set_idle_timeout, "330s"},
+    {"shutdown_timeout", set_shutdown_timeout, "10s"},
+    {"log_requests", set_log_requests, "no"},
+    {"store", set_store, "memory"},
+    {"redis_password", set_redis_password, ""},
+    {"host_id", set_host_id, NULL},
+    {"local_domains", set_local_domains, ""},
+    {"resolver", set_resolver, "system"},
+    {"tdns_client", set_tdns_client, ""},
+    {"http_listen", set_http_listen, "inet:127.0.0.1:10041"},
+};
+
+#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
+
+const char *const *config_key_names(void)
+{
+    static const char *names[KEY_COUNT + 1];
+
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        names[i] = keys[i].name;
+    names[KEY_COUNT] = NULL;
+    return names;
+}
+
+static const struct key_entry *find_key(const char *name, size_t len)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static void default_host_id(struct config *c)
+{
+    char name[256];
+    struct reporter quiet = {0};
+
+    if (gethostname(name, sizeof(name)) != 0)
+        strcpy(name, "localhost");
+    name[sizeof(name) - 1] = '\0';
+    /* Use the short name, as Postfix's myhostname does not; keys stay readable. */
+    if (!set_host_id(c, "host_id", name, &quiet))
+        set_host_id(c, "host_id", "localhost", &quiet);
+}
+
+struct config *config_new(void)
+{
+    struct config *c = calloc(1, sizeof(*c));
+    struct reporter quiet = {0};
+
+    if (c == NULL)
+        abort();
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (keys[i].default_value == NULL)
+            continue;
+        if (!keys[i].set(c, keys[i].name, keys[i].default_value, &quiet))
+            abort(); /* a default the parser refuses is a bug in this file */
+    }
+    default_host_id(c);
+    return c;
+}
+
+void config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+    endpoints_free(c->listen, c->listen_count);
+    if (c->http_listen) {
+        endpoint_clear(c->http_listen);
+        free(c->http_listen);
+    }
+    free(c->store);
+    free(c->redis_password);
+    free(c->host_id);
+    strings_free(c->local_domains, c->local_domain_count);
+    free(c->resolver);
+    free(c->tdns_client);
+    free(c);
+}
+
+static bool is_blank(int ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/* One logical "name = value" entry; text is NUL-terminated and writable. */
+static void apply_entry(struct config *c, char *text, struct reporter *r)
+{
+    char *eq = strchr(text, '=');
+    char *name_end, *value, *value_end;
+    const struct key_entry *k;
+
+    if (eq == NULL) {
+        problem(r, "missing '=' after '%.64s'", text);
+        return;
+    }
+    name_end = eq;
+    while (name_end > text && is_blank((unsigned char)name_end[-1]))
+        name_end--;
+    if (name_end == text) {
+        problem(r, "missing name before '='");
+        return;
+    }
+    for (char *p = text; p < name_end; p++)
+        if (is_blank((unsigned char)*p)) {
+            problem(r, "bad name '%.*s'", (int)(name_end - text), text);
+            return;
+        }
+    k = find_key(text, (size_t)(name_end - text));
+    if (k == NULL) {
+        problem(r, "unknown configuration key '%.*s'", (int)(name_end - text), text);
+        return;
+    }
+    value = eq + 1;
+    while (is_blank((unsigned char)*value))
+        value++;
+    value_end = value + strlen(value);
+    while (value_end > value && is_blank((unsigned char)value_end[-1]))
+        value_end--;
+    *value_end = '\0';
+    *name_end = '\0';
+    k->set(c, k->name, value, r);
+}
+
+unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, const char *source,
+                             config_report_fn *report, void *ctx)
+{
+    struct reporter r = {report, ctx, source, 0, 0};
+    char *entry = NULL;    /* the logical line being collected */
+    size_t entry_len = 0, entry_cap = 0;
+    unsigned entry_line = 0; /* where it started, for reports */
+    size_t pos = 0;
+    unsigned lineno = 0;
+
+    for (;;) {
+        const char *line, *nl;
+        size_t n;
+        bool at_end = pos >= len;
+        bool continuation = false, skip = false;
+
+        if (!at_end) {
+            line = buf + pos;
+            nl = memchr(line, '\n', len - pos);
+            n = nl ? (size_t)(nl - line) : len - pos;
+            pos += n + (nl != NULL);
+            lineno++;
+            if (memchr(line, '\0', n) != NULL) {
+                r.line = lineno;
+                problem(&r, "NUL byte in line");
+                skip = true;
+            } else {
+                size_t i = 0;
+                while (i < n && is_blank((unsigned char)line[i]))
+                    i++;
+                if (i == n || line[i] == '#')
+                    skip = true; /* blank or comment: does not end an entry */
+                else if (i > 0)
+                    continuation = true;
+            }
+            if (skip)
+                continue;
+            if (continuation) {
+                if (entry_len == 0) {
+                    r.line = lineno;
+                    problem(&r, "continuation line without a preceding setting");
+                    continue;
+                }
+            }
+        } else {
+            line = NULL;
+            n = 0;
+        }
+        /* A new entry (or the end) completes the one being collected. */
+        if (at_end || !continuation) {
+            if (entry_len > 0) {
+                r.line = entry_line;
+                entry[entry_len] = '\0';
+                apply_entry(c, entry, &r);
+                entry_len = 0;
+            }
+            if (at_end)
+                break;
+            entry_line = lineno;
+        }
+        if (entry_len + n + 2 > entry_cap) {
+            entry_cap = (entry_len + n + 2) * 2;
+            entry = realloc(entry, entry_cap);
+            if (entry == NULL)
+                abort();
+        }
+        if (continuation)
+            entry[entry_len++] = ' ';
+        memcpy(entry + entry_len, line, n);
+        entry_len += n;
+    }
+    free(entry);
+    return r.count;
+}
+
+unsigned config_parse_override(struct config *c, const char *assignment, config_report_fn *report,
+                               void *ctx)
+{
+    struct reporter r = {report, ctx, "-o", 0, 0};
+    size_t n = strlen(assignment);
+    char *copy = xstrndup(assignment, n);
+
+    if (memchr(copy, '\n', n) != NULL)
+        problem(&r, "'%s': a value may not hold a newline", assignment);
+    else
+        apply_entry(c, copy, &r);
+    free(copy);
+    return r.count;
+}
+
+unsigned config_check(const struct config *c, config_report_fn *report, void *ctx)
+{
+    struct reporter r = {report, ctx, "configuration", 0, 0};
+
+    if (strcmp(c->store, "memory") != 0)
+        problem(&r, "store: '%s': the Redis store is not in this version yet; use memory",
+                c->store);
+    for (size_t i = 0; i < c->listen_count; i++)
+        if (c->http_listen && endpoint_equal(&c->listen[i], c->http_listen))
+            problem(&r, "http_listen: '%s' is also a policy listen endpoint",
+                    c->http_listen->spec);
+    return r.count;
+}

@@ -1,0 +1,72 @@
+/*
+ * config: relaywatchd's configuration, in Postfix main.cf syntax.
+ *
+ * Parsing is a pure function over a buffer: problems are handed to a
+ * report callback as (source, line, message) so that `relaywatchd -t`
+ * can print every one of them as FILE:LINE: message.  Unknown keys are
+ * errors.  Defaults are parsed from text by the same setters as the
+ * file, so a default can never be a value the file would refuse.
+ */
+#ifndef RELAYWATCH_CONFIG_H
+#define RELAYWATCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum endpoint_kind { ENDPOINT_INET, ENDPOINT_UNIX };
+
+struct endpoint {
+    enum endpoint_kind kind;
+    char *spec; /* as written, e.g. "inet:127.0.0.1:10040" */
+    char *host; /* inet: address or name, without IPv6 brackets */
+    char *port; /* inet: decimal port */
+    char *path; /* unix: socket path */
+};
+
+struct config {
+    struct endpoint *listen;
+    size_t listen_count;
+    struct endpoint *http_listen; /* NULL: off */
+    unsigned unix_socket_mode;
+    unsigned max_connections;
+    double idle_timeout;     /* seconds */
+    double shutdown_timeout; /* seconds */
+    bool log_requests;
+    char *store;
+    char *redis_password;
+    char *host_id;
+    char **local_domains;
+    size_t local_domain_count;
+    char *resolver;
+    char *tdns_client;
+};
+
+/* Called once per problem; line 0 means no line (a -o override, say). */
+typedef void config_report_fn(void *ctx, const char *source, unsigned line, const char *message);
+
+/* A configuration holding the built-in defaults; host_id is the host name. */
+struct config *config_new(void);
+void config_free(struct config *c);
+
+/*
+ * Parse main.cf-style text and apply every setting to c.  Returns the
+ * number of problems reported (0: valid).  source names the text in
+ * reports (the file name).
+ */
+unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, const char *source,
+                             config_report_fn *report, void *ctx);
+
+/* Apply one NAME=VALUE override as given to -o.  Returns 0 or 1 problem. */
+unsigned config_parse_override(struct config *c, const char *assignment, config_report_fn *report,
+                               void *ctx);
+
+/* Checks across keys and for features this version does not have. */
+unsigned config_check(const struct config *c, config_report_fn *report, void *ctx);
+
+/* Whether two endpoints name the same socket. */
+bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
+
+/* Names of every key, NULL-terminated, for documentation checks. */
+const char *const *config_key_names(void);
+
+#endif

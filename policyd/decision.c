@@ -1,0 +1,15 @@
+/*
+ * decision: for now RelayWatch has no objection to any transaction.
+ * Answers are constant strings, so the hot path formats nothing.
+ */
+#include "decision.h"
+
+static const char dunno_answer[] = "action=DUNNO\n\n";
+
+void decide(const struct policy_request *req, struct decision *out)
+{
+    (void)req;
+    out->action = "DUNNO";
+    out->answer = dunno_answer;
+    out->answer_len = sizeof(dunno_answer) - 1;
+}

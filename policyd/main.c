@@ -1,0 +1,284 @@
+/*
+ * relaywatchd: the RelayWatch policy daemon.
+ *
+ *   relaywatchd [-c FILE] [-e] [-t] [-o NAME=VALUE]...
+ *
+ * Stays in the foreground.  SIGTERM/SIGINT: stop accepting, answer what is
+ * in flight, exit 0.  SIGHUP: reload the configuration; a broken one is
+ * logged and the running one kept.  Exit 2 for a bad command line or an
+ * unusable configuration, with the reason on stderr.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
+#define MAX_CONFIG_BYTES (1024 * 1024)
+#define MAX_OVERRIDES 256
+
+struct options {
+    const char *config_file; /* NULL: none (defaults only) */
+    bool explicit_file;      /* -c given: the file must exist */
+    const char *overrides[MAX_OVERRIDES];
+    int override_count;
+};
+
+struct daemon_state {
+    struct ev_loop *loop;
+    struct options *opts;
+    struct config *cfg;
+    struct policy_server *server;
+    bool stopping;
+};
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: relaywatchd [-c FILE] [-e] [-t] [-o NAME=VALUE]...\n");
+}
+
+/* Where problems go while loading: stderr at start and for -t, the log on reload. */
+static void report_stderr(void *ctx, const char *source, unsigned line, const char *message)
+{
+    (void)ctx;
+    if (line > 0)
+        fprintf(stderr, "%s:%u: %s\n", source, line, message);
+    else
+        fprintf(stderr, "%s: %s\n", source, message);
+}
+
+static void report_log(void *ctx, const char *source, unsigned line, const char *message)
+{
+    (void)ctx;
+    if (line > 0)
+        log_error("%s:%u: %s", source, line, message);
+    else
+        log_error("%s: %s", source, message);
+}
+
+/* The whole file, or NULL with the reason (without the path) in err. */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        return NULL;
+    }
+    buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (buf == NULL)
+        abort();
+    n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    if (n > MAX_CONFIG_BYTES) {
+        snprintf(err, errlen, "larger than %d bytes", MAX_CONFIG_BYTES);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Build a configuration from the file and -o overrides; NULL if it has problems. */
+static struct config *load_config(const struct options *o, config_report_fn *report,
+                                  unsigned *problems)
+{
+    struct config *cfg = config_new();
+    unsigned n = 0;
+
+    if (o->config_file != NULL) {
+        char err[512];
+        size_t len;
+        char *text = read_file(o->config_file, &len, err, sizeof(err));
+
+        if (text == NULL) {
+            report(NULL, o->config_file, 0, err);
+            n++;
+        } else {
+            n += config_parse_buffer(cfg, text, len, o->config_file, report, NULL);
+            free(text);
+        }
+    }
+    for (int i = 0; i < o->override_count; i++)
+        n += config_parse_override(cfg, o->overrides[i], report, NULL);
+    if (n == 0)
+        n += config_check(cfg, report, NULL);
+    *problems = n;
+    if (n > 0) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static void on_drained(void *arg)
+{
+    struct daemon_state *d = arg;
+
+    ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct daemon_state *d = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("received %s: stopping", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    policy_server_shutdown(d->server, on_drained, d);
+}
+
+static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct daemon_state *d = w->data;
+    unsigned problems;
+    struct config *cfg;
+    char err[512];
+
+    (void)loop;
+    (void)revents;
+    if (d->stopping)
+        return;
+    cfg = load_config(d->opts, report_log, &problems);
+    if (cfg == NULL) {
+        log_error("reload: %u problem(s) in the configuration; keeping the running one", problems);
+        return;
+    }
+    if (policy_server_reconfigure(d->server, cfg, err, sizeof(err)) != 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+        config_free(cfg);
+        return;
+    }
+    config_free(d->cfg);
+    d->cfg = cfg;
+    log_info("reload: configuration %s applied", d->opts->config_file ? d->opts->config_file
+                                                                      : "(built-in defaults)");
+}
+
+/* Each connection is a descriptor: make room for max_connections of them. */
+static void raise_fd_limit(unsigned max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warning("open file limit is %lu, below max_connections + 64 = %lu: connections "
+                    "past it will be refused",
+                    (unsigned long)rl.rlim_cur, (unsigned long)want);
+}
+
+int main(int argc, char **argv)
+{
+    struct options opts = {0};
+    struct daemon_state d = {0};
+    bool to_stderr = false, check_only = false;
+    unsigned problems;
+    char err[512];
+    ev_signal sigterm, sigint, sighup;
+    int ch;
+
+    while ((ch = getopt(argc, argv, "c:eto:")) != -1) {
+        switch (ch) {
+        case 'c':
+            opts.config_file = optarg;
+            opts.explicit_file = true;
+            break;
+        case 'e':
+            to_stderr = true;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'o':
+            if (opts.override_count == MAX_OVERRIDES) {
+                fprintf(stderr, "relaywatchd: more than %d -o options\n", MAX_OVERRIDES);
+                return 2;
+            }
+            opts.overrides[opts.override_count++] = optarg;
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "relaywatchd: unexpected argument '%s'\n", argv[optind]);
+        usage();
+        return 2;
+    }
+    if (!opts.explicit_file && access(DEFAULT_CONFIG_FILE, F_OK) == 0)
+        opts.config_file = DEFAULT_CONFIG_FILE;
+
+    d.cfg = load_config(&opts, report_stderr, &problems);
+    if (check_only)
+        return d.cfg == NULL ? 1 : (config_free(d.cfg), 0);
+    if (d.cfg == NULL)
+        return 2;
+
+    log_open(to_stderr);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(d.cfg->max_connections);
+
+    d.loop = ev_default_loop(EVFLAG_AUTO);
+    if (d.loop == NULL) {
+        fprintf(stderr, "relaywatchd: cannot initialise the event loop\n");
+        return 2;
+    }
+    d.opts = &opts;
+    d.server = policy_server_new(d.loop, d.cfg, err, sizeof(err));
+    if (d.server == NULL) {
+        fprintf(stderr, "relaywatchd: %s\n", err);
+        if (!to_stderr)
+            log_error("%s", err);
+        config_free(d.cfg);
+        return 2;
+    }
+    ev_signal_init(&sigterm, stop_cb, SIGTERM);
+    ev_signal_init(&sigint, stop_cb, SIGINT);
+    ev_signal_init(&sighup, reload_cb, SIGHUP);
+    sigterm.data = sigint.data = sighup.data = &d;
+    ev_signal_start(d.loop, &sigterm);
+    ev_signal_start(d.loop, &sigint);
+    ev_signal_start(d.loop, &sighup);
+
+    {
+        char where[1024] = "";
+        size_t n = 0;
+
+        for (size_t i = 0; i < d.cfg->listen_count && n < sizeof(where); i++)
+            n += (size_t)snprintf(where + n, sizeof(where) - n, "%s%s", i ? ", " : "",
+                                  d.cfg->listen[i].spec);
+        log_info("relaywatchd started: listening on %s; store %s; host_id %s; max_connections %u",
+                 where, d.cfg->store, d.cfg->host_id, d.cfg->max_connections);
+    }
+    ev_run(d.loop, 0);
+
+    policy_server_free(d.server);
+    config_free(d.cfg);
+    log_info("relaywatchd stopped");
+    log_close();
+    ev_loop_destroy(d.loop);
+    return 0;
+}

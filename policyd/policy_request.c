@@ -1,0 +1,259 @@
+/*
+ * policy_request: incremental parser for Postfix policy requests.
+ * See policy_request.h for the contract.  No I/O, no allocation.
+ */
+#include "policy_request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Sorted by name so that lookups are a binary search. */
+static const struct attr_entry {
+    const char *name;
+    unsigned char len;
+    unsigned char attr;
+} attr_table[] = {
+    {"ccert_fingerprint", 17, PA_CCERT_FINGERPRINT},
+    {"ccert_issuer", 12, PA_CCERT_ISSUER},
+    {"ccert_pubkey_fingerprint", 24, PA_CCERT_PUBKEY_FINGERPRINT},
+    {"ccert_subject", 13, PA_CCERT_SUBJECT},
+    {"client_address", 14, PA_CLIENT_ADDRESS},
+    {"client_name", 11, PA_CLIENT_NAME},
+    {"client_port", 11, PA_CLIENT_PORT},
+    {"compatibility_level", 19, PA_COMPATIBILITY_LEVEL},
+    {"encryption_cipher", 17, PA_ENCRYPTION_CIPHER},
+    {"encryption_keysize", 18, PA_ENCRYPTION_KEYSIZE},
+    {"encryption_protocol", 19, PA_ENCRYPTION_PROTOCOL},
+    {"etrn_domain", 11, PA_ETRN_DOMAIN},
+    {"helo_name", 9, PA_HELO_NAME},
+    {"instance", 8, PA_INSTANCE},
+    {"mail_version", 12, PA_MAIL_VERSION},
+    {"policy_context", 14, PA_POLICY_CONTEXT},
+    {"protocol_name", 13, PA_PROTOCOL_NAME},
+    {"protocol_state", 14, PA_PROTOCOL_STATE},
+    {"queue_id", 8, PA_QUEUE_ID},
+    {"recipient", 9, PA_RECIPIENT},
+    {"recipient_count", 15, PA_RECIPIENT_COUNT},
+    {"request", 7, PA_REQUEST},
+    {"reverse_client_name", 19, PA_REVERSE_CLIENT_NAME},
+    {"sasl_method", 11, PA_SASL_METHOD},
+    {"sasl_sender", 11, PA_SASL_SENDER},
+    {"sasl_username", 13, PA_SASL_USERNAME},
+    {"sender", 6, PA_SENDER},
+    {"server_address", 14, PA_SERVER_ADDRESS},
+    {"server_port", 11, PA_SERVER_PORT},
+    {"size", 4, PA_SIZE},
+    {"stress", 6, PA_STRESS},
+    {"tls_sni", 7, PA_TLS_SNI},
+};
+
+#define ATTR_TABLE_LEN (sizeof(attr_table) / sizeof(attr_table[0]))
+
+static int compare_name(const char *name, size_t len, const struct attr_entry *e)
+{
+    size_t n = len < e->len ? len : e->len;
+    int c = memcmp(name, e->name, n);
+
+    if (c != 0)
+        return c;
+    return (len > e->len) - (len < e->len);
+}
+
+int policy_attr_lookup(const char *name, size_t len)
+{
+    size_t lo = 0, hi = ATTR_TABLE_LEN;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = compare_name(name, len, &attr_table[mid]);
+
+        if (c == 0)
+            return attr_table[mid].attr;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+const char *policy_attr_name(enum policy_attr a)
+{
+    for (size_t i = 0; i < ATTR_TABLE_LEN; i++)
+        if (attr_table[i].attr == a)
+            return attr_table[i].name;
+    return "?";
+}
+
+static const char *const state_names[] = {
+    [PS_UNKNOWN] = "",
+    [PS_CONNECT] = "CONNECT",
+    [PS_EHLO] = "EHLO",
+    [PS_HELO] = "HELO",
+    [PS_MAIL] = "MAIL",
+    [PS_RCPT] = "RCPT",
+    [PS_DATA] = "DATA",
+    [PS_END_OF_MESSAGE] = "END-OF-MESSAGE",
+    [PS_VRFY] = "VRFY",
+    [PS_ETRN] = "ETRN",
+    [PS_OTHER] = "OTHER",
+};
+
+const char *policy_state_name(enum policy_state s)
+{
+    if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
+        return "OTHER";
+    return state_names[s];
+}
+
+static enum policy_state state_of(struct policy_slice v)
+{
+    if (v.ptr == NULL || v.len == 0)
+        return PS_UNKNOWN;
+    for (int s = PS_CONNECT; s < PS_OTHER; s++) {
+        const char *n = state_names[s];
+        size_t l = strlen(n);
+        if (v.len == l && memcmp(v.ptr, n, l) == 0)
+            return (enum policy_state)s;
+    }
+    return PS_OTHER;
+}
+
+static const char *const error_texts[] = {
+    [PE_NONE] = "no error",
+    [PE_NUL_BYTE] = "NUL byte in request",
+    [PE_NO_EQUALS] = "attribute line without '='",
+    [PE_EMPTY_NAME] = "attribute line with an empty name",
+    [PE_NAME_TOO_LONG] = "attribute name longer than 8192 bytes",
+    [PE_VALUE_TOO_LONG] = "attribute value longer than 8192 bytes",
+    [PE_TOO_MANY_ATTRIBUTES] = "more than 256 attributes in one request",
+    [PE_REQUEST_TOO_LARGE] = "request larger than 65536 bytes",
+    [PE_NOT_POLICY_REQUEST] = "request without request=smtpd_access_policy",
+};
+
+const char *policy_error_text(enum policy_error e)
+{
+    if ((unsigned)e >= sizeof(error_texts) / sizeof(error_texts[0]))
+        return "unknown error";
+    return error_texts[e];
+}
+
+void policy_parser_init(struct policy_parser *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+static enum policy_parse_result fail(struct policy_parser *p, enum policy_error e)
+{
+    p->error = e;
+    p->error_line = p->lines + 1;
+    return POLICY_PARSE_ERROR;
+}
+
+/* Second pass over a complete, already validated request: fill the slots. */
+static void fill_request(const char *buf, size_t end, struct policy_request *req)
+{
+    size_t pos = 0;
+
+    memset(req->attr, 0, sizeof(req->attr));
+    while (pos < end) {
+        const char *line = buf + pos;
+        const char *nl = memchr(line, '\n', end - pos);
+        size_t len = (size_t)(nl - line);
+        const char *eq = memchr(line, '=', len);
+        int a;
+
+        pos += len + 1;
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        a = policy_attr_lookup(line, (size_t)(eq - line));
+        if (a >= 0) {
+            /* A repeated attribute: the last one wins. */
+            req->attr[a].ptr = eq + 1;
+            req->attr[a].len = len - (size_t)(eq + 1 - line);
+        }
+    }
+}
+
+enum policy_parse_result policy_parser_next(struct policy_parser *p, const char *buf, size_t len,
+                                            struct policy_request *req)
+{
+    size_t i = p->scanned;
+
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+
+        if (i >= POLICY_MAX_REQUEST) {
+            p->scanned = i;
+            return fail(p, PE_REQUEST_TOO_LARGE);
+        }
+        if (c == '\0') {
+            p->scanned = i;
+            return fail(p, PE_NUL_BYTE);
+        }
+        if (c == '\n') {
+            size_t line_len = i - p->line_start;
+
+            if (line_len > 0 && buf[i - 1] == '\r')
+                line_len--;
+            if (line_len == 0) {
+                /* The empty line that ends a request. */
+                size_t end = p->line_start;
+                unsigned lines = p->lines;
+                struct policy_slice r;
+
+                policy_parser_init(p);
+                if (lines == 0) {
+                    p->error = PE_NOT_POLICY_REQUEST;
+                    p->error_line = 1;
+                    return POLICY_PARSE_ERROR;
+                }
+                fill_request(buf, end, req);
+                req->attributes = lines;
+                req->size = i + 1;
+                r = req->attr[PA_REQUEST];
+                if (r.ptr == NULL || r.len != 19 || memcmp(r.ptr, "smtpd_access_policy", 19) != 0) {
+                    p->error = PE_NOT_POLICY_REQUEST;
+                    p->error_line = lines;
+                    return POLICY_PARSE_ERROR;
+                }
+                req->state = state_of(req->attr[PA_PROTOCOL_STATE]);
+                return POLICY_PARSE_REQUEST;
+            }
+            if (p->equals == 0) {
+                p->scanned = i;
+                return fail(p, PE_NO_EQUALS);
+            }
+            if (p->line_start + line_len - p->equals > POLICY_MAX_VALUE) {
+                p->scanned = i;
+                return fail(p, PE_VALUE_TOO_LONG);
+            }
+            if (++p->lines > POLICY_MAX_ATTRIBUTES) {
+                p->lines--;
+                p->scanned = i;
+                return fail(p, PE_TOO_MANY_ATTRIBUTES);
+            }
+            p->line_start = i + 1;
+            p->equals = 0;
+            continue;
+        }
+        if (p->equals == 0) {
+            if (c == '=') {
+                if (i == p->line_start) {
+                    p->scanned = i;
+                    return fail(p, PE_EMPTY_NAME);
+                }
+                p->equals = i + 1;
+            } else if (i - p->line_start >= POLICY_MAX_NAME) {
+                p->scanned = i;
+                return fail(p, PE_NAME_TOO_LONG);
+            }
+        } else if (i - p->equals >= POLICY_MAX_VALUE + 1) {
+            /* One byte of slack: a CR before the newline is not value. */
+            p->scanned = i;
+            return fail(p, PE_VALUE_TOO_LONG);
+        }
+    }
+    p->scanned = i;
+    return POLICY_PARSE_MORE;
+}

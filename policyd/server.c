@@ -1,0 +1,750 @@
+/*
+ * server: listeners and connections for the policy protocol.
+ *
+ * One libev loop, level-triggered.  Each connection owns a read buffer
+ * that starts at CONN_BUFFER_INITIAL bytes and grows only when a request
+ * needs it (up to the protocol's request limit), so the normal path does
+ * no allocation per request.  Postfix sends one request at a time and
+ * waits, so an answer normally leaves with a single write; if the socket
+ * is full we stop reading until it drains, which keeps answers in order.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "decision.h"
+#include "log.h"
+#include "policy_request.h"
+
+#define CONN_BUFFER_INITIAL 4096
+/* Room for the largest request plus the byte that proves it too large. */
+#define CONN_BUFFER_MAX (POLICY_MAX_REQUEST + 4096)
+#define ACCEPTS_PER_EVENT 64
+#define PEER_MAX 80
+
+struct listener {
+    ev_io io;
+    struct policy_server *srv;
+    struct listener *next;
+    struct endpoint ep; /* copy of the endpoint's identity (strings owned) */
+    bool created_path;  /* we made the unix socket file: remove it on close */
+};
+
+struct connection {
+    ev_io io;
+    ev_timer idle;
+    struct policy_server *srv;
+    struct connection *prev, *next;
+    int fd;
+    char *buf;
+    size_t cap;   /* bytes allocated */
+    size_t start; /* first byte not yet consumed */
+    size_t len;   /* bytes received */
+    struct policy_parser parser;
+    const char *out; /* answer being written, or NULL */
+    size_t out_len, out_off;
+    char peer[PEER_MAX];
+};
+
+struct policy_server {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    struct listener *listeners;
+    struct connection *connections;
+    unsigned connection_count;
+    bool full;                    /* refusing connections at max_connections */
+    unsigned long refused_while_full;
+    ev_timer accept_retry;        /* after EMFILE: pause accepting briefly */
+    bool draining;
+    ev_timer drain_deadline;
+    void (*drained)(void *);
+    void *drained_arg;
+};
+
+static void connection_close(struct connection *c);
+static void connection_process(struct connection *c);
+
+/* ---------------------------------------------------------------- helpers */
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char *dup_or_null(const char *s)
+{
+    char *d;
+
+    if (s == NULL)
+        return NULL;
+    d = strdup(s);
+    if (d == NULL)
+        abort();
+    return d;
+}
+
+static void endpoint_copy(struct endpoint *dst, const struct endpoint *src)
+{
+    dst->kind = src->kind;
+    dst->spec = dup_or_null(src->spec);
+    dst->host = dup_or_null(src->host);
+    dst->port = dup_or_null(src->port);
+    dst->path = dup_or_null(src->path);
+}
+
+static void endpoint_release(struct endpoint *e)
+{
+    free(e->spec);
+    free(e->host);
+    free(e->port);
+    free(e->path);
+}
+
+/* ------------------------------------------------------------- listeners */
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void listener_close(struct listener *l)
+{
+    ev_io_stop(l->srv->loop, &l->io);
+    close(l->io.fd);
+    if (l->created_path)
+        unlink(l->ep.path);
+    endpoint_release(&l->ep);
+    free(l);
+}
+
+static struct listener *listener_add(struct policy_server *srv, int fd, const struct endpoint *ep,
+                                     bool created_path, struct listener **list)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        abort();
+    l->srv = srv;
+    l->created_path = created_path;
+    endpoint_copy(&l->ep, ep);
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    l->next = *list;
+    *list = l;
+    return l;
+}
+
+static int open_unix(struct policy_server *srv, const struct endpoint *ep, struct listener **list,
+                     char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", ep->path);
+
+    if (lstat(ep->path, &st) == 0) {
+        int probe;
+
+        if (!S_ISSOCK(st.st_mode)) {
+            set_error(err, errlen, "listen: %s: %s exists and is not a socket", ep->spec, ep->path);
+            return -1;
+        }
+        /* A socket file nobody answers on is left over from a crash: replace it. */
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0) {
+            set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
+            return -1;
+        }
+        if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+            close(probe);
+            set_error(err, errlen, "listen: %s: %s",
+                      ep->spec, "socket is in use by a running process");
+            return -1;
+        }
+        close(probe);
+        if (unlink(ep->path) != 0 && errno != ENOENT) {
+            set_error(err, errlen, "listen: %s: cannot remove stale socket: %s", ep->spec,
+                      strerror(errno));
+            return -1;
+        }
+        log_info("listen: %s: replaced a stale socket file", ep->spec);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (chmod(ep->path, srv->cfg->unix_socket_mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+        set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(errno));
+        close(fd);
+        unlink(ep->path);
+        return -1;
+    }
+    listener_add(srv, fd, ep, true, list);
+    return 0;
+}
+
+static int open_inet(struct policy_server *srv, const struct endpoint *ep, struct listener **list,
+                     char *err, size_t errlen)
+{
+    struct addrinfo hints, *res, *ai;
+    int rc, opened = 0;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(ep->host, ep->port, &hints, &res);
+    if (rc != 0) {
+        set_error(err, errlen, "listen: %s: %s", ep->spec, gai_strerror(rc));
+        return -1;
+    }
+    /* A name such as localhost may stand for several addresses: serve them all. */
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        int one = 1;
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+
+        if (fd < 0) {
+            set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
+            break;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+            set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(errno));
+            close(fd);
+            break;
+        }
+        listener_add(srv, fd, ep, false, list);
+        opened++;
+    }
+    freeaddrinfo(res);
+    if (ai != NULL || opened == 0) {
+        if (opened == 0 && ai == NULL)
+            set_error(err, errlen, "listen: %s: %s", ep->spec, "no address to listen on");
+        return -1;
+    }
+    return 0;
+}
+
+static int open_endpoint(struct policy_server *srv, const struct endpoint *ep,
+                         struct listener **list, char *err, size_t errlen)
+{
+    if (ep->kind == ENDPOINT_UNIX)
+        return open_unix(srv, ep, list, err, errlen);
+    return open_inet(srv, ep, list, err, errlen);
+}
+
+static void close_listeners(struct listener *l)
+{
+    while (l != NULL) {
+        struct listener *next = l->next;
+        listener_close(l);
+        l = next;
+    }
+}
+
+static void start_listeners(struct policy_server *srv)
+{
+    for (struct listener *l = srv->listeners; l != NULL; l = l->next)
+        ev_io_start(srv->loop, &l->io);
+}
+
+static void stop_listeners(struct policy_server *srv)
+{
+    for (struct listener *l = srv->listeners; l != NULL; l = l->next)
+        ev_io_stop(srv->loop, &l->io);
+}
+
+/* ----------------------------------------------------------- connections */
+
+static void format_peer(struct connection *c, const struct listener *l,
+                        const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+
+    if (ss->ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+            snprintf(c->peer, sizeof(c->peer), "unix:%s(pid %ld)", l->ep.path, (long)cred.pid);
+        else
+            snprintf(c->peer, sizeof(c->peer), "unix:%s", l->ep.path);
+        return;
+    }
+    if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(c->peer, sizeof(c->peer), "unknown");
+        return;
+    }
+    if (ss->ss_family == AF_INET6)
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%s", host, port);
+    else
+        snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct policy_server *srv = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (!srv->draining)
+        start_listeners(srv);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct listener *l = (struct listener *)w;
+    struct policy_server *srv = l->srv;
+
+    (void)revents;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        struct connection *c;
+        int one = 1;
+        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warning("accept on %s: %s; pausing new connections for 1s", l->ep.spec,
+                            strerror(errno));
+                stop_listeners(srv);
+                ev_timer_set(&srv->accept_retry, 1.0, 0.0);
+                ev_timer_start(loop, &srv->accept_retry);
+            }
+            return; /* EAGAIN, ECONNABORTED, EINTR: nothing more now */
+        }
+        if (srv->connection_count >= srv->cfg->max_connections) {
+            /* Closing at once lets Postfix fall back to its default_action now
+             * instead of waiting out its timeout in our listen backlog. */
+            if (!srv->full)
+                log_warning("connection limit reached (max_connections = %u): refusing new "
+                            "connections until some close",
+                            srv->cfg->max_connections);
+            srv->full = true;
+            srv->refused_while_full++;
+            close(fd);
+            continue;
+        }
+        if (ss.ss_family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || (c->buf = malloc(CONN_BUFFER_INITIAL)) == NULL) {
+            log_warning("out of memory accepting a connection on %s", l->ep.spec);
+            free(c);
+            close(fd);
+            return;
+        }
+        c->cap = CONN_BUFFER_INITIAL;
+        c->fd = fd;
+        c->srv = srv;
+        policy_parser_init(&c->parser);
+        format_peer(c, l, &ss);
+        c->next = srv->connections;
+        if (srv->connections)
+            srv->connections->prev = c;
+        srv->connections = c;
+        srv->connection_count++;
+        ev_io_init(&c->io, io_cb, fd, EV_READ);
+        ev_io_start(loop, &c->io);
+        ev_init(&c->idle, idle_cb);
+        c->idle.repeat = srv->cfg->idle_timeout;
+        ev_timer_again(loop, &c->idle);
+    }
+}
+
+static void maybe_drained(struct policy_server *srv)
+{
+    if (srv->draining && srv->connection_count == 0) {
+        ev_timer_stop(srv->loop, &srv->drain_deadline);
+        if (srv->drained) {
+            void (*done)(void *) = srv->drained;
+            srv->drained = NULL;
+            done(srv->drained_arg);
+        }
+    }
+}
+
+static void connection_close(struct connection *c)
+{
+    struct policy_server *srv = c->srv;
+
+    ev_io_stop(srv->loop, &c->io);
+    ev_timer_stop(srv->loop, &c->idle);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->connections = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->connection_count--;
+    free(c->buf);
+    free(c);
+    if (srv->full && srv->connection_count < srv->cfg->max_connections) {
+        log_info("below the connection limit again; %lu connections were refused meanwhile",
+                 srv->refused_while_full);
+        srv->full = false;
+        srv->refused_while_full = 0;
+    }
+    maybe_drained(srv);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct connection *c = (struct connection *)((char *)w - offsetof(struct connection, idle));
+
+    (void)loop;
+    (void)revents;
+    if (c->len > c->start)
+        log_warning("%s: closing connection idle for %.0fs in the middle of a request", c->peer,
+                    c->srv->cfg->idle_timeout);
+    connection_close(c);
+}
+
+/* Append a value to a log line with control bytes made visible and a length cap. */
+static size_t put_value(char *dst, size_t room, struct policy_slice v)
+{
+    size_t n = 0, max = v.len < 200 ? v.len : 200;
+
+    for (size_t i = 0; i < max && n + 1 < room; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        dst[n++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    if (max < v.len && n + 3 < room) {
+        memcpy(dst + n, "...", 3);
+        n += 3;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
+static void log_request(const struct connection *c, const struct policy_request *req,
+                        const struct decision *d)
+{
+    static const struct {
+        const char *label;
+        enum policy_attr attr;
+        bool bracket;
+    } fields[] = {
+        {"client_address", PA_CLIENT_ADDRESS, false}, {"client_port", PA_CLIENT_PORT, false},
+        {"helo", PA_HELO_NAME, true},                 {"sender", PA_SENDER, true},
+        {"recipient", PA_RECIPIENT, true},            {"recipient_count", PA_RECIPIENT_COUNT, false},
+        {"sasl_username", PA_SASL_USERNAME, true},    {"queue_id", PA_QUEUE_ID, true},
+        {"instance", PA_INSTANCE, true},              {"size", PA_SIZE, false},
+    };
+    char line[1800];
+    size_t n = 0;
+
+    n += (size_t)snprintf(line, sizeof(line), "request peer=%s state=%s", c->peer,
+                          req->state == PS_OTHER || req->state == PS_UNKNOWN
+                              ? "?"
+                              : policy_state_name(req->state));
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && n + 16 < sizeof(line); i++) {
+        struct policy_slice v = req->attr[fields[i].attr];
+        n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%s", fields[i].label,
+                              fields[i].bracket ? "<" : "");
+        n += put_value(line + n, sizeof(line) - n - 2, v);
+        if (fields[i].bracket)
+            line[n++] = '>', line[n] = '\0';
+    }
+    log_info("%s action=%s", line, d->action);
+}
+
+/* Write what is pending; false when the connection was closed. */
+static bool flush_answer(struct connection *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ev_io_stop(c->srv->loop, &c->io);
+            ev_io_set(&c->io, c->fd, EV_WRITE);
+            ev_io_start(c->srv->loop, &c->io);
+            return true;
+        }
+        log_warning("%s: writing answer: %s", c->peer, n < 0 ? strerror(errno) : "closed");
+        connection_close(c);
+        return false;
+    }
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    return true;
+}
+
+/* Answer every complete request in the buffer, as long as writes do not block. */
+static void connection_process(struct connection *c)
+{
+    struct policy_server *srv = c->srv;
+
+    while (c->out == NULL) {
+        struct policy_request req;
+        struct decision d;
+        enum policy_parse_result r =
+            policy_parser_next(&c->parser, c->buf + c->start, c->len - c->start, &req);
+
+        if (r == POLICY_PARSE_MORE)
+            break;
+        if (r == POLICY_PARSE_ERROR) {
+            log_warning("%s: %s (request line %zu); closing connection without answer", c->peer,
+                        policy_error_text(c->parser.error), c->parser.error_line);
+            connection_close(c);
+            return;
+        }
+        decide(&req, &d);
+        if (srv->cfg->log_requests)
+            log_request(c, &req, &d);
+        c->start += req.size;
+        c->out = d.answer;
+        c->out_len = d.answer_len;
+        c->out_off = 0;
+        if (!flush_answer(c))
+            return;
+    }
+    if (c->start == c->len)
+        c->start = c->len = 0;
+    /* Shutting down: a connection with nothing half-received is done. */
+    if (srv->draining && c->out == NULL && c->len == 0)
+        connection_close(c);
+}
+
+static void read_more(struct connection *c)
+{
+    ssize_t n;
+
+    if (c->len == c->cap) {
+        if (c->start > 0) {
+            memmove(c->buf, c->buf + c->start, c->len - c->start);
+            c->len -= c->start;
+            c->start = 0;
+        } else {
+            /* Only a request larger than the buffer gets here: grow, within the limit. */
+            size_t cap = c->cap * 2 > CONN_BUFFER_MAX ? CONN_BUFFER_MAX : c->cap * 2;
+            char *nb = cap > c->cap ? realloc(c->buf, cap) : NULL;
+
+            if (nb == NULL) {
+                log_warning("%s: request exceeds %zu bytes; closing connection without answer",
+                            c->peer, c->cap);
+                connection_close(c);
+                return;
+            }
+            c->buf = nb;
+            c->cap = cap;
+        }
+    }
+    n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    if (n > 0) {
+        c->len += (size_t)n;
+        c->idle.repeat = c->srv->cfg->idle_timeout;
+        ev_timer_again(c->srv->loop, &c->idle);
+        connection_process(c);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0)
+        log_warning("%s: read: %s", c->peer, strerror(errno));
+    else if (c->len > c->start)
+        log_warning("%s: connection closed in the middle of a request", c->peer);
+    connection_close(c);
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct connection *c = (struct connection *)w;
+
+    if (revents & EV_WRITE) {
+        if (!flush_answer(c))
+            return;
+        if (c->out == NULL) {
+            ev_io_stop(loop, &c->io);
+            ev_io_set(&c->io, c->fd, EV_READ);
+            ev_io_start(loop, &c->io);
+            connection_process(c); /* requests that arrived meanwhile */
+        }
+        return;
+    }
+    if (revents & EV_READ)
+        read_more(c);
+}
+
+/* ---------------------------------------------------------------- server */
+
+struct policy_server *policy_server_new(struct ev_loop *loop, const struct config *cfg, char *err,
+                                        size_t errlen)
+{
+    struct policy_server *srv = calloc(1, sizeof(*srv));
+
+    if (srv == NULL)
+        abort();
+    srv->loop = loop;
+    srv->cfg = cfg;
+    ev_init(&srv->accept_retry, accept_retry_cb);
+    srv->accept_retry.data = srv;
+    for (size_t i = 0; i < cfg->listen_count; i++) {
+        if (open_endpoint(srv, &cfg->listen[i], &srv->listeners, err, errlen) != 0) {
+            close_listeners(srv->listeners);
+            free(srv);
+            return NULL;
+        }
+    }
+    start_listeners(srv);
+    return srv;
+}
+
+static bool endpoint_wanted(const struct config *cfg, const struct endpoint *ep)
+{
+    for (size_t i = 0; i < cfg->listen_count; i++)
+        if (endpoint_equal(&cfg->listen[i], ep))
+            return true;
+    return false;
+}
+
+static bool endpoint_open(const struct listener *list, const struct endpoint *ep)
+{
+    for (const struct listener *l = list; l != NULL; l = l->next)
+        if (endpoint_equal(&l->ep, ep))
+            return true;
+    return false;
+}
+
+int policy_server_reconfigure(struct policy_server *srv, const struct config *cfg, char *err,
+                              size_t errlen)
+{
+    struct listener *added = NULL, **pp;
+    const struct config *old = srv->cfg;
+
+    /* Open what is new first, so that a failure leaves everything as it was. */
+    srv->cfg = cfg; /* open_unix reads the new socket mode */
+    for (size_t i = 0; i < cfg->listen_count; i++) {
+        if (endpoint_open(srv->listeners, &cfg->listen[i]))
+            continue;
+        if (open_endpoint(srv, &cfg->listen[i], &added, err, errlen) != 0) {
+            close_listeners(added);
+            srv->cfg = old;
+            return -1;
+        }
+    }
+    for (pp = &srv->listeners; *pp != NULL;) {
+        struct listener *l = *pp;
+
+        if (endpoint_wanted(cfg, &l->ep)) {
+            if (l->ep.kind == ENDPOINT_UNIX && chmod(l->ep.path, cfg->unix_socket_mode) != 0)
+                log_warning("listen: %s: chmod: %s", l->ep.spec, strerror(errno));
+            pp = &l->next;
+            continue;
+        }
+        log_info("listen: %s: closed", l->ep.spec);
+        *pp = l->next;
+        listener_close(l);
+    }
+    while (added != NULL) {
+        struct listener *next = added->next;
+
+        log_info("listen: %s: opened", added->ep.spec);
+        added->next = srv->listeners;
+        srv->listeners = added;
+        if (!ev_is_active(&srv->accept_retry))
+            ev_io_start(srv->loop, &added->io);
+        added = next;
+    }
+    return 0;
+}
+
+static void drain_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct policy_server *srv = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (srv->connection_count > 0)
+        log_warning("shutdown: closing %u connections still in the middle of a request",
+                    srv->connection_count);
+    while (srv->connections != NULL)
+        connection_close(srv->connections);
+}
+
+void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), void *arg)
+{
+    struct connection *c, *next;
+
+    srv->draining = true;
+    srv->drained = done;
+    srv->drained_arg = arg;
+    ev_timer_stop(srv->loop, &srv->accept_retry);
+    close_listeners(srv->listeners);
+    srv->listeners = NULL;
+    for (c = srv->connections; c != NULL; c = next) {
+        next = c->next;
+        if (c->out == NULL && c->len == c->start)
+            connection_close(c);
+    }
+    if (srv->connection_count > 0) {
+        log_info("shutdown: waiting up to %.0fs for %u connections in the middle of a request",
+                 srv->cfg->shutdown_timeout, srv->connection_count);
+        ev_timer_init(&srv->drain_deadline, drain_deadline_cb, srv->cfg->shutdown_timeout, 0.0);
+        srv->drain_deadline.data = srv;
+        ev_timer_start(srv->loop, &srv->drain_deadline);
+    } else {
+        maybe_drained(srv);
+    }
+}
+
+void policy_server_free(struct policy_server *srv)
+{
+    if (srv == NULL)
+        return;
+    srv->drained = NULL;
+    while (srv->connections != NULL)
+        connection_close(srv->connections);
+    close_listeners(srv->listeners);
+    ev_timer_stop(srv->loop, &srv->accept_retry);
+    ev_timer_stop(srv->loop, &srv->drain_deadline);
+    free(srv);
+}
+
+unsigned policy_server_connections(const struct policy_server *srv)
+{
+    return srv->connection_count;
+}
