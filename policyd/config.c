@@ -30,6 +30,8 @@ struct reporter {
     unsigned count;
 };
 
+static void problem(struct reporter *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void problem(struct reporter *r, const char *fmt, ...)
 {
     char msg[MAX_MESSAGE];

@@ -27,6 +27,9 @@ void log_close(void)
 }
 
 static void log_line(int priority, const char *level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void log_line(int priority, const char *level, const char *fmt, va_list ap)
 {
     char line[2048];
     int n;
