@@ -1,0 +1,869 @@
+#!/usr/bin/env python3
+"""End-to-end test: a real, private Postfix instance drives relaywatchd.
+
+    python3 tests/e2e/postfix_e2e.py --relaywatchd build/relaywatchd [--keep]
+    python3 tests/e2e/postfix_e2e.py --fake-daemon      # harness self-test
+
+What it does (Python 3 standard library only, must run as root):
+
+  1. Builds a throw-away Postfix instance below /tmp: its own config, queue
+     and data directories, maillog_file in the temp dir, smtpd on a free
+     port of 127.0.0.1, mynetworks 127.0.0.1/32, relay_domains relay.test
+     and other.test; those and remote.test are routed to smtp-sink on
+     127.0.0.25:<free port>.  smtpd and smtp stay chrooted, as in Debian's
+     master.cf.
+  2. Starts relaywatchd on a free loopback port with log_requests=yes and
+     hooks it into Postfix as postfix-conf/main.cf.snippet does: relay
+     permission in smtpd_relay_restrictions (which Postfix evaluates first),
+     check_policy_service in smtpd_recipient_restrictions, plus the optional
+     hooks in smtpd_client_restrictions (smtpd_delay_reject = no) and
+     smtpd_end_of_data_restrictions.
+  3. Sends five SMTP sessions with swaks: one recipient; two recipients in
+     two domains; one from the local interface 127.0.2.1; outbound mail to
+     remote.test from a trusted client (mynetworks); one from outside
+     mynetworks whose only recipient is refused as relaying.  Then waits
+     until the queue is empty and smtp-sink holds every message.
+  4. Compares the numbers computed from what was sent with what relaywatchd
+     logged (CONNECT, RCPT and END-OF-MESSAGE requests), with the maillog
+     (connect from, status=sent, the relay reject, no policy-service
+     warnings) and with smtp-sink's dumps (-d).
+
+Every check prints "ok" or "not ok"; the last line is "N passed, M failed".
+Exit status: 0 when all checks pass, 1 when a check fails or the harness
+cannot be set up, 77 when a prerequisite is missing (not root, no postfix or
+swaks), 2 for a bad command line.  On failure the tails of the maillog and of
+the daemon's log are printed and the temp dir is kept (its path is printed);
+--keep keeps it in every case.
+
+DNS: this test needs none, and makes sure nothing asks a real resolver.
+  - smtpd_peername_lookup = no: smtpd does no PTR/A lookups of clients.
+  - Mail for the test domains goes through transport_maps to the numeric
+    next hop [127.0.0.25]:PORT (brackets: no MX lookup; a numeric address
+    needs no A lookup), so smtp(8) never calls the resolver.
+  - smtp_dns_support_level = disabled as a safety net: should smtp(8) ever
+    look a name up, it uses the chroot's nsswitch.conf ("hosts: files") and
+    hosts file, never DNS.  The chroot's resolv.conf names an unused
+    loopback address, so a stray query fails fast instead of leaving the
+    machine.
+  (The study's full topology with unbound/BIND is documented in
+  /work/shared/notes/real-servers.md; it is not needed to test the hook.)
+
+Internal mode: "--serve-fake-daemon HOST:PORT" runs the tiny policy server
+used by --fake-daemon (answers action=DUNNO, logs relaywatchd's line format).
+"""
+
+import argparse
+import collections
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+OVERALL_BUDGET = 60.0       # seconds for the whole run, cleanup excluded
+SKIP = 77
+
+RELAY_DOMAINS = ("relay.test", "other.test")   # inbound: we relay for them
+REMOTE_DOMAINS = ("remote.test",)              # outbound: only for mynetworks
+MYNETWORKS = ("127.0.0.1",)
+SINK_ADDR = "127.0.0.25"    # not inet_interfaces, or Postfix reports a mail loop
+SMTPD_ADDR = "127.0.0.1"
+DAEMON_ADDR = "127.0.0.1"
+
+# What is sent.  "rcpts" are the RCPT TO addresses in order.  Relay
+# permission is decided by smtpd_relay_restrictions (permit_mynetworks,
+# permit_sasl_authenticated, reject_unauth_destination) before the hook in
+# smtpd_recipient_restrictions runs: a recipient outside RELAY_DOMAINS from
+# a client outside mynetworks is refused there and relaywatchd must not see
+# it; outbound mail from a trusted client (mynetworks) must reach the hook.
+SESSIONS = [
+    {"name": "one-rcpt", "iface": "127.0.0.1", "helo": "client-one.test",
+     "sender": "alice@sender.test", "rcpts": ["bob@relay.test"]},
+    {"name": "two-domains", "iface": "127.0.0.1", "helo": "client-two.test",
+     "sender": "carol@sender.test",
+     "rcpts": ["dave@relay.test", "erin@other.test"]},
+    {"name": "other-iface", "iface": "127.0.2.1", "helo": "client-three.test",
+     "sender": "frank@elsewhere.test", "rcpts": ["grace@other.test"]},
+    {"name": "outbound-trusted", "iface": "127.0.0.1", "helo": "client-four.test",
+     "sender": "heidi@sender.test", "rcpts": ["ivan@remote.test"]},
+    {"name": "relay-denied", "iface": "127.0.3.1", "helo": "client-five.test",
+     "sender": "mallory@sender.test", "rcpts": ["victim@nowhere.test"]},
+]
+
+
+def rcpt_accepted(sess, rcpt):
+    domain = rcpt.rsplit("@", 1)[1]
+    return domain in RELAY_DOMAINS or (sess["iface"] in MYNETWORKS
+                                       and domain in REMOTE_DOMAINS)
+
+
+def accepted_rcpts(sess):
+    return [r for r in sess["rcpts"] if rcpt_accepted(sess, r)]
+
+
+def refused_rcpts(sess):
+    return [r for r in sess["rcpts"] if not rcpt_accepted(sess, r)]
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+
+START = time.monotonic()
+
+
+def remaining():
+    return OVERALL_BUDGET - (time.monotonic() - START)
+
+
+def budget(limit):
+    """A timeout of at most 'limit' seconds that never exceeds the budget."""
+    return max(0.5, min(limit, remaining()))
+
+
+class SetupError(Exception):
+    """The harness could not be built; the message says what went wrong."""
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum, frame):
+    raise Interrupted("signal %d" % signum)
+
+
+def run(cmd, timeout=20, check=True, **kw):
+    """Run a command, return CompletedProcess; SetupError on failure."""
+    try:
+        cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, timeout=budget(timeout), **kw)
+    except subprocess.TimeoutExpired:
+        raise SetupError("timed out: %s" % " ".join(cmd))
+    except OSError as e:
+        raise SetupError("cannot run %s: %s" % (cmd[0], e))
+    if check and cp.returncode != 0:
+        raise SetupError("%s exited %d:\n%s" % (" ".join(cmd), cp.returncode,
+                                                cp.stdout.strip()))
+    return cp
+
+
+def free_port(addr):
+    """A TCP port that is free on addr right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def listening(addr, port):
+    """True if the socket table shows a TCP listener on addr:port.
+
+    Uses ss instead of a probe connection: a probe would show up as an
+    extra "connect from" line (smtpd) or an extra client (daemon)."""
+    cp = subprocess.run(["ss", "-Hltn", "src", "%s:%d" % (addr, port)],
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                        universal_newlines=True, timeout=5)
+    want = "%s:%d" % (addr, port)
+    for line in cp.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[3] == want:
+            return True
+    return False
+
+
+def wait_listening(addr, port, what, timeout, proc=None, log=None):
+    deadline = time.monotonic() + budget(timeout)
+    while time.monotonic() < deadline:
+        if listening(addr, port):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise SetupError("%s exited with status %s before listening on %s:%d%s"
+                             % (what, proc.returncode, addr, port, tail_text(log)))
+        time.sleep(0.05)
+    raise SetupError("%s does not listen on %s:%d after %.0f s%s"
+                     % (what, addr, port, timeout, tail_text(log)))
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def tail_text(path, n=40):
+    if not path:
+        return ""
+    lines = read_text(path).splitlines()
+    return "\n--- last %d lines of %s ---\n%s" % (min(n, len(lines)), path,
+                                                 "\n".join(lines[-n:]))
+
+
+def stop_pid(proc, name, timeout=5.0):
+    """SIGTERM one process we started (by PID), SIGKILL if it lingers.
+    Returns its exit status, or None if it had to be killed."""
+    if proc is None:
+        return None
+    if proc.poll() is not None:
+        return proc.returncode
+    try:
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print("# %s (pid %d) ignored SIGTERM for %.0f s, killing it"
+              % (name, proc.pid, timeout))
+        proc.kill()
+        proc.wait(timeout=5)
+        return None
+
+
+# ---------------------------------------------------------------------------
+# relaywatchd's request log line
+
+# relaywatchd[PID]: info: request peer=127.0.0.1:54321 state=RCPT
+#   client=127.0.2.1:40000 helo=<x> sender=<a@b> recipient=<c@d> ...
+# A value is either <...> (may be empty or contain spaces; it ends at the
+# ">" followed by the next " key=" or the end of the line) or a bare word.
+REQUEST_RE = re.compile(r"\binfo: request (.*)$")
+TOKEN_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)="
+                      r"(?:<(.*?)>(?=\s+[A-Za-z_][A-Za-z0-9_]*=|\s*$)|(\S*))")
+
+
+def parse_request_line(line):
+    m = REQUEST_RE.search(line.rstrip("\n"))
+    if not m:
+        return None
+    attrs = {}
+    for t in TOKEN_RE.finditer(m.group(1)):
+        value = t.group(2) if t.group(2) is not None else t.group(3)
+        attrs.setdefault(t.group(1), value)
+    # Tolerate the attribute's protocol name where the brief's short name
+    # is not used.
+    state = attrs.get("state", attrs.get("protocol_state", ""))
+    client = attrs.get("client", attrs.get("client_address", ""))
+    m = re.fullmatch(r"\[?([0-9.]+)\]?(?::\d+)?", client)
+    if m:
+        client = m.group(1)
+    try:
+        rcount = int(attrs.get("recipient_count", "0") or "0")
+    except ValueError:
+        rcount = -1
+    return {"state": state, "client": client,
+            "helo": attrs.get("helo", attrs.get("helo_name", "")),
+            "sender": attrs.get("sender", ""),
+            "recipient": attrs.get("recipient", ""),
+            "recipient_count": rcount,
+            "instance": attrs.get("instance", ""),
+            "action": attrs.get("action", ""),
+            "raw": line.rstrip("\n")}
+
+
+def daemon_requests(path):
+    out = []
+    for line in read_text(path).splitlines():
+        r = parse_request_line(line)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# --fake-daemon: a minimal policy server with relaywatchd's log format
+
+class FakePolicyHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        peer = "%s:%d" % self.client_address[:2]
+        attrs = {}
+        while True:
+            line = self.rfile.readline(8192 + 64)
+            if not line:
+                return
+            line = line.decode("utf-8", "replace").rstrip("\n")
+            if line:
+                if "=" not in line:
+                    sys.stderr.write("relaywatchd[%d]: warning: %s: bad line, "
+                                     "closing\n" % (os.getpid(), peer))
+                    sys.stderr.flush()
+                    return
+                name, value = line.split("=", 1)
+                attrs.setdefault(name, value)
+                continue
+            self.wfile.write(b"action=DUNNO\n\n")
+            self.wfile.flush()
+            client = attrs.get("client_address", "")
+            if attrs.get("client_port"):
+                client += ":" + attrs["client_port"]
+            sys.stderr.write(
+                "relaywatchd[%d]: info: request peer=%s state=%s client=%s "
+                "helo=<%s> sender=<%s> recipient=<%s> recipient_count=%s "
+                "sasl_username=<%s> queue_id=<%s> instance=<%s> action=DUNNO\n"
+                % (os.getpid(), peer, attrs.get("protocol_state", ""), client,
+                   attrs.get("helo_name", ""), attrs.get("sender", ""),
+                   attrs.get("recipient", ""), attrs.get("recipient_count", "0"),
+                   attrs.get("sasl_username", ""), attrs.get("queue_id", ""),
+                   attrs.get("instance", "")))
+            sys.stderr.flush()
+            attrs = {}
+
+
+class FakePolicyServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def serve_fake_daemon(spec):
+    host, port = spec.rsplit(":", 1)
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(0))
+    srv = FakePolicyServer((host, int(port)), FakePolicyHandler)
+    sys.stderr.write("relaywatchd[%d]: info: fake policy server on %s\n"
+                     % (os.getpid(), spec))
+    sys.stderr.flush()
+    try:
+        srv.serve_forever()
+    finally:
+        srv.server_close()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The harness
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.dir = None
+        self.conf = self.queue = self.data = self.sink_dir = None
+        self.maillog = self.daemon_log = self.sink_log = None
+        self.daemon = self.sink = None
+        self.postfix_started = False
+        self.daemon_exit = "not stopped"
+        self.swaks_results = []
+        self.passed = 0
+        self.failed = 0
+
+    # -- checks -------------------------------------------------------------
+
+    def check(self, cond, what, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok %d - %s" % (self.passed + self.failed, what))
+        else:
+            self.failed += 1
+            print("not ok %d - %s" % (self.passed + self.failed, what))
+            for line in str(detail).splitlines():
+                print("#   " + line)
+        sys.stdout.flush()
+        return cond
+
+    def check_equal(self, got, want, what):
+        return self.check(got == want, what,
+                          "want: %r\ngot:  %r" % (want, got))
+
+    # -- setup --------------------------------------------------------------
+
+    def make_dirs(self):
+        self.dir = tempfile.mkdtemp(prefix="relaywatch-e2e-", dir="/tmp")
+        # postfix (and nobody, for smtp-sink) must traverse every parent.
+        os.chmod(self.dir, 0o755)
+        if not os.stat("/tmp").st_mode & 0o001:
+            raise SetupError("/tmp is not world-searchable")
+        self.conf = os.path.join(self.dir, "etc")
+        self.queue = os.path.join(self.dir, "queue")
+        self.data = os.path.join(self.dir, "data")
+        self.sink_dir = os.path.join(self.dir, "sink")
+        self.maillog = os.path.join(self.dir, "maillog")
+        self.daemon_log = os.path.join(self.dir, "relaywatchd.log")
+        self.sink_log = os.path.join(self.dir, "smtp-sink.log")
+        pf = pwd.getpwnam("postfix")
+        nobody = pwd.getpwnam("nobody")
+        for d in (self.conf, self.queue):
+            os.mkdir(d, 0o755)
+        os.mkdir(self.data, 0o700)
+        os.chown(self.data, pf.pw_uid, pf.pw_gid)
+        os.mkdir(self.sink_dir, 0o755)
+        os.chown(self.sink_dir, nobody.pw_uid, nobody.pw_gid)
+        # Files the chrooted smtpd/smtp read below the queue directory.
+        # See the DNS note at the top: no DNS, no host lookups that matter.
+        # "postfix start" warns that they differ from /etc's: intended.
+        chroot_etc = os.path.join(self.queue, "etc")
+        os.mkdir(chroot_etc, 0o755)
+        files = {
+            "hosts": "127.0.0.1\tlocalhost\n",
+            "nsswitch.conf": "hosts: files\nservices: files\n",
+            "resolv.conf": "# relaywatch e2e: nothing listens here\n"
+                           "nameserver 127.255.255.254\n"
+                           "options timeout:1 attempts:1\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(chroot_etc, name), "w") as f:
+                f.write(text)
+        for name in ("services", "localtime"):
+            src = os.path.join("/etc", name)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(chroot_etc, name))
+
+    def policy_hook(self):
+        return ("check_policy_service { inet:%s:%d, timeout=10s, "
+                "default_action=DUNNO }" % (DAEMON_ADDR, self.daemon_port))
+
+    def write_postfix_config(self):
+        hook = self.policy_hook()
+        nexthop = "smtp:[%s]:%d" % (SINK_ADDR, self.sink_port)
+        main_cf = """\
+# Generated by tests/e2e/postfix_e2e.py for one test run.
+compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+mail_owner = postfix
+maillog_file = {maillog}
+maillog_file_prefixes = /var, /dev/stdout, {dir}
+myhostname = mx.e2e.relaywatch.test
+mydomain = e2e.relaywatch.test
+myorigin = $myhostname
+mydestination = $myhostname, localhost
+alias_maps =
+alias_database =
+inet_interfaces = {smtpd_addr}
+inet_protocols = ipv4
+mynetworks = {mynetworks}
+relayhost =
+relay_domains = {relay_domains}
+# All test domains go to smtp-sink at a numeric next hop: no DNS (see the
+# note at the top of postfix_e2e.py).
+transport_maps = inline:{{ {transport} }}
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+smtpd_banner = $myhostname ESMTP relaywatch-e2e
+biff = no
+
+# The hook under test (same shape as postfix-conf/main.cf.snippet).
+smtpd_delay_reject = no
+smtpd_policy_service_try_limit = 1
+smtpd_client_restrictions = {hook}
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated,
+    reject_unauth_destination
+smtpd_recipient_restrictions = {hook}
+smtpd_end_of_data_restrictions = {hook}
+""".format(queue=self.queue, data=self.data, maillog=self.maillog, dir=self.dir,
+           smtpd_addr=SMTPD_ADDR, relay_domains=", ".join(RELAY_DOMAINS),
+           mynetworks=", ".join(a + "/32" for a in MYNETWORKS),
+           transport=", ".join("%s=%s" % (d, nexthop)
+                               for d in RELAY_DOMAINS + REMOTE_DOMAINS),
+           hook=hook)
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(main_cf)
+
+        # Debian's master.cf (smtpd, smtp chrooted) or Postfix's own.
+        for src in ("/etc/postfix/master.cf", "/usr/share/postfix/master.cf.dist"):
+            if os.path.exists(src):
+                break
+        else:
+            raise SetupError("no master.cf template: neither /etc/postfix/master.cf "
+                             "nor /usr/share/postfix/master.cf.dist exists")
+        out, found = [], False
+        for line in read_text(src).splitlines(True):
+            if re.match(r"smtp\s+inet\s", line) and not found:
+                line = re.sub(r"^smtp", "%s:%d" % (SMTPD_ADDR, self.smtpd_port), line)
+                found = True
+            out.append(line)
+        if not found:
+            raise SetupError("%s has no 'smtp inet' line to edit" % src)
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.writelines(out)
+        self.master_cf_source = src
+
+    def start_sink(self):
+        cmd = ["smtp-sink", "-u", "nobody",
+               "-d", os.path.join(self.sink_dir, "%Y%m%d%H%M%S."),
+               "%s:%d" % (SINK_ADDR, self.sink_port), "100"]
+        log = open(self.sink_log, "w")
+        try:
+            self.sink = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log)
+        finally:
+            log.close()
+        wait_listening(SINK_ADDR, self.sink_port, "smtp-sink", 10,
+                       self.sink, self.sink_log)
+
+    def daemon_cmd(self, extra):
+        if self.args.fake_daemon:
+            return [sys.executable, os.path.abspath(__file__),
+                    "--serve-fake-daemon", "%s:%d" % (DAEMON_ADDR, self.daemon_port)]
+        return ([self.args.relaywatchd, "-e",
+                 "-o", "listen=inet:%s:%d" % (DAEMON_ADDR, self.daemon_port),
+                 "-o", "log_requests=yes"] + extra)
+
+    def start_daemon(self):
+        # http_listen= turns the daemon's HTTP port off: its default
+        # (127.0.0.1:10041) is a fixed port that another daemon on this
+        # machine may hold.  An early daemon that does not know the key
+        # yet rejects it with status 2; then retry without it.
+        optional = ["-o", "http_listen="]
+        extra = []
+        for o in self.args.daemon_opt:
+            extra += ["-o", o]
+        for attempt in (optional + extra, extra):
+            cmd = self.daemon_cmd(attempt)
+            print("# starting: %s" % " ".join(cmd))
+            log = open(self.daemon_log, "w")
+            try:
+                self.daemon = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                               stdout=log, stderr=log)
+            finally:
+                log.close()
+            try:
+                wait_listening(DAEMON_ADDR, self.daemon_port, "relaywatchd", 10,
+                               self.daemon, self.daemon_log)
+                return
+            except SetupError:
+                if (attempt is not extra and self.daemon.poll() == 2
+                        and "http_listen" in read_text(self.daemon_log)):
+                    print("# relaywatchd rejected http_listen=; retrying without it")
+                    continue
+                raise
+
+    def start_postfix(self):
+        run(["postfix", "-c", self.conf, "start"], timeout=30)
+        self.postfix_started = True
+        wait_listening(SMTPD_ADDR, self.smtpd_port, "Postfix smtpd", 10,
+                       None, self.maillog)
+
+    def setup(self):
+        self.make_dirs()
+        self.smtpd_port = free_port(SMTPD_ADDR)
+        self.sink_port = free_port(SINK_ADDR)
+        self.daemon_port = free_port(DAEMON_ADDR)
+        self.write_postfix_config()
+        print("# temp dir %s; smtpd %s:%d, relaywatchd %s:%d, smtp-sink %s:%d; "
+              "master.cf from %s" % (self.dir, SMTPD_ADDR, self.smtpd_port,
+                                     DAEMON_ADDR, self.daemon_port, SINK_ADDR,
+                                     self.sink_port, self.master_cf_source))
+        self.start_sink()
+        self.start_daemon()
+        self.start_postfix()
+
+    # -- traffic ------------------------------------------------------------
+
+    def send(self):
+        for i, s in enumerate(SESSIONS):
+            cmd = ["swaks", "--server", SMTPD_ADDR, "--port", str(self.smtpd_port),
+                   "--local-interface", s["iface"], "--ehlo", s["helo"],
+                   "--from", s["sender"], "--to", ",".join(s["rcpts"]),
+                   "--header", "Subject: relaywatch e2e %s" % s["name"],
+                   "--header", "X-E2E-Session: %s" % s["name"],
+                   "--timeout", "15"]
+            try:
+                cp = subprocess.run(cmd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT,
+                                    universal_newlines=True, timeout=budget(20))
+                status, output = cp.returncode, cp.stdout
+            except subprocess.TimeoutExpired as e:
+                status, output = "timeout", (e.output or "")
+            with open(os.path.join(self.dir, "swaks-%d-%s.log" % (i + 1, s["name"])),
+                      "w") as f:
+                f.write("$ %s\n%s" % (" ".join(cmd), output))
+            want = 0 if accepted_rcpts(s) else 24   # 24: no RCPT accepted
+            self.swaks_results.append((s, status, output))
+            self.check(status == want,
+                       "swaks session %s exits %d" % (s["name"], want),
+                       "exit status %s\n%s" % (status, output[-3000:]))
+
+    def queue_listing(self):
+        cp = run(["postqueue", "-c", self.conf, "-j"], timeout=10, check=False)
+        return cp.stdout.strip()
+
+    def sink_messages(self):
+        msgs = []
+        for root, _, files in os.walk(self.sink_dir):
+            for name in sorted(files):
+                text = read_text(os.path.join(root, name))
+                hdr = {"mail": None, "rcpts": [], "session": None}
+                for line in text.splitlines():
+                    if line.startswith("X-Mail-Args: "):
+                        hdr["mail"] = line[len("X-Mail-Args: "):]
+                    elif line.startswith("X-Rcpt-Args: "):
+                        hdr["rcpts"].append(line[len("X-Rcpt-Args: "):])
+                    elif line.startswith("X-E2E-Session: "):
+                        hdr["session"] = line[len("X-E2E-Session: "):].strip()
+                    elif line == "":
+                        break
+                msgs.append(hdr)
+        return msgs
+
+    def sent_lines(self):
+        return re.findall(r"postfix/smtp\[\d+\]: \w+: to=<([^>]*)>.*\bstatus=sent\b",
+                          read_text(self.maillog))
+
+    def wait_delivery(self):
+        n_msgs = sum(1 for s in SESSIONS if accepted_rcpts(s))
+        n_rcpts = sum(len(accepted_rcpts(s)) for s in SESSIONS)
+        deadline = time.monotonic() + budget(30)
+        while time.monotonic() < deadline:
+            if (len(self.sent_lines()) >= n_rcpts
+                    and len(self.sink_messages()) >= n_msgs
+                    and self.queue_listing() == ""):
+                break
+            time.sleep(0.2)
+        # The daemon logs after it answers: give the last line a moment.
+        n_req = sum(1 + len(accepted_rcpts(s)) + (1 if accepted_rcpts(s) else 0)
+                    for s in SESSIONS)
+        deadline = time.monotonic() + budget(5)
+        while (time.monotonic() < deadline
+               and len(daemon_requests(self.daemon_log)) < n_req):
+            time.sleep(0.1)
+        time.sleep(0.3)   # catch extra, unexpected lines too
+
+    # -- assertions ---------------------------------------------------------
+
+    def assert_results(self):
+        queue = self.queue_listing()
+        self.check(queue == "", "mail queue is empty", "postqueue -j:\n" + queue)
+
+        maillog = read_text(self.maillog)
+        n_sessions = len(SESSIONS)
+        connects = re.findall(r"/smtpd\[\d+\]: connect from ", maillog)
+        self.check_equal(len(connects), n_sessions, "maillog: one 'connect from' per session")
+
+        want_sent = sorted(r for s in SESSIONS for r in accepted_rcpts(s))
+        self.check_equal(sorted(self.sent_lines()), want_sent,
+                         "maillog: status=sent once per accepted recipient")
+
+        for s in SESSIONS:
+            for r in refused_rcpts(s):
+                self.check(re.search(r"NOQUEUE: reject: RCPT from .*<%s>: Relay access denied"
+                                     % re.escape(r), maillog) is not None,
+                           "maillog: relaying to %s refused" % r)
+
+        trouble = [l for l in maillog.splitlines()
+                   if re.search(r"(warning|fatal|panic|error): .*"
+                                r"(policy|problem talking to server|%s:%d)"
+                                % (DAEMON_ADDR, self.daemon_port), l)]
+        self.check(not trouble, "maillog: no policy service warnings or errors",
+                   "\n".join(trouble[-10:]))
+
+        # smtp-sink saw each accepted message once, with the right envelope.
+        # X-Mail-Args / X-Rcpt-Args hold the MAIL/RCPT arguments: "<addr>"
+        # plus optional extensions (SIZE=, BODY=); compare the addresses.
+        # smtp(8) may send the recipients in another order.
+        def addr(arg):
+            m = re.match(r"(?:FROM:|TO:)?\s*<([^>]*)>", arg or "", re.I)
+            return m.group(1) if m else arg
+        got = sorted((m["session"], addr(m["mail"]),
+                      tuple(sorted(addr(r) for r in m["rcpts"])))
+                     for m in self.sink_messages())
+        want = sorted((s["name"], s["sender"], tuple(sorted(accepted_rcpts(s))))
+                      for s in SESSIONS if accepted_rcpts(s))
+        self.check_equal(got, want, "smtp-sink: every message arrived once, "
+                         "envelope as sent")
+
+        self.assert_daemon()
+
+    def assert_daemon(self):
+        reqs = daemon_requests(self.daemon_log)
+        self.check(reqs, "relaywatchd logged request lines (log_requests=yes)",
+                   "no 'info: request' line in %s" % self.daemon_log)
+        by_state = collections.defaultdict(list)
+        for r in reqs:
+            by_state[r["state"]].append(r)
+
+        # CONNECT: one per SMTP session, with the client's address.
+        got = sorted(r["client"] for r in by_state["CONNECT"])
+        want = sorted(s["iface"] for s in SESSIONS)
+        self.check_equal(got, want, "relaywatchd: one CONNECT request per "
+                         "session, client address as sent")
+
+        # RCPT: one per accepted recipient, none for the refused one.
+        got = sorted((r["helo"], r["sender"], r["recipient"], r["client"])
+                     for r in by_state["RCPT"])
+        want = sorted((s["helo"], s["sender"], rc, s["iface"])
+                      for s in SESSIONS for rc in accepted_rcpts(s))
+        self.check_equal(got, want, "relaywatchd: one RCPT request per accepted "
+                         "recipient (helo, sender, recipient, client)")
+
+        # END-OF-MESSAGE: one per message, recipient_count = accepted rcpts.
+        got = sorted((r["sender"], r["recipient_count"], r["client"])
+                     for r in by_state["END-OF-MESSAGE"])
+        want = sorted((s["sender"], len(accepted_rcpts(s)), s["iface"])
+                      for s in SESSIONS if accepted_rcpts(s))
+        self.check_equal(got, want, "relaywatchd: one END-OF-MESSAGE request per "
+                         "message, recipient_count as sent")
+
+        # A message's RCPT and END-OF-MESSAGE requests share its instance.
+        rcpts_by_instance = collections.defaultdict(list)
+        for r in by_state["RCPT"]:
+            rcpts_by_instance[r["instance"]].append(r["recipient"])
+        got = sorted(tuple(sorted(rcpts_by_instance.get(r["instance"], [])))
+                     for r in by_state["END-OF-MESSAGE"])
+        want = sorted(tuple(sorted(accepted_rcpts(s)))
+                      for s in SESSIONS if accepted_rcpts(s))
+        self.check(got == want and all(r["instance"] for r in by_state["END-OF-MESSAGE"]),
+                   "relaywatchd: RCPT and END-OF-MESSAGE of a message share "
+                   "one instance", "want: %r\ngot:  %r" % (want, got))
+
+        others = [r["raw"] for st, rs in by_state.items()
+                  if st not in ("CONNECT", "RCPT", "END-OF-MESSAGE") for r in rs]
+        self.check(not others, "relaywatchd: no requests in other states",
+                   "\n".join(others[:10]))
+
+        not_dunno = [r["raw"] for r in reqs if r["action"] != "DUNNO"]
+        self.check(not not_dunno, "relaywatchd: every answer is DUNNO for this "
+                   "small clean traffic", "\n".join(not_dunno[:10]))
+
+        alive = self.daemon.poll() is None
+        self.check(alive, "relaywatchd still running after the traffic",
+                   "exit status %s" % self.daemon.returncode)
+
+    # -- teardown -----------------------------------------------------------
+
+    def stop_postfix(self):
+        if not self.postfix_started:
+            return
+        self.postfix_started = False
+        try:
+            run(["postfix", "-c", self.conf, "stop"], timeout=15, check=False)
+        except SetupError as e:
+            print("# %s" % e)
+        # "postfix stop" returns once master has released its lock; the
+        # process may need a moment more to exit.  If it survives, kill it
+        # by the PID it wrote (after checking that PID is still a master).
+        pid_file = os.path.join(self.queue, "pid", "master.pid")
+        try:
+            pid = int(read_text(pid_file).split()[0])
+        except (IndexError, ValueError):
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if read_text("/proc/%d/comm" % pid).strip() != "master":
+                return
+            time.sleep(0.1)
+        print("# Postfix master %d still running, killing it" % pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def teardown(self, check_daemon_exit):
+        self.stop_postfix()
+        if self.daemon is not None:
+            status = stop_pid(self.daemon, "relaywatchd")
+            if check_daemon_exit and not self.args.fake_daemon:
+                # CONTRACT.md: SIGTERM -> answer what is in flight, exit 0.
+                self.check(status == 0, "relaywatchd exits 0 on SIGTERM",
+                           "exit status %s%s" % (status, tail_text(self.daemon_log, 10)))
+        stop_pid(self.sink, "smtp-sink")
+
+    def diagnostics(self):
+        print("# ---- diagnostics ----")
+        for path, n in ((self.maillog, 60), (self.daemon_log, 60), (self.sink_log, 20)):
+            if path and os.path.exists(path):
+                for line in tail_text(path, n).strip("\n").splitlines():
+                    print("# " + line)
+        for s, status, output in self.swaks_results:
+            want = 0 if accepted_rcpts(s) else 24
+            if status != want:
+                print("# --- swaks %s (exit %s) ---" % (s["name"], status))
+                for line in output.splitlines()[-30:]:
+                    print("# " + line)
+
+
+def prerequisites(args):
+    """Return a reason to skip, or None."""
+    if os.geteuid() != 0:
+        return "must run as root (private Postfix instance)"
+    for prog in ("postfix", "postconf", "postqueue", "smtp-sink", "swaks", "ss"):
+        if shutil.which(prog) is None and not os.path.exists("/usr/sbin/" + prog):
+            return ("%s not found (apt-get install postfix swaks iproute2; "
+                    "preseed postfix 'No configuration')" % prog)
+    for user in ("postfix", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return "user %s does not exist" % user
+    try:
+        grp.getgrnam("postdrop")
+    except KeyError:
+        return "group postdrop does not exist (postfix not installed properly)"
+    return None
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    who = ap.add_mutually_exclusive_group()
+    who.add_argument("--relaywatchd", metavar="PATH", help="the daemon under test")
+    who.add_argument("--fake-daemon", action="store_true",
+                     help="use a built-in Python policy server (harness self-test)")
+    who.add_argument("--serve-fake-daemon", metavar="HOST:PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--daemon-opt", metavar="NAME=VALUE", action="append", default=[],
+                    help="extra -o NAME=VALUE for relaywatchd (repeatable)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = ap.parse_args(argv)
+
+    if args.serve_fake_daemon:
+        return serve_fake_daemon(args.serve_fake_daemon)
+    if not args.relaywatchd and not args.fake_daemon:
+        ap.error("one of --relaywatchd PATH or --fake-daemon is required")
+    if args.relaywatchd:
+        args.relaywatchd = os.path.abspath(args.relaywatchd)
+        if not os.access(args.relaywatchd, os.X_OK):
+            print("not ok 1 - relaywatchd is executable\n#   %s does not exist or is "
+                  "not executable (build it first)" % args.relaywatchd)
+            print("0 passed, 1 failed")
+            return 1
+
+    # Postfix commands are found in /usr/sbin even if PATH lacks it.
+    os.environ["PATH"] = os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
+    os.environ.pop("MAIL_CONFIG", None)
+    reason = prerequisites(args)
+    if reason:
+        print("SKIP: %s" % reason)
+        print("0 passed, 0 failed")
+        return SKIP
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    h = Harness(args)
+    ran = False
+    try:
+        try:
+            h.setup()
+            h.send()
+            h.wait_delivery()
+            h.assert_results()
+            ran = True
+        except SetupError as e:
+            h.check(False, "harness setup and run", str(e))
+        except Interrupted as e:
+            h.check(False, "test was not interrupted", str(e))
+        except Exception:
+            h.check(False, "harness ran without a Python error",
+                    traceback.format_exc())
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                h.teardown(check_daemon_exit=ran)
+            except Exception as e:   # never leave processes behind silently
+                h.check(False, "teardown", repr(e))
+    finally:
+        if h.failed:
+            h.diagnostics()
+        if h.dir:
+            if h.failed or args.keep:
+                print("# temp dir kept: %s" % h.dir)
+            else:
+                shutil.rmtree(h.dir, ignore_errors=True)
+        print("# elapsed %.1f s" % (time.monotonic() - START))
+        print("%d passed, %d failed" % (h.passed, h.failed))
+    return 0 if h.failed == 0 and h.passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
