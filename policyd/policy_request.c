@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Sorted by name so that lookups are a binary search. */
 static const struct attr_entry {
     const char *name;
     unsigned char len;
@@ -49,30 +48,19 @@ static const struct attr_entry {
 
 #define ATTR_TABLE_LEN (sizeof(attr_table) / sizeof(attr_table[0]))
 
-static int compare_name(const char *name, size_t len, const struct attr_entry *e)
-{
-    size_t n = len < e->len ? len : e->len;
-    int c = memcmp(name, e->name, n);
-
-    if (c != 0)
-        return c;
-    return (len > e->len) - (len < e->len);
-}
-
+/*
+ * Lengths and first bytes rule out all but one or two entries, so a linear
+ * scan costs about one memcmp per attribute line; a binary search cost five.
+ */
 int policy_attr_lookup(const char *name, size_t len)
 {
-    size_t lo = 0, hi = ATTR_TABLE_LEN;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < ATTR_TABLE_LEN; i++) {
+        const struct attr_entry *e = &attr_table[i];
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = compare_name(name, len, &attr_table[mid]);
-
-        if (c == 0)
-            return attr_table[mid].attr;
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
+        if (e->len == len && e->name[0] == name[0] && memcmp(e->name, name, len) == 0)
+            return e->attr;
     }
     return -1;
 }
@@ -175,84 +163,98 @@ static void fill_request(const char *buf, size_t end, struct policy_request *req
     }
 }
 
+/*
+ * Scan with memchr, which is vectorised in libc: on the hot path a request
+ * is a few hundred bytes, and a byte-at-a-time loop was the daemon's largest
+ * cost under load.  Each call looks only at bytes not seen before.
+ */
 enum policy_parse_result policy_parser_next(struct policy_parser *p, const char *buf, size_t len,
                                             struct policy_request *req)
 {
     size_t i = p->scanned;
 
-    for (; i < len; i++) {
-        unsigned char c = (unsigned char)buf[i];
+    while (i < len) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - buf) : len; /* bytes [i, end) are line content */
+        size_t line_len;
 
-        if (i >= POLICY_MAX_REQUEST) {
+        /* The newline at `end` is a byte of the request too. */
+        if ((nl ? end + 1 : end) > POLICY_MAX_REQUEST) {
             p->scanned = i;
             return fail(p, PE_REQUEST_TOO_LARGE);
         }
-        if (c == '\0') {
+        if (memchr(buf + i, '\0', end - i) != NULL) {
             p->scanned = i;
             return fail(p, PE_NUL_BYTE);
         }
-        if (c == '\n') {
-            size_t line_len = i - p->line_start;
-
-            if (line_len > 0 && buf[i - 1] == '\r')
-                line_len--;
-            if (line_len == 0) {
-                /* The empty line that ends a request. */
-                size_t end = p->line_start;
-                unsigned lines = p->lines;
-                struct policy_slice r;
-
-                policy_parser_init(p);
-                if (lines == 0) {
-                    p->error = PE_NOT_POLICY_REQUEST;
-                    p->error_line = 1;
-                    return POLICY_PARSE_ERROR;
-                }
-                fill_request(buf, end, req);
-                req->attributes = lines;
-                req->size = i + 1;
-                r = req->attr[PA_REQUEST];
-                if (r.ptr == NULL || r.len != 19 || memcmp(r.ptr, "smtpd_access_policy", 19) != 0) {
-                    p->error = PE_NOT_POLICY_REQUEST;
-                    p->error_line = lines;
-                    return POLICY_PARSE_ERROR;
-                }
-                req->state = state_of(req->attr[PA_PROTOCOL_STATE]);
-                return POLICY_PARSE_REQUEST;
-            }
-            if (p->equals == 0) {
-                p->scanned = i;
-                return fail(p, PE_NO_EQUALS);
-            }
-            if (p->line_start + line_len - p->equals > POLICY_MAX_VALUE) {
-                p->scanned = i;
-                return fail(p, PE_VALUE_TOO_LONG);
-            }
-            if (++p->lines > POLICY_MAX_ATTRIBUTES) {
-                p->lines--;
-                p->scanned = i;
-                return fail(p, PE_TOO_MANY_ATTRIBUTES);
-            }
-            p->line_start = i + 1;
-            p->equals = 0;
-            continue;
-        }
         if (p->equals == 0) {
-            if (c == '=') {
-                if (i == p->line_start) {
+            const char *eq = memchr(buf + i, '=', end - i);
+
+            if (eq != NULL) {
+                if ((size_t)(eq - buf) == p->line_start) {
                     p->scanned = i;
                     return fail(p, PE_EMPTY_NAME);
                 }
-                p->equals = i + 1;
-            } else if (i - p->line_start >= POLICY_MAX_NAME) {
-                p->scanned = i;
-                return fail(p, PE_NAME_TOO_LONG);
+                p->equals = (size_t)(eq - buf) + 1;
             }
-        } else if (i - p->equals >= POLICY_MAX_VALUE + 1) {
-            /* One byte of slack: a CR before the newline is not value. */
+        }
+        if (p->equals == 0 ? end - p->line_start > POLICY_MAX_NAME
+                           : p->equals - 1 - p->line_start > POLICY_MAX_NAME) {
+            p->scanned = i;
+            return fail(p, PE_NAME_TOO_LONG);
+        }
+        /* One byte of slack while the line is open: a CR before the newline is not value. */
+        if (p->equals != 0 && end - p->equals > POLICY_MAX_VALUE + 1) {
             p->scanned = i;
             return fail(p, PE_VALUE_TOO_LONG);
         }
+        if (nl == NULL) {
+            i = end;
+            break;
+        }
+        line_len = end - p->line_start;
+        if (line_len > 0 && buf[end - 1] == '\r')
+            line_len--;
+        if (line_len == 0) {
+            /* The empty line that ends a request. */
+            size_t req_end = p->line_start;
+            unsigned lines = p->lines;
+            struct policy_slice r;
+
+            policy_parser_init(p);
+            if (lines == 0) {
+                p->error = PE_NOT_POLICY_REQUEST;
+                p->error_line = 1;
+                return POLICY_PARSE_ERROR;
+            }
+            fill_request(buf, req_end, req);
+            req->attributes = lines;
+            req->size = end + 1;
+            r = req->attr[PA_REQUEST];
+            if (r.ptr == NULL || r.len != 19 || memcmp(r.ptr, "smtpd_access_policy", 19) != 0) {
+                p->error = PE_NOT_POLICY_REQUEST;
+                p->error_line = lines;
+                return POLICY_PARSE_ERROR;
+            }
+            req->state = state_of(req->attr[PA_PROTOCOL_STATE]);
+            return POLICY_PARSE_REQUEST;
+        }
+        if (p->equals == 0) {
+            p->scanned = end;
+            return fail(p, PE_NO_EQUALS);
+        }
+        if (p->line_start + line_len - p->equals > POLICY_MAX_VALUE) {
+            p->scanned = end;
+            return fail(p, PE_VALUE_TOO_LONG);
+        }
+        if (++p->lines > POLICY_MAX_ATTRIBUTES) {
+            p->lines--;
+            p->scanned = end;
+            return fail(p, PE_TOO_MANY_ATTRIBUTES);
+        }
+        p->line_start = end + 1;
+        p->equals = 0;
+        i = end + 1;
     }
     p->scanned = i;
     return POLICY_PARSE_MORE;

@@ -57,6 +57,7 @@ struct connection {
     size_t start; /* first byte not yet consumed */
     size_t len;   /* bytes received */
     struct policy_parser parser;
+    ev_tstamp last_activity; /* the idle timer re-arms itself from this */
     const char *out; /* answer being written, or NULL */
     size_t out_len, out_off;
     char peer[PEER_MAX];
@@ -382,9 +383,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         srv->connection_count++;
         ev_io_init(&c->io, io_cb, fd, EV_READ);
         ev_io_start(loop, &c->io);
-        ev_init(&c->idle, idle_cb);
-        c->idle.repeat = srv->cfg->idle_timeout;
-        ev_timer_again(loop, &c->idle);
+        c->last_activity = ev_now(loop);
+        ev_timer_init(&c->idle, idle_cb, srv->cfg->idle_timeout, 0.0);
+        ev_timer_start(loop, &c->idle);
     }
 }
 
@@ -425,12 +426,22 @@ static void connection_close(struct connection *c)
     maybe_drained(srv);
 }
 
+/*
+ * Reading only records the time; the timer, when it fires, re-arms itself
+ * for the rest of the period (libev's "let the timer time out" pattern),
+ * so a request costs no timer-heap update.
+ */
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct connection *c = (struct connection *)((char *)w - offsetof(struct connection, idle));
+    ev_tstamp left = c->last_activity + c->srv->cfg->idle_timeout - ev_now(loop);
 
-    (void)loop;
     (void)revents;
+    if (left > 0) {
+        ev_timer_set(w, left, 0.0);
+        ev_timer_start(loop, w);
+        return;
+    }
     if (c->len > c->start)
         log_warning("%s: closing connection idle for %.0fs in the middle of a request", c->peer,
                     c->srv->cfg->idle_timeout);
@@ -576,8 +587,7 @@ static void read_more(struct connection *c)
     n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
     if (n > 0) {
         c->len += (size_t)n;
-        c->idle.repeat = c->srv->cfg->idle_timeout;
-        ev_timer_again(c->srv->loop, &c->idle);
+        c->last_activity = ev_now(c->srv->loop);
         connection_process(c);
         return;
     }
