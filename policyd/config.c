@@ -146,6 +146,14 @@ static bool parse_endpoint(const char *spec, struct endpoint *e, struct reporter
             }
             host = xstrndup(hp + 1, (size_t)(close - hp - 1));
             colon = close + 1;
+            {
+                unsigned char a6[16];
+                if (inet_pton(AF_INET6, host, a6) != 1) {
+                    problem(r, "%s: '%s' is not an IPv6 address in '%s'", key, host, spec);
+                    free(host);
+                    return false;
+                }
+            }
         } else {
             colon = strrchr(hp, ':');
             if (colon == NULL || colon == hp) {
@@ -551,20 +559,20 @@ static const struct key_entry {
     const char *name;
     setter_fn *set;
     const char *default_value; /* NULL: computed in config_new */
-} keys[] = {
-    {"listen", set_listen, "inet:127.0.0.1:10040"},
-    {"unix_socket_mode", set_unix_socket_mode, "0666"},
-    {"max_connections", set_max_connections, "2048"},
-    {"idle_timeout", set_idle_timeout, "330s"},
-    {"shutdown_timeout", set_shutdown_timeout, "10s"},
-    {"log_requests", set_log_requests, "no"},
-    {"store", set_store, "memory"},
-    {"redis_password", set_redis_password, ""},
-    {"host_id", set_host_id, NULL},
-    {"local_domains", set_local_domains, ""},
-    {"resolver", set_resolver, "system"},
-    {"tdns_client", set_tdns_client, ""},
-    {"http_listen", set_http_listen, "inet:127.0.0.1:10041"},
+} keys[CK_COUNT] = {
+    [CK_LISTEN] = {"listen", set_listen, "inet:127.0.0.1:10040"},
+    [CK_UNIX_SOCKET_MODE] = {"unix_socket_mode", set_unix_socket_mode, "0666"},
+    [CK_MAX_CONNECTIONS] = {"max_connections", set_max_connections, "2048"},
+    [CK_IDLE_TIMEOUT] = {"idle_timeout", set_idle_timeout, "330s"},
+    [CK_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", set_shutdown_timeout, "10s"},
+    [CK_LOG_REQUESTS] = {"log_requests", set_log_requests, "no"},
+    [CK_STORE] = {"store", set_store, "memory"},
+    [CK_REDIS_PASSWORD] = {"redis_password", set_redis_password, ""},
+    [CK_HOST_ID] = {"host_id", set_host_id, NULL},
+    [CK_LOCAL_DOMAINS] = {"local_domains", set_local_domains, ""},
+    [CK_RESOLVER] = {"resolver", set_resolver, "system"},
+    [CK_TDNS_CLIENT] = {"tdns_client", set_tdns_client, ""},
+    [CK_HTTP_LISTEN] = {"http_listen", set_http_listen, "inet:127.0.0.1:10041"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -676,7 +684,11 @@ static void apply_entry(struct config *c, char *text, struct reporter *r)
         value_end--;
     *value_end = '\0';
     *name_end = '\0';
-    k->set(c, k->name, value, r);
+    if (k->set(c, k->name, value, r)) {
+        struct config_origin *o = &c->origin[k - keys];
+        o->source = r->source;
+        o->line = r->line;
+    }
 }
 
 unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, const char *source,
@@ -769,16 +781,27 @@ unsigned config_parse_override(struct config *c, const char *assignment, config_
     return r.count;
 }
 
+/* Report a problem at the place the key was set. */
+static void problem_at(struct reporter *r, const struct config *c, enum config_key k)
+{
+    r->source = c->origin[k].source ? c->origin[k].source : "(built-in default)";
+    r->line = c->origin[k].line;
+}
+
 unsigned config_check(const struct config *c, config_report_fn *report, void *ctx)
 {
-    struct reporter r = {report, ctx, "configuration", 0, 0};
+    struct reporter r = {report, ctx, NULL, 0, 0};
 
-    if (strcmp(c->store, "memory") != 0)
+    if (strcmp(c->store, "memory") != 0) {
+        problem_at(&r, c, CK_STORE);
         problem(&r, "store: '%s': the Redis store is not in this version yet; use memory",
                 c->store);
+    }
     for (size_t i = 0; i < c->listen_count; i++)
-        if (c->http_listen && endpoint_equal(&c->listen[i], c->http_listen))
+        if (c->http_listen && endpoint_equal(&c->listen[i], c->http_listen)) {
+            problem_at(&r, c, CK_HTTP_LISTEN);
             problem(&r, "http_listen: '%s' is also a policy listen endpoint",
                     c->http_listen->spec);
+        }
     return r.count;
 }

@@ -23,7 +23,31 @@ struct endpoint {
     char *path; /* unix: socket path */
 };
 
+/* Where a key got its value, for problems found across keys. */
+struct config_origin {
+    const char *source; /* file name or "-o"; NULL: built-in default */
+    unsigned line;
+};
+
+enum config_key {
+    CK_LISTEN,
+    CK_UNIX_SOCKET_MODE,
+    CK_MAX_CONNECTIONS,
+    CK_IDLE_TIMEOUT,
+    CK_SHUTDOWN_TIMEOUT,
+    CK_LOG_REQUESTS,
+    CK_STORE,
+    CK_REDIS_PASSWORD,
+    CK_HOST_ID,
+    CK_LOCAL_DOMAINS,
+    CK_RESOLVER,
+    CK_TDNS_CLIENT,
+    CK_HTTP_LISTEN,
+    CK_COUNT
+};
+
 struct config {
+    struct config_origin origin[CK_COUNT];
     struct endpoint *listen;
     size_t listen_count;
     struct endpoint *http_listen; /* NULL: off */
@@ -51,7 +75,7 @@ void config_free(struct config *c);
 /*
  * Parse main.cf-style text and apply every setting to c.  Returns the
  * number of problems reported (0: valid).  source names the text in
- * reports (the file name).
+ * reports (the file name); it must outlive c.
  */
 unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, const char *source,
                              config_report_fn *report, void *ctx);

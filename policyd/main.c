@@ -117,8 +117,7 @@ static struct config *load_config(const struct options *o, config_report_fn *rep
     }
     for (int i = 0; i < o->override_count; i++)
         n += config_parse_override(cfg, o->overrides[i], report, NULL);
-    if (n == 0)
-        n += config_check(cfg, report, NULL);
+    n += config_check(cfg, report, NULL);
     *problems = n;
     if (n > 0) {
         config_free(cfg);
@@ -147,6 +146,21 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     policy_server_shutdown(d->server, on_drained, d);
 }
 
+/* Each connection is a descriptor: make room for max_connections of them. */
+static void raise_fd_limit(unsigned max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warning("open file limit is %lu, below max_connections + 64 = %lu: connections "
+                    "past it will be refused",
+                    (unsigned long)rl.rlim_cur, (unsigned long)want);
+}
+
 static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct daemon_state *d = w->data;
@@ -170,23 +184,9 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     config_free(d->cfg);
     d->cfg = cfg;
+    raise_fd_limit(cfg->max_connections);
     log_info("reload: configuration %s applied", d->opts->config_file ? d->opts->config_file
                                                                       : "(built-in defaults)");
-}
-
-/* Each connection is a descriptor: make room for max_connections of them. */
-static void raise_fd_limit(unsigned max_connections)
-{
-    struct rlimit rl;
-    rlim_t want = (rlim_t)max_connections + 64;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        log_warning("open file limit is %lu, below max_connections + 64 = %lu: connections "
-                    "past it will be refused",
-                    (unsigned long)rl.rlim_cur, (unsigned long)want);
 }
 
 int main(int argc, char **argv)
@@ -197,7 +197,16 @@ int main(int argc, char **argv)
     unsigned problems;
     char err[512];
     ev_signal sigterm, sigint, sighup;
+    sigset_t stop_and_reload, old_mask;
     int ch;
+
+    /* Until the loop's signal watchers run, a SIGHUP (systemctl reload) or
+     * SIGTERM must wait rather than kill the process with its default action. */
+    sigemptyset(&stop_and_reload);
+    sigaddset(&stop_and_reload, SIGHUP);
+    sigaddset(&stop_and_reload, SIGTERM);
+    sigaddset(&stop_and_reload, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_and_reload, &old_mask);
 
     while ((ch = getopt(argc, argv, "c:eto:")) != -1) {
         switch (ch) {
@@ -262,6 +271,7 @@ int main(int argc, char **argv)
     ev_signal_start(d.loop, &sigterm);
     ev_signal_start(d.loop, &sigint);
     ev_signal_start(d.loop, &sighup);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
 
     {
         char where[1024] = "";

@@ -79,7 +79,7 @@ struct policy_server {
 };
 
 static void connection_close(struct connection *c);
-static void connection_process(struct connection *c);
+static bool read_more(struct connection *c);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -172,16 +172,24 @@ static int open_unix(struct policy_server *srv, const struct endpoint *ep, struc
             set_error(err, errlen, "listen: %s: %s exists and is not a socket", ep->spec, ep->path);
             return -1;
         }
-        /* A socket file nobody answers on is left over from a crash: replace it. */
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* A socket file nobody answers on is left over from a crash: replace it.
+         * Only a refused connection proves that; the probe must not block
+         * (a live server with a full backlog) and must not guess (EACCES). */
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (probe < 0) {
             set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
             return -1;
         }
-        if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+        if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN ||
+            errno == EINPROGRESS) {
             close(probe);
-            set_error(err, errlen, "listen: %s: %s",
-                      ep->spec, "socket is in use by a running process");
+            set_error(err, errlen, "listen: %s: socket is in use by a running process", ep->spec);
+            return -1;
+        }
+        if (errno != ECONNREFUSED) {
+            set_error(err, errlen, "listen: %s: cannot tell whether %s is in use: %s", ep->spec,
+                      ep->path, strerror(errno));
+            close(probe);
             return -1;
         }
         close(probe);
@@ -227,7 +235,9 @@ static int open_inet(struct policy_server *srv, const struct endpoint *ep, struc
         set_error(err, errlen, "listen: %s: %s", ep->spec, gai_strerror(rc));
         return -1;
     }
-    /* A name such as localhost may stand for several addresses: serve them all. */
+    /* A name such as localhost may stand for several addresses: serve them
+     * all, skipping a family or address this host does not have (::1 with
+     * IPv6 off) as long as one of them works. */
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         int one = 1;
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -235,14 +245,19 @@ static int open_inet(struct policy_server *srv, const struct endpoint *ep, struc
 
         if (fd < 0) {
             set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
+            if (errno == EAFNOSUPPORT)
+                continue;
             break;
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-            set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(errno));
+            int e = errno;
+            set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(e));
             close(fd);
+            if (e == EADDRNOTAVAIL)
+                continue;
             break;
         }
         listener_add(srv, fd, ep, false, list);
@@ -250,8 +265,6 @@ static int open_inet(struct policy_server *srv, const struct endpoint *ep, struc
     }
     freeaddrinfo(res);
     if (ai != NULL || opened == 0) {
-        if (opened == 0 && ai == NULL)
-            set_error(err, errlen, "listen: %s: %s", ep->spec, "no address to listen on");
         return -1;
     }
     return 0;
@@ -417,7 +430,9 @@ static void connection_close(struct connection *c)
     srv->connection_count--;
     free(c->buf);
     free(c);
-    if (srv->full && srv->connection_count < srv->cfg->max_connections) {
+    /* The episode ends well below the limit, so a server turning connections
+     * over at the limit does not log twice per connection. */
+    if (srv->full && srv->connection_count <= srv->cfg->max_connections * 9 / 10) {
         log_info("below the connection limit again; %lu connections were refused meanwhile",
                  srv->refused_while_full);
         srv->full = false;
@@ -524,8 +539,9 @@ static bool flush_answer(struct connection *c)
     return true;
 }
 
-/* Answer every complete request in the buffer, as long as writes do not block. */
-static void connection_process(struct connection *c)
+/* Answer every complete request in the buffer, as long as writes do not block.
+ * False when the connection was closed. */
+static bool connection_process(struct connection *c)
 {
     struct policy_server *srv = c->srv;
 
@@ -541,7 +557,7 @@ static void connection_process(struct connection *c)
             log_warning("%s: %s (request line %zu); closing connection without answer", c->peer,
                         policy_error_text(c->parser.error), c->parser.error_line);
             connection_close(c);
-            return;
+            return false;
         }
         decide(&req, &d);
         if (srv->cfg->log_requests)
@@ -551,16 +567,29 @@ static void connection_process(struct connection *c)
         c->out_len = d.answer_len;
         c->out_off = 0;
         if (!flush_answer(c))
-            return;
+            return false;
     }
-    if (c->start == c->len)
+    if (c->start == c->len) {
         c->start = c->len = 0;
+        /* One large request must not pin a large buffer for the connection's life. */
+        if (c->cap > CONN_BUFFER_INITIAL) {
+            char *nb = realloc(c->buf, CONN_BUFFER_INITIAL);
+            if (nb != NULL) {
+                c->buf = nb;
+                c->cap = CONN_BUFFER_INITIAL;
+            }
+        }
+    }
     /* Shutting down: a connection with nothing half-received is done. */
-    if (srv->draining && c->out == NULL && c->len == 0)
+    if (srv->draining && c->out == NULL && c->len == 0) {
         connection_close(c);
+        return false;
+    }
+    return true;
 }
 
-static void read_more(struct connection *c)
+/* Read what the socket has; false when the connection was closed. */
+static bool read_more(struct connection *c)
 {
     ssize_t n;
 
@@ -578,7 +607,7 @@ static void read_more(struct connection *c)
                 log_warning("%s: request exceeds %zu bytes; closing connection without answer",
                             c->peer, c->cap);
                 connection_close(c);
-                return;
+                return false;
             }
             c->buf = nb;
             c->cap = cap;
@@ -588,16 +617,16 @@ static void read_more(struct connection *c)
     if (n > 0) {
         c->len += (size_t)n;
         c->last_activity = ev_now(c->srv->loop);
-        connection_process(c);
-        return;
+        return connection_process(c);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
+        return true;
     if (n < 0)
         log_warning("%s: read: %s", c->peer, strerror(errno));
     else if (c->len > c->start)
         log_warning("%s: connection closed in the middle of a request", c->peer);
     connection_close(c);
+    return false;
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -725,8 +754,15 @@ void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), 
     ev_timer_stop(srv->loop, &srv->accept_retry);
     close_listeners(srv->listeners);
     srv->listeners = NULL;
+    /* "Nothing buffered" is not "idle": a request may wait unread in the
+     * socket (the signal and the data can arrive in one loop pass).  Read
+     * once more; what arrived is answered, and the connection closed after. */
     for (c = srv->connections; c != NULL; c = next) {
         next = c->next;
+        if (c->out != NULL || c->len != c->start)
+            continue;
+        if (!read_more(c))
+            continue; /* closed */
         if (c->out == NULL && c->len == c->start)
             connection_close(c);
     }

@@ -8,6 +8,7 @@ Usage: daemon_test.py --relaywatchd PATH
 """
 import argparse
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -74,10 +75,13 @@ def wait_for(cond, timeout=10.0, what="condition"):
     raise AssertionError("timed out waiting for " + what)
 
 
+STARTED = []  # every daemon a test started, so that none outlives a failed test
+
+
 class Daemon:
     """One relaywatchd process with stderr captured to a file."""
 
-    def __init__(self, *args, port=None, wait=True, name="d"):
+    def __init__(self, *args, port=None, wait=True, name="d", preexec_fn=None):
         self.port = port if port is not None else free_port()
         self.log_path = os.path.join(TMP, "%s-%d.log" % (name, time.monotonic_ns()))
         self.log = open(self.log_path, "wb")
@@ -85,7 +89,9 @@ class Daemon:
         if not any(a.startswith("listen=") for a in args) and "-c" not in args:
             argv += ["-o", "listen=inet:127.0.0.1:%d" % self.port]
         argv += list(args)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     preexec_fn=preexec_fn)
+        STARTED.append(self.proc)
         if wait:
             wait_for(lambda: listening_tcp(self.port) or self.proc.poll() is not None,
                      what="relaywatchd to listen")
@@ -297,6 +303,37 @@ def test_connection_limit():
         d.stop()
 
 
+def test_connection_limit_churn():
+    """Turning connections over at the limit is one episode, not a log line each."""
+    d = Daemon("-o", "max_connections=20")
+    try:
+        held = [d.connect() for _ in range(20)]
+        for s in held:
+            s.sendall(RCPT)
+            assert recv_answer(s) == DUNNO
+        for _ in range(10):
+            extra = d.connect()
+            assert_closed_without_answer(extra)
+            extra.close()
+            held.pop().close()
+            time.sleep(0.05)
+            s = d.connect()
+            s.sendall(RCPT)
+            assert recv_answer(s) == DUNNO
+            held.append(s)
+        log = d.text()
+        assert log.count("connection limit reached") == 1, log
+        assert "below the connection limit again" not in log, log
+        # Well below the limit the episode ends, with the count of refusals.
+        for s in held[:5]:
+            s.close()
+        wait_for(lambda: "10 connections were refused" in d.text(), what="episode summary")
+        for s in held[5:]:
+            s.close()
+    finally:
+        d.stop()
+
+
 def test_idle_timeout():
     d = Daemon("-o", "idle_timeout=1s")
     try:
@@ -340,6 +377,27 @@ def test_unix_sockets():
     finally:
         assert d.stop() == 0
     assert not os.path.exists(path), "socket file removed on exit"
+    # A live server whose backlog is full: "in use" at once, not a hang.
+    busy = socket.socket(socket.AF_UNIX)
+    busy.bind(path)
+    busy.listen(0)
+    fillers = []
+    while True:
+        c = socket.socket(socket.AF_UNIX)
+        c.setblocking(False)
+        try:
+            c.connect(path)
+        except BlockingIOError:
+            c.close()
+            break
+        fillers.append(c)
+    r = subprocess.run([RELAYWATCHD, "-e", "-o", "listen=unix:" + path],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "in use" in r.stderr, r
+    for c in fillers:
+        c.close()
+    busy.close()
+    os.unlink(path)
     # A path that is not a socket is never removed.
     with open(path, "w") as f:
         f.write("precious")
@@ -415,6 +473,87 @@ def test_sigterm_finishes_in_flight():
     assert "received SIGTERM" in d.text()
 
 
+def test_sigterm_answers_request_waiting_in_socket():
+    """A request that reached the socket but not the daemon when SIGTERM came is answered."""
+    d = Daemon()
+    s = d.connect()
+    s.sendall(RCPT)
+    assert recv_answer(s) == DUNNO
+    d.signal(signal.SIGSTOP)
+    try:
+        s.sendall(RCPT)
+        time.sleep(0.1)
+        d.signal(signal.SIGTERM)
+        time.sleep(0.1)
+    finally:
+        d.signal(signal.SIGCONT)
+    assert recv_answer(s) == DUNNO, "request in the socket at SIGTERM is answered"
+    s.settimeout(5)
+    assert s.recv(10) == b""
+    assert d.stop() == 0
+
+
+def test_signals_before_start_are_not_fatal():
+    """SIGHUP while the configuration is still being read waits for the loop."""
+    fifo = os.path.join(TMP, "slow.conf")
+    os.mkfifo(fifo)
+    port = free_port()
+    d = Daemon("-c", fifo, port=port, wait=False)
+    time.sleep(0.2)  # blocked opening the FIFO
+    d.signal(signal.SIGHUP)
+    time.sleep(0.1)
+    assert d.proc.poll() is None, "SIGHUP killed the daemon while it was starting"
+    text = "listen = inet:127.0.0.1:%d\n" % port
+    with open(fifo, "w") as f:
+        f.write(text)
+    wait_for(lambda: listening_tcp(port), what="daemon to listen")
+    # The early SIGHUP now reloads, which reads the FIFO again.
+    with open(fifo, "w") as f:
+        f.write(text + "log_requests = yes\n")
+    wait_for(lambda: "reload: configuration" in d.text(), what="the early SIGHUP's reload")
+    s = d.connect()
+    s.sendall(RCPT)
+    assert recv_answer(s) == DUNNO
+    s.close()
+    assert d.stop() == 0
+
+
+def test_reload_raises_open_file_limit():
+    conf = os.path.join(TMP, "limits.conf")
+    port = free_port()
+    with open(conf, "w") as f:
+        f.write("listen = inet:127.0.0.1:%d\nmax_connections = 100\n" % port)
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (150, old[1]))
+
+    d = Daemon("-c", conf, port=port, preexec_fn=low_limit)
+
+    def soft_limit():
+        with open("/proc/%d/limits" % d.proc.pid) as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+        raise AssertionError("no open-file limit in /proc")
+
+    assert soft_limit() == 164, soft_limit()  # raised at start to max_connections + 64
+    with open(conf, "w") as f:
+        f.write("listen = inet:127.0.0.1:%d\nmax_connections = 1000\n" % port)
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: "reload: configuration" in d.text(), what="reload")
+    assert soft_limit() >= 1064, soft_limit()
+    socks = [d.connect() for _ in range(300)]
+    for s in socks:
+        s.sendall(RCPT)
+    for s in socks:
+        assert recv_answer(s) == DUNNO
+    for s in socks:
+        s.close()
+    assert "Too many open files" not in d.text(), d.text()
+    assert d.stop() == 0
+
+
 def test_sigterm_gives_up_after_shutdown_timeout():
     d = Daemon("-o", "shutdown_timeout=1s")
     busy = d.connect()
@@ -433,7 +572,8 @@ def test_command_line_and_config_errors():
         f.write("# valid\nlisten = inet:127.0.0.1:%d\nidle_timeout = 6m\n" % free_port())
     bad = os.path.join(TMP, "bad.conf")
     with open(bad, "w") as f:
-        f.write("listen = inet:127.0.0.1:10040\nlisen = x\nmax_connections = -1\n")
+        f.write("listen = inet:127.0.0.1:10040\nlisen = x\nmax_connections = -1\n"
+                "store = redis://127.0.0.1:6379\n")
 
     def run(*args):
         return subprocess.run([RELAYWATCHD] + list(args), capture_output=True, text=True,
@@ -445,6 +585,7 @@ def test_command_line_and_config_errors():
     assert r.returncode == 1, r
     assert "%s:2: unknown configuration key 'lisen'" % bad in r.stderr, r.stderr
     assert "%s:3: max_connections" % bad in r.stderr, r.stderr
+    assert "%s:4: store" % bad in r.stderr, r.stderr
     r = run("-t", "-c", good, "-o", "idle_timeout=soon")
     assert r.returncode == 1 and "idle_timeout" in r.stderr, r
     r = run("-t", "-c", os.path.join(TMP, "missing.conf"))
@@ -475,10 +616,14 @@ TESTS = [
     test_limits_and_bad_input,
     test_many_connections,
     test_connection_limit,
+    test_connection_limit_churn,
     test_idle_timeout,
     test_unix_sockets,
     test_sighup_reload,
     test_sigterm_finishes_in_flight,
+    test_sigterm_answers_request_waiting_in_socket,
+    test_signals_before_start_are_not_fatal,
+    test_reload_raises_open_file_limit,
     test_sigterm_gives_up_after_shutdown_timeout,
     test_command_line_and_config_errors,
 ]
@@ -506,6 +651,12 @@ def main():
                 failed += 1
                 print("FAIL %s" % t.__name__, flush=True)
                 traceback.print_exc()
+            finally:
+                while STARTED:
+                    proc = STARTED.pop()
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
