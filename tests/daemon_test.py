@@ -154,6 +154,27 @@ def assert_closed_without_answer(sock):
     assert data == b"", "expected no answer, got %r" % data
 
 
+def answered_connections(d, n):
+    """n open connections, each with one request answered."""
+    socks = [d.connect() for _ in range(n)]
+    for s in socks:
+        s.sendall(RCPT)
+    for s in socks:
+        assert recv_answer(s) == DUNNO
+    return socks
+
+
+def assert_refused(d):
+    """A new connection is closed without an answer."""
+    extra = d.connect()
+    try:
+        extra.sendall(RCPT)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert_closed_without_answer(extra)
+    extra.close()
+
+
 def request(**attrs):
     lines = ["request=smtpd_access_policy"] + ["%s=%s" % (k, v) for k, v in attrs.items()]
     return ("\n".join(lines) + "\n\n").encode()
@@ -255,13 +276,7 @@ def test_limits_and_bad_input():
 def test_many_connections():
     d = Daemon()
     try:
-        socks = []
-        for _ in range(500):
-            socks.append(d.connect())
-        for s in socks:
-            s.sendall(RCPT)
-        for s in socks:
-            assert recv_answer(s) == DUNNO
+        socks = answered_connections(d, 500)
         # A second round on the same connections: they were kept open.
         for s in socks:
             s.sendall(RCPT)
@@ -276,18 +291,9 @@ def test_many_connections():
 def test_connection_limit():
     d = Daemon("-o", "max_connections=5")
     try:
-        held = [d.connect() for _ in range(5)]
-        for s in held:
-            s.sendall(RCPT)
-            assert recv_answer(s) == DUNNO
+        held = answered_connections(d, 5)
         for _ in range(3):
-            extra = d.connect()
-            try:
-                extra.sendall(RCPT)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            assert_closed_without_answer(extra)
-            extra.close()
+            assert_refused(d)
         log = d.text()
         assert log.count("connection limit reached") == 1, log
         held.pop().close()
@@ -307,20 +313,12 @@ def test_connection_limit_churn():
     """Turning connections over at the limit is one episode, not a log line each."""
     d = Daemon("-o", "max_connections=20")
     try:
-        held = [d.connect() for _ in range(20)]
-        for s in held:
-            s.sendall(RCPT)
-            assert recv_answer(s) == DUNNO
+        held = answered_connections(d, 20)
         for _ in range(10):
-            extra = d.connect()
-            assert_closed_without_answer(extra)
-            extra.close()
+            assert_refused(d)
             held.pop().close()
             time.sleep(0.05)
-            s = d.connect()
-            s.sendall(RCPT)
-            assert recv_answer(s) == DUNNO
-            held.append(s)
+            held += answered_connections(d, 1)
         log = d.text()
         assert log.count("connection limit reached") == 1, log
         assert "below the connection limit again" not in log, log
@@ -543,12 +541,7 @@ def test_reload_raises_open_file_limit():
     d.signal(signal.SIGHUP)
     wait_for(lambda: "reload: configuration" in d.text(), what="reload")
     assert soft_limit() >= 1064, soft_limit()
-    socks = [d.connect() for _ in range(300)]
-    for s in socks:
-        s.sendall(RCPT)
-    for s in socks:
-        assert recv_answer(s) == DUNNO
-    for s in socks:
+    for s in answered_connections(d, 300):
         s.close()
     assert "Too many open files" not in d.text(), d.text()
     assert d.stop() == 0
