@@ -555,6 +555,76 @@ static bool set_tdns_client(struct config *c, const char *key, const char *value
     return true;
 }
 
+static bool set_windows(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+    double seconds[8];
+    bool good = n > 0 && n <= 8;
+
+    if (n == 0)
+        problem(r, "%s: needs at least one window such as 1m", key);
+    else if (n > 8)
+        problem(r, "%s: at most 8 windows, not %zu", key, n);
+    for (size_t i = 0; i < n && good; i++) {
+        if (!parse_duration(items[i], &seconds[i]) || seconds[i] < 1 || strlen(items[i]) > 15) {
+            problem(r, "%s: '%s' is not a duration of at least 1s", key, items[i]);
+            good = false;
+        }
+        for (size_t j = 0; j < i && good; j++)
+            if (strcmp(items[i], items[j]) == 0) {
+                problem(r, "%s: '%s' is listed twice", key, items[i]);
+                good = false;
+            }
+    }
+    if (good) {
+        c->window_count = (unsigned)n;
+        for (size_t i = 0; i < n; i++) {
+            snprintf(c->window_name[i], sizeof(c->window_name[i]), "%s", items[i]);
+            c->window_seconds[i] = seconds[i];
+        }
+    }
+    strings_free(items, n);
+    return good;
+}
+
+static bool set_slots(unsigned *slot, unsigned long min, unsigned long max, const char *key,
+                      const char *value, struct reporter *r)
+{
+    unsigned long v;
+
+    if (!parse_unsigned(value, max, &v, 10) || v < min) {
+        problem(r, "%s: '%s' is not a number from %lu to %lu", key, value, min, max);
+        return false;
+    }
+    *slot = (unsigned)v;
+    return true;
+}
+
+static bool set_culprit_slots(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_slots(&c->culprit_slots, 1, 100000, key, value, r);
+}
+
+static bool set_session_slots(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_slots(&c->session_slots, 64, 16777216, key, value, r);
+}
+
+static bool set_session_timeout(struct config *c, const char *key, const char *value,
+                                struct reporter *r)
+{
+    return set_duration(&c->session_timeout, 1, key, value, r);
+}
+
+static bool set_transaction_timeout(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_duration(&c->transaction_timeout, 1, key, value, r);
+}
+
 static const struct key_entry {
     const char *name;
     setter_fn *set;
@@ -573,6 +643,11 @@ static const struct key_entry {
     [CK_RESOLVER] = {"resolver", set_resolver, "system"},
     [CK_TDNS_CLIENT] = {"tdns_client", set_tdns_client, ""},
     [CK_HTTP_LISTEN] = {"http_listen", set_http_listen, "inet:127.0.0.1:10041"},
+    [CK_WINDOWS] = {"windows", set_windows, "1m, 10m, 1h"},
+    [CK_CULPRIT_SLOTS] = {"culprit_slots", set_culprit_slots, "100"},
+    [CK_SESSION_SLOTS] = {"session_slots", set_session_slots, "65536"},
+    [CK_SESSION_TIMEOUT] = {"session_timeout", set_session_timeout, "10m"},
+    [CK_TRANSACTION_TIMEOUT] = {"transaction_timeout", set_transaction_timeout, "10m"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))

@@ -43,6 +43,11 @@ enum config_key {
     CK_RESOLVER,
     CK_TDNS_CLIENT,
     CK_HTTP_LISTEN,
+    CK_WINDOWS,
+    CK_CULPRIT_SLOTS,
+    CK_SESSION_SLOTS,
+    CK_SESSION_TIMEOUT,
+    CK_TRANSACTION_TIMEOUT,
     CK_COUNT
 };
 
@@ -63,6 +68,14 @@ struct config {
     size_t local_domain_count;
     char *resolver;
     char *tdns_client;
+    /* Counting windows, as written ("1m") and in seconds. */
+    unsigned window_count;
+    char window_name[8][16];
+    double window_seconds[8];
+    unsigned culprit_slots;
+    unsigned session_slots;
+    double session_timeout;
+    double transaction_timeout;
 };
 
 /* Called once per problem; line 0 means no line (a -o override, say). */

@@ -18,8 +18,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "decision.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
+#include "status.h"
+#include "traffic.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
 #define MAX_CONFIG_BYTES (1024 * 1024)
@@ -37,8 +41,83 @@ struct daemon_state {
     struct options *opts;
     struct config *cfg;
     struct policy_server *server;
+    struct http_server *http;
+    struct traffic *traffic;
+    uint64_t requests[STATUS_STATES][AK_COUNT];
+    double started;
+    ev_timer tick;
     bool stopping;
 };
+
+/* The hot path: count, decide, nothing that can block. */
+static void handle_request(void *ctx, const struct policy_request *req, struct decision *out)
+{
+    struct daemon_state *d = ctx;
+
+    traffic_request(d->traffic, req, ev_now(d->loop));
+    decide(req, out);
+    d->requests[req->state][out->kind]++;
+}
+
+static int handle_http(void *ctx, const char *path, const char *query, struct http_body *body,
+                       const char **content_type)
+{
+    struct daemon_state *d = ctx;
+    struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
+                                 (const uint64_t(*)[AK_COUNT])d->requests, d->started};
+    double now = ev_now(d->loop);
+
+    if (strcmp(path, "/status") == 0) {
+        if (strcmp(query, "format=text") == 0) {
+            status_text(body, &src, now);
+            *content_type = "text/plain; charset=utf-8";
+        } else {
+            status_json(body, &src, now);
+            *content_type = "application/json";
+        }
+        return 200;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        status_metrics(body, &src, now);
+        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return 200;
+    }
+    http_body_printf(body, "not found; try /status, /status?format=text or /metrics\n");
+    *content_type = "text/plain; charset=utf-8";
+    return 404;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct daemon_state *d = w->data;
+
+    (void)revents;
+    traffic_tick(d->traffic, ev_now(loop));
+}
+
+/* Open the HTTP endpoint of cfg (none if off); false with the reason in err. */
+static bool open_http(struct daemon_state *d, const struct config *cfg, struct http_server **out,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->http_listen == NULL)
+        return true;
+    *out = http_server_new(d->loop, cfg->http_listen, handle_http, d, err, errlen);
+    return *out != NULL;
+}
+
+/* Counting keys that size tables at start cannot change while running. */
+static void warn_restart_keys(const struct config *old, const struct config *cfg)
+{
+    bool windows_same = old->window_count == cfg->window_count;
+
+    for (unsigned w = 0; windows_same && w < cfg->window_count; w++)
+        windows_same = strcmp(old->window_name[w], cfg->window_name[w]) == 0;
+    if (!windows_same || old->culprit_slots != cfg->culprit_slots ||
+        old->session_slots != cfg->session_slots)
+        log_warning("reload: windows, culprit_slots and session_slots take effect at the next "
+                    "restart; counting goes on with the running values");
+}
 
 static void usage(void)
 {
@@ -143,6 +222,10 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     d->stopping = true;
     log_info("received %s: stopping", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* The status page goes with the listeners: the daemon is on its way out. */
+    http_server_free(d->http);
+    d->http = NULL;
+    ev_timer_stop(d->loop, &d->tick);
     policy_server_shutdown(d->server, on_drained, d);
 }
 
@@ -182,6 +265,23 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
         config_free(cfg);
         return;
     }
+    {
+        const struct endpoint *a = d->cfg->http_listen, *b = cfg->http_listen;
+        bool same = (a == NULL && b == NULL) || (a && b && endpoint_equal(a, b));
+        struct http_server *http;
+
+        if (!same) {
+            /* Close first: the new endpoint may be the old one spelt another way. */
+            http_server_free(d->http);
+            d->http = NULL;
+            if (open_http(d, cfg, &http, err, sizeof(err)))
+                d->http = http;
+            else
+                log_error("reload: http_listen: %s; the status page is off until fixed", err);
+        }
+    }
+    warn_restart_keys(d->cfg, cfg);
+    traffic_reconfigure(d->traffic, cfg);
     config_free(d->cfg);
     d->cfg = cfg;
     raise_fd_limit(cfg->max_connections);
@@ -256,14 +356,21 @@ int main(int argc, char **argv)
         return 2;
     }
     d.opts = &opts;
-    d.server = policy_server_new(d.loop, d.cfg, err, sizeof(err));
-    if (d.server == NULL) {
+    d.started = ev_now(d.loop);
+    d.traffic = traffic_new(d.cfg);
+    d.server = policy_server_new(d.loop, d.cfg, handle_request, &d, err, sizeof(err));
+    if (d.server == NULL || !open_http(&d, d.cfg, &d.http, err, sizeof(err))) {
         fprintf(stderr, "relaywatchd: %s\n", err);
         if (!to_stderr)
             log_error("%s", err);
+        policy_server_free(d.server);
+        traffic_free(d.traffic);
         config_free(d.cfg);
         return 2;
     }
+    ev_timer_init(&d.tick, tick_cb, 1.0, 1.0);
+    d.tick.data = &d;
+    ev_timer_start(d.loop, &d.tick);
     ev_signal_init(&sigterm, stop_cb, SIGTERM);
     ev_signal_init(&sigint, stop_cb, SIGINT);
     ev_signal_init(&sighup, reload_cb, SIGHUP);
@@ -280,12 +387,16 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < d.cfg->listen_count && n < sizeof(where); i++)
             n += (size_t)snprintf(where + n, sizeof(where) - n, "%s%s", i ? ", " : "",
                                   d.cfg->listen[i].spec);
-        log_info("relaywatchd started: listening on %s; store %s; host_id %s; max_connections %u",
-                 where, d.cfg->store, d.cfg->host_id, d.cfg->max_connections);
+        log_info("relaywatchd started: listening on %s; status on %s; store %s; host_id %s; "
+                 "max_connections %u",
+                 where, d.cfg->http_listen ? d.cfg->http_listen->spec : "(off)", d.cfg->store,
+                 d.cfg->host_id, d.cfg->max_connections);
     }
     ev_run(d.loop, 0);
 
     policy_server_free(d.server);
+    http_server_free(d.http);
+    traffic_free(d.traffic);
     config_free(d.cfg);
     log_info("relaywatchd stopped");
     log_close();

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -66,9 +67,12 @@ struct connection {
 struct policy_server {
     struct ev_loop *loop;
     const struct config *cfg;
+    policy_handler_fn *handler;
+    void *handler_ctx;
+    struct policy_server_stats stats;
     struct listener *listeners;
     struct connection *connections;
-    unsigned connection_count;
+    unsigned connection_count; /* mirrored in stats.connections */
     bool full;                    /* refusing connections at max_connections */
     unsigned long refused_while_full;
     ev_timer accept_retry;        /* after EMFILE: pause accepting briefly */
@@ -80,6 +84,8 @@ struct policy_server {
 
 static void connection_close(struct connection *c);
 static bool read_more(struct connection *c);
+static double monotonic_seconds(void);
+static void record_latency(struct policy_server_stats *st, double seconds);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -372,6 +378,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                             srv->cfg->max_connections);
             srv->full = true;
             srv->refused_while_full++;
+            srv->stats.refused++;
             close(fd);
             continue;
         }
@@ -393,7 +400,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (srv->connections)
             srv->connections->prev = c;
         srv->connections = c;
-        srv->connection_count++;
+        srv->stats.connections = ++srv->connection_count;
+        srv->stats.accepted++;
         ev_io_init(&c->io, io_cb, fd, EV_READ);
         ev_io_start(loop, &c->io);
         c->last_activity = ev_now(loop);
@@ -427,7 +435,7 @@ static void connection_close(struct connection *c)
         srv->connections = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv->connection_count--;
+    srv->stats.connections = --srv->connection_count;
     free(c->buf);
     free(c);
     /* The episode ends well below the limit, so a server turning connections
@@ -548,6 +556,7 @@ static bool connection_process(struct connection *c)
     while (c->out == NULL) {
         struct policy_request req;
         struct decision d;
+        double started;
         enum policy_parse_result r =
             policy_parser_next(&c->parser, c->buf + c->start, c->len - c->start, &req);
 
@@ -556,10 +565,12 @@ static bool connection_process(struct connection *c)
         if (r == POLICY_PARSE_ERROR) {
             log_warning("%s: %s (request line %zu); closing connection without answer", c->peer,
                         policy_error_text(c->parser.error), c->parser.error_line);
+            srv->stats.protocol_errors++;
             connection_close(c);
             return false;
         }
-        decide(&req, &d);
+        started = monotonic_seconds();
+        srv->handler(srv->handler_ctx, &req, &d);
         if (srv->cfg->log_requests)
             log_request(c, &req, &d);
         c->start += req.size;
@@ -568,6 +579,8 @@ static bool connection_process(struct connection *c)
         c->out_off = 0;
         if (!flush_answer(c))
             return false;
+        srv->stats.requests++;
+        record_latency(&srv->stats, monotonic_seconds() - started);
     }
     if (c->start == c->len) {
         c->start = c->len = 0;
@@ -650,7 +663,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---------------------------------------------------------------- server */
 
-struct policy_server *policy_server_new(struct ev_loop *loop, const struct config *cfg, char *err,
+struct policy_server *policy_server_new(struct ev_loop *loop, const struct config *cfg,
+                                        policy_handler_fn *handler, void *ctx, char *err,
                                         size_t errlen)
 {
     struct policy_server *srv = calloc(1, sizeof(*srv));
@@ -659,6 +673,8 @@ struct policy_server *policy_server_new(struct ev_loop *loop, const struct confi
         abort();
     srv->loop = loop;
     srv->cfg = cfg;
+    srv->handler = handler;
+    srv->handler_ctx = ctx;
     ev_init(&srv->accept_retry, accept_retry_cb);
     srv->accept_retry.data = srv;
     for (size_t i = 0; i < cfg->listen_count; i++) {
@@ -790,7 +806,29 @@ void policy_server_free(struct policy_server *srv)
     free(srv);
 }
 
-unsigned policy_server_connections(const struct policy_server *srv)
+const struct policy_server_stats *policy_server_stats(const struct policy_server *srv)
 {
-    return srv->connection_count;
+    return &srv->stats;
+}
+
+const double latency_bucket_bounds[LATENCY_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 10,
+};
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void record_latency(struct policy_server_stats *st, double seconds)
+{
+    unsigned b = 0;
+
+    while (b < LATENCY_BUCKETS && seconds > latency_bucket_bounds[b])
+        b++;
+    st->latency_count[b]++;
+    st->latency_sum += seconds;
 }

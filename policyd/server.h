@@ -6,16 +6,39 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 struct ev_loop;
 struct config;
+struct decision;
+struct policy_request;
 struct policy_server;
+
+/* Chooses the answer to one request; must not block. */
+typedef void policy_handler_fn(void *ctx, const struct policy_request *req, struct decision *out);
+
+/* Upper bounds (seconds) of the request latency histogram's buckets; +Inf follows. */
+#define LATENCY_BUCKETS 12
+extern const double latency_bucket_bounds[LATENCY_BUCKETS];
+
+struct policy_server_stats {
+    unsigned connections;     /* open now */
+    uint64_t accepted;        /* connections accepted since start */
+    uint64_t refused;         /* closed at once at max_connections */
+    uint64_t protocol_errors; /* connections closed for breaking the protocol */
+    uint64_t requests;        /* answered */
+    /* Time from a request's last byte read to its answer written. */
+    uint64_t latency_count[LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+    double latency_sum;
+};
 
 /*
  * Open every listen endpoint of cfg and start serving on loop.  cfg must
  * outlive the server or the next policy_server_reconfigure().  On failure
  * returns NULL with a one-line reason in err.
  */
-struct policy_server *policy_server_new(struct ev_loop *loop, const struct config *cfg, char *err,
+struct policy_server *policy_server_new(struct ev_loop *loop, const struct config *cfg,
+                                        policy_handler_fn *handler, void *ctx, char *err,
                                         size_t errlen);
 
 /*
@@ -35,6 +58,6 @@ void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), 
 /* Close everything at once. */
 void policy_server_free(struct policy_server *srv);
 
-unsigned policy_server_connections(const struct policy_server *srv);
+const struct policy_server_stats *policy_server_stats(const struct policy_server *srv);
 
 #endif

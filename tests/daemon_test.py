@@ -88,6 +88,9 @@ class Daemon:
         argv = [RELAYWATCHD, "-e"]
         if not any(a.startswith("listen=") for a in args) and "-c" not in args:
             argv += ["-o", "listen=inet:127.0.0.1:%d" % self.port]
+        # The status page has a fixed default port; tests here leave it off (http_test covers it).
+        if not any(a.startswith("http_listen=") for a in args):
+            argv += ["-o", "http_listen="]
         argv += list(args)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log,
                                      preexec_fn=preexec_fn)

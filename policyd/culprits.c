@@ -1,0 +1,251 @@
+/*
+ * culprits: Space-Saving heavy hitters with windowed figures.  See the header.
+ *
+ * Entries live in one array; an open-addressing index (linear probing,
+ * twice the slots, backward-shift deletion) maps a key's hash to its
+ * entry.  Finding the entry to replace is a scan of the scores: slots are
+ * a few hundred at most, and the scan runs only for keys not yet tracked.
+ */
+#include "culprits.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DOMAIN_PRECISION 6 /* 64 registers per bucket: about 13 % error, exact for a few */
+
+struct culprit {
+    bool used;
+    enum culprit_kind kind;
+    uint64_t hash;
+    uint64_t score, error;
+    double since; /* when this key took the slot */
+    uint16_t key_len;
+    char key[CULPRIT_KEY_MAX + 1];
+    struct window_counter *messages, *recipients;
+    struct distinct_counter *domains;
+};
+
+struct culprit_table {
+    const struct window_set *ws;
+    unsigned slots, used;
+    uint64_t evictions; /* none yet: every tracked key's figures are complete */
+    struct culprit *entry;
+    uint32_t *index; /* entry number + 1; 0 empty */
+    size_t index_mask;
+    double next_decay;
+};
+
+static const char *const kind_names[] = {
+    [CULPRIT_SASL_USERNAME] = "sasl_username",
+    [CULPRIT_CLIENT_ADDRESS] = "client_address",
+    [CULPRIT_SENDER_DOMAIN] = "sender_domain",
+};
+
+const char *culprit_kind_name(enum culprit_kind kind)
+{
+    return kind_names[kind];
+}
+
+struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned slots)
+{
+    struct culprit_table *t = calloc(1, sizeof(*t));
+    size_t isize = 4;
+
+    if (t == NULL)
+        abort();
+    if (slots < 1)
+        slots = 1;
+    while (isize < (size_t)slots * 2)
+        isize <<= 1;
+    t->ws = ws;
+    t->slots = slots;
+    t->entry = calloc(slots, sizeof(*t->entry));
+    t->index = calloc(isize, sizeof(*t->index));
+    if (t->entry == NULL || t->index == NULL)
+        abort();
+    t->index_mask = isize - 1;
+    for (unsigned i = 0; i < slots; i++) {
+        t->entry[i].messages = window_counter_new(ws);
+        t->entry[i].recipients = window_counter_new(ws);
+        t->entry[i].domains = distinct_counter_new(ws, DOMAIN_PRECISION);
+    }
+    return t;
+}
+
+void culprit_table_free(struct culprit_table *t)
+{
+    if (t == NULL)
+        return;
+    for (unsigned i = 0; i < t->slots; i++) {
+        window_counter_free(t->entry[i].messages);
+        window_counter_free(t->entry[i].recipients);
+        distinct_counter_free(t->entry[i].domains);
+    }
+    free(t->entry);
+    free(t->index);
+    free(t);
+}
+
+static bool same_key(const struct culprit *e, enum culprit_kind kind, uint64_t hash,
+                     const char *key, size_t len)
+{
+    return e->used && e->hash == hash && e->kind == kind && e->key_len == len &&
+           memcmp(e->key, key, len) == 0;
+}
+
+/* The index position holding entry for (kind, key), or the empty one where it would go. */
+static size_t index_find(const struct culprit_table *t, enum culprit_kind kind, uint64_t hash,
+                         const char *key, size_t len)
+{
+    size_t pos = (size_t)hash & t->index_mask;
+
+    for (;;) {
+        uint32_t v = t->index[pos];
+        if (v == 0 || same_key(&t->entry[v - 1], kind, hash, key, len))
+            return pos;
+        pos = (pos + 1) & t->index_mask;
+    }
+}
+
+/* Remove entry number n from the index, shifting back what followed it. */
+static void index_remove(struct culprit_table *t, uint32_t n)
+{
+    size_t hole = (size_t)t->entry[n].hash & t->index_mask;
+    size_t j;
+
+    while (t->index[hole] != n + 1)
+        hole = (hole + 1) & t->index_mask;
+    for (j = (hole + 1) & t->index_mask; t->index[j] != 0; j = (j + 1) & t->index_mask) {
+        size_t home = (size_t)t->entry[t->index[j] - 1].hash & t->index_mask;
+
+        /* Move it into the hole unless its home lies after the hole (cyclically). */
+        if (((j - home) & t->index_mask) >= ((j - hole) & t->index_mask)) {
+            t->index[hole] = t->index[j];
+            hole = j;
+        }
+    }
+    t->index[hole] = 0;
+}
+
+static uint32_t lowest_score(const struct culprit_table *t)
+{
+    uint32_t best = 0;
+
+    for (uint32_t i = 1; i < t->slots; i++)
+        if (t->entry[i].score < t->entry[best].score)
+            best = i;
+    return best;
+}
+
+void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
+                 double now, uint32_t messages, uint32_t recipients, uint64_t domain_hash)
+{
+    uint64_t hash = hash64_mix(hash64(key, len, 0), (uint64_t)kind);
+    size_t stored_len = len > CULPRIT_KEY_MAX ? CULPRIT_KEY_MAX : len;
+    size_t pos;
+    uint32_t n;
+    struct culprit *e;
+
+    /* A cut key is looked up by its cut form; the hash of the whole keeps it apart. */
+    pos = index_find(t, kind, hash, key, stored_len);
+    if (t->index[pos] != 0) {
+        e = &t->entry[t->index[pos] - 1];
+    } else {
+        uint64_t inherited = 0;
+
+        if (t->used < t->slots) {
+            n = t->used++;
+        } else {
+            n = lowest_score(t);
+            inherited = t->entry[n].score;
+            index_remove(t, n);
+            t->evictions++;
+            pos = index_find(t, kind, hash, key, stored_len);
+        }
+        e = &t->entry[n];
+        e->used = true;
+        e->kind = kind;
+        e->hash = hash;
+        e->score = inherited;
+        e->error = inherited;
+        e->since = now;
+        e->key_len = (uint16_t)stored_len;
+        memcpy(e->key, key, stored_len);
+        e->key[stored_len] = '\0';
+        window_counter_reset(e->messages, t->ws);
+        window_counter_reset(e->recipients, t->ws);
+        distinct_counter_reset(e->domains, t->ws);
+        t->index[pos] = n + 1;
+    }
+    e->score += (uint64_t)messages + recipients;
+    if (messages)
+        window_counter_add(e->messages, t->ws, now, messages);
+    if (recipients)
+        window_counter_add(e->recipients, t->ws, now, recipients);
+    if (domain_hash)
+        distinct_counter_add(e->domains, t->ws, now, domain_hash);
+}
+
+void culprit_tick(struct culprit_table *t, double now)
+{
+    double period = t->ws->seconds[window_set_longest(t->ws)];
+
+    if (t->next_decay == 0)
+        t->next_decay = now + period;
+    if (now < t->next_decay)
+        return;
+    t->next_decay = now + period;
+    for (unsigned i = 0; i < t->used; i++) {
+        t->entry[i].score >>= 1;
+        t->entry[i].error >>= 1;
+    }
+}
+
+static int compare_views(const void *a, const void *b)
+{
+    const struct culprit_view *x = a, *y = b;
+
+    if (x->recipients != y->recipients)
+        return x->recipients < y->recipients ? 1 : -1;
+    if (x->messages != y->messages)
+        return x->messages < y->messages ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+unsigned culprit_top(const struct culprit_table *t, unsigned w, double now,
+                     struct culprit_view *out, unsigned max)
+{
+    unsigned n = 0;
+
+    if (max == 0)
+        return 0;
+    /* Keep the best `max` seen so far in out, sorted; slots are few, so insertion is fine. */
+    for (unsigned i = 0; i < t->used; i++) {
+        const struct culprit *e = &t->entry[i];
+        struct culprit_view v;
+
+        v.recipients = window_counter_sum(e->recipients, t->ws, w, now);
+        v.messages = window_counter_sum(e->messages, t->ws, w, now);
+        if (v.recipients == 0 && v.messages == 0)
+            continue;
+        v.kind = e->kind;
+        memcpy(v.key, e->key, (size_t)e->key_len + 1);
+        v.domains = distinct_counter_estimate(e->domains, t->ws, w, now);
+        v.score = e->score;
+        v.error = e->error;
+        v.exact = t->evictions == 0 || e->since <= now - t->ws->seconds[w];
+        if (n < max) {
+            out[n++] = v;
+        } else if (compare_views(&v, &out[n - 1]) < 0) {
+            out[n - 1] = v;
+        } else {
+            continue;
+        }
+        for (unsigned j = n - 1; j > 0 && compare_views(&out[j], &out[j - 1]) < 0; j--) {
+            struct culprit_view tmp = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = tmp;
+        }
+    }
+    return n;
+}

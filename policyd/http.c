@@ -1,0 +1,865 @@
+/*
+ * http: a small HTTP/1.1 server for the operators' read-only views.
+ *
+ * One response per connection, then close.  Everything is bounded so that
+ * a scraper gone wrong (or a hostile peer) can never slow policy answers
+ * on the shared loop:
+ *
+ *   - at most HTTP_MAX_CONNECTIONS at once; past that a new connection is
+ *     accepted and closed at once;
+ *   - a request head of at most HTTP_HEAD_MAX bytes (431 past it), read
+ *     into one fixed buffer per connection;
+ *   - one deadline of HTTP_DEADLINE seconds from accept to the last byte
+ *     written (slow senders and slow readers alike are closed);
+ *   - non-blocking reads and writes only; the write watcher runs only
+ *     while the socket is full.
+ *
+ * After the response the connection is half-closed and what the peer
+ * still sends is read and thrown away for a short while ("lingering
+ * close"), so that closing with unread input (a request body, the rest
+ * of an oversized head) does not turn into a reset that destroys the
+ * response before the peer has read it.
+ *
+ * Oddities (malformed requests, timeouts, the limit) are logged at most
+ * once per category every HTTP_LOG_INTERVAL seconds, with a count of the
+ * ones not logged, never once per request.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#define HTTP_MAX_CONNECTIONS 64
+#define HTTP_HEAD_MAX 8192
+#define HTTP_DEADLINE 10.0
+#define HTTP_LINGER 2.0          /* longest wait for the peer's EOF after the response */
+#define HTTP_LINGER_BYTES 65536  /* most input thrown away after the response */
+#define HTTP_ACCEPTS_PER_EVENT 16
+#define HTTP_LOG_INTERVAL 300.0
+#define HTTP_UNIX_MODE 0660
+#define HTTP_PEER_MAX 80
+
+/* ------------------------------------------------------------ http_body */
+
+static void body_reserve(struct http_body *b, size_t more)
+{
+    size_t need, cap;
+
+    if (more > SIZE_MAX - b->len - 1)
+        abort();
+    need = b->len + more + 1; /* always room for a terminating NUL */
+    if (need <= b->cap)
+        return;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    b->data = realloc(b->data, cap);
+    if (b->data == NULL)
+        abort();
+    b->cap = cap;
+}
+
+void http_body_append(struct http_body *b, const char *data, size_t len)
+{
+    body_reserve(b, len);
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void http_body_printf(struct http_body *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    body_reserve(b, 128);
+    va_start(ap, fmt);
+    n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    if ((size_t)n >= b->cap - b->len) {
+        body_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+/* ----------------------------------------------------------------- types */
+
+enum http_oddity {
+    ODD_LIMIT,      /* connection limit reached */
+    ODD_TIMEOUT,    /* deadline passed before the response was out */
+    ODD_TOO_LARGE,  /* request head over HTTP_HEAD_MAX */
+    ODD_BAD,        /* malformed request line or header */
+    ODD_METHOD,     /* not GET or HEAD */
+    ODD_ACCEPT,     /* accept failed for want of resources */
+    ODD_COUNT
+};
+
+struct http_listener {
+    ev_io io;
+    struct http_server *srv;
+    struct http_listener *next;
+};
+
+enum conn_phase { PHASE_READ, PHASE_WRITE, PHASE_LINGER };
+
+struct http_conn {
+    ev_io io;
+    ev_timer deadline;
+    struct http_server *srv;
+    struct http_conn *prev, *next;
+    int fd;
+    enum conn_phase phase;
+    size_t in_len;
+    char *out;
+    size_t out_len, out_off;
+    size_t drained;
+    char peer[HTTP_PEER_MAX];
+    char in[HTTP_HEAD_MAX];
+};
+
+struct http_server {
+    struct ev_loop *loop;
+    http_handler_fn *handler;
+    void *ctx;
+    char *spec;
+    char *unix_path; /* socket file we created, removed at free */
+    struct http_listener *listeners;
+    struct http_conn *conns;
+    unsigned conn_count;
+    ev_timer accept_retry;
+    struct {
+        bool logged;
+        ev_tstamp last;
+        unsigned long suppressed;
+    } odd[ODD_COUNT];
+};
+
+/* -------------------------------------------------------------- helpers */
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Log an oddity unless one of its category was logged less than
+ * HTTP_LOG_INTERVAL ago; then count it for the next line instead.
+ */
+static void oddity(struct http_server *srv, enum http_oddity kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void oddity(struct http_server *srv, enum http_oddity kind, const char *fmt, ...)
+{
+    ev_tstamp now = ev_now(srv->loop);
+    char msg[300], more[96] = "";
+    va_list ap;
+
+    if (srv->odd[kind].logged && now - srv->odd[kind].last < HTTP_LOG_INTERVAL) {
+        srv->odd[kind].suppressed++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (srv->odd[kind].suppressed > 0)
+        snprintf(more, sizeof(more), " (%lu similar since the last report)",
+                 srv->odd[kind].suppressed);
+    log_warning("http %s: %s%s; such events are logged at most every %.0f minutes", srv->spec, msg,
+                more, HTTP_LOG_INTERVAL / 60);
+    srv->odd[kind].logged = true;
+    srv->odd[kind].last = now;
+    srv->odd[kind].suppressed = 0;
+}
+
+static const char *reason_phrase(int code)
+{
+    switch (code) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+static void format_peer(struct http_conn *c, const struct sockaddr_storage *ss, socklen_t sslen)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+
+    if (ss->ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+            snprintf(c->peer, sizeof(c->peer), "unix(pid %ld)", (long)cred.pid);
+        else
+            snprintf(c->peer, sizeof(c->peer), "unix");
+        return;
+    }
+    if (getnameinfo((const struct sockaddr *)ss, sslen, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(c->peer, sizeof(c->peer), "unknown");
+        return;
+    }
+    if (ss->ss_family == AF_INET6)
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%s", host, port);
+    else
+        snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void conn_close(struct http_conn *c)
+{
+    struct http_server *srv = c->srv;
+
+    ev_io_stop(srv->loop, &c->io);
+    ev_timer_stop(srv->loop, &c->deadline);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->conn_count--;
+    free(c->out);
+    free(c);
+}
+
+/* Switch the one io watcher to other events (the fd stays the same). */
+static void conn_watch(struct http_conn *c, int events)
+{
+    ev_io_stop(c->srv->loop, &c->io);
+    ev_io_set(&c->io, c->fd, events);
+    ev_io_start(c->srv->loop, &c->io);
+}
+
+/* The response is out: half-close and wait briefly for the peer's EOF. */
+static void conn_linger(struct http_conn *c)
+{
+    ev_tstamp left = ev_timer_remaining(c->srv->loop, &c->deadline);
+
+    free(c->out);
+    c->out = NULL;
+    c->phase = PHASE_LINGER;
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        conn_close(c);
+        return;
+    }
+    /* What is left of the deadline, but never more than HTTP_LINGER. */
+    ev_timer_stop(c->srv->loop, &c->deadline);
+    ev_timer_set(&c->deadline, left > 0 && left < HTTP_LINGER ? left : HTTP_LINGER, 0.0);
+    ev_timer_start(c->srv->loop, &c->deadline);
+    conn_watch(c, EV_READ);
+}
+
+/* Write what is pending; on EAGAIN wait for EV_WRITE. */
+static void conn_flush(struct http_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (c->phase != PHASE_WRITE) {
+                    c->phase = PHASE_WRITE;
+                    conn_watch(c, EV_WRITE);
+                }
+                return;
+            }
+            conn_close(c); /* EPIPE, ECONNRESET: the peer is gone */
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    conn_linger(c);
+}
+
+/* Build the whole response (head and, unless HEAD, body) and start writing. */
+static void conn_respond(struct http_conn *c, int code, const char *content_type,
+                         const char *extra_headers, const struct http_body *body, bool head_only)
+{
+    struct http_body out = {0};
+    size_t body_len = body ? body->len : 0;
+
+    http_body_printf(&out,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: %s\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Connection: close\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "%s"
+                     "\r\n",
+                     code, reason_phrase(code), content_type, body_len,
+                     extra_headers ? extra_headers : "");
+    if (!head_only && body_len > 0)
+        http_body_append(&out, body->data, body_len);
+    c->out = out.data;
+    c->out_len = out.len;
+    c->out_off = 0;
+    conn_flush(c);
+}
+
+static void conn_respond_error(struct http_conn *c, int code, const char *extra_headers)
+{
+    struct http_body body = {0};
+
+    http_body_printf(&body, "%d %s\n", code, reason_phrase(code));
+    conn_respond(c, code, "text/plain; charset=utf-8", extra_headers, &body, false);
+    free(body.data);
+}
+
+/* RFC 9110 tchar: the characters of a method or a header name. */
+static bool is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return true;
+    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Length of the line at p (without its LF or CRLF); *next after it. */
+static size_t line_at(char *p, char *end, char **next)
+{
+    /* The caller found the empty line that ends the head, so every line has its LF. */
+    char *lf = memchr(p, '\n', (size_t)(end - p));
+    size_t len = (size_t)(lf - p);
+
+    *next = lf + 1;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    return len;
+}
+
+enum parse_result { PARSE_OK, PARSE_BAD, PARSE_VERSION };
+
+/*
+ * Check the head in c->in[0, head_len) (it ends with the empty line) and
+ * split out the method and the target, NUL-terminated in place.
+ */
+static enum parse_result parse_head(struct http_conn *c, size_t head_len, char **method,
+                                    char **target)
+{
+    char *p = c->in, *end = c->in + head_len;
+    char *line, *next, *sp1, *sp2, *version, *tstart;
+    size_t len;
+
+    /* RFC 9112 2.2: ignore empty lines before the request line. */
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    line = p;
+    len = line_at(p, end, &next);
+
+    /* METHOD SP TARGET SP HTTP/D.D, exactly. */
+    sp1 = memchr(line, ' ', len);
+    if (sp1 == NULL || sp1 == line)
+        return PARSE_BAD;
+    for (char *q = line; q < sp1; q++)
+        if (!is_tchar((unsigned char)*q))
+            return PARSE_BAD;
+    tstart = sp1 + 1;
+    sp2 = memchr(tstart, ' ', (size_t)(line + len - tstart));
+    if (sp2 == NULL || sp2 == tstart)
+        return PARSE_BAD;
+    for (char *q = tstart; q < sp2; q++)
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
+            return PARSE_BAD;
+    version = sp2 + 1;
+    if (line + len - version != 8 || memcmp(version, "HTTP/", 5) != 0 || version[5] < '0' ||
+        version[5] > '9' || version[6] != '.' || version[7] < '0' || version[7] > '9')
+        return PARSE_BAD;
+    /* The origin form (/path) is what clients send to a server; also take
+     * the absolute form (http://host/path) that a proxy-minded client may. */
+    if (*tstart != '/') {
+        if (sp2 - tstart < 8 || strncmp(tstart, "http://", 7) != 0)
+            return PARSE_BAD;
+        tstart = memchr(tstart + 7, '/', (size_t)(sp2 - (tstart + 7)));
+        if (tstart == NULL)
+            return PARSE_BAD;
+    }
+
+    /* Header fields: name ":" value and nothing else; obsolete line folding,
+     * white space before the colon and control bytes are refused. */
+    for (p = next; p < end;) {
+        char *colon, *fl = p;
+        size_t fl_len = line_at(p, end, &p);
+
+        if (fl_len == 0)
+            break; /* the empty line that ends the head */
+        colon = memchr(fl, ':', fl_len);
+        if (colon == NULL || colon == fl)
+            return PARSE_BAD;
+        for (char *q = fl; q < colon; q++)
+            if (!is_tchar((unsigned char)*q))
+                return PARSE_BAD;
+        for (char *q = colon + 1; q < fl + fl_len; q++) {
+            unsigned char ch = (unsigned char)*q;
+
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return PARSE_BAD;
+        }
+    }
+
+    if (version[5] != '1')
+        return PARSE_VERSION;
+    *sp1 = '\0';
+    *sp2 = '\0';
+    *method = line;
+    *target = tstart;
+    return PARSE_OK;
+}
+
+/* The head is complete in c->in[0, head_len): answer it. */
+static void conn_handle(struct http_conn *c, size_t head_len)
+{
+    struct http_server *srv = c->srv;
+    char *method, *target, *query;
+    bool head_only;
+    enum parse_result r = parse_head(c, head_len, &method, &target);
+
+    ev_io_stop(srv->loop, &c->io);
+    if (r == PARSE_VERSION) {
+        oddity(srv, ODD_BAD, "%s: HTTP version other than 1.x; answered 505", c->peer);
+        conn_respond_error(c, 505, NULL);
+        return;
+    }
+    if (r != PARSE_OK) {
+        oddity(srv, ODD_BAD, "%s: malformed request line or header; answered 400", c->peer);
+        conn_respond_error(c, 400, NULL);
+        return;
+    }
+    head_only = strcmp(method, "HEAD") == 0;
+    if (!head_only && strcmp(method, "GET") != 0) {
+        oddity(srv, ODD_METHOD, "%s: method %.20s; answered 405", c->peer, method);
+        conn_respond_error(c, 405, "Allow: GET, HEAD\r\n");
+        return;
+    }
+    query = strchr(target, '?');
+    if (query != NULL)
+        *query++ = '\0';
+    else
+        query = target + strlen(target);
+    {
+        struct http_body body = {0};
+        const char *content_type = NULL;
+        int code = srv->handler(srv->ctx, target, query, &body, &content_type);
+
+        if (code < 100 || code > 999)
+            code = 500;
+        conn_respond(c, code, content_type ? content_type : "text/plain; charset=utf-8", NULL,
+                     &body, head_only);
+        free(body.data);
+    }
+}
+
+/* Find the empty line that ends the head; its end offset, or 0. */
+static size_t head_end(const char *buf, size_t len, size_t from)
+{
+    /* Resume a little before the new bytes: the terminator may straddle reads. */
+    size_t i = from > 3 ? from - 3 : 0;
+
+    /* Leading empty lines are not the end of the head. */
+    size_t start = 0;
+    while (start < len && (buf[start] == '\r' || buf[start] == '\n'))
+        start++;
+    if (i < start)
+        i = start;
+    for (; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (i + 1 < len && buf[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+static void conn_read(struct http_conn *c)
+{
+    for (;;) {
+        size_t before = c->in_len, end;
+        ssize_t n;
+
+        if (c->in_len == sizeof(c->in)) {
+            oddity(c->srv, ODD_TOO_LARGE, "%s: request head over %d bytes; answered 431", c->peer,
+                   HTTP_HEAD_MAX);
+            ev_io_stop(c->srv->loop, &c->io);
+            conn_respond_error(c, 431, NULL);
+            return;
+        }
+        n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_close(c);
+            return;
+        }
+        if (n == 0) {
+            conn_close(c); /* the peer gave up before the head was complete */
+            return;
+        }
+        c->in_len += (size_t)n;
+        end = head_end(c->in, c->in_len, before);
+        if (end > 0) {
+            conn_handle(c, end);
+            return;
+        }
+    }
+}
+
+/* After the response: throw input away until EOF, a cap or the timer. */
+static void conn_drain(struct http_conn *c)
+{
+    char sink[4096];
+
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+        c->drained += (size_t)n;
+        if (c->drained > HTTP_LINGER_BYTES) {
+            conn_close(c);
+            return;
+        }
+    }
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct http_conn *c = (struct http_conn *)w;
+
+    (void)loop;
+    (void)revents;
+    switch (c->phase) {
+    case PHASE_READ:
+        conn_read(c);
+        break;
+    case PHASE_WRITE:
+        conn_flush(c);
+        break;
+    case PHASE_LINGER:
+        conn_drain(c);
+        break;
+    }
+}
+
+static void conn_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct http_conn *c = (struct http_conn *)((char *)w - offsetof(struct http_conn, deadline));
+
+    (void)loop;
+    (void)revents;
+    if (c->phase == PHASE_READ)
+        oddity(c->srv, ODD_TIMEOUT, "%s: no complete request within %.0fs; closed", c->peer,
+               HTTP_DEADLINE);
+    else if (c->phase == PHASE_WRITE)
+        oddity(c->srv, ODD_TIMEOUT, "%s: response not read within %.0fs; closed", c->peer,
+               HTTP_DEADLINE);
+    conn_close(c);
+}
+
+/* ------------------------------------------------------------ listeners */
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct http_server *srv = w->data;
+
+    (void)revents;
+    for (struct http_listener *l = srv->listeners; l != NULL; l = l->next)
+        ev_io_start(loop, &l->io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct http_listener *l = (struct http_listener *)w;
+    struct http_server *srv = l->srv;
+
+    (void)revents;
+    for (int i = 0; i < HTTP_ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        struct http_conn *c;
+        int one = 1;
+        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                oddity(srv, ODD_ACCEPT, "accept: %s; pausing for 1s", strerror(errno));
+                for (struct http_listener *k = srv->listeners; k != NULL; k = k->next)
+                    ev_io_stop(loop, &k->io);
+                ev_timer_stop(loop, &srv->accept_retry);
+                ev_timer_set(&srv->accept_retry, 1.0, 0.0);
+                ev_timer_start(loop, &srv->accept_retry);
+            }
+            return; /* EAGAIN, ECONNABORTED, EINTR: nothing more now */
+        }
+        if (srv->conn_count >= HTTP_MAX_CONNECTIONS) {
+            oddity(srv, ODD_LIMIT, "%d connections open; refusing new ones until some close",
+                   HTTP_MAX_CONNECTIONS);
+            close(fd);
+            continue;
+        }
+        c = malloc(sizeof(*c));
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        memset(c, 0, offsetof(struct http_conn, in));
+        if (ss.ss_family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->fd = fd;
+        c->srv = srv;
+        c->phase = PHASE_READ;
+        format_peer(c, &ss, sslen);
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
+        srv->conn_count++;
+        ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+        ev_io_start(loop, &c->io);
+        ev_timer_init(&c->deadline, conn_deadline_cb, HTTP_DEADLINE, 0.0);
+        ev_timer_start(loop, &c->deadline);
+    }
+}
+
+static void listener_add(struct http_server *srv, int fd)
+{
+    struct http_listener *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        abort();
+    l->srv = srv;
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    l->next = srv->listeners;
+    srv->listeners = l;
+}
+
+static int open_unix(struct http_server *srv, const struct endpoint *ep, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd;
+
+    if (strlen(ep->path) >= sizeof(sun.sun_path)) {
+        set_error(err, errlen, "http_listen: %s: path too long", ep->spec);
+        return -1;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, ep->path, strlen(ep->path));
+
+    if (lstat(ep->path, &st) == 0) {
+        int probe;
+
+        if (!S_ISSOCK(st.st_mode)) {
+            set_error(err, errlen, "http_listen: %s: %s exists and is not a socket", ep->spec,
+                      ep->path);
+            return -1;
+        }
+        /* Replace the file only when a refused connection proves it stale;
+         * the probe must neither block nor guess. */
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (probe < 0) {
+            set_error(err, errlen, "http_listen: %s: socket: %s", ep->spec, strerror(errno));
+            return -1;
+        }
+        if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN ||
+            errno == EINPROGRESS) {
+            close(probe);
+            set_error(err, errlen, "http_listen: %s: socket is in use by a running process",
+                      ep->spec);
+            return -1;
+        }
+        if (errno != ECONNREFUSED) {
+            set_error(err, errlen, "http_listen: %s: cannot tell whether %s is in use: %s",
+                      ep->spec, ep->path, strerror(errno));
+            close(probe);
+            return -1;
+        }
+        close(probe);
+        if (unlink(ep->path) != 0 && errno != ENOENT) {
+            set_error(err, errlen, "http_listen: %s: cannot remove stale socket: %s", ep->spec,
+                      strerror(errno));
+            return -1;
+        }
+        log_info("http_listen: %s: replaced a stale socket file", ep->spec);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        set_error(err, errlen, "http_listen: %s: socket: %s", ep->spec, strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        set_error(err, errlen, "http_listen: %s: %s", ep->spec, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (chmod(ep->path, HTTP_UNIX_MODE) != 0 || listen(fd, SOMAXCONN) != 0) {
+        set_error(err, errlen, "http_listen: %s: %s", ep->spec, strerror(errno));
+        close(fd);
+        unlink(ep->path);
+        return -1;
+    }
+    srv->unix_path = strdup(ep->path);
+    if (srv->unix_path == NULL)
+        abort();
+    listener_add(srv, fd);
+    return 0;
+}
+
+static int open_inet(struct http_server *srv, const struct endpoint *ep, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res, *ai;
+    int rc, opened = 0;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(ep->host, ep->port, &hints, &res);
+    if (rc != 0) {
+        set_error(err, errlen, "http_listen: %s: %s", ep->spec, gai_strerror(rc));
+        return -1;
+    }
+    /* Every address of a name, skipping families this host lacks, as for listen. */
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        int one = 1;
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+
+        if (fd < 0) {
+            set_error(err, errlen, "http_listen: %s: socket: %s", ep->spec, strerror(errno));
+            if (errno == EAFNOSUPPORT)
+                continue;
+            break;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+            int e = errno;
+
+            set_error(err, errlen, "http_listen: %s: %s", ep->spec, strerror(e));
+            close(fd);
+            if (e == EADDRNOTAVAIL)
+                continue;
+            break;
+        }
+        listener_add(srv, fd);
+        opened++;
+    }
+    freeaddrinfo(res);
+    if (ai != NULL || opened == 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------- the API */
+
+struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint *ep,
+                                    http_handler_fn *handler, void *ctx, char *err, size_t errlen)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    int rc;
+
+    if (srv == NULL)
+        abort();
+    srv->loop = loop;
+    srv->handler = handler;
+    srv->ctx = ctx;
+    srv->spec = strdup(ep->spec ? ep->spec : "?");
+    if (srv->spec == NULL)
+        abort();
+    ev_timer_init(&srv->accept_retry, accept_retry_cb, 1.0, 0.0);
+    srv->accept_retry.data = srv;
+    if (ep->kind == ENDPOINT_UNIX)
+        rc = open_unix(srv, ep, err, errlen);
+    else
+        rc = open_inet(srv, ep, err, errlen);
+    if (rc != 0) {
+        http_server_free(srv);
+        return NULL;
+    }
+    for (struct http_listener *l = srv->listeners; l != NULL; l = l->next)
+        ev_io_start(loop, &l->io);
+    return srv;
+}
+
+void http_server_free(struct http_server *srv)
+{
+    if (srv == NULL)
+        return;
+    while (srv->conns != NULL)
+        conn_close(srv->conns);
+    while (srv->listeners != NULL) {
+        struct http_listener *l = srv->listeners;
+
+        srv->listeners = l->next;
+        ev_io_stop(srv->loop, &l->io);
+        close(l->io.fd);
+        free(l);
+    }
+    ev_timer_stop(srv->loop, &srv->accept_retry);
+    if (srv->unix_path != NULL)
+        unlink(srv->unix_path);
+    free(srv->unix_path);
+    free(srv->spec);
+    free(srv);
+}

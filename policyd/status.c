@@ -1,0 +1,341 @@
+/*
+ * status: JSON, text and Prometheus views.  See status.h and the README's
+ * "Status and metrics" section, which documents every field.
+ */
+#include "status.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "server.h"
+#include "traffic.h"
+
+#define TOP_CULPRITS 10
+
+static const struct {
+    const char *json;
+    enum traffic_counter counter;
+} fields[] = {
+    {"nc", TC_SESSIONS},
+    {"nf", TC_MESSAGES},
+    {"nf_log", TC_MESSAGES_LOGGED},
+    {"nr", TC_RECIPIENTS},
+    {"nf_relay", TC_MESSAGES_RELAY},
+    {"nf_inbound", TC_MESSAGES_INBOUND},
+    {"nr_relay", TC_RECIPIENTS_RELAY},
+    {"nr_inbound", TC_RECIPIENTS_INBOUND},
+    {"refused", TC_REFUSED},
+};
+
+#define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t utf8_sequence(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0)
+        len = 2, cp = p[0] & 0x1f;
+    else if ((p[0] & 0xf0) == 0xe0)
+        len = 3, cp = p[0] & 0x0f;
+    else if ((p[0] & 0xf8) == 0xf0)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return len;
+}
+
+void status_json_string(struct http_body *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    http_body_append(b, "\"", 1);
+    while (i < len) {
+        size_t n = utf8_sequence(p + i, len - i);
+
+        if (n == 0) {
+            http_body_append(b, "\\ufffd", 6);
+            i++;
+        } else if (n > 1) {
+            http_body_append(b, s + i, n);
+            i += n;
+        } else if (p[i] == '"' || p[i] == '\\') {
+            char esc[2] = {'\\', (char)p[i]};
+            http_body_append(b, esc, 2);
+            i++;
+        } else if (p[i] < 0x20 || p[i] == 0x7f) {
+            http_body_printf(b, "\\u%04x", p[i]);
+            i++;
+        } else {
+            http_body_append(b, s + i, 1);
+            i++;
+        }
+    }
+    http_body_append(b, "\"", 1);
+}
+
+static void json_alpha(struct http_body *b, uint64_t nc, uint64_t nf_log)
+{
+    if (nf_log == 0)
+        http_body_printf(b, "null");
+    else
+        http_body_printf(b, "%.4f", (double)nc / (double)nf_log);
+}
+
+/* Both culprit tables' busiest keys in window w, most recipients first. */
+static unsigned gather_culprits(const struct traffic *t, unsigned w, double now,
+                                struct culprit_view *out)
+{
+    unsigned n = traffic_culprits(t, false, w, now, out, TOP_CULPRITS);
+
+    n += traffic_culprits(t, true, w, now, out + n, TOP_CULPRITS);
+    /* Merge the two sorted runs by recipients, then messages. */
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0 && (out[j].recipients > out[j - 1].recipients ||
+                                       (out[j].recipients == out[j - 1].recipients &&
+                                        out[j].messages > out[j - 1].messages));
+             j--) {
+            struct culprit_view tmp = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = tmp;
+        }
+    return n;
+}
+
+void status_json(struct http_body *b, const struct status_sources *s, double now)
+{
+    const struct traffic *t = s->traffic;
+    const struct window_set *ws = traffic_windows(t);
+    unsigned longest = window_set_longest(ws);
+    struct culprit_view culprits[2 * TOP_CULPRITS];
+    unsigned n;
+
+    http_body_printf(b, "{\"version\":\"%s\",\"hosts\":[{\"host\":", RELAYWATCH_VERSION);
+    status_json_string(b, s->cfg->host_id, strlen(s->cfg->host_id));
+    http_body_printf(b, ",\"state\":\"quiet\",\"uptime_seconds\":%.0f,\"messages_counted_at\":\"%s\"",
+                     now - s->started,
+                     traffic_counts_at_end_of_message(t) ? "end-of-message" : "rcpt");
+    http_body_printf(b, ",\"totals\":{");
+    for (size_t f = 0; f < FIELD_COUNT; f++)
+        http_body_printf(b, "%s\"%s\":%llu", f ? "," : "", fields[f].json,
+                         (unsigned long long)traffic_total(t, fields[f].counter));
+    http_body_printf(b, "},\"windows\":{");
+    for (unsigned w = 0; w < ws->count; w++) {
+        uint64_t v[FIELD_COUNT];
+
+        for (size_t f = 0; f < FIELD_COUNT; f++)
+            v[f] = traffic_window(t, fields[f].counter, w, now);
+        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f", w ? "," : "", ws->name[w],
+                         ws->seconds[w]);
+        for (size_t f = 0; f < FIELD_COUNT; f++)
+            http_body_printf(b, ",\"%s\":%llu", fields[f].json, (unsigned long long)v[f]);
+        http_body_printf(b, ",\"alpha\":");
+        json_alpha(b, v[0], v[2]);
+        http_body_printf(b, ",\"relay_domains\":%llu",
+                         (unsigned long long)traffic_relay_domains(t, w, now));
+        /* The daemon makes no DNS lookups of its own yet (resolver issue): 0 is the truth. */
+        http_body_printf(b, ",\"dns\":{\"mx\":0,\"a\":0,\"ptr\":0},\"tdns\":null}");
+    }
+    http_body_printf(b, "},\"culprits\":[");
+    n = gather_culprits(t, longest, now, culprits);
+    for (unsigned i = 0; i < n; i++) {
+        const struct culprit_view *c = &culprits[i];
+
+        http_body_printf(b, "%s{\"kind\":\"%s\",\"key\":", i ? "," : "",
+                         culprit_kind_name(c->kind));
+        status_json_string(b, c->key, strlen(c->key));
+        http_body_printf(b,
+                         ",\"window\":\"%s\",\"messages\":%llu,\"recipients\":%llu,"
+                         "\"domains\":%llu,\"exact\":%s}",
+                         ws->name[longest], (unsigned long long)c->messages,
+                         (unsigned long long)c->recipients, (unsigned long long)c->domains,
+                         c->exact ? "true" : "false");
+    }
+    http_body_printf(b,
+                     "],\"connections\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu,"
+                     "\"protocol_errors\":%llu},\"requests\":%llu,\"open_transactions\":%u}]}\n",
+                     s->server->connections, (unsigned long long)s->server->accepted,
+                     (unsigned long long)s->server->refused,
+                     (unsigned long long)s->server->protocol_errors,
+                     (unsigned long long)s->server->requests, traffic_open_transactions(t));
+}
+
+void status_text(struct http_body *b, const struct status_sources *s, double now)
+{
+    const struct traffic *t = s->traffic;
+    const struct window_set *ws = traffic_windows(t);
+    unsigned longest = window_set_longest(ws);
+    struct culprit_view culprits[2 * TOP_CULPRITS];
+    unsigned n;
+
+    http_body_printf(b, "host %s: quiet, up %.0fs, %u connections, messages counted at %s\n\n",
+                     s->cfg->host_id, now - s->started, s->server->connections,
+                     traffic_counts_at_end_of_message(t) ? "END-OF-MESSAGE" : "first RCPT");
+    http_body_printf(b, "%-8s %10s %10s %10s %10s %10s %10s %8s\n", "window", "N_c", "N_f",
+                     "from=", "N_r", "relay rcpt", "domains", "alpha");
+    for (unsigned w = 0; w <= ws->count; w++) {
+        bool total = w == ws->count;
+        uint64_t nc = total ? traffic_total(t, TC_SESSIONS) : traffic_window(t, TC_SESSIONS, w, now);
+        uint64_t nf = total ? traffic_total(t, TC_MESSAGES) : traffic_window(t, TC_MESSAGES, w, now);
+        uint64_t nfl = total ? traffic_total(t, TC_MESSAGES_LOGGED)
+                             : traffic_window(t, TC_MESSAGES_LOGGED, w, now);
+        uint64_t nr = total ? traffic_total(t, TC_RECIPIENTS)
+                            : traffic_window(t, TC_RECIPIENTS, w, now);
+        uint64_t rr = total ? traffic_total(t, TC_RECIPIENTS_RELAY)
+                            : traffic_window(t, TC_RECIPIENTS_RELAY, w, now);
+        char alpha[16], domains[24];
+
+        if (nfl == 0)
+            snprintf(alpha, sizeof(alpha), "-");
+        else
+            snprintf(alpha, sizeof(alpha), "%.2f", (double)nc / (double)nfl);
+        if (total)
+            snprintf(domains, sizeof(domains), "-");
+        else
+            snprintf(domains, sizeof(domains), "%llu",
+                     (unsigned long long)traffic_relay_domains(t, w, now));
+        http_body_printf(b, "%-8s %10llu %10llu %10llu %10llu %10llu %10s %8s\n",
+                         total ? "total" : ws->name[w], (unsigned long long)nc,
+                         (unsigned long long)nf, (unsigned long long)nfl, (unsigned long long)nr,
+                         (unsigned long long)rr, domains, alpha);
+    }
+    n = gather_culprits(t, longest, now, culprits);
+    http_body_printf(b, "\ntop relay senders, last %s:\n", ws->name[longest]);
+    if (n == 0)
+        http_body_printf(b, "  (none)\n");
+    for (unsigned i = 0; i < n; i++)
+        http_body_printf(b, "  %-14s %-32s %8llu msgs %8llu rcpts %6llu domains%s\n",
+                         culprit_kind_name(culprits[i].kind), culprits[i].key,
+                         (unsigned long long)culprits[i].messages,
+                         (unsigned long long)culprits[i].recipients,
+                         (unsigned long long)culprits[i].domains,
+                         culprits[i].exact ? "" : " (at least)");
+}
+
+static void metric_head(struct http_body *b, const char *name, const char *type, const char *help)
+{
+    http_body_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void status_metrics(struct http_body *b, const struct status_sources *s, double now)
+{
+    const struct traffic *t = s->traffic;
+    const struct window_set *ws = traffic_windows(t);
+    const struct policy_server_stats *st = s->server;
+    uint64_t cumulative = 0;
+
+    metric_head(b, "relaywatch_requests_total", "counter",
+                "Policy requests answered, by protocol_state and action.");
+    for (int state = 0; state < STATUS_STATES; state++)
+        for (int a = 0; a < AK_COUNT; a++)
+            if (s->requests[state][a] > 0)
+                http_body_printf(b, "relaywatch_requests_total{state=\"%s\",action=\"%s\"} %llu\n",
+                                 state == PS_UNKNOWN ? "none" : policy_state_name(state),
+                                 action_kind_name(a), (unsigned long long)s->requests[state][a]);
+    metric_head(b, "relaywatch_sessions_total", "counter", "SMTP sessions seen (N_c).");
+    http_body_printf(b, "relaywatch_sessions_total %llu\n",
+                     (unsigned long long)traffic_total(t, TC_SESSIONS));
+    metric_head(b, "relaywatch_messages_total", "counter", "Queued messages (N_f), by direction.");
+    http_body_printf(b, "relaywatch_messages_total{direction=\"relay\"} %llu\n",
+                     (unsigned long long)traffic_total(t, TC_MESSAGES_RELAY));
+    http_body_printf(b, "relaywatch_messages_total{direction=\"inbound\"} %llu\n",
+                     (unsigned long long)traffic_total(t, TC_MESSAGES_INBOUND));
+    metric_head(b, "relaywatch_maillog_from_lines_total", "counter",
+                "from= lines the maillog holds: queued messages plus refused recipients (nf_log).");
+    http_body_printf(b, "relaywatch_maillog_from_lines_total %llu\n",
+                     (unsigned long long)traffic_total(t, TC_MESSAGES_LOGGED));
+    metric_head(b, "relaywatch_recipients_total", "counter",
+                "Recipients asked for in RCPT requests (N_r), by direction.");
+    http_body_printf(b, "relaywatch_recipients_total{direction=\"relay\"} %llu\n",
+                     (unsigned long long)traffic_total(t, TC_RECIPIENTS_RELAY));
+    http_body_printf(b, "relaywatch_recipients_total{direction=\"inbound\"} %llu\n",
+                     (unsigned long long)traffic_total(t, TC_RECIPIENTS_INBOUND));
+    metric_head(b, "relaywatch_recipients_refused_total", "counter",
+                "Recipients asked for but not accepted.");
+    http_body_printf(b, "relaywatch_recipients_refused_total %llu\n",
+                     (unsigned long long)traffic_total(t, TC_REFUSED));
+
+    metric_head(b, "relaywatch_window_sessions", "gauge", "N_c in each counting window.");
+    for (unsigned w = 0; w < ws->count; w++)
+        http_body_printf(b, "relaywatch_window_sessions{window=\"%s\"} %llu\n", ws->name[w],
+                         (unsigned long long)traffic_window(t, TC_SESSIONS, w, now));
+    metric_head(b, "relaywatch_window_messages", "gauge", "N_f in each counting window.");
+    for (unsigned w = 0; w < ws->count; w++)
+        http_body_printf(b, "relaywatch_window_messages{window=\"%s\"} %llu\n", ws->name[w],
+                         (unsigned long long)traffic_window(t, TC_MESSAGES, w, now));
+    metric_head(b, "relaywatch_window_maillog_from_lines", "gauge",
+                "nf_log in each counting window.");
+    for (unsigned w = 0; w < ws->count; w++)
+        http_body_printf(b, "relaywatch_window_maillog_from_lines{window=\"%s\"} %llu\n",
+                         ws->name[w],
+                         (unsigned long long)traffic_window(t, TC_MESSAGES_LOGGED, w, now));
+    metric_head(b, "relaywatch_window_recipients", "gauge", "N_r in each counting window.");
+    for (unsigned w = 0; w < ws->count; w++)
+        http_body_printf(b, "relaywatch_window_recipients{window=\"%s\"} %llu\n", ws->name[w],
+                         (unsigned long long)traffic_window(t, TC_RECIPIENTS, w, now));
+    metric_head(b, "relaywatch_alpha", "gauge",
+                "alpha = N_c / nf_log in each counting window (absent while nf_log is 0).");
+    for (unsigned w = 0; w < ws->count; w++) {
+        uint64_t nfl = traffic_window(t, TC_MESSAGES_LOGGED, w, now);
+        if (nfl > 0)
+            http_body_printf(b, "relaywatch_alpha{window=\"%s\"} %.6f\n", ws->name[w],
+                             (double)traffic_window(t, TC_SESSIONS, w, now) / (double)nfl);
+    }
+    metric_head(b, "relaywatch_relay_domains", "gauge",
+                "Distinct relay recipient domains in each counting window (estimate).");
+    for (unsigned w = 0; w < ws->count; w++)
+        http_body_printf(b, "relaywatch_relay_domains{window=\"%s\"} %llu\n", ws->name[w],
+                         (unsigned long long)traffic_relay_domains(t, w, now));
+
+    metric_head(b, "relaywatch_connections", "gauge", "Policy connections open now.");
+    http_body_printf(b, "relaywatch_connections %u\n", st->connections);
+    metric_head(b, "relaywatch_connections_accepted_total", "counter",
+                "Policy connections accepted.");
+    http_body_printf(b, "relaywatch_connections_accepted_total %llu\n",
+                     (unsigned long long)st->accepted);
+    metric_head(b, "relaywatch_connections_refused_total", "counter",
+                "Policy connections closed at once because max_connections was reached.");
+    http_body_printf(b, "relaywatch_connections_refused_total %llu\n",
+                     (unsigned long long)st->refused);
+    metric_head(b, "relaywatch_protocol_errors_total", "counter",
+                "Policy connections closed for breaking the protocol.");
+    http_body_printf(b, "relaywatch_protocol_errors_total %llu\n",
+                     (unsigned long long)st->protocol_errors);
+    metric_head(b, "relaywatch_open_transactions", "gauge",
+                "Transactions with RCPTs seen and no END-OF-MESSAGE yet.");
+    http_body_printf(b, "relaywatch_open_transactions %u\n", traffic_open_transactions(t));
+    metric_head(b, "relaywatch_request_duration_seconds", "histogram",
+                "Time from a request's last byte read to its answer written.");
+    for (unsigned i = 0; i < LATENCY_BUCKETS; i++) {
+        cumulative += st->latency_count[i];
+        http_body_printf(b, "relaywatch_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                         latency_bucket_bounds[i], (unsigned long long)cumulative);
+    }
+    cumulative += st->latency_count[LATENCY_BUCKETS];
+    http_body_printf(b, "relaywatch_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                     (unsigned long long)cumulative);
+    http_body_printf(b, "relaywatch_request_duration_seconds_sum %.9f\n", st->latency_sum);
+    http_body_printf(b, "relaywatch_request_duration_seconds_count %llu\n",
+                     (unsigned long long)cumulative);
+    metric_head(b, "relaywatch_start_time_seconds", "gauge", "When the daemon started (Unix time).");
+    http_body_printf(b, "relaywatch_start_time_seconds %.0f\n", s->started);
+}

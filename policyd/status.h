@@ -1,0 +1,36 @@
+/*
+ * status: the operators' views of the daemon, rendered from its counters:
+ * GET /status (JSON, the same as `relaywatch status --json`),
+ * GET /status?format=text (for a person) and GET /metrics (Prometheus).
+ */
+#ifndef RELAYWATCH_STATUS_H
+#define RELAYWATCH_STATUS_H
+
+#include <stdint.h>
+
+#include "decision.h"
+#include "policy_request.h"
+
+struct config;
+struct traffic;
+struct http_body;
+struct policy_server_stats;
+
+#define STATUS_STATES (PS_OTHER + 1)
+
+struct status_sources {
+    const struct config *cfg;
+    const struct traffic *traffic;
+    const struct policy_server_stats *server;
+    const uint64_t (*requests)[AK_COUNT]; /* [STATUS_STATES][AK_COUNT] */
+    double started;                       /* wall-clock start time, seconds */
+};
+
+void status_json(struct http_body *b, const struct status_sources *s, double now);
+void status_text(struct http_body *b, const struct status_sources *s, double now);
+void status_metrics(struct http_body *b, const struct status_sources *s, double now);
+
+/* Append s as a JSON string (quotes included); invalid UTF-8 becomes U+FFFD. */
+void status_json_string(struct http_body *b, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * traffic: live counting from policy requests.  See traffic.h.
+ *
+ * When a message counts:
+ *  - nf: at END-OF-MESSAGE once such requests have been seen (the hook is
+ *    in smtpd_end_of_data_restrictions), else at the first RCPT of a
+ *    transaction; once per transaction either way.
+ *  - nf_log, the study's N_f (from= lines in the maillog): a queued message
+ *    is one line, and Postfix writes one more for every recipient it
+ *    refuses.  At END-OF-MESSAGE the transaction's RCPT requests minus its
+ *    accepted recipient_count were refused; a transaction that never gets
+ *    there (every recipient refused, or the client gave up) is settled
+ *    when its session moves on to another transaction or session, or after
+ *    transaction_timeout, and all its RCPTs count as refused.
+ */
+#include "traffic.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define PROBE_LIMIT 16
+#define WINDOW_BUCKETS 60
+#define DOMAIN_PRECISION 12 /* 4096 registers: about 1.6 % error at scale */
+
+/* Both tables' entries start with this; key 0 marks an empty slot. */
+struct slot {
+    uint64_t key;
+    double last;
+};
+
+struct session {
+    struct slot s;
+    uint32_t pid;     /* smtpd's process id from `instance`, 0 while unknown */
+    uint64_t txn_key; /* the transaction it is in, 0 if none */
+};
+
+struct transaction {
+    struct slot s;
+    uint32_t rcpts;
+    bool relay;   /* at least one relay recipient */
+    bool counted; /* nf already counted */
+    bool open;    /* RCPTs seen, not yet settled */
+};
+
+struct traffic {
+    struct window_set ws;
+    struct window_counter *counter[TC_COUNT];
+    struct distinct_counter *relay_domains;
+    struct culprit_table *senders; /* SASL user or client address */
+    struct culprit_table *sender_domains;
+    struct session *sessions;
+    struct transaction *txns;
+    size_t mask; /* both tables: slots - 1 */
+    unsigned open_txns;
+    bool eom_mode;
+    double session_timeout, transaction_timeout;
+    uint64_t *local_domains; /* sorted hashes */
+    size_t local_domain_count;
+};
+
+static size_t power_of_two(size_t n)
+{
+    size_t p = 64;
+
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+struct traffic *traffic_new(const struct config *cfg)
+{
+    struct traffic *t = calloc(1, sizeof(*t));
+    const char *names[WINDOW_MAX];
+    size_t slots = power_of_two(cfg->session_slots);
+
+    if (t == NULL)
+        abort();
+    for (unsigned w = 0; w < cfg->window_count; w++)
+        names[w] = cfg->window_name[w];
+    window_set_init(&t->ws, cfg->window_seconds, names, cfg->window_count, WINDOW_BUCKETS);
+    for (int c = 0; c < TC_COUNT; c++)
+        t->counter[c] = window_counter_new(&t->ws);
+    t->relay_domains = distinct_counter_new(&t->ws, DOMAIN_PRECISION);
+    t->senders = culprit_table_new(&t->ws, cfg->culprit_slots);
+    t->sender_domains = culprit_table_new(&t->ws, cfg->culprit_slots);
+    /* calloc: untouched pages of a large table cost no memory until used. */
+    t->sessions = calloc(slots, sizeof(*t->sessions));
+    t->txns = calloc(slots, sizeof(*t->txns));
+    if (t->sessions == NULL || t->txns == NULL)
+        abort();
+    t->mask = slots - 1;
+    traffic_reconfigure(t, cfg);
+    return t;
+}
+
+void traffic_free(struct traffic *t)
+{
+    if (t == NULL)
+        return;
+    for (int c = 0; c < TC_COUNT; c++)
+        window_counter_free(t->counter[c]);
+    distinct_counter_free(t->relay_domains);
+    culprit_table_free(t->senders);
+    culprit_table_free(t->sender_domains);
+    free(t->sessions);
+    free(t->txns);
+    free(t->local_domains);
+    free(t);
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+void traffic_reconfigure(struct traffic *t, const struct config *cfg)
+{
+    uint64_t *set = calloc(cfg->local_domain_count + 1, sizeof(*set));
+
+    if (set == NULL)
+        abort();
+    for (size_t i = 0; i < cfg->local_domain_count; i++)
+        set[i] = hash64(cfg->local_domains[i], strlen(cfg->local_domains[i]), 1);
+    qsort(set, cfg->local_domain_count, sizeof(*set), compare_u64);
+    free(t->local_domains);
+    t->local_domains = set;
+    t->local_domain_count = cfg->local_domain_count;
+    t->session_timeout = cfg->session_timeout;
+    t->transaction_timeout = cfg->transaction_timeout;
+}
+
+/* ----------------------------------------------------------------- tables */
+
+/*
+ * The slot for key: its own, or one to claim (empty, expired, else the
+ * stalest of the probe range).  *found tells which; a claimed slot still
+ * holds its old content for the caller to settle.
+ */
+static struct slot *slot_for(void *base, size_t size, size_t mask, uint64_t key, double now,
+                             double timeout, bool *found)
+{
+    size_t pos = (size_t)key & mask;
+    struct slot *expired = NULL, *stalest = NULL;
+
+    /* Slots are never emptied again, so a key is never found past an empty one. */
+    for (int i = 0; i < PROBE_LIMIT; i++, pos = (pos + 1) & mask) {
+        struct slot *s = (struct slot *)((char *)base + pos * size);
+
+        if (s->key == key) {
+            *found = true;
+            return s;
+        }
+        if (s->key == 0) {
+            *found = false;
+            return expired ? expired : s;
+        }
+        if (expired == NULL && s->last + timeout < now)
+            expired = s;
+        if (stalest == NULL || s->last < stalest->last)
+            stalest = s;
+    }
+    *found = false;
+    return expired ? expired : stalest;
+}
+
+static uint64_t nonzero(uint64_t h)
+{
+    return h ? h : 1;
+}
+
+static void count(struct traffic *t, enum traffic_counter c, double now, uint32_t n)
+{
+    if (n)
+        window_counter_add(t->counter[c], &t->ws, now, n);
+}
+
+/* A transaction that will not reach END-OF-MESSAGE: its RCPTs were refused. */
+static void settle(struct traffic *t, struct transaction *x, double now)
+{
+    if (!x->open)
+        return;
+    x->open = false;
+    t->open_txns--;
+    /* Without END-OF-MESSAGE requests nothing tells refused from accepted. */
+    if (t->eom_mode) {
+        count(t, TC_MESSAGES_LOGGED, now, x->rcpts);
+        count(t, TC_REFUSED, now, x->rcpts);
+    }
+}
+
+static struct transaction *transaction_for(struct traffic *t, uint64_t key, double now)
+{
+    bool found;
+    struct transaction *x = (struct transaction *)slot_for(
+        t->txns, sizeof(*t->txns), t->mask, key, now, t->transaction_timeout * 4, &found);
+
+    if (!found) {
+        settle(t, x, now);
+        memset(x, 0, sizeof(*x));
+        x->s.key = key;
+    }
+    x->s.last = now;
+    return x;
+}
+
+/* ---------------------------------------------------------- attributes */
+
+static uint64_t slice_hash(struct policy_slice v)
+{
+    return v.ptr ? hash64(v.ptr, v.len, 0) : 0;
+}
+
+/* The domain of an address (after its last '@'); empty if none. */
+static struct policy_slice domain_of(struct policy_slice addr)
+{
+    struct policy_slice d = {NULL, 0};
+
+    for (size_t i = addr.len; i > 0; i--)
+        if (addr.ptr[i - 1] == '@') {
+            d.ptr = addr.ptr + i;
+            d.len = addr.len - i;
+            break;
+        }
+    return d;
+}
+
+static bool is_local(const struct traffic *t, uint64_t domain_hash)
+{
+    return bsearch(&domain_hash, t->local_domains, t->local_domain_count, sizeof(uint64_t),
+                   compare_u64) != NULL;
+}
+
+/* smtpd's pid: the hex number before the first '.' of instance. */
+static uint32_t instance_pid(struct policy_slice v)
+{
+    uint32_t pid = 0;
+
+    for (size_t i = 0; i < v.len && i < 8; i++) {
+        char ch = v.ptr[i];
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
+        if (d < 0)
+            return ch == '.' ? pid : 0;
+        pid = pid * 16 + (uint32_t)d;
+    }
+    return 0;
+}
+
+static void blame(struct traffic *t, const struct policy_request *req, double now,
+                  uint32_t messages, uint32_t recipients, uint64_t domain_hash)
+{
+    struct policy_slice user = req->attr[PA_SASL_USERNAME];
+    struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
+    struct policy_slice sender_domain = domain_of(req->attr[PA_SENDER]);
+
+    if (user.len > 0)
+        culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, now, messages,
+                    recipients, domain_hash);
+    else if (client.len > 0)
+        culprit_add(t->senders, CULPRIT_CLIENT_ADDRESS, client.ptr, client.len, now, messages,
+                    recipients, domain_hash);
+    if (sender_domain.len > 0) {
+        /* Domains compare case-insensitively: fold them before they become keys. */
+        char folded[CULPRIT_KEY_MAX];
+        size_t n = sender_domain.len < sizeof(folded) ? sender_domain.len : sizeof(folded);
+
+        for (size_t i = 0; i < n; i++) {
+            char ch = sender_domain.ptr[i];
+            folded[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+        culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, now, messages,
+                    recipients, domain_hash);
+    }
+}
+
+/* ------------------------------------------------------------- counting */
+
+/* Find or start the request's session; returns it (never NULL). */
+static struct session *session_for(struct traffic *t, const struct policy_request *req,
+                                   double now)
+{
+    uint64_t key = nonzero(hash64_mix(
+        hash64_mix(hash64_mix(slice_hash(req->attr[PA_CLIENT_ADDRESS]),
+                              slice_hash(req->attr[PA_CLIENT_PORT])),
+                   slice_hash(req->attr[PA_SERVER_ADDRESS])),
+        slice_hash(req->attr[PA_SERVER_PORT])));
+    uint32_t pid = instance_pid(req->attr[PA_INSTANCE]);
+    bool found;
+    struct session *s = (struct session *)slot_for(t->sessions, sizeof(*t->sessions), t->mask,
+                                                   key, now, t->session_timeout, &found);
+    bool expired = found && s->s.last + t->session_timeout < now;
+
+    /* A new session: CONNECT says so; otherwise a tuple not seen lately, or
+     * seen in another smtpd process (the client port was reused). */
+    if (!found || expired || req->state == PS_CONNECT || (pid && s->pid && pid != s->pid)) {
+        if (s->s.key != 0 && s->txn_key != 0) {
+            bool txn_found;
+            struct transaction *x = (struct transaction *)slot_for(
+                t->txns, sizeof(*t->txns), t->mask, s->txn_key, now, 1e300, &txn_found);
+            if (txn_found)
+                settle(t, x, now);
+        }
+        memset(s, 0, sizeof(*s));
+        s->s.key = key;
+        count(t, TC_SESSIONS, now, 1);
+    }
+    s->s.last = now;
+    if (pid)
+        s->pid = pid;
+    return s;
+}
+
+void traffic_request(struct traffic *t, const struct policy_request *req, double now)
+{
+    struct session *s;
+    struct transaction *x = NULL;
+    struct policy_slice instance = req->attr[PA_INSTANCE];
+
+    switch (req->state) {
+    case PS_CONNECT:
+    case PS_EHLO:
+    case PS_HELO:
+    case PS_MAIL:
+    case PS_RCPT:
+    case PS_DATA:
+    case PS_END_OF_MESSAGE:
+        break;
+    default:
+        return; /* VRFY, ETRN and unknown states say nothing about mail */
+    }
+    s = session_for(t, req, now);
+    if (instance.len > 0 && req->state >= PS_RCPT) {
+        uint64_t key = nonzero(hash64(instance.ptr, instance.len, 0));
+
+        if (s->txn_key != key) {
+            /* The session moved on: its previous transaction is over. */
+            if (s->txn_key != 0) {
+                bool found;
+                struct transaction *old = (struct transaction *)slot_for(
+                    t->txns, sizeof(*t->txns), t->mask, s->txn_key, now, 1e300, &found);
+                if (found)
+                    settle(t, old, now);
+            }
+            s->txn_key = key;
+        }
+        x = transaction_for(t, key, now);
+    }
+
+    if (req->state == PS_RCPT) {
+        struct policy_slice domain = domain_of(req->attr[PA_RECIPIENT]);
+        uint64_t domain_hash = domain.len ? nonzero(hash64(domain.ptr, domain.len, 1)) : 0;
+        /* An address without a domain (RCPT TO:<postmaster>) is this host's own. */
+        bool relay = domain.len > 0 && !is_local(t, domain_hash);
+
+        count(t, TC_RECIPIENTS, now, 1);
+        count(t, relay ? TC_RECIPIENTS_RELAY : TC_RECIPIENTS_INBOUND, now, 1);
+        if (relay) {
+            distinct_counter_add(t->relay_domains, &t->ws, now, domain_hash);
+            blame(t, req, now, 0, 1, domain_hash);
+        }
+        if (x != NULL) {
+            x->rcpts++;
+            x->relay |= relay;
+            if (!x->open) {
+                x->open = true;
+                t->open_txns++;
+            }
+            if (!t->eom_mode && !x->counted) {
+                x->counted = true;
+                count(t, TC_MESSAGES, now, 1);
+                count(t, TC_MESSAGES_LOGGED, now, 1);
+                count(t, relay ? TC_MESSAGES_RELAY : TC_MESSAGES_INBOUND, now, 1);
+                if (relay)
+                    blame(t, req, now, 1, 0, 0);
+            }
+        }
+    } else if (req->state == PS_END_OF_MESSAGE && x != NULL) {
+        struct policy_slice rc = req->attr[PA_RECIPIENT_COUNT];
+        uint32_t accepted = 0, refused;
+
+        for (size_t i = 0; i < rc.len && rc.ptr[i] >= '0' && rc.ptr[i] <= '9'; i++)
+            accepted = accepted > 100000000 ? accepted : accepted * 10 + (uint32_t)(rc.ptr[i] - '0');
+        t->eom_mode = true;
+        if (!x->counted) {
+            x->counted = true;
+            count(t, TC_MESSAGES, now, 1);
+            count(t, TC_MESSAGES_LOGGED, now, 1);
+            count(t, x->relay ? TC_MESSAGES_RELAY : TC_MESSAGES_INBOUND, now, 1);
+            if (x->relay)
+                blame(t, req, now, 1, 0, 0);
+        }
+        refused = x->rcpts > accepted ? x->rcpts - accepted : 0;
+        count(t, TC_MESSAGES_LOGGED, now, refused);
+        count(t, TC_REFUSED, now, refused);
+        if (x->open) {
+            x->open = false;
+            t->open_txns--;
+        }
+    }
+}
+
+void traffic_tick(struct traffic *t, double now)
+{
+    culprit_tick(t->senders, now);
+    culprit_tick(t->sender_domains, now);
+    if (t->open_txns == 0)
+        return;
+    for (size_t i = 0; i <= t->mask; i++) {
+        struct transaction *x = &t->txns[i];
+        if (x->open && x->s.last + t->transaction_timeout < now)
+            settle(t, x, now);
+    }
+}
+
+const struct window_set *traffic_windows(const struct traffic *t)
+{
+    return &t->ws;
+}
+
+uint64_t traffic_total(const struct traffic *t, enum traffic_counter c)
+{
+    return window_counter_total(t->counter[c]);
+}
+
+uint64_t traffic_window(const struct traffic *t, enum traffic_counter c, unsigned w, double now)
+{
+    return window_counter_sum(t->counter[c], &t->ws, w, now);
+}
+
+uint64_t traffic_relay_domains(const struct traffic *t, unsigned w, double now)
+{
+    return distinct_counter_estimate(t->relay_domains, &t->ws, w, now);
+}
+
+unsigned traffic_culprits(const struct traffic *t, bool by_sender_domain, unsigned w, double now,
+                          struct culprit_view *out, unsigned max)
+{
+    return culprit_top(by_sender_domain ? t->sender_domains : t->senders, w, now, out, max);
+}
+
+bool traffic_counts_at_end_of_message(const struct traffic *t)
+{
+    return t->eom_mode;
+}
+
+unsigned traffic_open_transactions(const struct traffic *t)
+{
+    return t->open_txns;
+}

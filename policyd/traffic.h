@@ -1,0 +1,71 @@
+/*
+ * traffic: what the policy requests say about the mail this host handles.
+ *
+ * Counts, per sliding window and since start: N_c (SMTP sessions), N_f
+ * (queued messages, "nf"), the maillog's from= lines ("nf_log": queued
+ * messages plus refused recipients), N_r (recipients asked for), each
+ * split into relay and inbound by local_domains, the distinct relay
+ * recipient domains, and the culprits behind relay mail.  Pure: the
+ * caller passes each request and the time; no I/O, and nothing is
+ * allocated after traffic_new.
+ *
+ * Sessions are told apart by (client_address, client_port, server_address,
+ * server_port) in a bounded table of recent sessions, since with Postfix's
+ * default smtpd_delay_reject = yes the first request of a session is a
+ * RCPT; a CONNECT request always starts a session.  Transactions are
+ * Postfix's `instance`.
+ */
+#ifndef RELAYWATCH_TRAFFIC_H
+#define RELAYWATCH_TRAFFIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "culprits.h"
+#include "policy_request.h"
+#include "window_counter.h"
+
+struct config;
+struct traffic;
+
+enum traffic_counter {
+    TC_SESSIONS,         /* nc */
+    TC_MESSAGES,         /* nf */
+    TC_MESSAGES_LOGGED,  /* nf_log */
+    TC_RECIPIENTS,       /* nr */
+    TC_MESSAGES_RELAY,   /* nf_relay */
+    TC_MESSAGES_INBOUND, /* nf_inbound */
+    TC_RECIPIENTS_RELAY, /* nr_relay */
+    TC_RECIPIENTS_INBOUND,
+    TC_REFUSED,          /* recipients asked for but not accepted: nf_log - nf */
+    TC_COUNT
+};
+
+struct traffic *traffic_new(const struct config *cfg);
+void traffic_free(struct traffic *t);
+
+/* Take the keys that can change while running (local_domains, timeouts). */
+void traffic_reconfigure(struct traffic *t, const struct config *cfg);
+
+/* Account for one request at time now (seconds). */
+void traffic_request(struct traffic *t, const struct policy_request *req, double now);
+
+/* Settle transactions that went quiet; call about once a second. */
+void traffic_tick(struct traffic *t, double now);
+
+const struct window_set *traffic_windows(const struct traffic *t);
+uint64_t traffic_total(const struct traffic *t, enum traffic_counter c);
+uint64_t traffic_window(const struct traffic *t, enum traffic_counter c, unsigned w, double now);
+uint64_t traffic_relay_domains(const struct traffic *t, unsigned w, double now);
+
+/* Culprits of one table: keyed by SASL user or client address, or by sender domain. */
+unsigned traffic_culprits(const struct traffic *t, bool by_sender_domain, unsigned w, double now,
+                          struct culprit_view *out, unsigned max);
+
+/* Whether END-OF-MESSAGE requests have been seen (then nf counts there). */
+bool traffic_counts_at_end_of_message(const struct traffic *t);
+
+/* Transactions seen but not yet settled (no END-OF-MESSAGE yet). */
+unsigned traffic_open_transactions(const struct traffic *t);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * window_counter: sliding-window counts and distinct counts.  See the header.
+ *
+ * Each window has a ring of buckets and the number of its newest bucket
+ * ("head").  Adding at a later bucket first clears the buckets skipped
+ * since head, so no per-bucket timestamps are needed; reading sums the
+ * buckets that are both written (not older than head - buckets) and
+ * still inside the window at the time of reading.
+ */
+#include "window_counter.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void window_set_init(struct window_set *ws, const double *seconds, const char *const *names,
+                     unsigned count, unsigned buckets)
+{
+    memset(ws, 0, sizeof(*ws));
+    ws->count = count > WINDOW_MAX ? WINDOW_MAX : count;
+    ws->buckets = buckets < 1 ? 1 : buckets;
+    for (unsigned w = 0; w < ws->count; w++) {
+        ws->seconds[w] = seconds[w];
+        ws->width[w] = seconds[w] / ws->buckets;
+        snprintf(ws->name[w], sizeof(ws->name[w]), "%s", names[w]);
+    }
+}
+
+unsigned window_set_longest(const struct window_set *ws)
+{
+    unsigned best = 0;
+
+    for (unsigned w = 1; w < ws->count; w++)
+        if (ws->seconds[w] > ws->seconds[best])
+            best = w;
+    return best;
+}
+
+static int64_t bucket_of(const struct window_set *ws, unsigned w, double now)
+{
+    return (int64_t)floor(now / ws->width[w]);
+}
+
+/* Index of bucket k in window w's ring. */
+static size_t slot_of(const struct window_set *ws, unsigned w, int64_t k)
+{
+    int64_t nb = ws->buckets;
+
+    return (size_t)w * (size_t)nb + (size_t)(((k % nb) + nb) % nb);
+}
+
+/*
+ * Move window w's head to bucket k, clearing what it skipped; returns
+ * false when k is older than the ring holds (a clock step backwards far
+ * enough: the event is dropped rather than put in the wrong bucket).
+ */
+static int advance(int64_t *head, const struct window_set *ws, unsigned w, int64_t k,
+                   void (*clear)(void *ctx, size_t slot), void *ctx)
+{
+    int64_t nb = ws->buckets;
+
+    if (k > head[w]) {
+        int64_t from = k - head[w] > nb ? k - nb + 1 : head[w] + 1;
+        for (int64_t j = from; j <= k; j++)
+            clear(ctx, slot_of(ws, w, j));
+        head[w] = k;
+        return 1;
+    }
+    return k > head[w] - nb;
+}
+
+/* The range of buckets [lo, hi] that count for window w at now. */
+static int live_range(const int64_t *head, const struct window_set *ws, unsigned w, double now,
+                      int64_t *lo, int64_t *hi)
+{
+    int64_t k = bucket_of(ws, w, now);
+    int64_t nb = ws->buckets;
+
+    *hi = head[w] < k ? head[w] : k;
+    *lo = k - nb + 1;
+    if (head[w] - nb + 1 > *lo)
+        *lo = head[w] - nb + 1;
+    return *lo <= *hi;
+}
+
+/* ------------------------------------------------------------ counts */
+
+struct window_counter {
+    uint64_t total;
+    int64_t head[WINDOW_MAX];
+    uint32_t bucket[]; /* count * buckets */
+};
+
+struct window_counter *window_counter_new(const struct window_set *ws)
+{
+    size_t n = (size_t)ws->count * ws->buckets;
+    struct window_counter *c = calloc(1, sizeof(*c) + n * sizeof(uint32_t));
+
+    if (c == NULL)
+        abort();
+    window_counter_reset(c, ws);
+    return c;
+}
+
+void window_counter_free(struct window_counter *c)
+{
+    free(c);
+}
+
+void window_counter_reset(struct window_counter *c, const struct window_set *ws)
+{
+    c->total = 0;
+    for (unsigned w = 0; w < WINDOW_MAX; w++)
+        c->head[w] = INT64_MIN / 2;
+    memset(c->bucket, 0, (size_t)ws->count * ws->buckets * sizeof(uint32_t));
+}
+
+static void clear_count(void *ctx, size_t slot)
+{
+    ((uint32_t *)ctx)[slot] = 0;
+}
+
+void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
+                        uint32_t n)
+{
+    c->total = c->total > UINT64_MAX - n ? UINT64_MAX : c->total + n;
+    for (unsigned w = 0; w < ws->count; w++) {
+        int64_t k = bucket_of(ws, w, now);
+        uint32_t *b;
+
+        if (!advance(c->head, ws, w, k, clear_count, c->bucket))
+            continue;
+        b = &c->bucket[slot_of(ws, w, k)];
+        *b = *b > UINT32_MAX - n ? UINT32_MAX : *b + n;
+    }
+}
+
+uint64_t window_counter_sum(const struct window_counter *c, const struct window_set *ws,
+                            unsigned w, double now)
+{
+    int64_t lo, hi;
+    uint64_t sum = 0;
+
+    if (w >= ws->count || !live_range(c->head, ws, w, now, &lo, &hi))
+        return 0;
+    for (int64_t k = lo; k <= hi; k++)
+        sum += c->bucket[slot_of(ws, w, k)];
+    return sum;
+}
+
+uint64_t window_counter_total(const struct window_counter *c)
+{
+    return c->total;
+}
+
+/* ---------------------------------------------------- distinct counts */
+
+struct distinct_counter {
+    unsigned precision;
+    size_t registers; /* per bucket: 2^precision */
+    int64_t head[WINDOW_MAX];
+    uint8_t reg[]; /* count * buckets * registers */
+};
+
+struct distinct_counter *distinct_counter_new(const struct window_set *ws, unsigned precision)
+{
+    size_t m = (size_t)1 << precision;
+    struct distinct_counter *c =
+        calloc(1, sizeof(*c) + (size_t)ws->count * ws->buckets * m);
+
+    if (c == NULL)
+        abort();
+    c->precision = precision;
+    c->registers = m;
+    distinct_counter_reset(c, ws);
+    return c;
+}
+
+void distinct_counter_free(struct distinct_counter *c)
+{
+    free(c);
+}
+
+void distinct_counter_reset(struct distinct_counter *c, const struct window_set *ws)
+{
+    for (unsigned w = 0; w < WINDOW_MAX; w++)
+        c->head[w] = INT64_MIN / 2;
+    memset(c->reg, 0, (size_t)ws->count * ws->buckets * c->registers);
+}
+
+struct clear_sketch {
+    uint8_t *reg;
+    size_t m;
+};
+
+static void clear_sketch(void *ctx, size_t slot)
+{
+    struct clear_sketch *cs = ctx;
+
+    memset(cs->reg + slot * cs->m, 0, cs->m);
+}
+
+void distinct_counter_add(struct distinct_counter *c, const struct window_set *ws, double now,
+                          uint64_t hash)
+{
+    size_t index = (size_t)(hash >> (64 - c->precision));
+    uint64_t rest = hash << c->precision;
+    /* Rank: position of the first 1 bit in what is left of the hash. */
+    uint8_t rank = rest == 0 ? (uint8_t)(64 - c->precision + 1) : (uint8_t)(__builtin_clzll(rest) + 1);
+    struct clear_sketch cs = {c->reg, c->registers};
+
+    for (unsigned w = 0; w < ws->count; w++) {
+        int64_t k = bucket_of(ws, w, now);
+        uint8_t *r;
+
+        if (!advance(c->head, ws, w, k, clear_sketch, &cs))
+            continue;
+        r = &c->reg[slot_of(ws, w, k) * c->registers + index];
+        if (*r < rank)
+            *r = rank;
+    }
+}
+
+uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struct window_set *ws,
+                                   unsigned w, double now)
+{
+    uint8_t merged[1 << 16];
+    size_t m = c->registers;
+    int64_t lo, hi;
+    double sum = 0, estimate;
+    size_t zeros = 0;
+
+    if (w >= ws->count || !live_range(c->head, ws, w, now, &lo, &hi))
+        return 0;
+    memset(merged, 0, m);
+    for (int64_t k = lo; k <= hi; k++) {
+        const uint8_t *r = &c->reg[slot_of(ws, w, k) * m];
+        for (size_t j = 0; j < m; j++)
+            if (r[j] > merged[j])
+                merged[j] = r[j];
+    }
+    for (size_t j = 0; j < m; j++) {
+        sum += ldexp(1.0, -merged[j]);
+        zeros += merged[j] == 0;
+    }
+    if (zeros == m)
+        return 0;
+    estimate = (0.7213 / (1.0 + 1.079 / (double)m)) * (double)m * (double)m / sum;
+    /* Few items: linear counting is far more accurate, and exact when no two collide. */
+    if (estimate <= 2.5 * (double)m && zeros > 0)
+        estimate = (double)m * log((double)m / (double)zeros);
+    return (uint64_t)llround(estimate);
+}
+
+/* ------------------------------------------------------------- hashing */
+
+static uint64_t finalize(uint64_t x)
+{
+    /* splitmix64's finaliser: every input bit affects every output bit. */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t hash64(const char *data, size_t len, int fold_case)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ len; /* FNV-1a over the bytes, then mixed */
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        if (fold_case && ch >= 'A' && ch <= 'Z')
+            ch = (unsigned char)(ch + 32);
+        h ^= ch;
+        h *= 0x100000001b3ULL;
+    }
+    return finalize(h);
+}
+
+uint64_t hash64_mix(uint64_t h, uint64_t v)
+{
+    return finalize(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
+}

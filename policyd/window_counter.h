@@ -1,0 +1,75 @@
+/*
+ * window_counter: counts over sliding time windows, with no I/O.
+ *
+ * A window_set names the windows (1m, 10m, 1h by default) and how many
+ * buckets each is cut into.  A window_counter keeps, per window, a ring of
+ * saturating 32-bit buckets: bucket k covers [k * width, (k + 1) * width)
+ * with width = window / buckets, and the window's sum is that of the last
+ * `buckets` buckets up to now (the current one partly filled), so a window
+ * is exact to within one bucket width.  A distinct_counter does the same
+ * with HyperLogLog sketches for "how many different".  The clock is a
+ * parameter everywhere: tests set it, the daemon passes the loop's time.
+ * Adding never allocates; counters are allocated once, at start.
+ */
+#ifndef RELAYWATCH_WINDOW_COUNTER_H
+#define RELAYWATCH_WINDOW_COUNTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WINDOW_MAX 8
+
+struct window_set {
+    unsigned count;   /* windows */
+    unsigned buckets; /* buckets per window */
+    double seconds[WINDOW_MAX];
+    double width[WINDOW_MAX]; /* seconds per bucket */
+    char name[WINDOW_MAX][16]; /* "1m", "10m", "1h": as configured */
+};
+
+/* Windows from their lengths in seconds (at most WINDOW_MAX, each > 0). */
+void window_set_init(struct window_set *ws, const double *seconds, const char *const *names,
+                     unsigned count, unsigned buckets);
+
+/* The index of the longest window. */
+unsigned window_set_longest(const struct window_set *ws);
+
+struct window_counter;
+
+struct window_counter *window_counter_new(const struct window_set *ws);
+void window_counter_free(struct window_counter *c);
+void window_counter_reset(struct window_counter *c, const struct window_set *ws);
+
+/* Add n at time now (seconds); buckets saturate at UINT32_MAX, the total at UINT64_MAX. */
+void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
+                        uint32_t n);
+
+/* The sum over window w at time now. */
+uint64_t window_counter_sum(const struct window_counter *c, const struct window_set *ws,
+                            unsigned w, double now);
+
+/* Everything ever added. */
+uint64_t window_counter_total(const struct window_counter *c);
+
+struct distinct_counter;
+
+/* precision p: 2^p one-byte registers per bucket; standard error about 1.04 / sqrt(2^p). */
+struct distinct_counter *distinct_counter_new(const struct window_set *ws, unsigned precision);
+void distinct_counter_free(struct distinct_counter *c);
+void distinct_counter_reset(struct distinct_counter *c, const struct window_set *ws);
+
+/* Note one item by its 64-bit hash (see hash64). */
+void distinct_counter_add(struct distinct_counter *c, const struct window_set *ws, double now,
+                          uint64_t hash);
+
+/* Estimated number of different items in window w; small counts come out exact in practice. */
+uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struct window_set *ws,
+                                   unsigned w, double now);
+
+/* A well-mixed 64-bit hash of bytes; fold_case hashes A-Z as a-z. */
+uint64_t hash64(const char *data, size_t len, int fold_case);
+
+/* Mix one more value into a hash (for keys made of several parts). */
+uint64_t hash64_mix(uint64_t h, uint64_t v);
+
+#endif
