@@ -233,7 +233,9 @@ unsigned culprit_top(const struct culprit_table *t, unsigned w, double now,
         v.domains = distinct_counter_estimate(e->domains, t->ws, w, now);
         v.score = e->score;
         v.error = e->error;
-        v.exact = t->evictions == 0 || e->since <= now - t->ws->seconds[w];
+        /* Space-Saving: true count <= count since entry + error.  No error, or
+         * tracked since before the window began: the figures are complete. */
+        v.exact = t->evictions == 0 || e->error == 0 || e->since <= now - t->ws->seconds[w];
         if (n < max) {
             out[n++] = v;
         } else if (compare_views(&v, &out[n - 1]) < 0) {

@@ -1,0 +1,434 @@
+/* Unit tests of the counting parts: windows, distinct counts, culprits, traffic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "culprits.h"
+#include "http.h"
+#include "policy_request.h"
+#include "status.h"
+#include "server.h"
+#include "traffic.h"
+#include "window_counter.h"
+
+static const double default_seconds[] = {60, 600, 3600};
+static const char *const default_names[] = {"1m", "10m", "1h"};
+
+static void three_windows(struct window_set *ws)
+{
+    window_set_init(ws, default_seconds, default_names, 3, 60);
+}
+
+static void test_window_expiry(void **state)
+{
+    struct window_set ws;
+    struct window_counter *c;
+    double t0 = 1699999200.0; /* a multiple of 3600: a bucket boundary for all three widths */
+
+    (void)state;
+    three_windows(&ws);
+    c = window_counter_new(&ws);
+    window_counter_add(c, &ws, t0 + 0.2, 5);
+    window_counter_add(c, &ws, t0 + 30, 2);
+    assert_int_equal(window_counter_sum(c, &ws, 0, t0 + 30), 7);
+    /* The 1m window covers the 60 one-second buckets up to now. */
+    assert_int_equal(window_counter_sum(c, &ws, 0, t0 + 59.9), 7);
+    assert_int_equal(window_counter_sum(c, &ws, 0, t0 + 60.0), 2); /* bucket of t0 is out */
+    assert_int_equal(window_counter_sum(c, &ws, 0, t0 + 90.0), 0);
+    assert_int_equal(window_counter_sum(c, &ws, 1, t0 + 90.0), 7);
+    /* 10-second buckets: the one holding t0 + 30 is in until t0 + 640. */
+    assert_int_equal(window_counter_sum(c, &ws, 1, t0 + 600.0), 2);
+    assert_int_equal(window_counter_sum(c, &ws, 1, t0 + 640.0), 0);
+    assert_int_equal(window_counter_sum(c, &ws, 2, t0 + 3599.0), 7);
+    assert_int_equal(window_counter_sum(c, &ws, 2, t0 + 3600.0), 0);
+    assert_int_equal(window_counter_total(c), 7);
+    /* Adding after a long gap clears the old ring. */
+    window_counter_add(c, &ws, t0 + 100000, 1);
+    for (unsigned w = 0; w < 3; w++)
+        assert_int_equal(window_counter_sum(c, &ws, w, t0 + 100000), 1);
+    /* Reading a time before the newest bucket counts only what is not newer. */
+    window_counter_add(c, &ws, t0 + 100010, 4);
+    assert_int_equal(window_counter_sum(c, &ws, 0, t0 + 100005), 1);
+    /* A clock step back within the ring lands in its bucket; further back it is dropped. */
+    window_counter_add(c, &ws, t0 + 100003, 2);
+    assert_int_equal(window_counter_sum(c, &ws, 0, t0 + 100010), 7);
+    window_counter_add(c, &ws, t0 + 50000, 100);
+    assert_int_equal(window_counter_sum(c, &ws, 2, t0 + 100010), 7);
+    window_counter_free(c);
+}
+
+static void test_window_saturates(void **state)
+{
+    struct window_set ws;
+    struct window_counter *c;
+
+    (void)state;
+    three_windows(&ws);
+    c = window_counter_new(&ws);
+    window_counter_add(c, &ws, 1000.5, UINT32_MAX - 1);
+    window_counter_add(c, &ws, 1000.6, 5);
+    assert_int_equal(window_counter_sum(c, &ws, 0, 1000.7), UINT32_MAX);
+    window_counter_add(c, &ws, 1001.5, 3); /* the next bucket is not saturated */
+    assert_true(window_counter_sum(c, &ws, 0, 1001.7) == (uint64_t)UINT32_MAX + 3);
+    window_counter_free(c);
+}
+
+static void test_window_sliding_per_second(void **state)
+{
+    struct window_set ws;
+    struct window_counter *c;
+
+    (void)state;
+    three_windows(&ws);
+    c = window_counter_new(&ws);
+    /* One event per second for 10 minutes: the 1m window always holds 60 (59 at a boundary's
+     * first instant is not possible: reading at .5 s into each second). */
+    for (int s = 0; s < 600; s++)
+        window_counter_add(c, &ws, 5000.5 + s, 1);
+    assert_int_equal(window_counter_sum(c, &ws, 0, 5599.5), 60);
+    assert_int_equal(window_counter_sum(c, &ws, 1, 5599.5), 600);
+    assert_int_equal(window_counter_sum(c, &ws, 2, 5599.5), 600);
+    window_counter_free(c);
+}
+
+static void test_distinct_counts(void **state)
+{
+    struct window_set ws;
+    struct distinct_counter *d;
+    char name[64];
+    uint64_t est;
+
+    (void)state;
+    three_windows(&ws);
+    d = distinct_counter_new(&ws, 12);
+    assert_int_equal(distinct_counter_estimate(d, &ws, 0, 100.0), 0);
+    for (int i = 0; i < 5; i++) {
+        int n = snprintf(name, sizeof(name), "domain%d.example", i);
+        distinct_counter_add(d, &ws, 100.0, hash64(name, (size_t)n, 1));
+        distinct_counter_add(d, &ws, 100.0, hash64(name, (size_t)n, 1)); /* repeats */
+    }
+    /* Case does not make a different domain. */
+    distinct_counter_add(d, &ws, 100.0, hash64("DOMAIN0.EXAMPLE", 15, 1));
+    assert_int_equal(distinct_counter_estimate(d, &ws, 0, 100.0), 5);
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(name, sizeof(name), "d%d.example", i);
+        distinct_counter_add(d, &ws, 110.0, hash64(name, (size_t)n, 1));
+    }
+    est = distinct_counter_estimate(d, &ws, 1, 110.0);
+    assert_true(est > 20005 * 0.95 && est < 20005 * 1.05);
+    /* Window expiry: after a minute only later additions count. */
+    assert_int_equal(distinct_counter_estimate(d, &ws, 0, 171.0), 0);
+    assert_true(distinct_counter_estimate(d, &ws, 1, 171.0) == est);
+    distinct_counter_free(d);
+}
+
+static void test_culprits_heavy_hitters_among_a_million(void **state)
+{
+    struct window_set ws;
+    struct culprit_table *t;
+    struct culprit_view top[5];
+    char key[32];
+    const char *heavy[] = {"spammer1", "spammer2", "spammer3"};
+    unsigned n;
+
+    (void)state;
+    three_windows(&ws);
+    t = culprit_table_new(&ws, 100);
+    /* 1,000,000 keys sending one message to one recipient each; three keys share one in every
+     * 10 requests, so each sends more than 1/slots of the traffic (Space-Saving's bound). */
+    for (int i = 0; i < 1000000; i++) {
+        int len = snprintf(key, sizeof(key), "user%d", i);
+        double now = 10000.0 + i / 1000000.0;
+
+        culprit_add(t, CULPRIT_SASL_USERNAME, key, (size_t)len, now, 1, 1,
+                    hash64(key, (size_t)len, 1));
+        if (i % 10 == 0) {
+            const char *h = heavy[(i / 10) % 3];
+            char domain[32];
+            int dl = snprintf(domain, sizeof(domain), "dom%d.test", (i / 10) % 40);
+
+            culprit_add(t, CULPRIT_SASL_USERNAME, h, strlen(h), now, 0, 1,
+                        hash64(domain, (size_t)dl, 1));
+        }
+    }
+    n = culprit_top(t, 2, 10001.0, top, 5);
+    assert_int_equal(n, 5);
+    for (int i = 0; i < 3; i++) {
+        /* 100,000 heavy requests in all, shared round-robin: 33334, 33333, 33333. */
+        uint64_t want = i < 1 ? 33334 : 33333;
+        int found = 0;
+        for (int j = 0; j < 3; j++)
+            if (strcmp(top[j].key, heavy[i]) == 0) {
+                assert_int_equal(top[j].recipients, want);
+                assert_int_equal(top[j].messages, 0);
+                assert_true(top[j].exact);
+                assert_true(top[j].domains >= 40 * 0.75 && top[j].domains <= 40 * 1.25);
+                found = 1;
+            }
+        assert_true(found);
+    }
+    /* The rest are one-recipient keys with inherited error: not exact. */
+    assert_true(top[3].recipients <= 2);
+    assert_false(top[3].exact);
+    assert_string_equal(culprit_kind_name(top[0].kind), "sasl_username");
+    culprit_table_free(t);
+}
+
+static void test_culprits_kinds_and_decay(void **state)
+{
+    struct window_set ws;
+    struct culprit_table *t;
+    struct culprit_view top[4];
+    unsigned n;
+
+    (void)state;
+    three_windows(&ws);
+    t = culprit_table_new(&ws, 2);
+    /* The same text under two kinds is two keys. */
+    culprit_add(t, CULPRIT_SASL_USERNAME, "x", 1, 100.0, 1, 3, 0);
+    culprit_add(t, CULPRIT_CLIENT_ADDRESS, "x", 1, 100.0, 1, 1, 0);
+    n = culprit_top(t, 0, 100.0, top, 4);
+    assert_int_equal(n, 2);
+    assert_int_equal(top[0].kind, CULPRIT_SASL_USERNAME);
+    assert_int_equal(top[0].recipients, 3);
+    assert_int_equal(top[1].kind, CULPRIT_CLIENT_ADDRESS);
+    /* A third key takes the lowest slot and inherits its score as error. */
+    culprit_add(t, CULPRIT_SASL_USERNAME, "y", 1, 101.0, 0, 1, 0);
+    n = culprit_top(t, 0, 101.0, top, 4);
+    assert_int_equal(n, 2);
+    assert_string_equal(top[1].key, "y");
+    assert_int_equal(top[1].error, 2);
+    assert_false(top[1].exact);
+    /* Figures leave the window; scores halve once per longest window. */
+    assert_int_equal(culprit_top(t, 0, 200.0, top, 4), 0);
+    culprit_tick(t, 200.0);
+    culprit_tick(t, 200.0 + 3600.0);
+    n = culprit_top(t, 2, 200.0, top, 4);
+    assert_int_equal(top[0].score, 2); /* 5 >> 1 */
+    culprit_table_free(t);
+}
+
+/* ------------------------------------------------------------ traffic */
+
+struct fake_request {
+    char text[2048];
+    size_t len;
+};
+
+/* Build and parse a request from "name=value" pairs; the text lives in fr. */
+static void make_request(struct fake_request *fr, struct policy_request *req, const char *state,
+                         const char *port, const char *instance, const char *recipient,
+                         const char *extra)
+{
+    struct policy_parser p;
+
+    fr->len = (size_t)snprintf(fr->text, sizeof(fr->text),
+                               "request=smtpd_access_policy\nprotocol_state=%s\n"
+                               "client_address=198.51.100.9\nclient_port=%s\n"
+                               "server_address=127.0.0.1\nserver_port=25\n"
+                               "sender=Mallory@Sender.Example\ninstance=%s\nrecipient=%s\n%s\n",
+                               state, port, instance, recipient, extra);
+    policy_parser_init(&p);
+    assert_int_equal(policy_parser_next(&p, fr->text, fr->len, req), POLICY_PARSE_REQUEST);
+}
+
+static void send_request(struct traffic *t, double now, const char *state, const char *port,
+                         const char *instance, const char *recipient, const char *extra)
+{
+    struct fake_request fr;
+    struct policy_request req;
+
+    make_request(&fr, &req, state, port, instance, recipient, extra);
+    traffic_request(t, &req, now);
+}
+
+static struct config *counting_config(const char *overrides)
+{
+    struct config *c = config_new();
+    char buf[512];
+
+    snprintf(buf, sizeof(buf), "local_domains = local.test\ntransaction_timeout = 30s\n%s",
+             overrides);
+    assert_int_equal(config_parse_buffer(c, buf, strlen(buf), "test", NULL, NULL), 0);
+    return c;
+}
+
+static void test_traffic_end_of_message_mode(void **state)
+{
+    struct config *cfg = counting_config("");
+    struct traffic *t = traffic_new(cfg);
+    double now = 50000.0;
+
+    (void)state;
+    /* Session 1, CONNECT seen; message 1: three RCPTs, one refused later, two accepted. */
+    send_request(t, now, "CONNECT", "4000", "", "", "");
+    send_request(t, now, "RCPT", "4000", "a1.1.1.0", "x@relay1.test", "sasl_username=alice\n");
+    send_request(t, now, "RCPT", "4000", "a1.1.1.0", "y@RELAY2.test", "sasl_username=alice\n");
+    send_request(t, now, "RCPT", "4000", "a1.1.1.0", "z@local.test", "sasl_username=alice\n");
+    send_request(t, now, "END-OF-MESSAGE", "4000", "a1.1.1.0", "",
+                 "recipient_count=2\nsasl_username=alice\n");
+    /* Message 2 on the same session: every recipient refused, no END-OF-MESSAGE. */
+    send_request(t, now + 1, "RCPT", "4000", "a1.2.1.1", "p@Local.Test", "");
+    send_request(t, now + 1, "RCPT", "4000", "a1.2.1.1", "q@relay3.test", "");
+    assert_int_equal(traffic_open_transactions(t), 1);
+    /* Message 3 moves the session on, which settles message 2. */
+    send_request(t, now + 2, "RCPT", "4000", "a1.3.1.2", "r@relay1.test", "");
+    assert_int_equal(traffic_open_transactions(t), 1);
+    send_request(t, now + 2, "END-OF-MESSAGE", "4000", "a1.3.1.2", "", "recipient_count=1\n");
+    /* Session 2 without CONNECT (smtpd_delay_reject = yes); it quits after RCPT. */
+    send_request(t, now + 3, "RCPT", "4001", "b2.1.1.0", "s@relay4.test", "");
+    assert_true(traffic_counts_at_end_of_message(t));
+
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 2);
+    assert_int_equal(traffic_total(t, TC_MESSAGES), 2);
+    assert_int_equal(traffic_total(t, TC_RECIPIENTS), 7);
+    assert_int_equal(traffic_total(t, TC_RECIPIENTS_INBOUND), 2);
+    assert_int_equal(traffic_total(t, TC_RECIPIENTS_RELAY), 5);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_RELAY), 2);
+    /* from= lines: 2 queued + 1 refused in message 1 + 2 refused in message 2. */
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 5);
+    /* The abandoned transaction of session 2 is settled after transaction_timeout. */
+    traffic_tick(t, now + 20);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 5);
+    traffic_tick(t, now + 40);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 6);
+    assert_int_equal(traffic_open_transactions(t), 0);
+    assert_int_equal(traffic_window(t, TC_SESSIONS, 0, now + 40), 2);
+    assert_int_equal(traffic_window(t, TC_SESSIONS, 0, now + 70), 0);
+    assert_int_equal(traffic_relay_domains(t, 0, now + 40), 4);
+
+    {
+        struct culprit_view v[4];
+        unsigned n = traffic_culprits(t, false, 1, now + 40, v, 4);
+        assert_int_equal(n, 2);
+        /* Without SASL the client address is the key: messages 2 and 3, session 2. */
+        assert_string_equal(v[0].key, "198.51.100.9");
+        assert_int_equal(v[0].kind, CULPRIT_CLIENT_ADDRESS);
+        assert_int_equal(v[0].recipients, 3);
+        assert_int_equal(v[0].messages, 1);
+        assert_string_equal(v[1].key, "alice");
+        assert_int_equal(v[1].kind, CULPRIT_SASL_USERNAME);
+        assert_int_equal(v[1].recipients, 2);
+        assert_int_equal(v[1].messages, 1);
+        assert_int_equal(v[1].domains, 2);
+        n = traffic_culprits(t, true, 1, now + 40, v, 4);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].key, "sender.example");
+        assert_int_equal(v[0].recipients, 5);
+    }
+    traffic_free(t);
+    config_free(cfg);
+}
+
+static void test_traffic_sessions(void **state)
+{
+    struct config *cfg = counting_config("session_timeout = 60s\nsession_slots = 64\n");
+    struct traffic *t = traffic_new(cfg);
+    double now = 70000.0;
+    char port[16];
+
+    (void)state;
+    send_request(t, now, "RCPT", "5000", "10.1.1.0", "a@relay.test", "");
+    send_request(t, now + 1, "RCPT", "5000", "10.1.1.0", "b@relay.test", "");
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 1);
+    /* The same client port in another smtpd process (pid 0x11): a new session. */
+    send_request(t, now + 2, "RCPT", "5000", "11.1.1.0", "a@relay.test", "");
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 2);
+    /* A CONNECT always starts one. */
+    send_request(t, now + 3, "CONNECT", "5000", "", "", "");
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 3);
+    /* Quiet for longer than session_timeout: the next request is a new session. */
+    send_request(t, now + 100, "RCPT", "5000", "", "a@relay.test", "");
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 4);
+    /* Far more sessions than slots: each counts once, the table stays its size. */
+    for (int i = 0; i < 10000; i++) {
+        snprintf(port, sizeof(port), "%d", 10000 + i);
+        send_request(t, now + 200, "RCPT", port, "20.1.1.0", "a@relay.test", "");
+        send_request(t, now + 200, "RCPT", port, "20.1.1.0", "b@relay.test", "");
+    }
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 10004);
+    traffic_free(t);
+    config_free(cfg);
+}
+
+static void test_traffic_rcpt_mode(void **state)
+{
+    struct config *cfg = counting_config("");
+    struct traffic *t = traffic_new(cfg);
+
+    (void)state;
+    /* No END-OF-MESSAGE hook: a message counts at its first RCPT. */
+    send_request(t, 100.0, "RCPT", "6000", "30.1.1.0", "a@relay.test", "");
+    send_request(t, 100.0, "RCPT", "6000", "30.1.1.0", "b@relay.test", "");
+    send_request(t, 100.0, "RCPT", "6000", "30.1.1.1", "c@local.test", "");
+    assert_false(traffic_counts_at_end_of_message(t));
+    assert_int_equal(traffic_total(t, TC_MESSAGES), 2);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_RELAY), 1);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_INBOUND), 1);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 2);
+    /* VRFY, ETRN say nothing about mail. */
+    send_request(t, 100.0, "VRFY", "6001", "", "", "");
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 1);
+    traffic_free(t);
+    config_free(cfg);
+}
+
+static void test_status_json_alpha_null(void **state)
+{
+    struct config *cfg = counting_config("");
+    struct traffic *t = traffic_new(cfg);
+    struct policy_server_stats stats;
+    uint64_t requests[STATUS_STATES][AK_COUNT];
+    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0};
+    struct http_body b = {0};
+
+    (void)state;
+    memset(&stats, 0, sizeof(stats));
+    memset(requests, 0, sizeof(requests));
+    /* A session but no message yet: alpha has no value. */
+    send_request(t, 100.0, "CONNECT", "7000", "", "", "sasl_username=\"odd\\\\name\"\\x01\n");
+    status_json(&b, &src, 100.5);
+    assert_non_null(strstr(b.data, "\"1m\":{\"seconds\":60,\"nc\":1,\"nf\":0,\"nf_log\":0"));
+    assert_non_null(strstr(b.data, "\"alpha\":null"));
+    free(b.data);
+    memset(&b, 0, sizeof(b));
+    send_request(t, 100.0, "RCPT", "7000", "40.1.1.0", "a@relay.test", "");
+    send_request(t, 100.0, "END-OF-MESSAGE", "7000", "40.1.1.0", "", "recipient_count=1\n");
+    send_request(t, 100.0, "CONNECT", "7001", "", "", "");
+    status_json(&b, &src, 100.5);
+    assert_non_null(strstr(b.data, "\"alpha\":2.0000"));
+    free(b.data);
+    /* JSON strings: quotes, backslashes, control bytes and bad UTF-8 are escaped. */
+    memset(&b, 0, sizeof(b));
+    status_json_string(&b, "a\"b\\c\x01\xc3\xa9\xff", 9);
+    http_body_append(&b, "", 1);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\u0001\xc3\xa9\\ufffd\"");
+    free(b.data);
+    traffic_free(t);
+    config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_window_expiry),
+        cmocka_unit_test(test_window_saturates),
+        cmocka_unit_test(test_window_sliding_per_second),
+        cmocka_unit_test(test_distinct_counts),
+        cmocka_unit_test(test_culprits_heavy_hitters_among_a_million),
+        cmocka_unit_test(test_culprits_kinds_and_decay),
+        cmocka_unit_test(test_traffic_end_of_message_mode),
+        cmocka_unit_test(test_traffic_sessions),
+        cmocka_unit_test(test_traffic_rcpt_mode),
+        cmocka_unit_test(test_status_json_alpha_null),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
