@@ -138,7 +138,8 @@ static uint32_t lowest_score(const struct culprit_table *t)
 }
 
 void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
-                 double now, uint32_t messages, uint32_t recipients, uint64_t domain_hash)
+                 double now, const struct window_clock *clk, uint32_t messages,
+                 uint32_t recipients, uint64_t domain_hash)
 {
     uint64_t hash = hash64_mix(hash64(key, len, 0), (uint64_t)kind);
     size_t stored_len = len > CULPRIT_KEY_MAX ? CULPRIT_KEY_MAX : len;
@@ -179,11 +180,11 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
     }
     e->score += (uint64_t)messages + recipients;
     if (messages)
-        window_counter_add(e->messages, t->ws, now, messages);
+        window_counter_add_at(e->messages, t->ws, clk, messages);
     if (recipients)
-        window_counter_add(e->recipients, t->ws, now, recipients);
+        window_counter_add_at(e->recipients, t->ws, clk, recipients);
     if (domain_hash)
-        distinct_counter_add(e->domains, t->ws, now, domain_hash);
+        distinct_counter_add_at(e->domains, t->ws, clk, domain_hash);
 }
 
 void culprit_tick(struct culprit_table *t, double now)

@@ -40,10 +40,12 @@ void culprit_table_free(struct culprit_table *t);
 
 /*
  * Count for key: messages and recipients to add, and the hash of one relay
- * recipient domain (0: none).  now is in seconds.
+ * recipient domain (0: none).  now is in seconds; clk is the table's
+ * window set's clock at now (window_clock_set).
  */
 void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
-                 double now, uint32_t messages, uint32_t recipients, uint64_t domain_hash);
+                 double now, const struct window_clock *clk, uint32_t messages,
+                 uint32_t recipients, uint64_t domain_hash);
 
 /* Age the scores; call about once a second. */
 void culprit_tick(struct culprit_table *t, double now);

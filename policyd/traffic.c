@@ -22,6 +22,8 @@
 
 #define PROBE_LIMIT 16
 #define WINDOW_BUCKETS 60
+/* Culprits: coarser buckets, since a key's rings are cleared whenever it takes a slot. */
+#define CULPRIT_BUCKETS 12
 #define DOMAIN_PRECISION 12 /* 4096 registers: about 1.6 % error at scale */
 
 /* Both tables' entries start with this; key 0 marks an empty slot. */
@@ -46,6 +48,8 @@ struct transaction {
 
 struct traffic {
     struct window_set ws;
+    struct window_set culprit_ws;
+    struct window_clock clk, culprit_clk; /* at the request being counted */
     struct window_counter *counter[TC_COUNT];
     struct distinct_counter *relay_domains;
     struct culprit_table *senders; /* SASL user or client address */
@@ -54,6 +58,7 @@ struct traffic {
     struct transaction *txns;
     size_t mask; /* both tables: slots - 1 */
     unsigned open_txns;
+    size_t scan_cursor; /* where traffic_tick goes on looking for quiet transactions */
     bool eom_mode;
     double session_timeout, transaction_timeout;
     uint64_t *local_domains; /* sorted hashes */
@@ -80,11 +85,13 @@ struct traffic *traffic_new(const struct config *cfg)
     for (unsigned w = 0; w < cfg->window_count; w++)
         names[w] = cfg->window_name[w];
     window_set_init(&t->ws, cfg->window_seconds, names, cfg->window_count, WINDOW_BUCKETS);
+    window_set_init(&t->culprit_ws, cfg->window_seconds, names, cfg->window_count,
+                    CULPRIT_BUCKETS);
     for (int c = 0; c < TC_COUNT; c++)
         t->counter[c] = window_counter_new(&t->ws);
     t->relay_domains = distinct_counter_new(&t->ws, DOMAIN_PRECISION);
-    t->senders = culprit_table_new(&t->ws, cfg->culprit_slots);
-    t->sender_domains = culprit_table_new(&t->ws, cfg->culprit_slots);
+    t->senders = culprit_table_new(&t->culprit_ws, cfg->culprit_slots);
+    t->sender_domains = culprit_table_new(&t->culprit_ws, cfg->culprit_slots);
     /* calloc: untouched pages of a large table cost no memory until used. */
     t->sessions = calloc(slots, sizeof(*t->sessions));
     t->txns = calloc(slots, sizeof(*t->txns));
@@ -172,10 +179,12 @@ static uint64_t nonzero(uint64_t h)
     return h ? h : 1;
 }
 
+/* Count at the time of the request being handled (t->clk), or at now when settling later. */
 static void count(struct traffic *t, enum traffic_counter c, double now, uint32_t n)
 {
+    (void)now;
     if (n)
-        window_counter_add(t->counter[c], &t->ws, now, n);
+        window_counter_add_at(t->counter[c], &t->ws, &t->clk, n);
 }
 
 /* A transaction that will not reach END-OF-MESSAGE: its RCPTs were refused. */
@@ -260,11 +269,11 @@ static void blame(struct traffic *t, const struct policy_request *req, double no
     struct policy_slice sender_domain = domain_of(req->attr[PA_SENDER]);
 
     if (user.len > 0)
-        culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, now, messages,
-                    recipients, domain_hash);
+        culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, now,
+                    &t->culprit_clk, messages, recipients, domain_hash);
     else if (client.len > 0)
-        culprit_add(t->senders, CULPRIT_CLIENT_ADDRESS, client.ptr, client.len, now, messages,
-                    recipients, domain_hash);
+        culprit_add(t->senders, CULPRIT_CLIENT_ADDRESS, client.ptr, client.len, now,
+                    &t->culprit_clk, messages, recipients, domain_hash);
     if (sender_domain.len > 0) {
         /* Domains compare case-insensitively: fold them before they become keys. */
         char folded[CULPRIT_KEY_MAX];
@@ -274,8 +283,8 @@ static void blame(struct traffic *t, const struct policy_request *req, double no
             char ch = sender_domain.ptr[i];
             folded[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
         }
-        culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, now, messages,
-                    recipients, domain_hash);
+        culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, now,
+                    &t->culprit_clk, messages, recipients, domain_hash);
     }
 }
 
@@ -334,6 +343,8 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     default:
         return; /* VRFY, ETRN and unknown states say nothing about mail */
     }
+    window_clock_set(&t->clk, &t->ws, now);
+    window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
     s = session_for(t, req, now);
     if (instance.len > 0 && req->state >= PS_RCPT) {
         uint64_t key = nonzero(hash64(instance.ptr, instance.len, 0));
@@ -361,7 +372,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         count(t, TC_RECIPIENTS, now, 1);
         count(t, relay ? TC_RECIPIENTS_RELAY : TC_RECIPIENTS_INBOUND, now, 1);
         if (relay) {
-            distinct_counter_add(t->relay_domains, &t->ws, now, domain_hash);
+            distinct_counter_add_at(t->relay_domains, &t->ws, &t->clk, domain_hash);
             blame(t, req, now, 0, 1, domain_hash);
         }
         if (x != NULL) {
@@ -405,14 +416,23 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     }
 }
 
+/* Slots looked at per tick: a full pass over the default 65536 takes a second at 4 ticks a
+ * second, and no single tick holds up policy answers for long. */
+#define SCAN_PER_TICK 16384
+
 void traffic_tick(struct traffic *t, double now)
 {
+    size_t slots = t->mask + 1;
+
     culprit_tick(t->senders, now);
     culprit_tick(t->sender_domains, now);
     if (t->open_txns == 0)
         return;
-    for (size_t i = 0; i <= t->mask; i++) {
-        struct transaction *x = &t->txns[i];
+    window_clock_set(&t->clk, &t->ws, now);
+    for (size_t n = 0; n < SCAN_PER_TICK && n < slots; n++) {
+        struct transaction *x = &t->txns[t->scan_cursor];
+
+        t->scan_cursor = (t->scan_cursor + 1) & t->mask;
         if (x->open && x->s.last + t->transaction_timeout < now)
             settle(t, x, now);
     }

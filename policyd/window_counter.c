@@ -50,6 +50,17 @@ static size_t slot_of(const struct window_set *ws, unsigned w, int64_t k)
     return (size_t)w * (size_t)nb + (size_t)(((k % nb) + nb) % nb);
 }
 
+void window_clock_set(struct window_clock *clk, const struct window_set *ws, double now)
+{
+    for (unsigned w = 0; w < ws->count; w++) {
+        int64_t k = bucket_of(ws, w, now);
+        int64_t nb = ws->buckets;
+
+        clk->bucket[w] = k;
+        clk->slot[w] = (unsigned)(((k % nb) + nb) % nb);
+    }
+}
+
 /*
  * Move window w's head to bucket k, clearing what it skipped; returns
  * false when k is older than the ring holds (a clock step backwards far
@@ -121,19 +132,28 @@ static void clear_count(void *ctx, size_t slot)
     ((uint32_t *)ctx)[slot] = 0;
 }
 
-void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
-                        uint32_t n)
+void window_counter_add_at(struct window_counter *c, const struct window_set *ws,
+                           const struct window_clock *clk, uint32_t n)
 {
     c->total = c->total > UINT64_MAX - n ? UINT64_MAX : c->total + n;
     for (unsigned w = 0; w < ws->count; w++) {
-        int64_t k = bucket_of(ws, w, now);
         uint32_t *b;
 
-        if (!advance(c->head, ws, w, k, clear_count, c->bucket))
+        if (clk->bucket[w] != c->head[w] &&
+            !advance(c->head, ws, w, clk->bucket[w], clear_count, c->bucket))
             continue;
-        b = &c->bucket[slot_of(ws, w, k)];
+        b = &c->bucket[(size_t)w * ws->buckets + clk->slot[w]];
         *b = *b > UINT32_MAX - n ? UINT32_MAX : *b + n;
     }
+}
+
+void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
+                        uint32_t n)
+{
+    struct window_clock clk;
+
+    window_clock_set(&clk, ws, now);
+    window_counter_add_at(c, ws, &clk, n);
 }
 
 uint64_t window_counter_sum(const struct window_counter *c, const struct window_set *ws,
@@ -201,8 +221,8 @@ static void clear_sketch(void *ctx, size_t slot)
     memset(cs->reg + slot * cs->m, 0, cs->m);
 }
 
-void distinct_counter_add(struct distinct_counter *c, const struct window_set *ws, double now,
-                          uint64_t hash)
+void distinct_counter_add_at(struct distinct_counter *c, const struct window_set *ws,
+                             const struct window_clock *clk, uint64_t hash)
 {
     size_t index = (size_t)(hash >> (64 - c->precision));
     uint64_t rest = hash << c->precision;
@@ -211,15 +231,24 @@ void distinct_counter_add(struct distinct_counter *c, const struct window_set *w
     struct clear_sketch cs = {c->reg, c->registers};
 
     for (unsigned w = 0; w < ws->count; w++) {
-        int64_t k = bucket_of(ws, w, now);
         uint8_t *r;
 
-        if (!advance(c->head, ws, w, k, clear_sketch, &cs))
+        if (clk->bucket[w] != c->head[w] &&
+            !advance(c->head, ws, w, clk->bucket[w], clear_sketch, &cs))
             continue;
-        r = &c->reg[slot_of(ws, w, k) * c->registers + index];
+        r = &c->reg[((size_t)w * ws->buckets + clk->slot[w]) * c->registers + index];
         if (*r < rank)
             *r = rank;
     }
+}
+
+void distinct_counter_add(struct distinct_counter *c, const struct window_set *ws, double now,
+                          uint64_t hash)
+{
+    struct window_clock clk;
+
+    window_clock_set(&clk, ws, now);
+    distinct_counter_add_at(c, ws, &clk, hash);
 }
 
 uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struct window_set *ws,

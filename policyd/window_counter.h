@@ -34,6 +34,18 @@ void window_set_init(struct window_set *ws, const double *seconds, const char *c
 /* The index of the longest window. */
 unsigned window_set_longest(const struct window_set *ws);
 
+/*
+ * The bucket of each window at one instant.  Computing it costs a division
+ * per window, so a caller that adds to many counters at the same time
+ * computes it once (the *_at functions); the others do it themselves.
+ */
+struct window_clock {
+    int64_t bucket[WINDOW_MAX];
+    unsigned slot[WINDOW_MAX]; /* bucket's place in its ring */
+};
+
+void window_clock_set(struct window_clock *clk, const struct window_set *ws, double now);
+
 struct window_counter;
 
 struct window_counter *window_counter_new(const struct window_set *ws);
@@ -43,6 +55,9 @@ void window_counter_reset(struct window_counter *c, const struct window_set *ws)
 /* Add n at time now (seconds); buckets saturate at UINT32_MAX, the total at UINT64_MAX. */
 void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
                         uint32_t n);
+
+void window_counter_add_at(struct window_counter *c, const struct window_set *ws,
+                           const struct window_clock *clk, uint32_t n);
 
 /* The sum over window w at time now. */
 uint64_t window_counter_sum(const struct window_counter *c, const struct window_set *ws,
@@ -61,6 +76,9 @@ void distinct_counter_reset(struct distinct_counter *c, const struct window_set 
 /* Note one item by its 64-bit hash (see hash64). */
 void distinct_counter_add(struct distinct_counter *c, const struct window_set *ws, double now,
                           uint64_t hash);
+
+void distinct_counter_add_at(struct distinct_counter *c, const struct window_set *ws,
+                             const struct window_clock *clk, uint64_t hash);
 
 /* Estimated number of different items in window w; small counts come out exact in practice. */
 uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struct window_set *ws,

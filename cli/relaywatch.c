@@ -1,0 +1,507 @@
+/*
+ * relaywatch: the operator's program.
+ *
+ *   relaywatch status [-c FILE] [-o NAME=VALUE]... [--json]
+ *   relaywatch --help
+ *
+ * status asks the running relaywatchd over its http_listen endpoint
+ * (GET /status, or GET /status?format=text for the person view) and
+ * prints the answer.  The configuration is read as relaywatchd reads it,
+ * so both agree on where the daemon listens.
+ *
+ * Exit status: 0 when the daemon answered 200; 1 when it cannot be
+ * reached or answered something else (one line on stderr); 2 for a bad
+ * command line or configuration.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
+#define MAX_CONFIG_BYTES (1024 * 1024)
+#define MAX_OVERRIDES 256
+#define CONNECT_TIMEOUT_MS 5000
+#define RESPONSE_TIMEOUT_MS 10000
+#define MAX_RESPONSE (64u * 1024 * 1024)
+#ifndef RELAYWATCH_VERSION
+#define RELAYWATCH_VERSION "unknown"
+#endif
+
+static const char usage_text[] =
+    "usage: relaywatch status [-c FILE] [-o NAME=VALUE]... [--json]\n"
+    "       relaywatch --help\n"
+    "\n"
+    "commands:\n"
+    "  status   show relaywatchd's current view per MX host (asks the daemon over\n"
+    "           http_listen; --json prints the same object as GET /status)\n"
+    "\n"
+    "options:\n"
+    "  -c FILE         configuration file (default " DEFAULT_CONFIG_FILE " if it\n"
+    "                  exists, else the built-in defaults)\n"
+    "  -o NAME=VALUE   override one configuration key (repeatable)\n"
+    "  --json          print JSON instead of the text view\n"
+    "\n"
+    "exit status: 0 success, 1 daemon unreachable or error answer, 2 usage or configuration error\n";
+
+struct options {
+    const char *config_file; /* NULL: built-in defaults only */
+    bool explicit_file;
+    const char *overrides[MAX_OVERRIDES];
+    int override_count;
+    bool json;
+};
+
+static void report_stderr(void *ctx, const char *source, unsigned line, const char *message)
+{
+    (void)ctx;
+    if (line > 0)
+        fprintf(stderr, "%s:%u: %s\n", source, line, message);
+    else
+        fprintf(stderr, "%s: %s\n", source, message);
+}
+
+/* The whole file, or NULL with the reason in err. */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        return NULL;
+    }
+    buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (buf == NULL)
+        abort();
+    n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    if (n > MAX_CONFIG_BYTES) {
+        snprintf(err, errlen, "larger than %d bytes", MAX_CONFIG_BYTES);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/*
+ * The configuration as relaywatchd would read it (file, then -o), or
+ * NULL after printing every problem.  Cross-key checks are left to the
+ * daemon: a status query needs only http_listen.
+ */
+static struct config *load_config(const struct options *o)
+{
+    struct config *cfg = config_new();
+    unsigned n = 0;
+
+    if (o->config_file != NULL) {
+        char err[512];
+        size_t len;
+        char *text = read_file(o->config_file, &len, err, sizeof(err));
+
+        if (text == NULL) {
+            report_stderr(NULL, o->config_file, 0, err);
+            n++;
+        } else {
+            n += config_parse_buffer(cfg, text, len, o->config_file, report_stderr, NULL);
+            free(text);
+        }
+    }
+    for (int i = 0; i < o->override_count; i++)
+        n += config_parse_override(cfg, o->overrides[i], report_stderr, NULL);
+    if (n > 0) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/*
+ * Start a non-blocking connect and wait for it until the deadline.
+ * Returns the connected fd, or -1 with errno set (ETIMEDOUT on timeout).
+ */
+static int connect_wait(int family, const struct sockaddr *sa, socklen_t salen,
+                        const struct timespec *t0)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int e;
+
+    if (fd < 0)
+        return -1;
+    if (connect(fd, sa, salen) == 0)
+        return fd;
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        long left = CONNECT_TIMEOUT_MS - ms_since(t0);
+        socklen_t elen = sizeof(e);
+        int rc;
+
+        if (left <= 0) {
+            close(fd);
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0) {
+            e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (rc == 0)
+            continue; /* the deadline check above ends it */
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0)
+            e = errno;
+        if (e != 0) {
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        return fd;
+    }
+}
+
+/* Connect to ep within CONNECT_TIMEOUT_MS; -1 with the reason in err. */
+static int connect_endpoint(const struct endpoint *ep, char *err, size_t errlen)
+{
+    struct timespec t0;
+    int fd = -1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ep->kind == ENDPOINT_UNIX) {
+        struct sockaddr_un sun;
+
+        if (strlen(ep->path) >= sizeof(sun.sun_path)) {
+            snprintf(err, errlen, "socket path too long");
+            return -1;
+        }
+        memset(&sun, 0, sizeof(sun));
+        sun.sun_family = AF_UNIX;
+        memcpy(sun.sun_path, ep->path, strlen(ep->path));
+        fd = connect_wait(AF_UNIX, (struct sockaddr *)&sun, sizeof(sun), &t0);
+        if (fd < 0)
+            snprintf(err, errlen, "%s", errno == ETIMEDOUT ? "timed out after 5s" : strerror(errno));
+        return fd;
+    } else {
+        struct addrinfo hints, *res, *ai;
+        int rc, e = ECONNREFUSED;
+
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        rc = getaddrinfo(ep->host, ep->port, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s", gai_strerror(rc));
+            return -1;
+        }
+        /* A wildcard listen address means "this host" to a client. */
+        for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+            fd = connect_wait(ai->ai_family, ai->ai_addr, ai->ai_addrlen, &t0);
+            if (fd < 0)
+                e = errno;
+            if (e == ETIMEDOUT)
+                break;
+        }
+        freeaddrinfo(res);
+        if (fd < 0)
+            snprintf(err, errlen, "%s", e == ETIMEDOUT ? "timed out after 5s" : strerror(e));
+        return fd;
+    }
+}
+
+/* Send all of buf; false with errno on failure. */
+static bool send_all(int fd, const char *buf, size_t len)
+{
+    struct timespec t0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            long left = RESPONSE_TIMEOUT_MS - ms_since(&t0);
+
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return false;
+            if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+                errno = ETIMEDOUT;
+                return false;
+            }
+            continue;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Read until EOF (the server closes after one response); NULL with errno. */
+static char *recv_all(int fd, size_t *len)
+{
+    struct timespec t0;
+    size_t cap = 16384, n = 0;
+    char *buf = malloc(cap + 1);
+
+    if (buf == NULL)
+        abort();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        ssize_t r;
+
+        if (n == cap) {
+            if (cap >= MAX_RESPONSE) {
+                free(buf);
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            if (buf == NULL)
+                abort();
+        }
+        r = recv(fd, buf + n, cap - n, 0);
+        if (r > 0) {
+            n += (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            long left = RESPONSE_TIMEOUT_MS - ms_since(&t0);
+
+            if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+                free(buf);
+                errno = ETIMEDOUT;
+                return NULL;
+            }
+            continue;
+        }
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+struct response {
+    int code;
+    char reason[64];
+    const char *body;
+    size_t body_len;
+};
+
+/* Split a raw HTTP/1.x response; false if it is not one. */
+static bool parse_response(char *raw, size_t len, struct response *r)
+{
+    char *head_end = NULL, *p, *eol;
+    long content_length = -1;
+    size_t skip = 4;
+
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (raw[i] == '\n' && raw[i + 1] == '\n') {
+            head_end = raw + i;
+            skip = 2;
+            break;
+        }
+        if (i + 3 < len && memcmp(raw + i, "\r\n\r\n", 4) == 0) {
+            head_end = raw + i;
+            break;
+        }
+    }
+    if (head_end == NULL || len < 12 || memcmp(raw, "HTTP/1.", 7) != 0 || raw[8] != ' ')
+        return false;
+    *head_end = '\0';
+    if (sscanf(raw + 9, "%3d", &r->code) != 1)
+        return false;
+    eol = strpbrk(raw, "\r\n");
+    if (eol == NULL)
+        eol = head_end;
+    snprintf(r->reason, sizeof(r->reason), "%.*s", (int)(eol - raw > 13 ? eol - raw - 13 : 0),
+             raw + 13);
+    /* Content-Length, when present, marks the end of the body. */
+    for (p = eol; p != NULL && p < head_end; p = strchr(p + 1, '\n')) {
+        const char *line = p + 1;
+
+        if (strncasecmp(line, "Content-Length:", 15) == 0)
+            content_length = strtol(line + 15, NULL, 10);
+    }
+    r->body = head_end + skip;
+    r->body_len = len - (size_t)(r->body - raw);
+    if (content_length >= 0 && (size_t)content_length < r->body_len)
+        r->body_len = (size_t)content_length;
+    return true;
+}
+
+static int cmd_status(const struct options *o)
+{
+    struct config *cfg = load_config(o);
+    const struct endpoint *ep;
+    char err[256], req[512], *raw;
+    struct response resp;
+    size_t raw_len;
+    int fd, rc = 1;
+
+    if (cfg == NULL)
+        return 2;
+    ep = cfg->http_listen;
+    if (ep == NULL) {
+        fprintf(stderr, "relaywatch: http_listen is off; relaywatch status needs it\n");
+        config_free(cfg);
+        return 2;
+    }
+    fd = connect_endpoint(ep, err, sizeof(err));
+    if (fd < 0) {
+        fprintf(stderr, "relaywatch: cannot reach relaywatchd at %s: %s\n", ep->spec, err);
+        config_free(cfg);
+        return 1;
+    }
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\n"
+             "Host: %s\r\n"
+             "User-Agent: relaywatch/" RELAYWATCH_VERSION "\r\n"
+             "Accept: %s\r\n"
+             "Connection: close\r\n"
+             "\r\n",
+             o->json ? "/status" : "/status?format=text",
+             ep->kind == ENDPOINT_UNIX ? "localhost" : ep->host,
+             o->json ? "application/json" : "text/plain");
+    if (!send_all(fd, req, strlen(req)) || (raw = recv_all(fd, &raw_len)) == NULL) {
+        fprintf(stderr, "relaywatch: cannot reach relaywatchd at %s: %s\n", ep->spec,
+                errno == ETIMEDOUT ? "no answer within 10s" : strerror(errno));
+        close(fd);
+        config_free(cfg);
+        return 1;
+    }
+    close(fd);
+    if (!parse_response(raw, raw_len, &resp)) {
+        fprintf(stderr, "relaywatch: relaywatchd at %s sent %s\n", ep->spec,
+                raw_len == 0 ? "no answer (connection closed; too many HTTP clients?)"
+                             : "something that is not an HTTP response");
+    } else if (resp.code != 200) {
+        fprintf(stderr, "relaywatch: relaywatchd at %s answered %d %s\n", ep->spec, resp.code,
+                resp.reason);
+    } else {
+        fwrite(resp.body, 1, resp.body_len, stdout);
+        if (resp.body_len > 0 && resp.body[resp.body_len - 1] != '\n')
+            putchar('\n');
+        rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+        if (rc != 0)
+            fprintf(stderr, "relaywatch: writing to stdout: %s\n", strerror(errno));
+    }
+    free(raw);
+    config_free(cfg);
+    return rc;
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line saying what is wrong, then the usage; exit status 2. */
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "relaywatch: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage_text);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    const char *cmd;
+
+    if (argc < 2)
+        return usage_error("missing command");
+    cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "status") != 0)
+        return usage_error("unknown command '%s'", cmd);
+
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--json") == 0) {
+            o.json = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "-o") == 0) {
+            if (i + 1 == argc)
+                return usage_error("option %s needs an argument", a);
+            if (a[1] == 'c') {
+                o.config_file = argv[++i];
+                o.explicit_file = true;
+            } else if (o.override_count == MAX_OVERRIDES) {
+                return usage_error("more than %d -o options", MAX_OVERRIDES);
+            } else {
+                o.overrides[o.override_count++] = argv[++i];
+            }
+        } else if (strncmp(a, "-c", 2) == 0 && a[2] != '\0') {
+            o.config_file = a + 2;
+            o.explicit_file = true;
+        } else if (strncmp(a, "-o", 2) == 0 && a[2] != '\0') {
+            if (o.override_count == MAX_OVERRIDES)
+                return usage_error("more than %d -o options", MAX_OVERRIDES);
+            o.overrides[o.override_count++] = a + 2;
+        } else if (strcmp(a, "--") == 0 && i + 1 == argc) {
+            break;
+        } else if (a[0] == '-') {
+            return usage_error("unknown option '%s'", a);
+        } else {
+            return usage_error("unexpected argument '%s'", a);
+        }
+    }
+    if (!o.explicit_file && access(DEFAULT_CONFIG_FILE, F_OK) == 0)
+        o.config_file = DEFAULT_CONFIG_FILE;
+    return cmd_status(&o);
+}
