@@ -625,6 +625,22 @@ static bool set_transaction_timeout(struct config *c, const char *key, const cha
     return set_duration(&c->transaction_timeout, 1, key, value, r);
 }
 
+static bool set_count_messages_at(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    if (strcmp(value, "auto") == 0)
+        c->count_messages_at = COUNT_AT_AUTO;
+    else if (strcmp(value, "rcpt") == 0)
+        c->count_messages_at = COUNT_AT_RCPT;
+    else if (strcmp(value, "end-of-message") == 0)
+        c->count_messages_at = COUNT_AT_END_OF_MESSAGE;
+    else {
+        problem(r, "%s: '%s' is not auto, rcpt or end-of-message", key, value);
+        return false;
+    }
+    return true;
+}
+
 static const struct key_entry {
     const char *name;
     setter_fn *set;
@@ -648,6 +664,7 @@ static const struct key_entry {
     [CK_SESSION_SLOTS] = {"session_slots", set_session_slots, "65536"},
     [CK_SESSION_TIMEOUT] = {"session_timeout", set_session_timeout, "10m"},
     [CK_TRANSACTION_TIMEOUT] = {"transaction_timeout", set_transaction_timeout, "10m"},
+    [CK_COUNT_MESSAGES_AT] = {"count_messages_at", set_count_messages_at, "auto"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))

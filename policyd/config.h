@@ -48,6 +48,7 @@ enum config_key {
     CK_SESSION_SLOTS,
     CK_SESSION_TIMEOUT,
     CK_TRANSACTION_TIMEOUT,
+    CK_COUNT_MESSAGES_AT,
     CK_COUNT
 };
 
@@ -76,6 +77,7 @@ struct config {
     unsigned session_slots;
     double session_timeout;
     double transaction_timeout;
+    enum { COUNT_AT_AUTO, COUNT_AT_RCPT, COUNT_AT_END_OF_MESSAGE } count_messages_at;
 };
 
 /* Called once per problem; line 0 means no line (a -o override, say). */

@@ -17,7 +17,7 @@ struct culprit {
     bool used;
     enum culprit_kind kind;
     uint64_t hash;
-    uint64_t score, error;
+    uint64_t error;
     double since; /* when this key took the slot */
     uint16_t key_len;
     char key[CULPRIT_KEY_MAX + 1];
@@ -30,6 +30,9 @@ struct culprit_table {
     unsigned slots, used;
     uint64_t evictions; /* none yet: every tracked key's figures are complete */
     struct culprit *entry;
+    /* Scores apart from the entries: the scan for the lowest reads a few cache lines, not one
+     * per entry. */
+    uint64_t *score;
     uint32_t *index; /* entry number + 1; 0 empty */
     size_t index_mask;
     double next_decay;
@@ -61,7 +64,8 @@ struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned sl
     t->slots = slots;
     t->entry = calloc(slots, sizeof(*t->entry));
     t->index = calloc(isize, sizeof(*t->index));
-    if (t->entry == NULL || t->index == NULL)
+    t->score = calloc(slots, sizeof(*t->score));
+    if (t->entry == NULL || t->index == NULL || t->score == NULL)
         abort();
     t->index_mask = isize - 1;
     for (unsigned i = 0; i < slots; i++) {
@@ -82,6 +86,7 @@ void culprit_table_free(struct culprit_table *t)
         distinct_counter_free(t->entry[i].domains);
     }
     free(t->entry);
+    free(t->score);
     free(t->index);
     free(t);
 }
@@ -132,7 +137,7 @@ static uint32_t lowest_score(const struct culprit_table *t)
     uint32_t best = 0;
 
     for (uint32_t i = 1; i < t->slots; i++)
-        if (t->entry[i].score < t->entry[best].score)
+        if (t->score[i] < t->score[best])
             best = i;
     return best;
 }
@@ -150,7 +155,8 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
     /* A cut key is looked up by its cut form; the hash of the whole keeps it apart. */
     pos = index_find(t, kind, hash, key, stored_len);
     if (t->index[pos] != 0) {
-        e = &t->entry[t->index[pos] - 1];
+        n = t->index[pos] - 1;
+        e = &t->entry[n];
     } else {
         uint64_t inherited = 0;
 
@@ -158,7 +164,7 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
             n = t->used++;
         } else {
             n = lowest_score(t);
-            inherited = t->entry[n].score;
+            inherited = t->score[n];
             index_remove(t, n);
             t->evictions++;
             pos = index_find(t, kind, hash, key, stored_len);
@@ -167,7 +173,7 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         e->used = true;
         e->kind = kind;
         e->hash = hash;
-        e->score = inherited;
+        t->score[n] = inherited;
         e->error = inherited;
         e->since = now;
         e->key_len = (uint16_t)stored_len;
@@ -178,7 +184,7 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         distinct_counter_reset(e->domains, t->ws);
         t->index[pos] = n + 1;
     }
-    e->score += (uint64_t)messages + recipients;
+    t->score[n] += (uint64_t)messages + recipients;
     if (messages)
         window_counter_add_at(e->messages, t->ws, clk, messages);
     if (recipients)
@@ -197,7 +203,7 @@ void culprit_tick(struct culprit_table *t, double now)
         return;
     t->next_decay = now + period;
     for (unsigned i = 0; i < t->used; i++) {
-        t->entry[i].score >>= 1;
+        t->score[i] >>= 1;
         t->entry[i].error >>= 1;
     }
 }
@@ -232,7 +238,7 @@ unsigned culprit_top(const struct culprit_table *t, unsigned w, double now,
         v.kind = e->kind;
         memcpy(v.key, e->key, (size_t)e->key_len + 1);
         v.domains = distinct_counter_estimate(e->domains, t->ws, w, now);
-        v.score = e->score;
+        v.score = t->score[i];
         v.error = e->error;
         /* Space-Saving: true count <= count since entry + error.  No error, or
          * tracked since before the window began: the figures are complete. */

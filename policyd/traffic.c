@@ -20,7 +20,7 @@
 
 #include "config.h"
 
-#define PROBE_LIMIT 16
+#define PROBE_LIMIT 8
 #define WINDOW_BUCKETS 60
 /* Culprits: coarser buckets, since a key's rings are cleared whenever it takes a slot. */
 #define CULPRIT_BUCKETS 12
@@ -60,6 +60,7 @@ struct traffic {
     unsigned open_txns;
     size_t scan_cursor; /* where traffic_tick goes on looking for quiet transactions */
     bool eom_mode;
+    int count_at; /* the count_messages_at key */
     double session_timeout, transaction_timeout;
     uint64_t *local_domains; /* sorted hashes */
     size_t local_domain_count;
@@ -137,6 +138,11 @@ void traffic_reconfigure(struct traffic *t, const struct config *cfg)
     t->local_domains = set;
     t->local_domain_count = cfg->local_domain_count;
     t->session_timeout = cfg->session_timeout;
+    t->count_at = cfg->count_messages_at;
+    if (t->count_at == COUNT_AT_END_OF_MESSAGE)
+        t->eom_mode = true;
+    else if (t->count_at == COUNT_AT_RCPT)
+        t->eom_mode = false;
     t->transaction_timeout = cfg->transaction_timeout;
 }
 
@@ -397,7 +403,8 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
 
         for (size_t i = 0; i < rc.len && rc.ptr[i] >= '0' && rc.ptr[i] <= '9'; i++)
             accepted = accepted > 100000000 ? accepted : accepted * 10 + (uint32_t)(rc.ptr[i] - '0');
-        t->eom_mode = true;
+        if (t->count_at == COUNT_AT_AUTO)
+            t->eom_mode = true;
         if (!x->counted) {
             x->counted = true;
             count(t, TC_MESSAGES, now, 1);

@@ -386,6 +386,17 @@ static void test_traffic_rcpt_mode(void **state)
     assert_int_equal(traffic_total(t, TC_MESSAGES_RELAY), 1);
     assert_int_equal(traffic_total(t, TC_MESSAGES_INBOUND), 1);
     assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 2);
+    traffic_free(t);
+    config_free(cfg);
+    /* Told that the END-OF-MESSAGE hook is there, a first transaction abandoned after a restart
+     * is not a message. */
+    cfg = counting_config("count_messages_at = end-of-message\n");
+    t = traffic_new(cfg);
+    send_request(t, 100.0, "RCPT", "6000", "31.1.1.0", "a@relay.test", "");
+    send_request(t, 100.0, "RCPT", "6000", "31.1.1.1", "b@relay.test", "");
+    send_request(t, 100.0, "END-OF-MESSAGE", "6000", "31.1.1.1", "", "recipient_count=1\n");
+    assert_int_equal(traffic_total(t, TC_MESSAGES), 1);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 2); /* 1 queued + 1 abandoned RCPT */
     /* VRFY, ETRN say nothing about mail. */
     send_request(t, 100.0, "VRFY", "6001", "", "", "");
     assert_int_equal(traffic_total(t, TC_SESSIONS), 1);

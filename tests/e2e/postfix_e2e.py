@@ -48,35 +48,37 @@ DNS: this test needs none, and makes sure nothing asks a real resolver.
   (The study's full topology with unbound/BIND is documented in
   /work/shared/notes/real-servers.md; it is not needed to test the hook.)
 
+The Postfix instance, the helpers and the request-log parser live in
+postfix_harness.py (shared with counting_e2e.py).
+
 Internal mode: "--serve-fake-daemon HOST:PORT" runs the tiny policy server
 used by --fake-daemon (answers action=DUNNO, logs relaywatchd's line format).
 """
 
 import argparse
 import collections
-import grp
 import os
-import pwd
 import re
 import shutil
 import signal
-import socket
 import socketserver
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from postfix_harness import (  # noqa: E402  (after the path set-up)
+    DAEMON_ADDR, SINK_ADDR, SKIP, SMTPD_ADDR, Interrupted, PostfixInstance,
+    SetupError, budget, daemon_requests, free_port, on_signal,
+    prepare_environment, prerequisites, read_text, set_budget, start_logged,
+    stop_pid, tail_text, wait_listening)
+
 OVERALL_BUDGET = 60.0       # seconds for the whole run, cleanup excluded
-SKIP = 77
 
 RELAY_DOMAINS = ("relay.test", "other.test")   # inbound: we relay for them
 REMOTE_DOMAINS = ("remote.test",)              # outbound: only for mynetworks
 MYNETWORKS = ("127.0.0.1",)
-SINK_ADDR = "127.0.0.25"    # not inet_interfaces, or Postfix reports a mail loop
-SMTPD_ADDR = "127.0.0.1"
-DAEMON_ADDR = "127.0.0.1"
 
 # What is sent.  "rcpts" are the RCPT TO addresses in order.  Relay
 # permission is decided by smtpd_relay_restrictions (permit_mynetworks,
@@ -114,165 +116,9 @@ def refused_rcpts(sess):
 
 
 # ---------------------------------------------------------------------------
-# Small helpers
+# Helpers, the request-log parser and the Postfix instance: postfix_harness.py
 
 START = time.monotonic()
-
-
-def remaining():
-    return OVERALL_BUDGET - (time.monotonic() - START)
-
-
-def budget(limit):
-    """A timeout of at most 'limit' seconds that never exceeds the budget."""
-    return max(0.5, min(limit, remaining()))
-
-
-class SetupError(Exception):
-    """The harness could not be built; the message says what went wrong."""
-
-
-class Interrupted(Exception):
-    pass
-
-
-def on_signal(signum, frame):
-    raise Interrupted("signal %d" % signum)
-
-
-def run(cmd, timeout=20, check=True, **kw):
-    """Run a command, return CompletedProcess; SetupError on failure."""
-    try:
-        cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            universal_newlines=True, timeout=budget(timeout), **kw)
-    except subprocess.TimeoutExpired:
-        raise SetupError("timed out: %s" % " ".join(cmd))
-    except OSError as e:
-        raise SetupError("cannot run %s: %s" % (cmd[0], e))
-    if check and cp.returncode != 0:
-        raise SetupError("%s exited %d:\n%s" % (" ".join(cmd), cp.returncode,
-                                                cp.stdout.strip()))
-    return cp
-
-
-def free_port(addr):
-    """A TCP port that is free on addr right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
-
-
-def listening(addr, port):
-    """True if the socket table shows a TCP listener on addr:port.
-
-    Uses ss instead of a probe connection: a probe would show up as an
-    extra "connect from" line (smtpd) or an extra client (daemon)."""
-    cp = subprocess.run(["ss", "-Hltn", "src", "%s:%d" % (addr, port)],
-                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                        universal_newlines=True, timeout=5)
-    want = "%s:%d" % (addr, port)
-    for line in cp.stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 4 and fields[3] == want:
-            return True
-    return False
-
-
-def wait_listening(addr, port, what, timeout, proc=None, log=None):
-    deadline = time.monotonic() + budget(timeout)
-    while time.monotonic() < deadline:
-        if listening(addr, port):
-            return
-        if proc is not None and proc.poll() is not None:
-            raise SetupError("%s exited with status %s before listening on %s:%d%s"
-                             % (what, proc.returncode, addr, port, tail_text(log)))
-        time.sleep(0.05)
-    raise SetupError("%s does not listen on %s:%d after %.0f s%s"
-                     % (what, addr, port, timeout, tail_text(log)))
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def tail_text(path, n=40):
-    if not path:
-        return ""
-    lines = read_text(path).splitlines()
-    return "\n--- last %d lines of %s ---\n%s" % (min(n, len(lines)), path,
-                                                 "\n".join(lines[-n:]))
-
-
-def stop_pid(proc, name, timeout=5.0):
-    """SIGTERM one process we started (by PID), SIGKILL if it lingers.
-    Returns its exit status, or None if it had to be killed."""
-    if proc is None:
-        return None
-    if proc.poll() is not None:
-        return proc.returncode
-    try:
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print("# %s (pid %d) ignored SIGTERM for %.0f s, killing it"
-              % (name, proc.pid, timeout))
-        proc.kill()
-        proc.wait(timeout=5)
-        return None
-
-
-# ---------------------------------------------------------------------------
-# relaywatchd's request log line
-
-# relaywatchd[PID]: info: request peer=127.0.0.1:54321 state=RCPT
-#   client=127.0.2.1:40000 helo=<x> sender=<a@b> recipient=<c@d> ...
-# A value is either <...> (may be empty or contain spaces; it ends at the
-# ">" followed by the next " key=" or the end of the line) or a bare word.
-REQUEST_RE = re.compile(r"\binfo: request (.*)$")
-TOKEN_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)="
-                      r"(?:<(.*?)>(?=\s+[A-Za-z_][A-Za-z0-9_]*=|\s*$)|(\S*))")
-
-
-def parse_request_line(line):
-    m = REQUEST_RE.search(line.rstrip("\n"))
-    if not m:
-        return None
-    attrs = {}
-    for t in TOKEN_RE.finditer(m.group(1)):
-        value = t.group(2) if t.group(2) is not None else t.group(3)
-        attrs.setdefault(t.group(1), value)
-    # Tolerate the attribute's protocol name where the brief's short name
-    # is not used.
-    state = attrs.get("state", attrs.get("protocol_state", ""))
-    client = attrs.get("client", attrs.get("client_address", ""))
-    m = re.fullmatch(r"\[?([0-9.]+)\]?(?::\d+)?", client)
-    if m:
-        client = m.group(1)
-    try:
-        rcount = int(attrs.get("recipient_count", "0") or "0")
-    except ValueError:
-        rcount = -1
-    return {"state": state, "client": client,
-            "helo": attrs.get("helo", attrs.get("helo_name", "")),
-            "sender": attrs.get("sender", ""),
-            "recipient": attrs.get("recipient", ""),
-            "recipient_count": rcount,
-            "instance": attrs.get("instance", ""),
-            "action": attrs.get("action", ""),
-            "raw": line.rstrip("\n")}
-
-
-def daemon_requests(path):
-    out = []
-    for line in read_text(path).splitlines():
-        r = parse_request_line(line)
-        if r is not None:
-            out.append(r)
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -336,113 +182,26 @@ def serve_fake_daemon(spec):
 # ---------------------------------------------------------------------------
 # The harness
 
-class Harness:
+class Harness(PostfixInstance):
     def __init__(self, args):
+        PostfixInstance.__init__(self, prefix="relaywatch-e2e-")
         self.args = args
-        self.dir = None
-        self.conf = self.queue = self.data = self.sink_dir = None
-        self.maillog = self.daemon_log = self.sink_log = None
-        self.daemon = self.sink = None
-        self.postfix_started = False
+        self.daemon_log = None
+        self.daemon = None
         self.daemon_exit = "not stopped"
         self.swaks_results = []
-        self.passed = 0
-        self.failed = 0
-
-    # -- checks -------------------------------------------------------------
-
-    def check(self, cond, what, detail=""):
-        if cond:
-            self.passed += 1
-            print("ok %d - %s" % (self.passed + self.failed, what))
-        else:
-            self.failed += 1
-            print("not ok %d - %s" % (self.passed + self.failed, what))
-            for line in str(detail).splitlines():
-                print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def check_equal(self, got, want, what):
-        return self.check(got == want, what,
-                          "want: %r\ngot:  %r" % (want, got))
 
     # -- setup --------------------------------------------------------------
 
     def make_dirs(self):
-        self.dir = tempfile.mkdtemp(prefix="relaywatch-e2e-", dir="/tmp")
-        # postfix (and nobody, for smtp-sink) must traverse every parent.
-        os.chmod(self.dir, 0o755)
-        if not os.stat("/tmp").st_mode & 0o001:
-            raise SetupError("/tmp is not world-searchable")
-        self.conf = os.path.join(self.dir, "etc")
-        self.queue = os.path.join(self.dir, "queue")
-        self.data = os.path.join(self.dir, "data")
-        self.sink_dir = os.path.join(self.dir, "sink")
-        self.maillog = os.path.join(self.dir, "maillog")
+        PostfixInstance.make_dirs(self)
         self.daemon_log = os.path.join(self.dir, "relaywatchd.log")
-        self.sink_log = os.path.join(self.dir, "smtp-sink.log")
-        pf = pwd.getpwnam("postfix")
-        nobody = pwd.getpwnam("nobody")
-        for d in (self.conf, self.queue):
-            os.mkdir(d, 0o755)
-        os.mkdir(self.data, 0o700)
-        os.chown(self.data, pf.pw_uid, pf.pw_gid)
-        os.mkdir(self.sink_dir, 0o755)
-        os.chown(self.sink_dir, nobody.pw_uid, nobody.pw_gid)
-        # Files the chrooted smtpd/smtp read below the queue directory.
-        # See the DNS note at the top: no DNS, no host lookups that matter.
-        # "postfix start" warns that they differ from /etc's: intended.
-        chroot_etc = os.path.join(self.queue, "etc")
-        os.mkdir(chroot_etc, 0o755)
-        files = {
-            "hosts": "127.0.0.1\tlocalhost\n",
-            "nsswitch.conf": "hosts: files\nservices: files\n",
-            "resolv.conf": "# relaywatch e2e: nothing listens here\n"
-                           "nameserver 127.255.255.254\n"
-                           "options timeout:1 attempts:1\n",
-        }
-        for name, text in files.items():
-            with open(os.path.join(chroot_etc, name), "w") as f:
-                f.write(text)
-        for name in ("services", "localtime"):
-            src = os.path.join("/etc", name)
-            if os.path.exists(src):
-                shutil.copy(src, os.path.join(chroot_etc, name))
-
-    def policy_hook(self):
-        return ("check_policy_service { inet:%s:%d, timeout=10s, "
-                "default_action=DUNNO }" % (DAEMON_ADDR, self.daemon_port))
 
     def write_postfix_config(self):
-        hook = self.policy_hook()
-        nexthop = "smtp:[%s]:%d" % (SINK_ADDR, self.sink_port)
-        main_cf = """\
-# Generated by tests/e2e/postfix_e2e.py for one test run.
-compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-maillog_file = {maillog}
-maillog_file_prefixes = /var, /dev/stdout, {dir}
-myhostname = mx.e2e.relaywatch.test
-mydomain = e2e.relaywatch.test
-myorigin = $myhostname
-mydestination = $myhostname, localhost
-alias_maps =
-alias_database =
-inet_interfaces = {smtpd_addr}
-inet_protocols = ipv4
+        hook = self.policy_hook(self.daemon_port)
+        specific = """\
 mynetworks = {mynetworks}
-relayhost =
 relay_domains = {relay_domains}
-# All test domains go to smtp-sink at a numeric next hop: no DNS (see the
-# note at the top of postfix_e2e.py).
-transport_maps = inline:{{ {transport} }}
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-smtpd_banner = $myhostname ESMTP relaywatch-e2e
-biff = no
 
 # The hook under test (same shape as postfix-conf/main.cf.snippet).
 smtpd_delay_reject = no
@@ -452,46 +211,9 @@ smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated,
     reject_unauth_destination
 smtpd_recipient_restrictions = {hook}
 smtpd_end_of_data_restrictions = {hook}
-""".format(queue=self.queue, data=self.data, maillog=self.maillog, dir=self.dir,
-           smtpd_addr=SMTPD_ADDR, relay_domains=", ".join(RELAY_DOMAINS),
-           mynetworks=", ".join(a + "/32" for a in MYNETWORKS),
-           transport=", ".join("%s=%s" % (d, nexthop)
-                               for d in RELAY_DOMAINS + REMOTE_DOMAINS),
-           hook=hook)
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            f.write(main_cf)
-
-        # Debian's master.cf (smtpd, smtp chrooted) or Postfix's own.
-        for src in ("/etc/postfix/master.cf", "/usr/share/postfix/master.cf.dist"):
-            if os.path.exists(src):
-                break
-        else:
-            raise SetupError("no master.cf template: neither /etc/postfix/master.cf "
-                             "nor /usr/share/postfix/master.cf.dist exists")
-        out, found = [], False
-        for line in read_text(src).splitlines(True):
-            if re.match(r"smtp\s+inet\s", line) and not found:
-                line = re.sub(r"^smtp", "%s:%d" % (SMTPD_ADDR, self.smtpd_port), line)
-                found = True
-            out.append(line)
-        if not found:
-            raise SetupError("%s has no 'smtp inet' line to edit" % src)
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.writelines(out)
-        self.master_cf_source = src
-
-    def start_sink(self):
-        cmd = ["smtp-sink", "-u", "nobody",
-               "-d", os.path.join(self.sink_dir, "%Y%m%d%H%M%S."),
-               "%s:%d" % (SINK_ADDR, self.sink_port), "100"]
-        log = open(self.sink_log, "w")
-        try:
-            self.sink = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log)
-        finally:
-            log.close()
-        wait_listening(SINK_ADDR, self.sink_port, "smtp-sink", 10,
-                       self.sink, self.sink_log)
+""".format(relay_domains=", ".join(RELAY_DOMAINS),
+           mynetworks=", ".join(a + "/32" for a in MYNETWORKS), hook=hook)
+        self.write_config("postfix_e2e.py", RELAY_DOMAINS + REMOTE_DOMAINS, specific)
 
     def daemon_cmd(self, extra):
         if self.args.fake_daemon:
@@ -513,12 +235,7 @@ smtpd_end_of_data_restrictions = {hook}
         for attempt in (optional + extra, extra):
             cmd = self.daemon_cmd(attempt)
             print("# starting: %s" % " ".join(cmd))
-            log = open(self.daemon_log, "w")
-            try:
-                self.daemon = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                               stdout=log, stderr=log)
-            finally:
-                log.close()
+            self.daemon = start_logged(cmd, self.daemon_log)
             try:
                 wait_listening(DAEMON_ADDR, self.daemon_port, "relaywatchd", 10,
                                self.daemon, self.daemon_log)
@@ -530,16 +247,9 @@ smtpd_end_of_data_restrictions = {hook}
                     continue
                 raise
 
-    def start_postfix(self):
-        run(["postfix", "-c", self.conf, "start"], timeout=30)
-        self.postfix_started = True
-        wait_listening(SMTPD_ADDR, self.smtpd_port, "Postfix smtpd", 10,
-                       None, self.maillog)
-
     def setup(self):
         self.make_dirs()
-        self.smtpd_port = free_port(SMTPD_ADDR)
-        self.sink_port = free_port(SINK_ADDR)
+        self.pick_ports()
         self.daemon_port = free_port(DAEMON_ADDR)
         self.write_postfix_config()
         print("# temp dir %s; smtpd %s:%d, relaywatchd %s:%d, smtp-sink %s:%d; "
@@ -575,32 +285,6 @@ smtpd_end_of_data_restrictions = {hook}
             self.check(status == want,
                        "swaks session %s exits %d" % (s["name"], want),
                        "exit status %s\n%s" % (status, output[-3000:]))
-
-    def queue_listing(self):
-        cp = run(["postqueue", "-c", self.conf, "-j"], timeout=10, check=False)
-        return cp.stdout.strip()
-
-    def sink_messages(self):
-        msgs = []
-        for root, _, files in os.walk(self.sink_dir):
-            for name in sorted(files):
-                text = read_text(os.path.join(root, name))
-                hdr = {"mail": None, "rcpts": [], "session": None}
-                for line in text.splitlines():
-                    if line.startswith("X-Mail-Args: "):
-                        hdr["mail"] = line[len("X-Mail-Args: "):]
-                    elif line.startswith("X-Rcpt-Args: "):
-                        hdr["rcpts"].append(line[len("X-Rcpt-Args: "):])
-                    elif line.startswith("X-E2E-Session: "):
-                        hdr["session"] = line[len("X-E2E-Session: "):].strip()
-                    elif line == "":
-                        break
-                msgs.append(hdr)
-        return msgs
-
-    def sent_lines(self):
-        return re.findall(r"postfix/smtp\[\d+\]: \w+: to=<([^>]*)>.*\bstatus=sent\b",
-                          read_text(self.maillog))
 
     def wait_delivery(self):
         n_msgs = sum(1 for s in SESSIONS if accepted_rcpts(s))
@@ -723,33 +407,6 @@ smtpd_end_of_data_restrictions = {hook}
 
     # -- teardown -----------------------------------------------------------
 
-    def stop_postfix(self):
-        if not self.postfix_started:
-            return
-        self.postfix_started = False
-        try:
-            run(["postfix", "-c", self.conf, "stop"], timeout=15, check=False)
-        except SetupError as e:
-            print("# %s" % e)
-        # "postfix stop" returns once master has released its lock; the
-        # process may need a moment more to exit.  If it survives, kill it
-        # by the PID it wrote (after checking that PID is still a master).
-        pid_file = os.path.join(self.queue, "pid", "master.pid")
-        try:
-            pid = int(read_text(pid_file).split()[0])
-        except (IndexError, ValueError):
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if read_text("/proc/%d/comm" % pid).strip() != "master":
-                return
-            time.sleep(0.1)
-        print("# Postfix master %d still running, killing it" % pid)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
     def teardown(self, check_daemon_exit):
         self.stop_postfix()
         if self.daemon is not None:
@@ -758,7 +415,7 @@ smtpd_end_of_data_restrictions = {hook}
                 # CONTRACT.md: SIGTERM -> answer what is in flight, exit 0.
                 self.check(status == 0, "relaywatchd exits 0 on SIGTERM",
                            "exit status %s%s" % (status, tail_text(self.daemon_log, 10)))
-        stop_pid(self.sink, "smtp-sink")
+        self.stop_sink()
 
     def diagnostics(self):
         print("# ---- diagnostics ----")
@@ -772,26 +429,6 @@ smtpd_end_of_data_restrictions = {hook}
                 print("# --- swaks %s (exit %s) ---" % (s["name"], status))
                 for line in output.splitlines()[-30:]:
                     print("# " + line)
-
-
-def prerequisites(args):
-    """Return a reason to skip, or None."""
-    if os.geteuid() != 0:
-        return "must run as root (private Postfix instance)"
-    for prog in ("postfix", "postconf", "postqueue", "smtp-sink", "swaks", "ss"):
-        if shutil.which(prog) is None and not os.path.exists("/usr/sbin/" + prog):
-            return ("%s not found (apt-get install postfix swaks iproute2; "
-                    "preseed postfix 'No configuration')" % prog)
-    for user in ("postfix", "nobody"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            return "user %s does not exist" % user
-    try:
-        grp.getgrnam("postdrop")
-    except KeyError:
-        return "group postdrop does not exist (postfix not installed properly)"
-    return None
 
 
 def main(argv):
@@ -818,10 +455,8 @@ def main(argv):
             print("0 passed, 1 failed")
             return 1
 
-    # Postfix commands are found in /usr/sbin even if PATH lacks it.
-    os.environ["PATH"] = os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
-    os.environ.pop("MAIL_CONFIG", None)
-    reason = prerequisites(args)
+    prepare_environment()
+    reason = prerequisites()
     if reason:
         print("SKIP: %s" % reason)
         print("0 passed, 0 failed")
@@ -831,6 +466,7 @@ def main(argv):
     signal.signal(signal.SIGINT, on_signal)
     h = Harness(args)
     ran = False
+    set_budget(OVERALL_BUDGET)
     try:
         try:
             h.setup()
