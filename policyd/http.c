@@ -25,6 +25,7 @@
  * ones not logged, never once per request.
  */
 #include "http.h"
+#include "listen_socket.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -158,17 +159,6 @@ struct http_server {
 
 /* -------------------------------------------------------------- helpers */
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /*
  * Log an oddity unless one of its category was logged less than
@@ -691,133 +681,14 @@ static void listener_add(struct http_server *srv, int fd)
     srv->listeners = l;
 }
 
-static int open_unix(struct http_server *srv, const struct endpoint *ep, char *err, size_t errlen)
-{
-    struct sockaddr_un sun;
-    struct stat st;
-    int fd;
-
-    if (strlen(ep->path) >= sizeof(sun.sun_path)) {
-        set_error(err, errlen, "http_listen: %s: path too long", ep->spec);
-        return -1;
-    }
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, ep->path, strlen(ep->path));
-
-    if (lstat(ep->path, &st) == 0) {
-        int probe;
-
-        if (!S_ISSOCK(st.st_mode)) {
-            set_error(err, errlen, "http_listen: %s: %s exists and is not a socket", ep->spec,
-                      ep->path);
-            return -1;
-        }
-        /* Replace the file only when a refused connection proves it stale;
-         * the probe must neither block nor guess. */
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (probe < 0) {
-            set_error(err, errlen, "http_listen: %s: socket: %s", ep->spec, strerror(errno));
-            return -1;
-        }
-        if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN ||
-            errno == EINPROGRESS) {
-            close(probe);
-            set_error(err, errlen, "http_listen: %s: socket is in use by a running process",
-                      ep->spec);
-            return -1;
-        }
-        if (errno != ECONNREFUSED) {
-            set_error(err, errlen, "http_listen: %s: cannot tell whether %s is in use: %s",
-                      ep->spec, ep->path, strerror(errno));
-            close(probe);
-            return -1;
-        }
-        close(probe);
-        if (unlink(ep->path) != 0 && errno != ENOENT) {
-            set_error(err, errlen, "http_listen: %s: cannot remove stale socket: %s", ep->spec,
-                      strerror(errno));
-            return -1;
-        }
-        log_info("http_listen: %s: replaced a stale socket file", ep->spec);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        set_error(err, errlen, "http_listen: %s: socket: %s", ep->spec, strerror(errno));
-        return -1;
-    }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        set_error(err, errlen, "http_listen: %s: %s", ep->spec, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (chmod(ep->path, HTTP_UNIX_MODE) != 0 || listen(fd, SOMAXCONN) != 0) {
-        set_error(err, errlen, "http_listen: %s: %s", ep->spec, strerror(errno));
-        close(fd);
-        unlink(ep->path);
-        return -1;
-    }
-    srv->unix_path = strdup(ep->path);
-    if (srv->unix_path == NULL)
-        abort();
-    listener_add(srv, fd);
-    return 0;
-}
-
-static int open_inet(struct http_server *srv, const struct endpoint *ep, char *err, size_t errlen)
-{
-    struct addrinfo hints, *res, *ai;
-    int rc, opened = 0;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(ep->host, ep->port, &hints, &res);
-    if (rc != 0) {
-        set_error(err, errlen, "http_listen: %s: %s", ep->spec, gai_strerror(rc));
-        return -1;
-    }
-    /* Every address of a name, skipping families this host lacks, as for listen. */
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int one = 1;
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
-
-        if (fd < 0) {
-            set_error(err, errlen, "http_listen: %s: socket: %s", ep->spec, strerror(errno));
-            if (errno == EAFNOSUPPORT)
-                continue;
-            break;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-            int e = errno;
-
-            set_error(err, errlen, "http_listen: %s: %s", ep->spec, strerror(e));
-            close(fd);
-            if (e == EADDRNOTAVAIL)
-                continue;
-            break;
-        }
-        listener_add(srv, fd);
-        opened++;
-    }
-    freeaddrinfo(res);
-    if (ai != NULL || opened == 0)
-        return -1;
-    return 0;
-}
-
 /* ------------------------------------------------------------- the API */
 
 struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint *ep,
                                     http_handler_fn *handler, void *ctx, char *err, size_t errlen)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
-    int rc;
+    int fds[LISTEN_SOCKET_MAX];
+    int n;
 
     if (srv == NULL)
         abort();
@@ -829,13 +700,17 @@ struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint 
         abort();
     ev_timer_init(&srv->accept_retry, accept_retry_cb, 1.0, 0.0);
     srv->accept_retry.data = srv;
-    if (ep->kind == ENDPOINT_UNIX)
-        rc = open_unix(srv, ep, err, errlen);
-    else
-        rc = open_inet(srv, ep, err, errlen);
-    if (rc != 0) {
+    n = listen_socket_open(ep, "http_listen", HTTP_UNIX_MODE, fds, err, errlen);
+    if (n < 0) {
         http_server_free(srv);
         return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        listener_add(srv, fds[i]);
+    if (ep->kind == ENDPOINT_UNIX) {
+        srv->unix_path = strdup(ep->path);
+        if (srv->unix_path == NULL)
+            abort();
     }
     for (struct http_listener *l = srv->listeners; l != NULL; l = l->next)
         ev_io_start(loop, &l->io);

@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "decision.h"
+#include "listen_socket.h"
 #include "log.h"
 #include "policy_request.h"
 
@@ -89,17 +90,6 @@ static void record_latency(struct policy_server_stats *st, double seconds);
 
 /* ---------------------------------------------------------------- helpers */
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -160,128 +150,15 @@ static struct listener *listener_add(struct policy_server *srv, int fd, const st
     return l;
 }
 
-static int open_unix(struct policy_server *srv, const struct endpoint *ep, struct listener **list,
-                     char *err, size_t errlen)
-{
-    struct sockaddr_un sun;
-    struct stat st;
-    int fd;
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", ep->path);
-
-    if (lstat(ep->path, &st) == 0) {
-        int probe;
-
-        if (!S_ISSOCK(st.st_mode)) {
-            set_error(err, errlen, "listen: %s: %s exists and is not a socket", ep->spec, ep->path);
-            return -1;
-        }
-        /* A socket file nobody answers on is left over from a crash: replace it.
-         * Only a refused connection proves that; the probe must not block
-         * (a live server with a full backlog) and must not guess (EACCES). */
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (probe < 0) {
-            set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
-            return -1;
-        }
-        if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN ||
-            errno == EINPROGRESS) {
-            close(probe);
-            set_error(err, errlen, "listen: %s: socket is in use by a running process", ep->spec);
-            return -1;
-        }
-        if (errno != ECONNREFUSED) {
-            set_error(err, errlen, "listen: %s: cannot tell whether %s is in use: %s", ep->spec,
-                      ep->path, strerror(errno));
-            close(probe);
-            return -1;
-        }
-        close(probe);
-        if (unlink(ep->path) != 0 && errno != ENOENT) {
-            set_error(err, errlen, "listen: %s: cannot remove stale socket: %s", ep->spec,
-                      strerror(errno));
-            return -1;
-        }
-        log_info("listen: %s: replaced a stale socket file", ep->spec);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
-        return -1;
-    }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-        set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (chmod(ep->path, srv->cfg->unix_socket_mode) != 0 || listen(fd, SOMAXCONN) != 0) {
-        set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(errno));
-        close(fd);
-        unlink(ep->path);
-        return -1;
-    }
-    listener_add(srv, fd, ep, true, list);
-    return 0;
-}
-
-static int open_inet(struct policy_server *srv, const struct endpoint *ep, struct listener **list,
-                     char *err, size_t errlen)
-{
-    struct addrinfo hints, *res, *ai;
-    int rc, opened = 0;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(ep->host, ep->port, &hints, &res);
-    if (rc != 0) {
-        set_error(err, errlen, "listen: %s: %s", ep->spec, gai_strerror(rc));
-        return -1;
-    }
-    /* A name such as localhost may stand for several addresses: serve them
-     * all, skipping a family or address this host does not have (::1 with
-     * IPv6 off) as long as one of them works. */
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int one = 1;
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
-
-        if (fd < 0) {
-            set_error(err, errlen, "listen: %s: socket: %s", ep->spec, strerror(errno));
-            if (errno == EAFNOSUPPORT)
-                continue;
-            break;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-            int e = errno;
-            set_error(err, errlen, "listen: %s: %s", ep->spec, strerror(e));
-            close(fd);
-            if (e == EADDRNOTAVAIL)
-                continue;
-            break;
-        }
-        listener_add(srv, fd, ep, false, list);
-        opened++;
-    }
-    freeaddrinfo(res);
-    if (ai != NULL || opened == 0) {
-        return -1;
-    }
-    return 0;
-}
-
 static int open_endpoint(struct policy_server *srv, const struct endpoint *ep,
                          struct listener **list, char *err, size_t errlen)
 {
-    if (ep->kind == ENDPOINT_UNIX)
-        return open_unix(srv, ep, list, err, errlen);
-    return open_inet(srv, ep, list, err, errlen);
+    int fds[LISTEN_SOCKET_MAX];
+    int n = listen_socket_open(ep, "listen", srv->cfg->unix_socket_mode, fds, err, errlen);
+
+    for (int i = 0; i < n; i++)
+        listener_add(srv, fds[i], ep, ep->kind == ENDPOINT_UNIX, list);
+    return n > 0 ? 0 : -1;
 }
 
 static void close_listeners(struct listener *l)
