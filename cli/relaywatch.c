@@ -31,7 +31,6 @@
 #include "config.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
-#define MAX_CONFIG_BYTES (1024 * 1024)
 #define MAX_OVERRIDES 256
 #define CONNECT_TIMEOUT_MS 5000
 #define RESPONSE_TIMEOUT_MS 10000
@@ -64,76 +63,17 @@ struct options {
     bool json;
 };
 
-static void report_stderr(void *ctx, const char *source, unsigned line, const char *message)
-{
-    (void)ctx;
-    if (line > 0)
-        fprintf(stderr, "%s:%u: %s\n", source, line, message);
-    else
-        fprintf(stderr, "%s: %s\n", source, message);
-}
-
-/* The whole file, or NULL with the reason in err. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot read: %s", strerror(errno));
-        return NULL;
-    }
-    buf = malloc(MAX_CONFIG_BYTES + 1);
-    if (buf == NULL)
-        abort();
-    n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "cannot read: %s", strerror(errno));
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    if (n > MAX_CONFIG_BYTES) {
-        snprintf(err, errlen, "larger than %d bytes", MAX_CONFIG_BYTES);
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 /*
- * The configuration as relaywatchd would read it (file, then -o), or
- * NULL after printing every problem.  Cross-key checks are left to the
- * daemon: a status query needs only http_listen.
+ * The configuration as relaywatchd would read it (file, then -o), or NULL
+ * after printing every problem.  Cross-key checks are left to the daemon:
+ * a status query needs only http_listen.
  */
 static struct config *load_config(const struct options *o)
 {
-    struct config *cfg = config_new();
-    unsigned n = 0;
+    unsigned problems;
 
-    if (o->config_file != NULL) {
-        char err[512];
-        size_t len;
-        char *text = read_file(o->config_file, &len, err, sizeof(err));
-
-        if (text == NULL) {
-            report_stderr(NULL, o->config_file, 0, err);
-            n++;
-        } else {
-            n += config_parse_buffer(cfg, text, len, o->config_file, report_stderr, NULL);
-            free(text);
-        }
-    }
-    for (int i = 0; i < o->override_count; i++)
-        n += config_parse_override(cfg, o->overrides[i], report_stderr, NULL);
-    if (n > 0) {
-        config_free(cfg);
-        return NULL;
-    }
-    return cfg;
+    return config_load(o->config_file, o->overrides, (unsigned)o->override_count, false,
+                       config_report_stderr, NULL, &problems);
 }
 
 static long ms_since(const struct timespec *t0)

@@ -897,3 +897,76 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
         }
     return r.count;
 }
+
+#define MAX_CONFIG_BYTES (1024 * 1024)
+
+/* The whole file, or NULL with the reason (without the path) in err. */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        return NULL;
+    }
+    buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (buf == NULL)
+        abort();
+    n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    if (n > MAX_CONFIG_BYTES) {
+        snprintf(err, errlen, "larger than %d bytes", MAX_CONFIG_BYTES);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+struct config *config_load(const char *file, const char *const *overrides, unsigned override_count,
+                           bool check, config_report_fn *report, void *ctx, unsigned *problems)
+{
+    struct config *cfg = config_new();
+    unsigned n = 0;
+
+    if (file != NULL) {
+        char err[512];
+        size_t len;
+        char *text = read_file(file, &len, err, sizeof(err));
+
+        if (text == NULL) {
+            report(ctx, file, 0, err);
+            n++;
+        } else {
+            n += config_parse_buffer(cfg, text, len, file, report, ctx);
+            free(text);
+        }
+    }
+    for (unsigned i = 0; i < override_count; i++)
+        n += config_parse_override(cfg, overrides[i], report, ctx);
+    if (check)
+        n += config_check(cfg, report, ctx);
+    *problems = n;
+    if (n > 0) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+void config_report_stderr(void *ctx, const char *source, unsigned line, const char *message)
+{
+    (void)ctx;
+    if (line > 0)
+        fprintf(stderr, "%s:%u: %s\n", source, line, message);
+    else
+        fprintf(stderr, "%s: %s\n", source, message);
+}

@@ -99,6 +99,17 @@ unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, cons
 unsigned config_parse_override(struct config *c, const char *assignment, config_report_fn *report,
                                void *ctx);
 
+/*
+ * Read file (NULL: none, built-in defaults) and apply the overrides (-o),
+ * reporting every problem; with check, config_check too.  NULL if there
+ * was any problem; *problems says how many.
+ */
+struct config *config_load(const char *file, const char *const *overrides, unsigned override_count,
+                           bool check, config_report_fn *report, void *ctx, unsigned *problems);
+
+/* A report function printing FILE:LINE: message (FILE: message without a line) on stderr. */
+void config_report_stderr(void *ctx, const char *source, unsigned line, const char *message);
+
 /* Checks across keys and for features this version does not have. */
 unsigned config_check(const struct config *c, config_report_fn *report, void *ctx);
 

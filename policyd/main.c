@@ -26,7 +26,6 @@
 #include "traffic.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
-#define MAX_CONFIG_BYTES (1024 * 1024)
 #define MAX_OVERRIDES 256
 
 struct options {
@@ -124,16 +123,8 @@ static void usage(void)
     fprintf(stderr, "usage: relaywatchd [-c FILE] [-e] [-t] [-o NAME=VALUE]...\n");
 }
 
-/* Where problems go while loading: stderr at start and for -t, the log on reload. */
-static void report_stderr(void *ctx, const char *source, unsigned line, const char *message)
-{
-    (void)ctx;
-    if (line > 0)
-        fprintf(stderr, "%s:%u: %s\n", source, line, message);
-    else
-        fprintf(stderr, "%s: %s\n", source, message);
-}
-
+/* Problems while loading go to stderr at start and for -t (config_report_stderr), to the log
+ * on reload. */
 static void report_log(void *ctx, const char *source, unsigned line, const char *message)
 {
     (void)ctx;
@@ -143,66 +134,12 @@ static void report_log(void *ctx, const char *source, unsigned line, const char 
         log_error("%s: %s", source, message);
 }
 
-/* The whole file, or NULL with the reason (without the path) in err. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot read: %s", strerror(errno));
-        return NULL;
-    }
-    buf = malloc(MAX_CONFIG_BYTES + 1);
-    if (buf == NULL)
-        abort();
-    n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "cannot read: %s", strerror(errno));
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    if (n > MAX_CONFIG_BYTES) {
-        snprintf(err, errlen, "larger than %d bytes", MAX_CONFIG_BYTES);
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 /* Build a configuration from the file and -o overrides; NULL if it has problems. */
 static struct config *load_config(const struct options *o, config_report_fn *report,
                                   unsigned *problems)
 {
-    struct config *cfg = config_new();
-    unsigned n = 0;
-
-    if (o->config_file != NULL) {
-        char err[512];
-        size_t len;
-        char *text = read_file(o->config_file, &len, err, sizeof(err));
-
-        if (text == NULL) {
-            report(NULL, o->config_file, 0, err);
-            n++;
-        } else {
-            n += config_parse_buffer(cfg, text, len, o->config_file, report, NULL);
-            free(text);
-        }
-    }
-    for (int i = 0; i < o->override_count; i++)
-        n += config_parse_override(cfg, o->overrides[i], report, NULL);
-    n += config_check(cfg, report, NULL);
-    *problems = n;
-    if (n > 0) {
-        config_free(cfg);
-        return NULL;
-    }
-    return cfg;
+    return config_load(o->config_file, o->overrides, (unsigned)o->override_count, true, report,
+                       NULL, problems);
 }
 
 static void on_drained(void *arg)
@@ -340,7 +277,7 @@ int main(int argc, char **argv)
     if (!opts.explicit_file && access(DEFAULT_CONFIG_FILE, F_OK) == 0)
         opts.config_file = DEFAULT_CONFIG_FILE;
 
-    d.cfg = load_config(&opts, report_stderr, &problems);
+    d.cfg = load_config(&opts, config_report_stderr, &problems);
     if (check_only)
         return d.cfg == NULL ? 1 : (config_free(d.cfg), 0);
     if (d.cfg == NULL)
