@@ -17,74 +17,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
+
+from testlib import (DUNNO, RCPT, DaemonProcess, free_port, listening_tcp, listening_unix,
+                     recv_answer, run_tests, wait_for)
 
 RELAYWATCHD = None
 TMP = None
 
-RCPT = (
-    "request=smtpd_access_policy\n"
-    "protocol_state=RCPT\n"
-    "protocol_name=ESMTP\n"
-    "client_address=203.0.113.7\n"
-    "client_name=mail.example.net\n"
-    "reverse_client_name=mail.example.net\n"
-    "client_port=40001\n"
-    "server_address=127.0.0.1\n"
-    "server_port=25\n"
-    "helo_name=mail.example.net\n"
-    "sender=alice@example.net\n"
-    "recipient=bob@example.org\n"
-    "recipient_count=0\n"
-    "queue_id=\n"
-    "instance=1a2b.6361e6c2.8b1f0.0\n"
-    "size=0\n"
-    "sasl_method=\n"
-    "sasl_username=\n"
-    "policy_context=\n"
-    "compatibility_level=3.6\n"
-    "mail_version=3.7.11\n"
-    "\n"
-).encode()
 
-DUNNO = b"action=DUNNO\n\n"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening_tcp(port):
-    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True).stdout
-    return out.strip() != ""
-
-
-def listening_unix(path):
-    out = subprocess.run(["ss", "-lxH"], capture_output=True, text=True).stdout
-    return any(path in line for line in out.splitlines())
-
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
-
-
-STARTED = []  # every daemon a test started, so that none outlives a failed test
-
-
-class Daemon:
-    """One relaywatchd process with stderr captured to a file."""
+class Daemon(DaemonProcess):
+    """relaywatchd on a free policy port, the status page off unless asked for."""
 
     def __init__(self, *args, port=None, wait=True, name="d", preexec_fn=None):
         self.port = port if port is not None else free_port()
-        self.log_path = os.path.join(TMP, "%s-%d.log" % (name, time.monotonic_ns()))
-        self.log = open(self.log_path, "wb")
         argv = [RELAYWATCHD, "-e"]
         if not any(a.startswith("listen=") for a in args) and "-c" not in args:
             argv += ["-o", "listen=inet:127.0.0.1:%d" % self.port]
@@ -92,55 +37,15 @@ class Daemon:
         if not any(a.startswith("http_listen=") for a in args):
             argv += ["-o", "http_listen="]
         argv += list(args)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log,
-                                     preexec_fn=preexec_fn)
-        STARTED.append(self.proc)
+        super().__init__(argv, TMP, name, preexec_fn)
         if wait:
             wait_for(lambda: listening_tcp(self.port) or self.proc.poll() is not None,
                      what="relaywatchd to listen")
             if self.proc.poll() is not None:
                 raise AssertionError("relaywatchd exited early: " + self.text())
 
-    def text(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.port), timeout=5)
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-            raise AssertionError("relaywatchd did not stop on SIGTERM")
-        self.log.close()
-        text = self.text()
-        # Under the sanitizer build a report in the log fails the test even if the exit was clean.
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert marker not in text, "sanitizer report:\n" + text
-        assert rc == 0, "relaywatchd exited %d on SIGTERM:\n%s" % (rc, text)
-        return rc
-
-
-def recv_answer(sock, timeout=5):
-    """Read one answer (up to the empty line); b'' if the server closed."""
-    sock.settimeout(timeout)
-    data = b""
-    while not data.endswith(b"\n\n"):
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-    return data
 
 
 def assert_closed_without_answer(sock):
@@ -633,30 +538,10 @@ def main():
     args = ap.parse_args()
     RELAYWATCHD = os.path.abspath(args.relaywatchd)
     TMP = tempfile.mkdtemp(prefix="rw-daemon-")
-    passed = failed = 0
     try:
-        for t in TESTS:
-            if args.k and args.k not in t.__name__:
-                continue
-            start = time.time()
-            try:
-                t()
-                passed += 1
-                print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
-            except Exception:
-                failed += 1
-                print("FAIL %s" % t.__name__, flush=True)
-                traceback.print_exc()
-            finally:
-                while STARTED:
-                    proc = STARTED.pop()
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+        return run_tests(TESTS, args.k)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
 
 
 if __name__ == "__main__":

@@ -20,89 +20,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
+
+from testlib import (DUNNO, RCPT, DaemonProcess, free_port, listening_tcp, listening_unix,
+                     recv_answer, wait_for, run_tests)
 
 RELAYWATCHD = None
 RELAYWATCH = None
 TMP = None
 HOST_ID = "mx-httptest"
 
-# The same RCPT request as daemon_test.py.
-RCPT = (
-    "request=smtpd_access_policy\n"
-    "protocol_state=RCPT\n"
-    "protocol_name=ESMTP\n"
-    "client_address=203.0.113.7\n"
-    "client_name=mail.example.net\n"
-    "reverse_client_name=mail.example.net\n"
-    "client_port=40001\n"
-    "server_address=127.0.0.1\n"
-    "server_port=25\n"
-    "helo_name=mail.example.net\n"
-    "sender=alice@example.net\n"
-    "recipient=bob@example.org\n"
-    "recipient_count=0\n"
-    "queue_id=\n"
-    "instance=1a2b.6361e6c2.8b1f0.0\n"
-    "size=0\n"
-    "sasl_method=\n"
-    "sasl_username=\n"
-    "policy_context=\n"
-    "compatibility_level=3.6\n"
-    "mail_version=3.7.11\n"
-    "\n"
-).encode()
-
-DUNNO = b"action=DUNNO\n\n"
-
 HTTP_MAX_CONNECTIONS = 64  # policyd/http.c
 HTTP_DEADLINE = 10.0       # policyd/http.c: accept to last byte written
 
 
-# ------------------------------------------------------------- helpers
-# (small copies of daemon_test.py's, so that each test file stands alone)
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening_tcp(port):
-    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True).stdout
-    return out.strip() != ""
-
-
-def listening_unix(path):
-    out = subprocess.run(["ss", "-lxH"], capture_output=True, text=True).stdout
-    return any(path in line for line in out.splitlines())
-
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def recv_answer(sock, timeout=5):
-    """Read one policy answer (up to the empty line); b'' if the server closed."""
-    sock.settimeout(timeout)
-    data = b""
-    while not data.endswith(b"\n\n"):
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-    return data
-
-
-STARTED = []  # every daemon a test started, so that none outlives a failed test
-
-
-class Daemon:
+class Daemon(DaemonProcess):
     """One relaywatchd with a policy port and an HTTP endpoint; stderr to a file."""
 
     def __init__(self, *args, http=None, name="d"):
@@ -115,12 +46,9 @@ class Daemon:
         elif http.startswith("unix:"):
             self.http_path = http[5:]
         self.http = http
-        self.log_path = os.path.join(TMP, "%s-%d.log" % (name, time.monotonic_ns()))
-        self.log = open(self.log_path, "wb")
         argv = [RELAYWATCHD, "-e", "-o", "listen=inet:127.0.0.1:%d" % self.port,
                 "-o", "http_listen=" + http, "-o", "host_id=" + HOST_ID] + list(args)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
-        STARTED.append(self.proc)
+        super().__init__(argv, TMP, name)
 
         def ready():
             if self.proc.poll() is not None:
@@ -135,12 +63,6 @@ class Daemon:
         if self.proc.poll() is not None:
             raise AssertionError("relaywatchd exited early: " + self.text())
 
-    def text(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.port), timeout=5)
 
@@ -152,20 +74,6 @@ class Daemon:
             return s
         return socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout)
 
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("relaywatchd did not stop on SIGTERM")
-        self.log.close()
-        text = self.text()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert marker not in text, "sanitizer report:\n" + text
-        assert rc == 0, "relaywatchd exited %d on SIGTERM:\n%s" % (rc, text)
 
 
 class Response:
@@ -591,30 +499,10 @@ def main():
     RELAYWATCHD = os.path.abspath(args.relaywatchd)
     RELAYWATCH = os.path.abspath(args.relaywatch)
     TMP = tempfile.mkdtemp(prefix="rw-http-")
-    passed = failed = 0
     try:
-        for t in TESTS:
-            if args.k and args.k not in t.__name__:
-                continue
-            start = time.time()
-            try:
-                t()
-                passed += 1
-                print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
-            except Exception:
-                failed += 1
-                print("FAIL %s" % t.__name__, flush=True)
-                traceback.print_exc()
-            finally:
-                while STARTED:
-                    proc = STARTED.pop()
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+        return run_tests(TESTS, args.k)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
 
 
 if __name__ == "__main__":

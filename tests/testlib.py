@@ -1,0 +1,137 @@
+"""Helpers shared by the Python tests that run relaywatchd as a process."""
+import os
+import signal
+import socket
+import subprocess
+import time
+import traceback
+
+# A request as Postfix 3.7 sends it at RCPT time.
+RCPT = (
+    "request=smtpd_access_policy\n"
+    "protocol_state=RCPT\n"
+    "protocol_name=ESMTP\n"
+    "client_address=203.0.113.7\n"
+    "client_name=mail.example.net\n"
+    "reverse_client_name=mail.example.net\n"
+    "client_port=40001\n"
+    "server_address=127.0.0.1\n"
+    "server_port=25\n"
+    "helo_name=mail.example.net\n"
+    "sender=alice@example.net\n"
+    "recipient=bob@example.org\n"
+    "recipient_count=0\n"
+    "queue_id=\n"
+    "instance=1a2b.6361e6c2.8b1f0.0\n"
+    "size=0\n"
+    "sasl_method=\n"
+    "sasl_username=\n"
+    "policy_context=\n"
+    "compatibility_level=3.6\n"
+    "mail_version=3.7.11\n"
+    "\n"
+).encode()
+
+DUNNO = b"action=DUNNO\n\n"
+
+STARTED = []  # every daemon a test started, so that none outlives a failed test
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_tcp(port):
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True).stdout
+    return out.strip() != ""
+
+
+def listening_unix(path):
+    out = subprocess.run(["ss", "-lxH"], capture_output=True, text=True).stdout
+    return any(path in line for line in out.splitlines())
+
+
+def wait_for(cond, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def recv_answer(sock, timeout=5):
+    """Read one policy answer (up to the empty line); b'' if the server closed."""
+    sock.settimeout(timeout)
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+class DaemonProcess:
+    """One relaywatchd process with stderr captured to a file under tmp."""
+
+    def __init__(self, argv, tmp, name, preexec_fn=None):
+        self.log_path = os.path.join(tmp, "%s-%d.log" % (name, time.monotonic_ns()))
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     preexec_fn=preexec_fn)
+        STARTED.append(self.proc)
+
+    def text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        """SIGTERM, then insist on exit 0 and no sanitizer report in the log."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("relaywatchd did not stop on SIGTERM")
+        self.log.close()
+        text = self.text()
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert marker not in text, "sanitizer report:\n" + text
+        assert rc == 0, "relaywatchd exited %d on SIGTERM:\n%s" % (rc, text)
+        return rc
+
+
+def run_tests(tests, only):
+    """Run each test function (those whose name contains `only`, if given), killing any daemon
+    a test left running; print PASS/FAIL lines and 'N passed, M failed'; return the exit code."""
+    passed = failed = 0
+    for t in tests:
+        if only and only not in t.__name__:
+            continue
+        start = time.time()
+        try:
+            t()
+            passed += 1
+            print("PASS %s (%.1fs)" % (t.__name__, time.time() - start), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % t.__name__, flush=True)
+            traceback.print_exc()
+        finally:
+            while STARTED:
+                proc = STARTED.pop()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0
