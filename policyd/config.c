@@ -604,7 +604,8 @@ static bool set_slots(unsigned *slot, unsigned long min, unsigned long max, cons
 static bool set_culprit_slots(struct config *c, const char *key, const char *value,
                               struct reporter *r)
 {
-    return set_slots(&c->culprit_slots, 1, 100000, key, value, r);
+    /* Bounded: a new key scans the scores, and /status reads every slot. */
+    return set_slots(&c->culprit_slots, 1, 1000, key, value, r);
 }
 
 static bool set_session_slots(struct config *c, const char *key, const char *value,

@@ -6,7 +6,8 @@
  * counted exactly; a new key takes the slot of the entry with the lowest
  * score (its score inherited as the new entry's error bound), so a key
  * that sends more than its share (over 1/slots of the traffic) is never
- * pushed out, and its figures are exact from its first message on.
+ * pushed out once tracked; its figures are exact unless it was pushed out
+ * before it grew, which `exact` tells.
  * Scores are halved once per longest window so that yesterday's sender
  * does not hold a slot forever.  Each entry keeps windowed messages,
  * recipients and distinct recipient domains.  No I/O; no allocation after

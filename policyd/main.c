@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -43,17 +44,32 @@ struct daemon_state {
     struct http_server *http;
     struct traffic *traffic;
     uint64_t requests[STATUS_STATES][AK_COUNT];
-    double started;
+    double started;           /* wall clock at start */
+    double started_monotonic; /* CLOCK_MONOTONIC at start */
     ev_timer tick;
     bool stopping;
 };
+
+/*
+ * The counting clock: wall-clock time at start plus monotonic time since.
+ * It never steps (an NTP step or a VM restore would otherwise empty the
+ * windows or make every open session look expired), and buckets still line
+ * up with wall-clock minutes as far as the clocks agree.
+ */
+static double counting_now(const struct daemon_state *d)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return d->started + ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - d->started_monotonic);
+}
 
 /* The hot path: count, decide, nothing that can block. */
 static void handle_request(void *ctx, const struct policy_request *req, struct decision *out)
 {
     struct daemon_state *d = ctx;
 
-    traffic_request(d->traffic, req, ev_now(d->loop));
+    traffic_request(d->traffic, req, counting_now(d));
     decide(req, out);
     d->requests[req->state][out->kind]++;
 }
@@ -64,7 +80,7 @@ static int handle_http(void *ctx, const char *path, const char *query, struct ht
     struct daemon_state *d = ctx;
     struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
                                  (const uint64_t(*)[AK_COUNT])d->requests, d->started};
-    double now = ev_now(d->loop);
+    double now = counting_now(d);
 
     if (strcmp(path, "/status") == 0) {
         if (strcmp(query, "format=text") == 0) {
@@ -91,7 +107,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct daemon_state *d = w->data;
 
     (void)revents;
-    traffic_tick(d->traffic, ev_now(loop));
+    (void)loop;
+    traffic_tick(d->traffic, counting_now(d));
 }
 
 /* Open the HTTP endpoint of cfg (none if off); false with the reason in err. */
@@ -293,7 +310,13 @@ int main(int argc, char **argv)
         return 2;
     }
     d.opts = &opts;
-    d.started = ev_now(d.loop);
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        d.started_monotonic = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        d.started = ev_time();
+    }
     d.traffic = traffic_new(d.cfg);
     d.server = policy_server_new(d.loop, d.cfg, handle_request, &d, err, sizeof(err));
     if (d.server == NULL || !open_http(&d, d.cfg, &d.http, err, sizeof(err))) {

@@ -93,6 +93,27 @@ void status_json_string(struct http_body *b, const char *s, size_t len)
     http_body_append(b, "\"", 1);
 }
 
+/* A key fit for a terminal: control bytes and invalid UTF-8 shown as '?'. */
+static void printable(char *out, size_t outlen, const char *in)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t len = strlen(in), i = 0, n = 0;
+
+    while (i < len && n + 4 < outlen) {
+        size_t seq = utf8_sequence(p + i, len - i);
+
+        if (seq == 0 || (seq == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
+            out[n++] = '?';
+            i++;
+        } else {
+            memcpy(out + n, in + i, seq);
+            n += seq;
+            i += seq;
+        }
+    }
+    out[n] = '\0';
+}
+
 static void json_alpha(struct http_body *b, uint64_t nc, uint64_t nf_log)
 {
     if (nf_log == 0)
@@ -222,13 +243,17 @@ void status_text(struct http_body *b, const struct status_sources *s, double now
     http_body_printf(b, "\ntop relay senders, last %s:\n", ws->name[longest]);
     if (n == 0)
         http_body_printf(b, "  (none)\n");
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
+        char key[4 * CULPRIT_KEY_MAX + 1];
+
+        printable(key, sizeof(key), culprits[i].key);
         http_body_printf(b, "  %-14s %-32s %8llu msgs %8llu rcpts %6llu domains%s\n",
-                         culprit_kind_name(culprits[i].kind), culprits[i].key,
+                         culprit_kind_name(culprits[i].kind), key,
                          (unsigned long long)culprits[i].messages,
                          (unsigned long long)culprits[i].recipients,
                          (unsigned long long)culprits[i].domains,
                          culprits[i].exact ? "" : " (at least)");
+    }
 }
 
 static void metric_head(struct http_body *b, const char *name, const char *type, const char *help)

@@ -40,10 +40,12 @@ struct session {
 
 struct transaction {
     struct slot s;
+    uint64_t last_rcpt; /* hash of the last recipient asked for */
     uint32_t rcpts;
     bool relay;   /* at least one relay recipient */
     bool counted; /* nf already counted */
     bool open;    /* RCPTs seen, not yet settled */
+    bool settled; /* settled without END-OF-MESSAGE: its RCPTs counted as refused */
 };
 
 struct traffic {
@@ -199,6 +201,7 @@ static void settle(struct traffic *t, struct transaction *x, double now)
     if (!x->open)
         return;
     x->open = false;
+    x->settled = true;
     t->open_txns--;
     /* Without END-OF-MESSAGE requests nothing tells refused from accepted. */
     if (t->eom_mode) {
@@ -298,7 +301,7 @@ static void blame(struct traffic *t, const struct policy_request *req, double no
 
 /* Find or start the request's session; returns it (never NULL). */
 static struct session *session_for(struct traffic *t, const struct policy_request *req,
-                                   double now)
+                                   uint64_t txn_key, double now)
 {
     uint64_t key = nonzero(hash64_mix(
         hash64_mix(hash64_mix(slice_hash(req->attr[PA_CLIENT_ADDRESS]),
@@ -309,7 +312,10 @@ static struct session *session_for(struct traffic *t, const struct policy_reques
     bool found;
     struct session *s = (struct session *)slot_for(t->sessions, sizeof(*t->sessions), t->mask,
                                                    key, now, t->session_timeout, &found);
-    bool expired = found && s->s.last + t->session_timeout < now;
+    /* A request of the transaction the session is in belongs to it however long ago
+     * the last one was (a slow DATA phase). */
+    bool expired = found && s->s.last + t->session_timeout < now &&
+                   !(txn_key != 0 && s->txn_key == txn_key);
 
     /* A new session: CONNECT says so; otherwise a tuple not seen lately, or
      * seen in another smtpd process (the client port was reused). */
@@ -336,6 +342,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     struct session *s;
     struct transaction *x = NULL;
     struct policy_slice instance = req->attr[PA_INSTANCE];
+    uint64_t key;
 
     switch (req->state) {
     case PS_CONNECT:
@@ -349,12 +356,13 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     default:
         return; /* VRFY, ETRN and unknown states say nothing about mail */
     }
+    key = instance.len > 0 && req->state >= PS_RCPT ? nonzero(hash64(instance.ptr, instance.len, 0))
+                                                    : 0;
+
     window_clock_set(&t->clk, &t->ws, now);
     window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
-    s = session_for(t, req, now);
-    if (instance.len > 0 && req->state >= PS_RCPT) {
-        uint64_t key = nonzero(hash64(instance.ptr, instance.len, 0));
-
+    s = session_for(t, req, key, now);
+    if (key != 0) {
         if (s->txn_key != key) {
             /* The session moved on: its previous transaction is over. */
             if (s->txn_key != 0) {
@@ -369,6 +377,15 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         x = transaction_for(t, key, now);
     }
 
+    if (req->state == PS_RCPT && x != NULL) {
+        /* The same recipient again at once: a second hook asking about the same RCPT
+         * (say in smtpd_relay_restrictions and smtpd_recipient_restrictions). */
+        uint64_t rcpt = nonzero(slice_hash(req->attr[PA_RECIPIENT]));
+
+        if (x->last_rcpt == rcpt)
+            return;
+        x->last_rcpt = rcpt;
+    }
     if (req->state == PS_RCPT) {
         struct policy_slice domain = domain_of(req->attr[PA_RECIPIENT]);
         uint64_t domain_hash = domain.len ? nonzero(hash64(domain.ptr, domain.len, 1)) : 0;
@@ -413,7 +430,9 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
             if (x->relay)
                 blame(t, req, now, 1, 0, 0);
         }
-        refused = x->rcpts > accepted ? x->rcpts - accepted : 0;
+        /* Settled early (a DATA phase longer than transaction_timeout): its RCPTs
+         * were counted as refused then, and cannot be taken back now. */
+        refused = x->settled ? 0 : x->rcpts > accepted ? x->rcpts - accepted : 0;
         count(t, TC_MESSAGES_LOGGED, now, refused);
         count(t, TC_REFUSED, now, refused);
         if (x->open) {

@@ -404,6 +404,38 @@ static void test_traffic_rcpt_mode(void **state)
     config_free(cfg);
 }
 
+static void test_traffic_double_hook_and_slow_data(void **state)
+{
+    struct config *cfg = counting_config("session_timeout = 60s\n");
+    struct traffic *t = traffic_new(cfg);
+    double now = 90000.0;
+
+    (void)state;
+    /* Two hooks ask about each RCPT: each recipient counts once. */
+    send_request(t, now, "RCPT", "8000", "50.1.1.0", "a@relay.test", "");
+    send_request(t, now, "RCPT", "8000", "50.1.1.0", "a@relay.test", "");
+    send_request(t, now, "RCPT", "8000", "50.1.1.0", "b@relay.test", "");
+    send_request(t, now, "RCPT", "8000", "50.1.1.0", "b@relay.test", "");
+    send_request(t, now, "END-OF-MESSAGE", "8000", "50.1.1.0", "", "recipient_count=2\n");
+    assert_int_equal(traffic_total(t, TC_RECIPIENTS), 2);
+    assert_int_equal(traffic_total(t, TC_REFUSED), 0);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 1);
+    /* A DATA phase longer than session_timeout and transaction_timeout (30 s here): the
+     * END-OF-MESSAGE is still the same session, and its refusals are not counted twice. */
+    send_request(t, now + 1, "RCPT", "8000", "50.1.1.1", "c@relay.test", "");
+    send_request(t, now + 1, "RCPT", "8000", "50.1.1.1", "d@relay.test", "");
+    for (int i = 0; i < 4; i++)
+        traffic_tick(t, now + 100);
+    assert_int_equal(traffic_total(t, TC_REFUSED), 2);
+    send_request(t, now + 120, "END-OF-MESSAGE", "8000", "50.1.1.1", "", "recipient_count=2\n");
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 1);
+    assert_int_equal(traffic_total(t, TC_MESSAGES), 2);
+    assert_int_equal(traffic_total(t, TC_REFUSED), 2);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 1 + 2 + 1);
+    traffic_free(t);
+    config_free(cfg);
+}
+
 static void test_status_json_alpha_null(void **state)
 {
     struct config *cfg = counting_config("");
@@ -451,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_traffic_end_of_message_mode),
         cmocka_unit_test(test_traffic_sessions),
         cmocka_unit_test(test_traffic_rcpt_mode),
+        cmocka_unit_test(test_traffic_double_hook_and_slow_data),
         cmocka_unit_test(test_status_json_alpha_null),
     };
 
