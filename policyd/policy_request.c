@@ -49,17 +49,39 @@ static const struct attr_entry {
 #define ATTR_TABLE_LEN (sizeof(attr_table) / sizeof(attr_table[0]))
 
 /*
- * Lengths and first bytes rule out all but one or two entries, so a linear
- * scan costs about one memcmp per attribute line; a binary search cost five.
+ * Attribute names by length: a name is compared only with the two or three
+ * of its length.  Built once, on first use.
  */
+#define NAME_LEN_MAX 24
+
+static uint8_t by_len[NAME_LEN_MAX + 1][8]; /* table indexes + 1, 0-terminated; at most 6 share a length */
+
+static void build_by_len(void)
+{
+    for (size_t i = 0; i < ATTR_TABLE_LEN; i++) {
+        uint8_t *row = by_len[attr_table[i].len];
+        size_t n = 0;
+
+        while (row[n] != 0)
+            n++;
+        row[n] = (uint8_t)(i + 1);
+    }
+}
+
 int policy_attr_lookup(const char *name, size_t len)
 {
-    if (len == 0)
-        return -1;
-    for (size_t i = 0; i < ATTR_TABLE_LEN; i++) {
-        const struct attr_entry *e = &attr_table[i];
+    static int built;
 
-        if (e->len == len && e->name[0] == name[0] && memcmp(e->name, name, len) == 0)
+    if (!built) {
+        build_by_len();
+        built = 1;
+    }
+    if (len == 0 || len > NAME_LEN_MAX)
+        return -1;
+    for (const uint8_t *row = by_len[len]; *row != 0; row++) {
+        const struct attr_entry *e = &attr_table[*row - 1];
+
+        if (e->name[0] == name[0] && memcmp(e->name, name, len) == 0)
             return e->attr;
     }
     return -1;
@@ -138,31 +160,6 @@ static enum policy_parse_result fail(struct policy_parser *p, enum policy_error 
     return POLICY_PARSE_ERROR;
 }
 
-/* Second pass over a complete, already validated request: fill the slots. */
-static void fill_request(const char *buf, size_t end, struct policy_request *req)
-{
-    size_t pos = 0;
-
-    memset(req->attr, 0, sizeof(req->attr));
-    while (pos < end) {
-        const char *line = buf + pos;
-        const char *nl = memchr(line, '\n', end - pos);
-        size_t len = (size_t)(nl - line);
-        const char *eq = memchr(line, '=', len);
-        int a;
-
-        pos += len + 1;
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-        a = policy_attr_lookup(line, (size_t)(eq - line));
-        if (a >= 0) {
-            /* A repeated attribute: the last one wins. */
-            req->attr[a].ptr = eq + 1;
-            req->attr[a].len = len - (size_t)(eq + 1 - line);
-        }
-    }
-}
-
 /*
  * Scan with memchr, which is vectorised in libc: on the hot path a request
  * is a few hundred bytes, and a byte-at-a-time loop was the daemon's largest
@@ -173,6 +170,12 @@ enum policy_parse_result policy_parser_next(struct policy_parser *p, const char 
 {
     size_t i = p->scanned;
 
+    /* One look for a NUL over everything new, not one per line. */
+    if (p->nul == 0 && i < len) {
+        const char *z = memchr(buf + i, '\0', len - i);
+        if (z != NULL)
+            p->nul = (size_t)(z - buf) + 1;
+    }
     while (i < len) {
         const char *nl = memchr(buf + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - buf) : len; /* bytes [i, end) are line content */
@@ -183,7 +186,7 @@ enum policy_parse_result policy_parser_next(struct policy_parser *p, const char 
             p->scanned = i;
             return fail(p, PE_REQUEST_TOO_LARGE);
         }
-        if (memchr(buf + i, '\0', end - i) != NULL) {
+        if (p->nul != 0 && p->nul - 1 < end) {
             p->scanned = i;
             return fail(p, PE_NUL_BYTE);
         }
@@ -217,17 +220,19 @@ enum policy_parse_result policy_parser_next(struct policy_parser *p, const char 
             line_len--;
         if (line_len == 0) {
             /* The empty line that ends a request. */
-            size_t req_end = p->line_start;
             unsigned lines = p->lines;
             struct policy_slice r;
 
+            for (int a = 0; a < PA_COUNT; a++) {
+                req->attr[a].ptr = p->slot[a].off ? buf + p->slot[a].off : NULL;
+                req->attr[a].len = p->slot[a].len;
+            }
             policy_parser_init(p);
             if (lines == 0) {
                 p->error = PE_NOT_POLICY_REQUEST;
                 p->error_line = 1;
                 return POLICY_PARSE_ERROR;
             }
-            fill_request(buf, req_end, req);
             req->attributes = lines;
             req->size = end + 1;
             r = req->attr[PA_REQUEST];
@@ -251,6 +256,15 @@ enum policy_parse_result policy_parser_next(struct policy_parser *p, const char 
             p->lines--;
             p->scanned = end;
             return fail(p, PE_TOO_MANY_ATTRIBUTES);
+        }
+        {
+            /* A known attribute takes its slot; a repeated one, the last value. The value
+             * starts after '=', so offset 0 can mean "not sent". */
+            int a = policy_attr_lookup(buf + p->line_start, p->equals - 1 - p->line_start);
+            if (a >= 0) {
+                p->slot[a].off = (uint32_t)p->equals;
+                p->slot[a].len = (uint32_t)(p->line_start + line_len - p->equals);
+            }
         }
         p->line_start = end + 1;
         p->equals = 0;

@@ -14,6 +14,7 @@
 #define RELAYWATCH_POLICY_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define POLICY_MAX_NAME 8192       /* bytes in an attribute name */
 #define POLICY_MAX_VALUE 8192      /* bytes in an attribute value */
@@ -108,9 +109,15 @@ struct policy_parser {
     size_t scanned;    /* bytes of the current request already checked */
     size_t line_start; /* offset of the line being scanned */
     size_t equals;     /* 1 + offset of the first '=' in that line, 0 while none */
+    size_t nul;        /* 1 + offset of the first NUL at or after scanned, 0 if none seen */
     unsigned lines;    /* complete attribute lines so far */
     enum policy_error error;
     size_t error_line; /* 1-based line of the error within the request */
+    /* Known attributes found so far, as offsets into the request (the buffer
+     * may move between calls): value at off, len bytes; off 0 = not sent. */
+    struct {
+        uint32_t off, len;
+    } slot[PA_COUNT];
 };
 
 void policy_parser_init(struct policy_parser *p);

@@ -20,7 +20,7 @@
 
 #include "config.h"
 
-#define PROBE_LIMIT 8
+#define PROBE_LIMIT 4
 #define WINDOW_BUCKETS 60
 /* Culprits: coarser buckets, since a key's rings are cleared whenever it takes a slot. */
 #define CULPRIT_BUCKETS 12
