@@ -179,9 +179,9 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         e->key_len = (uint16_t)stored_len;
         memcpy(e->key, key, stored_len);
         e->key[stored_len] = '\0';
-        window_counter_reset(e->messages, t->ws);
-        window_counter_reset(e->recipients, t->ws);
-        distinct_counter_reset(e->domains, t->ws);
+        window_counter_restart_at(e->messages, t->ws, clk);
+        window_counter_restart_at(e->recipients, t->ws, clk);
+        distinct_counter_restart_at(e->domains, t->ws, clk);
         t->index[pos] = n + 1;
     }
     t->score[n] += (uint64_t)messages + recipients;

@@ -81,9 +81,9 @@ static int advance(int64_t *head, const struct window_set *ws, unsigned w, int64
     return k > head[w] - nb;
 }
 
-/* The range of buckets [lo, hi] that count for window w at now. */
-static int live_range(const int64_t *head, const struct window_set *ws, unsigned w, double now,
-                      int64_t *lo, int64_t *hi)
+/* The range of buckets [lo, hi] that count for window w at now; nothing before floor. */
+static int live_range(const int64_t *head, const int64_t *floor_, const struct window_set *ws,
+                      unsigned w, double now, int64_t *lo, int64_t *hi)
 {
     int64_t k = bucket_of(ws, w, now);
     int64_t nb = ws->buckets;
@@ -92,6 +92,8 @@ static int live_range(const int64_t *head, const struct window_set *ws, unsigned
     *lo = k - nb + 1;
     if (head[w] - nb + 1 > *lo)
         *lo = head[w] - nb + 1;
+    if (floor_[w] > *lo)
+        *lo = floor_[w];
     return *lo <= *hi;
 }
 
@@ -100,6 +102,7 @@ static int live_range(const int64_t *head, const struct window_set *ws, unsigned
 struct window_counter {
     uint64_t total;
     int64_t head[WINDOW_MAX];
+    int64_t floor[WINDOW_MAX]; /* buckets before this are not read (see restart_at) */
     uint32_t bucket[]; /* count * buckets */
 };
 
@@ -123,8 +126,18 @@ void window_counter_reset(struct window_counter *c, const struct window_set *ws)
 {
     c->total = 0;
     for (unsigned w = 0; w < WINDOW_MAX; w++)
-        c->head[w] = INT64_MIN / 2;
+        c->head[w] = c->floor[w] = INT64_MIN / 2;
     memset(c->bucket, 0, (size_t)ws->count * ws->buckets * sizeof(uint32_t));
+}
+
+void window_counter_restart_at(struct window_counter *c, const struct window_set *ws,
+                               const struct window_clock *clk)
+{
+    c->total = 0;
+    for (unsigned w = 0; w < ws->count; w++) {
+        c->head[w] = c->floor[w] = clk->bucket[w];
+        c->bucket[(size_t)w * ws->buckets + clk->slot[w]] = 0;
+    }
 }
 
 static void clear_count(void *ctx, size_t slot)
@@ -162,7 +175,7 @@ uint64_t window_counter_sum(const struct window_counter *c, const struct window_
     int64_t lo, hi;
     uint64_t sum = 0;
 
-    if (w >= ws->count || !live_range(c->head, ws, w, now, &lo, &hi))
+    if (w >= ws->count || !live_range(c->head, c->floor, ws, w, now, &lo, &hi))
         return 0;
     for (int64_t k = lo; k <= hi; k++)
         sum += c->bucket[slot_of(ws, w, k)];
@@ -180,6 +193,7 @@ struct distinct_counter {
     unsigned precision;
     size_t registers; /* per bucket: 2^precision */
     int64_t head[WINDOW_MAX];
+    int64_t floor[WINDOW_MAX];
     uint8_t reg[]; /* count * buckets * registers */
 };
 
@@ -205,8 +219,18 @@ void distinct_counter_free(struct distinct_counter *c)
 void distinct_counter_reset(struct distinct_counter *c, const struct window_set *ws)
 {
     for (unsigned w = 0; w < WINDOW_MAX; w++)
-        c->head[w] = INT64_MIN / 2;
+        c->head[w] = c->floor[w] = INT64_MIN / 2;
     memset(c->reg, 0, (size_t)ws->count * ws->buckets * c->registers);
+}
+
+void distinct_counter_restart_at(struct distinct_counter *c, const struct window_set *ws,
+                                 const struct window_clock *clk)
+{
+    for (unsigned w = 0; w < ws->count; w++) {
+        c->head[w] = c->floor[w] = clk->bucket[w];
+        memset(c->reg + ((size_t)w * ws->buckets + clk->slot[w]) * c->registers, 0,
+               c->registers);
+    }
 }
 
 struct clear_sketch {
@@ -260,7 +284,7 @@ uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struc
     double sum = 0, estimate;
     size_t zeros = 0;
 
-    if (w >= ws->count || !live_range(c->head, ws, w, now, &lo, &hi))
+    if (w >= ws->count || !live_range(c->head, c->floor, ws, w, now, &lo, &hi))
         return 0;
     memset(merged, 0, m);
     for (int64_t k = lo; k <= hi; k++) {

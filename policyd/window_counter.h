@@ -52,6 +52,14 @@ struct window_counter *window_counter_new(const struct window_set *ws);
 void window_counter_free(struct window_counter *c);
 void window_counter_reset(struct window_counter *c, const struct window_set *ws);
 
+/*
+ * Start afresh at clk's time: nothing before it is counted any more.  Cheap
+ * (clears one bucket per window; the rest are cleared as time reaches
+ * them), for counters that are handed from one key to another.
+ */
+void window_counter_restart_at(struct window_counter *c, const struct window_set *ws,
+                               const struct window_clock *clk);
+
 /* Add n at time now (seconds); buckets saturate at UINT32_MAX, the total at UINT64_MAX. */
 void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
                         uint32_t n);
@@ -72,6 +80,10 @@ struct distinct_counter;
 struct distinct_counter *distinct_counter_new(const struct window_set *ws, unsigned precision);
 void distinct_counter_free(struct distinct_counter *c);
 void distinct_counter_reset(struct distinct_counter *c, const struct window_set *ws);
+
+/* As window_counter_restart_at. */
+void distinct_counter_restart_at(struct distinct_counter *c, const struct window_set *ws,
+                                 const struct window_clock *clk);
 
 /* Note one item by its 64-bit hash (see hash64). */
 void distinct_counter_add(struct distinct_counter *c, const struct window_set *ws, double now,

@@ -98,6 +98,40 @@ static void test_window_sliding_per_second(void **state)
     window_counter_free(c);
 }
 
+static void test_window_restart(void **state)
+{
+    struct window_set ws;
+    struct window_counter *c;
+    struct distinct_counter *d;
+    struct window_clock clk;
+
+    (void)state;
+    three_windows(&ws);
+    c = window_counter_new(&ws);
+    d = distinct_counter_new(&ws, 6);
+    for (int i = 0; i < 30; i++) {
+        window_counter_add(c, &ws, 2000.5 + i, 1);
+        distinct_counter_add(d, &ws, 2000.5 + i, hash64((const char *)&i, sizeof(i), 0));
+    }
+    /* Handed to another key at 2040: what came before is gone from every window. */
+    window_clock_set(&clk, &ws, 2040.2);
+    window_counter_restart_at(c, &ws, &clk);
+    distinct_counter_restart_at(d, &ws, &clk);
+    for (unsigned w = 0; w < 3; w++) {
+        assert_int_equal(window_counter_sum(c, &ws, w, 2040.3), 0);
+        assert_int_equal(distinct_counter_estimate(d, &ws, w, 2040.3), 0);
+    }
+    window_counter_add(c, &ws, 2040.4, 2);
+    window_counter_add(c, &ws, 2075.0, 3);
+    distinct_counter_add(d, &ws, 2075.0, 42);
+    assert_int_equal(window_counter_sum(c, &ws, 2, 2075.0), 5);
+    assert_int_equal(window_counter_sum(c, &ws, 0, 2100.5), 3); /* 2040 has left the 1m window */
+    assert_int_equal(distinct_counter_estimate(d, &ws, 2, 2075.0), 1);
+    assert_int_equal(window_counter_total(c), 5);
+    window_counter_free(c);
+    distinct_counter_free(d);
+}
+
 static void test_distinct_counts(void **state)
 {
     struct window_set ws;
@@ -477,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_window_expiry),
         cmocka_unit_test(test_window_saturates),
         cmocka_unit_test(test_window_sliding_per_second),
+        cmocka_unit_test(test_window_restart),
         cmocka_unit_test(test_distinct_counts),
         cmocka_unit_test(test_culprits_heavy_hitters_among_a_million),
         cmocka_unit_test(test_culprits_kinds_and_decay),
