@@ -214,7 +214,7 @@ static const char *reason_phrase(int code)
     }
 }
 
-static void format_peer(struct http_conn *c, const struct sockaddr_storage *ss, socklen_t sslen)
+static void format_peer(struct http_conn *c, const struct sockaddr_storage *ss)
 {
     char host[INET6_ADDRSTRLEN], port[8];
 
@@ -228,7 +228,7 @@ static void format_peer(struct http_conn *c, const struct sockaddr_storage *ss, 
             snprintf(c->peer, sizeof(c->peer), "unix");
         return;
     }
-    if (getnameinfo((const struct sockaddr *)ss, sslen, host, sizeof(host), port, sizeof(port),
+    if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(c->peer, sizeof(c->peer), "unknown");
         return;
@@ -623,13 +623,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     for (int i = 0; i < HTTP_ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
-        socklen_t sslen = sizeof(ss);
         struct http_conn *c;
         int one = 1;
-        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        bool exhausted;
+        int fd = listen_socket_accept(w->fd, &ss, &exhausted);
 
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            if (exhausted) {
                 oddity(srv, ODD_ACCEPT, "accept: %s; pausing for 1s", strerror(errno));
                 for (struct http_listener *k = srv->listeners; k != NULL; k = k->next)
                     ev_io_stop(loop, &k->io);
@@ -656,7 +656,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->fd = fd;
         c->srv = srv;
         c->phase = PHASE_READ;
-        format_peer(c, &ss, sslen);
+        format_peer(c, &ss);
         c->next = srv->conns;
         if (srv->conns)
             srv->conns->prev = c;

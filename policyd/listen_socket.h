@@ -5,7 +5,9 @@
 #ifndef RELAYWATCH_LISTEN_SOCKET_H
 #define RELAYWATCH_LISTEN_SOCKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct endpoint;
 
@@ -21,5 +23,13 @@ struct endpoint;
  */
 int listen_socket_open(const struct endpoint *ep, const char *key, unsigned mode, int *fds,
                        char *err, size_t errlen);
+
+/*
+ * Accept one connection on a listening socket, non-blocking and
+ * close-on-exec.  -1 when there is none to take now; then *exhausted says
+ * whether that was for want of descriptors or memory (pause accepting a
+ * while rather than spin on a listener that stays readable).
+ */
+int listen_socket_accept(int fd, struct sockaddr_storage *ss, bool *exhausted);
 
 #endif

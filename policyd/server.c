@@ -231,13 +231,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage ss;
-        socklen_t sslen = sizeof(ss);
         struct connection *c;
         int one = 1;
-        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        bool exhausted;
+        int fd = listen_socket_accept(w->fd, &ss, &exhausted);
 
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            if (exhausted) {
                 log_warning("accept on %s: %s; pausing new connections for 1s", l->ep.spec,
                             strerror(errno));
                 stop_listeners(srv);
