@@ -642,6 +642,36 @@ static bool set_count_messages_at(struct config *c, const char *key, const char 
     return true;
 }
 
+static bool set_store_flush_interval(struct config *c, const char *key, const char *value,
+                                     struct reporter *r)
+{
+    return set_duration(&c->store_flush_interval, 0.1, key, value, r);
+}
+
+static bool set_store_timeout(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_duration(&c->store_timeout, 0.1, key, value, r);
+}
+
+static bool set_store_retention(struct config *c, const char *key, const char *value,
+                                struct reporter *r)
+{
+    return set_duration(&c->store_retention, 3600, key, value, r);
+}
+
+static bool set_store_backlog(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    if (!set_duration(&c->store_backlog, 120, key, value, r))
+        return false;
+    if (c->store_backlog > 86400) {
+        problem(r, "%s: '%s' is longer than 1d", key, value);
+        return false;
+    }
+    return true;
+}
+
 static const struct key_entry {
     const char *name;
     setter_fn *set;
@@ -666,6 +696,10 @@ static const struct key_entry {
     [CK_SESSION_TIMEOUT] = {"session_timeout", set_session_timeout, "10m"},
     [CK_TRANSACTION_TIMEOUT] = {"transaction_timeout", set_transaction_timeout, "10m"},
     [CK_COUNT_MESSAGES_AT] = {"count_messages_at", set_count_messages_at, "auto"},
+    [CK_STORE_FLUSH_INTERVAL] = {"store_flush_interval", set_store_flush_interval, "1s"},
+    [CK_STORE_TIMEOUT] = {"store_timeout", set_store_timeout, "2s"},
+    [CK_STORE_RETENTION] = {"store_retention", set_store_retention, "8d"},
+    [CK_STORE_BACKLOG] = {"store_backlog", set_store_backlog, "1h"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -885,11 +919,6 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
 {
     struct reporter r = {report, ctx, NULL, 0, 0};
 
-    if (strcmp(c->store, "memory") != 0) {
-        problem_at(&r, c, CK_STORE);
-        problem(&r, "store: '%s': the Redis store is not in this version yet; use memory",
-                c->store);
-    }
     for (size_t i = 0; i < c->listen_count; i++)
         if (c->http_listen && endpoint_equal(&c->listen[i], c->http_listen)) {
             problem_at(&r, c, CK_HTTP_LISTEN);

@@ -49,6 +49,10 @@ enum config_key {
     CK_SESSION_TIMEOUT,
     CK_TRANSACTION_TIMEOUT,
     CK_COUNT_MESSAGES_AT,
+    CK_STORE_FLUSH_INTERVAL,
+    CK_STORE_TIMEOUT,
+    CK_STORE_RETENTION,
+    CK_STORE_BACKLOG,
     CK_COUNT
 };
 
@@ -78,6 +82,7 @@ struct config {
     double session_timeout;
     double transaction_timeout;
     enum { COUNT_AT_AUTO, COUNT_AT_RCPT, COUNT_AT_END_OF_MESSAGE } count_messages_at;
+    double store_flush_interval, store_timeout, store_retention, store_backlog; /* seconds */
 };
 
 /* Called once per problem; line 0 means no line (a -o override, say). */

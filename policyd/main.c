@@ -24,6 +24,7 @@
 #include "log.h"
 #include "server.h"
 #include "status.h"
+#include "store.h"
 #include "traffic.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
@@ -43,6 +44,7 @@ struct daemon_state {
     struct policy_server *server;
     struct http_server *http;
     struct traffic *traffic;
+    struct store *store;
     uint64_t requests[STATUS_STATES][AK_COUNT];
     double started;           /* wall clock at start */
     double started_monotonic; /* CLOCK_MONOTONIC at start */
@@ -78,10 +80,12 @@ static int handle_http(void *ctx, const char *path, const char *query, struct ht
                        const char **content_type)
 {
     struct daemon_state *d = ctx;
+    struct store_state store;
     struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
-                                 (const uint64_t(*)[AK_COUNT])d->requests, d->started};
+                                 (const uint64_t(*)[AK_COUNT])d->requests, d->started, &store};
     double now = counting_now(d);
 
+    store_get_state(d->store, &store);
     if (strcmp(path, "/status") == 0) {
         if (strcmp(query, "format=text") == 0) {
             status_text(body, &src, now);
@@ -133,6 +137,13 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
         old->session_slots != cfg->session_slots)
         log_warning("reload: windows, culprit_slots and session_slots take effect at the next "
                     "restart; counting goes on with the running values");
+    if (strcmp(old->store, cfg->store) != 0 || strcmp(old->host_id, cfg->host_id) != 0 ||
+        strcmp(old->redis_password, cfg->redis_password) != 0 ||
+        old->store_flush_interval != cfg->store_flush_interval ||
+        old->store_timeout != cfg->store_timeout || old->store_retention != cfg->store_retention ||
+        old->store_backlog != cfg->store_backlog)
+        log_warning("reload: store, host_id and the store_* keys take effect at the next "
+                    "restart; the store goes on with the running values");
 }
 
 static void usage(void)
@@ -159,11 +170,67 @@ static struct config *load_config(const struct options *o, config_report_fn *rep
                        NULL, problems);
 }
 
-static void on_drained(void *arg)
+static void on_flushed(void *arg)
 {
     struct daemon_state *d = arg;
 
     ev_break(d->loop, EVBREAK_ALL);
+}
+
+/* Every request answered: write the last counts, then leave. */
+static void on_drained(void *arg)
+{
+    struct daemon_state *d = arg;
+
+    store_flush_final(d->store, on_flushed, d);
+}
+
+static void store_collect(void *ctx, struct store_batch *b)
+{
+    traffic_store_collect(((struct daemon_state *)ctx)->traffic, b);
+}
+
+static void store_rewrite_all(void *ctx)
+{
+    traffic_store_rewrite_all(((struct daemon_state *)ctx)->traffic);
+}
+
+static void store_history(void *ctx, int64_t minute, const uint64_t *counts)
+{
+    traffic_add_history(((struct daemon_state *)ctx)->traffic, minute, counts);
+}
+
+/* The counters the store writes, in traffic's order (enum traffic_counter). */
+static const char *const store_counter_names[TC_COUNT] = {
+    [TC_SESSIONS] = "nc",
+    [TC_MESSAGES] = "nf",
+    [TC_MESSAGES_LOGGED] = "nf_log",
+    [TC_RECIPIENTS] = "nr",
+    [TC_MESSAGES_RELAY] = "nf_relay",
+    [TC_MESSAGES_INBOUND] = "nf_inbound",
+    [TC_RECIPIENTS_RELAY] = "nr_relay",
+    [TC_RECIPIENTS_INBOUND] = "nr_inbound",
+    [TC_REFUSED] = "refused",
+};
+
+static struct store *open_store(struct daemon_state *d, char *err, size_t errlen)
+{
+    const struct config *c = d->cfg;
+    struct store_settings set = {c->store,
+                                 c->redis_password,
+                                 c->host_id,
+                                 c->store_flush_interval,
+                                 c->store_timeout,
+                                 c->store_retention,
+                                 TC_COUNT,
+                                 store_counter_names,
+                                 c->window_count,
+                                 c->window_seconds};
+    struct store_source src = {store_collect, store_rewrite_all, store_history, d};
+
+    if (strcmp(c->store, "memory") != 0)
+        traffic_store_enable(d->traffic, (unsigned)(c->store_backlog / 60.0));
+    return store_new(d->loop, &set, &src, err, errlen);
 }
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -318,12 +385,15 @@ int main(int argc, char **argv)
         d.started = ev_time();
     }
     d.traffic = traffic_new(d.cfg);
-    d.server = policy_server_new(d.loop, d.cfg, handle_request, &d, err, sizeof(err));
+    d.store = open_store(&d, err, sizeof(err));
+    d.server = d.store ? policy_server_new(d.loop, d.cfg, handle_request, &d, err, sizeof(err))
+                       : NULL;
     if (d.server == NULL || !open_http(&d, d.cfg, &d.http, err, sizeof(err))) {
         fprintf(stderr, "relaywatchd: %s\n", err);
         if (!to_stderr)
             log_error("%s", err);
         policy_server_free(d.server);
+        store_free(d.store);
         traffic_free(d.traffic);
         config_free(d.cfg);
         return 2;
@@ -357,6 +427,7 @@ int main(int argc, char **argv)
 
     policy_server_free(d.server);
     http_server_free(d.http);
+    store_free(d.store);
     traffic_free(d.traffic);
     config_free(d.cfg);
     log_info("relaywatchd stopped");

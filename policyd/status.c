@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http.h"
 #include "server.h"
+#include "store.h"
 #include "traffic.h"
 
 #define TOP_CULPRITS 10
@@ -142,6 +143,100 @@ static unsigned gather_culprits(const struct traffic *t, unsigned w, double now,
     return n;
 }
 
+static void json_store(struct http_body *b, const struct store_state *st, uint64_t dropped)
+{
+    http_body_printf(b,
+                     ",\"store\":{\"backend\":\"%s\",\"connected\":%s,\"flushes\":%llu,"
+                     "\"failures\":%llu,\"dropped_minutes\":%llu,\"dropped_domains\":%llu,"
+                     "\"last_error\":",
+                     st->backend, st->connected ? "true" : "false",
+                     (unsigned long long)st->flushes, (unsigned long long)st->failures,
+                     (unsigned long long)dropped, (unsigned long long)st->dropped_domains);
+    if (st->last_error)
+        status_json_string(b, st->last_error, strlen(st->last_error));
+    else
+        http_body_printf(b, "null");
+    http_body_printf(b, "}");
+}
+
+/* One host's counts as the store read them (whole minutes). */
+static void json_stored_counts(struct http_body *b, const uint64_t *v)
+{
+    for (size_t f = 0; f < FIELD_COUNT; f++)
+        http_body_printf(b, "%s\"%s\":%llu", f ? "," : "", fields[f].json,
+                         (unsigned long long)v[fields[f].counter]);
+}
+
+static void json_stored_windows(struct http_body *b, const struct window_set *ws,
+                                const uint64_t (*window)[STORE_MAX_COUNTERS],
+                                const uint64_t *domains)
+{
+    http_body_printf(b, "\"windows\":{");
+    for (unsigned w = 0; w < ws->count; w++) {
+        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", w ? "," : "", ws->name[w],
+                         ws->seconds[w]);
+        json_stored_counts(b, window[w]);
+        http_body_printf(b, ",\"alpha\":");
+        json_alpha(b, window[w][TC_SESSIONS], window[w][TC_MESSAGES_LOGGED]);
+        /* Distinct domains do not add up across hosts: none for the fleet. */
+        if (domains)
+            http_body_printf(b, ",\"relay_domains\":%llu", (unsigned long long)domains[w]);
+        else
+            http_body_printf(b, ",\"relay_domains\":null");
+        http_body_printf(b, ",\"dns\":{\"mx\":0,\"a\":0,\"ptr\":0},\"tdns\":null}");
+    }
+    http_body_printf(b, "}");
+}
+
+/* The other hosts sharing the store, as it holds them. */
+static void json_other_hosts(struct http_body *b, const struct status_sources *s,
+                             const struct window_set *ws)
+{
+    const struct store_state *st = s->store;
+
+    for (unsigned i = 0; i < st->host_count; i++) {
+        const struct store_host *h = &st->hosts[i];
+
+        if (strcmp(h->host, s->cfg->host_id) == 0)
+            continue;
+        http_body_printf(b, ",{\"host\":");
+        status_json_string(b, h->host, strlen(h->host));
+        http_body_printf(b, ",\"state\":\"quiet\",\"source\":\"store\",\"updated\":%.3f,"
+                         "\"totals\":{",
+                         h->updated);
+        json_stored_counts(b, h->totals);
+        http_body_printf(b, "},");
+        json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])h->window, h->domains);
+        http_body_printf(b, ",\"culprits\":[]}");
+    }
+}
+
+/* Sums over every host the store holds (this one included, all its runs). */
+static void json_fleet(struct http_body *b, const struct status_sources *s,
+                       const struct window_set *ws)
+{
+    const struct store_state *st = s->store;
+    uint64_t totals[STORE_MAX_COUNTERS] = {0};
+    uint64_t window[STORE_MAX_WINDOWS][STORE_MAX_COUNTERS];
+
+    if (!st->shared) {
+        http_body_printf(b, ",\"fleet\":null");
+        return;
+    }
+    memset(window, 0, sizeof(window));
+    for (unsigned i = 0; i < st->host_count; i++)
+        for (unsigned c = 0; c < STORE_MAX_COUNTERS; c++) {
+            totals[c] += st->hosts[i].totals[c];
+            for (unsigned w = 0; w < ws->count && w < STORE_MAX_WINDOWS; w++)
+                window[w][c] += st->hosts[i].window[w][c];
+        }
+    http_body_printf(b, ",\"fleet\":{\"hosts\":%u,\"totals\":{", st->host_count);
+    json_stored_counts(b, totals);
+    http_body_printf(b, "},");
+    json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])window, NULL);
+    http_body_printf(b, "}");
+}
+
 void status_json(struct http_body *b, const struct status_sources *s, double now)
 {
     const struct traffic *t = s->traffic;
@@ -193,11 +288,17 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
     }
     http_body_printf(b,
                      "],\"connections\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu,"
-                     "\"protocol_errors\":%llu},\"requests\":%llu,\"open_transactions\":%u}]}\n",
+                     "\"protocol_errors\":%llu},\"requests\":%llu,\"open_transactions\":%u",
                      s->server->connections, (unsigned long long)s->server->accepted,
                      (unsigned long long)s->server->refused,
                      (unsigned long long)s->server->protocol_errors,
                      (unsigned long long)s->server->requests, traffic_open_transactions(t));
+    json_store(b, s->store, traffic_store_dropped_minutes(t));
+    http_body_printf(b, "}");
+    json_other_hosts(b, s, ws);
+    http_body_printf(b, "]");
+    json_fleet(b, s, ws);
+    http_body_printf(b, "}\n");
 }
 
 void status_text(struct http_body *b, const struct status_sources *s, double now)
@@ -361,6 +462,21 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     http_body_printf(b, "relaywatch_request_duration_seconds_sum %.9f\n", st->latency_sum);
     http_body_printf(b, "relaywatch_request_duration_seconds_count %llu\n",
                      (unsigned long long)cumulative);
+    metric_head(b, "relaywatch_store_up", "gauge",
+                "1 while the store is usable (always for memory), 0 while Redis is unreachable.");
+    http_body_printf(b, "relaywatch_store_up{backend=\"%s\"} %d\n", s->store->backend,
+                     s->store->connected ? 1 : 0);
+    metric_head(b, "relaywatch_store_flushes_total", "counter", "Writes to the store that succeeded.");
+    http_body_printf(b, "relaywatch_store_flushes_total %llu\n",
+                     (unsigned long long)s->store->flushes);
+    metric_head(b, "relaywatch_store_failures_total", "counter",
+                "Store rounds that failed (error, timeout, lost connection).");
+    http_body_printf(b, "relaywatch_store_failures_total %llu\n",
+                     (unsigned long long)s->store->failures);
+    metric_head(b, "relaywatch_store_dropped_minutes_total", "counter",
+                "Minutes of counts that left the backlog before they could be written.");
+    http_body_printf(b, "relaywatch_store_dropped_minutes_total %llu\n",
+                     (unsigned long long)traffic_store_dropped_minutes(t));
     metric_head(b, "relaywatch_start_time_seconds", "gauge", "When the daemon started (Unix time).");
     http_body_printf(b, "relaywatch_start_time_seconds %.0f\n", s->started);
 }

@@ -15,6 +15,7 @@ struct config;
 struct traffic;
 struct http_body;
 struct policy_server_stats;
+struct store_state;
 
 #define STATUS_STATES (PS_OTHER + 1)
 
@@ -24,6 +25,7 @@ struct status_sources {
     const struct policy_server_stats *server;
     const uint64_t (*requests)[AK_COUNT]; /* [STATUS_STATES][AK_COUNT] */
     double started;                       /* wall-clock start time, seconds */
+    const struct store_state *store;
 };
 
 void status_json(struct http_body *b, const struct status_sources *s, double now);

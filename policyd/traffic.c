@@ -19,6 +19,15 @@
 #include <string.h>
 
 #include "config.h"
+#include "store.h"
+
+#define PENDING_DOMAINS 8192 /* distinct relay domains per flush kept for the store */
+
+struct minute_counts {
+    int64_t minute;
+    uint64_t v[TC_COUNT];
+    bool dirty;
+};
 
 #define PROBE_LIMIT 4
 #define WINDOW_BUCKETS 60
@@ -66,6 +75,14 @@ struct traffic {
     double session_timeout, transaction_timeout;
     uint64_t *local_domains; /* sorted hashes */
     size_t local_domain_count;
+    /* For the store (NULL when it is memory). */
+    struct minute_counts *minutes;
+    unsigned minute_slots;
+    uint64_t dropped_minutes;
+    uint64_t *pending_domain; /* open addressing; 0 empty */
+    int64_t *pending_minute;
+    unsigned pending_count;
+    uint64_t run_totals_dirty;
 };
 
 static size_t power_of_two(size_t n)
@@ -117,7 +134,74 @@ void traffic_free(struct traffic *t)
     free(t->sessions);
     free(t->txns);
     free(t->local_domains);
+    free(t->minutes);
+    free(t->pending_domain);
+    free(t->pending_minute);
     free(t);
+}
+
+void traffic_store_enable(struct traffic *t, unsigned backlog_minutes)
+{
+    t->minute_slots = backlog_minutes < 2 ? 2 : backlog_minutes;
+    t->minutes = calloc(t->minute_slots, sizeof(*t->minutes));
+    t->pending_domain = calloc(PENDING_DOMAINS * 2, sizeof(*t->pending_domain));
+    t->pending_minute = calloc(PENDING_DOMAINS * 2, sizeof(*t->pending_minute));
+    if (t->minutes == NULL || t->pending_domain == NULL || t->pending_minute == NULL)
+        abort();
+}
+
+void traffic_store_collect(struct traffic *t, struct store_batch *b)
+{
+    uint64_t totals[TC_COUNT];
+
+    if (t->minutes == NULL)
+        return;
+    for (unsigned i = 0; i < t->minute_slots; i++) {
+        struct minute_counts *m = &t->minutes[i];
+        if (m->dirty) {
+            store_batch_minute(b, m->minute, m->v);
+            m->dirty = false;
+        }
+    }
+    for (size_t pos = 0; pos < PENDING_DOMAINS * 2 && t->pending_count > 0; pos++)
+        if (t->pending_domain[pos] != 0) {
+            store_batch_domain(b, t->pending_minute[pos], t->pending_domain[pos]);
+            t->pending_domain[pos] = 0;
+            t->pending_count--;
+        }
+    if (t->run_totals_dirty) {
+        for (int c = 0; c < TC_COUNT; c++)
+            totals[c] = window_counter_total(t->counter[c]);
+        store_batch_totals(b, totals);
+        t->run_totals_dirty = 0;
+    }
+}
+
+void traffic_store_rewrite_all(struct traffic *t)
+{
+    if (t->minutes == NULL)
+        return;
+    for (unsigned i = 0; i < t->minute_slots; i++)
+        if (t->minutes[i].minute != 0)
+            t->minutes[i].dirty = true;
+    t->run_totals_dirty = 1;
+}
+
+void traffic_add_history(struct traffic *t, int64_t minute, const uint64_t *counts)
+{
+    struct window_clock clk;
+
+    /* The middle of the minute: the 10m and 1h windows see it, as well as whole minutes can. */
+    window_clock_set(&clk, &t->ws, (double)minute * 60.0 + 30.0);
+    for (int c = 0; c < TC_COUNT; c++)
+        if (counts[c] > 0)
+            window_counter_add_history(t->counter[c], &t->ws, &clk,
+                                       counts[c] > UINT32_MAX ? UINT32_MAX : (uint32_t)counts[c]);
+}
+
+uint64_t traffic_store_dropped_minutes(const struct traffic *t)
+{
+    return t->dropped_minutes;
 }
 
 static int compare_u64(const void *a, const void *b)
@@ -190,9 +274,43 @@ static uint64_t nonzero(uint64_t h)
 /* Count at the time of the request being handled (t->clk), or at now when settling later. */
 static void count(struct traffic *t, enum traffic_counter c, double now, uint32_t n)
 {
-    (void)now;
-    if (n)
-        window_counter_add_at(t->counter[c], &t->ws, &t->clk, n);
+    if (n == 0)
+        return;
+    window_counter_add_at(t->counter[c], &t->ws, &t->clk, n);
+    if (t->minutes != NULL) {
+        int64_t minute = (int64_t)(now / 60.0);
+        struct minute_counts *m = &t->minutes[(uint64_t)minute % t->minute_slots];
+
+        if (m->minute != minute) {
+            if (m->dirty)
+                t->dropped_minutes++;
+            memset(m, 0, sizeof(*m));
+            m->minute = minute;
+        }
+        m->v[c] += n;
+        m->dirty = true;
+        t->run_totals_dirty = 1;
+    }
+}
+
+/* Note a relay domain for the store's HyperLogLog, once per flush. */
+static void note_domain(struct traffic *t, double now, uint64_t hash)
+{
+    size_t pos;
+
+    if (t->minutes == NULL)
+        return;
+    pos = (size_t)hash & (PENDING_DOMAINS * 2 - 1);
+    while (t->pending_domain[pos] != 0) {
+        if (t->pending_domain[pos] == hash)
+            return;
+        pos = (pos + 1) & (PENDING_DOMAINS * 2 - 1);
+    }
+    if (t->pending_count == PENDING_DOMAINS)
+        return; /* more distinct domains in one flush interval than kept: the estimate lags */
+    t->pending_domain[pos] = hash;
+    t->pending_minute[pos] = (int64_t)(now / 60.0);
+    t->pending_count++;
 }
 
 /* A transaction that will not reach END-OF-MESSAGE: its RCPTs were refused. */
@@ -396,6 +514,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         count(t, relay ? TC_RECIPIENTS_RELAY : TC_RECIPIENTS_INBOUND, now, 1);
         if (relay) {
             distinct_counter_add_at(t->relay_domains, &t->ws, &t->clk, domain_hash);
+            note_domain(t, now, domain_hash);
             blame(t, req, now, 0, 1, domain_hash);
         }
         if (x != NULL) {

@@ -62,6 +62,22 @@ uint64_t traffic_relay_domains(const struct traffic *t, unsigned w, double now);
 unsigned traffic_culprits(const struct traffic *t, bool by_sender_domain, unsigned w, double now,
                           struct culprit_view *out, unsigned max);
 
+/*
+ * For the store: this run's counts per minute for the last `backlog` minutes,
+ * and the relay domains noted since the last collect.  Off until enabled
+ * (a memory store needs none of it).
+ */
+struct store_batch;
+void traffic_store_enable(struct traffic *t, unsigned backlog_minutes);
+/* Hand what changed since the last call to b (the store's collect callback). */
+void traffic_store_collect(struct traffic *t, struct store_batch *b);
+/* Mark every minute still held as changed (a failed write, a new connection). */
+void traffic_store_rewrite_all(struct traffic *t);
+/* Counts of earlier runs of this host in one minute: into the windows, not the totals. */
+void traffic_add_history(struct traffic *t, int64_t minute, const uint64_t *counts);
+/* Minutes lost because they left the backlog before they could be written. */
+uint64_t traffic_store_dropped_minutes(const struct traffic *t);
+
 /* Whether END-OF-MESSAGE requests have been seen (then nf counts there). */
 bool traffic_counts_at_end_of_message(const struct traffic *t);
 

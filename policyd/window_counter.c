@@ -160,6 +160,15 @@ void window_counter_add_at(struct window_counter *c, const struct window_set *ws
     }
 }
 
+void window_counter_add_history(struct window_counter *c, const struct window_set *ws,
+                                const struct window_clock *clk, uint32_t n)
+{
+    uint64_t total = c->total;
+
+    window_counter_add_at(c, ws, clk, n);
+    c->total = total;
+}
+
 void window_counter_add(struct window_counter *c, const struct window_set *ws, double now,
                         uint32_t n)
 {

@@ -67,6 +67,11 @@ void window_counter_add(struct window_counter *c, const struct window_set *ws, d
 void window_counter_add_at(struct window_counter *c, const struct window_set *ws,
                            const struct window_clock *clk, uint32_t n);
 
+/* As window_counter_add_at, but the total (since start) is left alone: for counts
+ * of an earlier run read back from the store. */
+void window_counter_add_history(struct window_counter *c, const struct window_set *ws,
+                                const struct window_clock *clk, uint32_t n);
+
 /* The sum over window w at time now. */
 uint64_t window_counter_sum(const struct window_counter *c, const struct window_set *ws,
                             unsigned w, double now);

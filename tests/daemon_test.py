@@ -474,7 +474,7 @@ def test_command_line_and_config_errors():
     bad = os.path.join(TMP, "bad.conf")
     with open(bad, "w") as f:
         f.write("listen = inet:127.0.0.1:10040\nlisen = x\nmax_connections = -1\n"
-                "store = redis://127.0.0.1:6379\n")
+                "http_listen = inet:127.0.0.1:10040\n")
 
     def run(*args):
         return subprocess.run([RELAYWATCHD] + list(args), capture_output=True, text=True,
@@ -486,7 +486,7 @@ def test_command_line_and_config_errors():
     assert r.returncode == 1, r
     assert "%s:2: unknown configuration key 'lisen'" % bad in r.stderr, r.stderr
     assert "%s:3: max_connections" % bad in r.stderr, r.stderr
-    assert "%s:4: store" % bad in r.stderr, r.stderr
+    assert "%s:4: http_listen" % bad in r.stderr, r.stderr
     r = run("-t", "-c", good, "-o", "idle_timeout=soon")
     assert r.returncode == 1 and "idle_timeout" in r.stderr, r
     r = run("-t", "-c", os.path.join(TMP, "missing.conf"))
@@ -499,8 +499,10 @@ def test_command_line_and_config_errors():
     assert r.returncode == 2 and "usage" in r.stderr, r
     r = run("-e", "extra-argument")
     assert r.returncode == 2, r
-    r = run("-e", "-o", "store=redis://127.0.0.1:6379")
-    assert r.returncode == 2 and "store" in r.stderr, r
+    r = run("-t", "-o", "store=redis://127.0.0.1:6379")
+    assert r.returncode == 0, r
+    r = run("-t", "-o", "store=redis://127.0.0.1")
+    assert r.returncode == 1 and "store" in r.stderr, r
     # Port in use: exit 2 with one clear line.
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -285,19 +285,18 @@ static void test_overrides_and_checks(void **state)
     assert_int_equal(config_parse_override(c, "novalue", collect, &r), 1);
     assert_int_equal(config_check(c, collect, &r), 0);
 
-    /* The Redis store is accepted by the parser but not by this version. */
     assert_int_equal(config_parse_override(c, "store=redis://127.0.0.1:6379", collect, &r), 0);
     memset(&r, 0, sizeof(r));
-    assert_int_equal(config_check(c, collect, &r), 1);
-    assert_string_equal(r.lines[0], "-o:0: store: 'redis://127.0.0.1:6379': the Redis store is "
-                                    "not in this version yet; use memory");
+    assert_int_equal(config_check(c, collect, &r), 0);
 
-    /* The HTTP endpoint may not also be a policy endpoint. */
+    /* The HTTP endpoint may not also be a policy endpoint; the problem is where it was set. */
     config_parse_override(c, "store=memory", collect, &r);
     config_parse_override(c, "http_listen=inet:127.0.0.1:9", collect, &r);
     config_parse_override(c, "listen=inet:127.0.0.1:9", collect, &r);
     memset(&r, 0, sizeof(r));
     assert_int_equal(config_check(c, collect, &r), 1);
+    assert_string_equal(r.lines[0], "-o:0: http_listen: 'inet:127.0.0.1:9' is also a policy "
+                                    "listen endpoint");
     config_free(c);
 }
 

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "policy_request.h"
 #include "status.h"
+#include "store.h"
 #include "server.h"
 #include "traffic.h"
 #include "window_counter.h"
@@ -476,7 +477,8 @@ static void test_status_json_alpha_null(void **state)
     struct traffic *t = traffic_new(cfg);
     struct policy_server_stats stats;
     uint64_t requests[STATUS_STATES][AK_COUNT];
-    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0};
+    struct store_state store = {.backend = "memory", .connected = true};
+    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store};
     struct http_body b = {0};
 
     (void)state;

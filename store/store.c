@@ -1,0 +1,753 @@
+/*
+ * store: memory (nothing leaves the process) and Redis on hiredis's async
+ * API, attached to the daemon's libev loop.  See store.h and the README's
+ * "Redis key schema".
+ *
+ * Debian's hiredis 0.14 has no command timeout, so every flush carries its
+ * own deadline: if its replies are not all back by store_timeout, the
+ * connection is dropped (redisAsyncFree from the timer, never from a
+ * hiredis callback) and re-made with a backoff of 1 s doubling to 30 s.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <hiredis/adapters/libev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define BACKOFF_MIN 1.0
+#define BACKOFF_MAX 30.0
+#define MAX_ARGS 64
+#define DOMAINS_PER_FLUSH 65536 /* past this a flush drops domain hashes (counted) */
+
+struct store {
+    struct ev_loop *loop;
+    struct store_settings set;
+    char *names_buf[STORE_MAX_COUNTERS];
+    double window_seconds[STORE_MAX_WINDOWS];
+    struct store_source src;
+    bool redis;
+    char *host, *path, *password, *host_id, *url;
+    int port, db;
+    char run[40];
+    redisAsyncContext *ac;
+    bool connected, down_logged, ever_connected;
+    double backoff;
+    ev_timer flush_timer, deadline, reconnect;
+    unsigned outstanding; /* replies awaited in this round (writes, then reads) */
+    bool round_failed, reading;
+    uint64_t flushes, failures, dropped_domains;
+    char last_error[256];
+    bool has_error;
+    struct store_host hosts[STORE_MAX_HOSTS], next_hosts[STORE_MAX_HOSTS];
+    unsigned host_count, next_host_count;
+    bool history_done;
+    void (*final_done)(void *);
+    void *final_arg;
+};
+
+struct store_batch {
+    struct store *s;
+    int64_t domain_minute;
+    unsigned domain_count;
+    char (*domain_text)[17];
+};
+
+static void connect_now(struct store *s);
+static void finish_round(struct store *s);
+
+static void set_error(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(struct store *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->last_error, sizeof(s->last_error), fmt, ap);
+    va_end(ap);
+    s->has_error = true;
+}
+
+/* ------------------------------------------------------------ parsing */
+
+/* redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N]; config.c checked the form. */
+static int parse_url(struct store *s, const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "redis://", 8) == 0) {
+        const char *hp = url + 8, *slash = strchr(hp, '/');
+        size_t n = slash ? (size_t)(slash - hp) : strlen(hp);
+        char *hostport = strndup(hp, n), *colon = hostport ? strrchr(hostport, ':') : NULL;
+
+        if (colon == NULL) {
+            free(hostport);
+            snprintf(err, errlen, "store: bad Redis address '%s'", url);
+            return -1;
+        }
+        *colon = '\0';
+        s->host = hostport;
+        s->port = atoi(colon + 1);
+        s->db = slash ? atoi(slash + 1) : 0;
+        return 0;
+    }
+    if (strncmp(url, "redis+unix://", 13) == 0) {
+        const char *p = url + 13, *q = strchr(p, '?');
+
+        s->path = q ? strndup(p, (size_t)(q - p)) : strdup(p);
+        s->db = q ? atoi(q + 4) : 0;
+        return s->path ? 0 : -1;
+    }
+    snprintf(err, errlen, "store: '%s' is not a Redis address", url);
+    return -1;
+}
+
+static const char *where(const struct store *s)
+{
+    return s->url;
+}
+
+/* ---------------------------------------------------------- connection */
+
+static void schedule_reconnect(struct store *s)
+{
+    ev_timer_stop(s->loop, &s->reconnect);
+    ev_timer_set(&s->reconnect, s->backoff, 0.0);
+    ev_timer_start(s->loop, &s->reconnect);
+    s->backoff = s->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : s->backoff * 2;
+}
+
+/* The store is unusable for now: say so once, not per attempt. */
+static void went_down(struct store *s, const char *why)
+{
+    set_error(s, "%s", why);
+    if (!s->down_logged)
+        log_warning("store: %s unreachable: %s; counting goes on in memory and is written "
+                    "when it is back",
+                    where(s), why);
+    s->down_logged = true;
+    s->connected = false;
+}
+
+static void disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    struct store *s = ac->data;
+
+    if (s == NULL)
+        return;
+    s->ac = NULL;
+    if (s->connected || status != REDIS_OK)
+        went_down(s, status == REDIS_OK ? "connection closed" : ac->errstr);
+    s->connected = false;
+    if (s->outstanding > 0) {
+        /* Callbacks of the lost replies have run with no reply; the round is over. */
+        s->outstanding = 0;
+        s->round_failed = true;
+        finish_round(s);
+    }
+    if (s->final_done == NULL)
+        schedule_reconnect(s);
+}
+
+static void ready_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct store *s = priv;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (r == NULL)
+        return; /* the connection went: disconnect_cb says so */
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[300];
+
+        snprintf(why, sizeof(why), "%s refused: %s", s->password ? "AUTH or SELECT" : "SELECT",
+                 r->str);
+        went_down(s, why);
+        redisAsyncDisconnect(s->ac);
+        return;
+    }
+    /* The last setup reply: ready. */
+    if (priv == s && !s->connected) {
+        s->connected = true;
+        s->backoff = BACKOFF_MIN;
+        s->has_error = false;
+        if (s->down_logged || !s->ever_connected)
+            log_info("store: %s connected", where(s));
+        s->down_logged = false;
+        s->ever_connected = true;
+        /* Whatever Redis has lost meanwhile is written again. */
+        s->src.rewrite_all(s->src.ctx);
+    }
+}
+
+static void setup_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct store *s = ac->data;
+    redisReply *r = reply;
+
+    (void)priv;
+    if (r == NULL || s == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[300];
+
+        snprintf(why, sizeof(why), "AUTH refused: %s", r->str);
+        went_down(s, why);
+        redisAsyncDisconnect(s->ac);
+    }
+}
+
+static void connect_cb(const redisAsyncContext *ac, int status)
+{
+    struct store *s = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        s->ac = NULL;
+        went_down(s, ac->errstr);
+        schedule_reconnect(s);
+        return;
+    }
+    if (s->password != NULL && s->password[0] != '\0')
+        redisAsyncCommand(s->ac, setup_cb, NULL, "AUTH %s", s->password);
+    /* SELECT (or PING) answers last: its reply says the connection is ready. */
+    if (s->db != 0)
+        redisAsyncCommand(s->ac, ready_cb, s, "SELECT %d", s->db);
+    else
+        redisAsyncCommand(s->ac, ready_cb, s, "PING");
+}
+
+static void connect_now(struct store *s)
+{
+    redisAsyncContext *ac = s->path ? redisAsyncConnectUnix(s->path)
+                                    : redisAsyncConnect(s->host, s->port);
+
+    if (ac == NULL) {
+        went_down(s, "out of memory");
+        schedule_reconnect(s);
+        return;
+    }
+    if (ac->err) {
+        went_down(s, ac->errstr);
+        redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
+    ac->data = s;
+    s->ac = ac;
+    redisLibevAttach(s->loop, ac);
+    redisAsyncSetConnectCallback(ac, connect_cb);
+    redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+}
+
+static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct store *s = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (s->ac == NULL)
+        connect_now(s);
+}
+
+/* ------------------------------------------------------------- writing */
+
+static void round_reply(struct store *s, redisReply *r)
+{
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r != NULL)
+            set_error(s, "%s", r->str);
+        s->round_failed = true;
+    }
+    if (s->outstanding > 0 && --s->outstanding == 0)
+        finish_round(s);
+}
+
+static void write_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    round_reply(priv, reply);
+}
+
+static void send_argv(struct store *s, redisCallbackFn *cb, int argc, const char **argv,
+                      const size_t *lens)
+{
+    if (s->ac == NULL || redisAsyncCommandArgv(s->ac, cb, s, argc, argv, lens) != REDIS_OK) {
+        s->round_failed = true;
+        return;
+    }
+    s->outstanding++;
+}
+
+/* Send argv as given, computing lengths. */
+static void send_strings(struct store *s, redisCallbackFn *cb, int argc, const char **argv)
+{
+    size_t lens[MAX_ARGS * 2 + 8];
+
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    send_argv(s, cb, argc, argv, lens);
+}
+
+static void key_of(const struct store *s, char *out, size_t len, const char *kind, int64_t minute)
+{
+    /* One hash tag per host: all of a host's keys share a Redis Cluster slot. */
+    if (minute >= 0)
+        snprintf(out, len, "rw:{%s}:%s:%" PRId64, s->host_id, kind, minute);
+    else
+        snprintf(out, len, "rw:{%s}:%s", s->host_id, kind);
+}
+
+/* HSET key <counter>@<run> value ... for every counter; then EXPIRE. */
+static void write_counts(struct store *s, const char *key, const uint64_t *counts)
+{
+    char fields[STORE_MAX_COUNTERS][96], values[STORE_MAX_COUNTERS][24], ttl[24];
+    const char *argv[2 + 2 * STORE_MAX_COUNTERS];
+    int argc = 0;
+
+    argv[argc++] = "HSET";
+    argv[argc++] = key;
+    for (unsigned i = 0; i < s->set.counter_count; i++) {
+        snprintf(fields[i], sizeof(fields[i]), "%s@%s", s->set.counter_names[i], s->run);
+        snprintf(values[i], sizeof(values[i]), "%" PRIu64, counts[i]);
+        argv[argc++] = fields[i];
+        argv[argc++] = values[i];
+    }
+    send_strings(s, write_cb, argc, argv);
+    snprintf(ttl, sizeof(ttl), "%.0f", s->set.retention);
+    {
+        const char *ex[3] = {"EXPIRE", key, ttl};
+        send_strings(s, write_cb, 3, ex);
+    }
+}
+
+void store_batch_minute(struct store_batch *b, int64_t minute, const uint64_t *counts)
+{
+    char key[160];
+
+    if (b->s->ac == NULL)
+        return;
+    key_of(b->s, key, sizeof(key), "m", minute);
+    write_counts(b->s, key, counts);
+}
+
+static void send_domains(struct store_batch *b)
+{
+    struct store *s = b->s;
+    const char *argv[2 + 512];
+    char key[160], ttl[24];
+    unsigned i = 0;
+
+    if (b->domain_count == 0)
+        return;
+    key_of(s, key, sizeof(key), "d", b->domain_minute);
+    while (i < b->domain_count) {
+        int argc = 0;
+
+        argv[argc++] = "PFADD";
+        argv[argc++] = key;
+        while (i < b->domain_count && argc < 2 + 512)
+            argv[argc++] = b->domain_text[i++];
+        send_strings(s, write_cb, argc, argv);
+    }
+    snprintf(ttl, sizeof(ttl), "%.0f", s->set.retention);
+    {
+        const char *ex[3] = {"EXPIRE", key, ttl};
+        send_strings(s, write_cb, 3, ex);
+    }
+    b->domain_count = 0;
+}
+
+void store_batch_domain(struct store_batch *b, int64_t minute, uint64_t hash)
+{
+    if (b->s->ac == NULL)
+        return;
+    if (b->domain_count > 0 && minute != b->domain_minute)
+        send_domains(b);
+    if (b->domain_count == DOMAINS_PER_FLUSH) {
+        b->s->dropped_domains++;
+        return;
+    }
+    b->domain_minute = minute;
+    snprintf(b->domain_text[b->domain_count++], 17, "%016" PRIx64, hash);
+}
+
+void store_batch_totals(struct store_batch *b, const uint64_t *counts)
+{
+    char key[160];
+
+    if (b->s->ac == NULL)
+        return;
+    key_of(b->s, key, sizeof(key), "t", -1);
+    write_counts(b->s, key, counts);
+}
+
+/* ------------------------------------------------------------- reading */
+
+static int counter_index(const struct store *s, const char *field, size_t len)
+{
+    for (unsigned i = 0; i < s->set.counter_count; i++) {
+        size_t n = strlen(s->set.counter_names[i]);
+        if (n == len && memcmp(field, s->set.counter_names[i], n) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Sum an HGETALL reply's "<counter>@<run>" fields into sums; runs equal to
+ * skip_run (if not NULL) are left out. */
+static void sum_fields(const struct store *s, const redisReply *r, uint64_t *sums,
+                       const char *skip_run)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        const char *at;
+        int c;
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        at = memchr(f->str, '@', f->len);
+        if (at == NULL)
+            continue;
+        if (skip_run && strcmp(at + 1, skip_run) == 0)
+            continue;
+        c = counter_index(s, f->str, (size_t)(at - f->str));
+        if (c >= 0)
+            sums[c] += strtoull(v->str, NULL, 10);
+    }
+}
+
+/* What a read reply is for. */
+struct read_tag {
+    struct store *s;
+    unsigned host;  /* index in next_hosts */
+    int what;       /* 0: totals, 1: a minute, 2: PFCOUNT of window `w` */
+    int64_t minute;
+    unsigned w;
+};
+
+static int64_t now_minute(void)
+{
+    return (int64_t)(ev_time() / 60.0);
+}
+
+/* Minutes a window reads: whole minutes, the current one included. */
+static int64_t window_minutes(const struct store *s, unsigned w)
+{
+    int64_t m = (int64_t)((s->window_seconds[w] + 59.0) / 60.0);
+
+    return m < 1 ? 1 : m;
+}
+
+static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct read_tag *t = priv;
+    struct store *s = t->s;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (r != NULL && r->type != REDIS_REPLY_ERROR) {
+        struct store_host *h = &s->next_hosts[t->host];
+
+        if (t->what == 0) {
+            sum_fields(s, r, h->totals, NULL);
+        } else if (t->what == 1) {
+            int64_t age = now_minute() - t->minute;
+            uint64_t own[STORE_MAX_COUNTERS] = {0};
+
+            for (unsigned w = 0; w < s->set.window_count; w++)
+                if (age < window_minutes(s, w))
+                    sum_fields(s, r, h->window[w], NULL);
+            /* This host's earlier runs, once, for the daemon's own windows. */
+            if (!s->history_done && strcmp(h->host, s->host_id) == 0) {
+                sum_fields(s, r, own, s->run);
+                s->src.history(s->src.ctx, t->minute, own);
+            }
+        } else if (r->type == REDIS_REPLY_INTEGER) {
+            h->domains[t->w] = (uint64_t)r->integer;
+        }
+    }
+    free(t);
+    round_reply(s, r);
+}
+
+static void send_read(struct store *s, unsigned host, int what, int64_t minute, unsigned w,
+                      int argc, const char **argv)
+{
+    struct read_tag *t = calloc(1, sizeof(*t));
+    size_t lens[MAX_ARGS * 2 + 8];
+
+    if (t == NULL)
+        abort();
+    t->s = s;
+    t->host = host;
+    t->what = what;
+    t->minute = minute;
+    t->w = w;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    if (s->ac == NULL || redisAsyncCommandArgv(s->ac, read_cb, t, argc, argv, lens) != REDIS_OK) {
+        free(t);
+        s->round_failed = true;
+        return;
+    }
+    s->outstanding++;
+}
+
+static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct store *s = priv;
+    redisReply *r = reply;
+    int64_t now_m = now_minute(), longest = 1;
+
+    (void)ac;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+        for (unsigned w = 0; w < s->set.window_count; w++)
+            if (window_minutes(s, w) > longest)
+                longest = window_minutes(s, w);
+        s->next_host_count = 0;
+        /* WITHSCORES: member, score pairs. */
+        for (size_t i = 0; i + 1 < r->elements && s->next_host_count < STORE_MAX_HOSTS; i += 2) {
+            unsigned hi = s->next_host_count++;
+            struct store_host *h = &s->next_hosts[hi];
+            char key[200];
+            const char *argv[2 + 128];
+
+            memset(h, 0, sizeof(*h));
+            snprintf(h->host, sizeof(h->host), "%.*s", (int)r->element[i]->len,
+                     r->element[i]->str);
+            h->updated = strtod(r->element[i + 1]->str, NULL);
+            snprintf(key, sizeof(key), "rw:{%s}:t", h->host);
+            argv[0] = "HGETALL";
+            argv[1] = key;
+            send_read(s, hi, 0, 0, 0, 2, argv);
+            for (int64_t m = now_m - longest + 1; m <= now_m; m++) {
+                snprintf(key, sizeof(key), "rw:{%s}:m:%" PRId64, h->host, m);
+                send_read(s, hi, 1, m, 0, 2, argv);
+            }
+            for (unsigned w = 0; w < s->set.window_count; w++) {
+                static char keys[128][200];
+                int64_t n = window_minutes(s, w);
+                int argc = 0;
+
+                if (n > 128)
+                    n = 128;
+                argv[argc++] = "PFCOUNT";
+                for (int64_t k = 0; k < n; k++) {
+                    snprintf(keys[k], sizeof(keys[k]), "rw:{%s}:d:%" PRId64, h->host,
+                             now_m - k);
+                    argv[argc++] = keys[k];
+                }
+                send_read(s, hi, 2, 0, w, argc, argv);
+            }
+        }
+    }
+    round_reply(s, r);
+}
+
+static void start_reading(struct store *s)
+{
+    char min[32];
+    const char *argv[5] = {"ZRANGEBYSCORE", "rw:hosts", min, "+inf", "WITHSCORES"};
+
+    s->reading = true;
+    s->round_failed = false;
+    snprintf(min, sizeof(min), "%.0f", ev_time() - s->set.retention);
+    ev_timer_stop(s->loop, &s->deadline);
+    ev_timer_set(&s->deadline, s->set.timeout, 0.0);
+    ev_timer_start(s->loop, &s->deadline);
+    send_strings(s, hosts_cb, 5, argv);
+    if (s->outstanding == 0)
+        finish_round(s);
+}
+
+/* --------------------------------------------------------------- rounds */
+
+/* A round (the writes, then the fleet read) has all its replies, or failed. */
+static void finish_round(struct store *s)
+{
+    bool was_reading = s->reading;
+
+    ev_timer_stop(s->loop, &s->deadline);
+    s->reading = false;
+    if (s->round_failed) {
+        s->failures++;
+        s->src.rewrite_all(s->src.ctx);
+    } else if (was_reading) {
+        memcpy(s->hosts, s->next_hosts, sizeof(s->hosts[0]) * s->next_host_count);
+        s->host_count = s->next_host_count;
+        s->history_done = true;
+    } else {
+        s->flushes++;
+    }
+    if (s->final_done != NULL) {
+        void (*done)(void *) = s->final_done;
+        s->final_done = NULL;
+        done(s->final_arg);
+        return;
+    }
+    if (!was_reading && !s->round_failed && s->connected)
+        start_reading(s);
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct store *s = w->data;
+    redisAsyncContext *ac = s->ac;
+    char why[128];
+
+    (void)loop;
+    (void)revents;
+    snprintf(why, sizeof(why), "did not answer within %.3gs", s->set.timeout);
+    went_down(s, why);
+    s->round_failed = true;
+    /* Dropping the connection runs the waiting callbacks with no reply (they
+     * end the round); disconnect_cb is told nothing, we reconnect here. */
+    s->ac = NULL;
+    if (ac != NULL) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    if (s->outstanding > 0) {
+        s->outstanding = 0;
+        finish_round(s);
+    }
+    if (s->final_done == NULL)
+        schedule_reconnect(s);
+}
+
+static void flush_round(struct store *s)
+{
+    struct store_batch b = {s, 0, 0, NULL};
+    char now[32];
+    const char *zadd[4] = {"ZADD", "rw:hosts", now, s->host_id};
+
+    s->round_failed = false;
+    s->reading = false;
+    b.domain_text = malloc(sizeof(*b.domain_text) * DOMAINS_PER_FLUSH);
+    if (b.domain_text == NULL)
+        abort();
+    ev_timer_stop(s->loop, &s->deadline);
+    ev_timer_set(&s->deadline, s->set.timeout, 0.0);
+    ev_timer_start(s->loop, &s->deadline);
+    s->src.collect(s->src.ctx, &b);
+    send_domains(&b);
+    free(b.domain_text);
+    snprintf(now, sizeof(now), "%.3f", ev_time());
+    send_strings(s, write_cb, 4, zadd);
+    if (s->outstanding == 0)
+        finish_round(s);
+}
+
+static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct store *s = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (s->connected && s->outstanding == 0)
+        flush_round(s);
+}
+
+/* ------------------------------------------------------------------ API */
+
+struct store *store_new(struct ev_loop *loop, const struct store_settings *set,
+                        const struct store_source *source, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        abort();
+    s->loop = loop;
+    s->set = *set;
+    s->src = *source;
+    s->url = strdup(set->url);
+    s->host_id = strdup(set->host_id);
+    s->password = set->password ? strdup(set->password) : NULL;
+    if (s->url == NULL || s->host_id == NULL)
+        abort();
+    for (unsigned w = 0; w < set->window_count && w < STORE_MAX_WINDOWS; w++)
+        s->window_seconds[w] = set->window_seconds[w];
+    if (set->counter_count > STORE_MAX_COUNTERS)
+        s->set.counter_count = STORE_MAX_COUNTERS;
+    if (strcmp(set->url, "memory") == 0)
+        return s;
+    s->redis = true;
+    if (parse_url(s, set->url, err, errlen) != 0) {
+        store_free(s);
+        return NULL;
+    }
+    /* Fields of this run: start time and pid make it unique per host. */
+    snprintf(s->run, sizeof(s->run), "%lx.%x", (unsigned long)ev_time(), (unsigned)getpid());
+    s->backoff = BACKOFF_MIN;
+    ev_timer_init(&s->flush_timer, flush_cb, set->flush_interval, set->flush_interval);
+    ev_timer_init(&s->deadline, deadline_cb, set->timeout, 0.0);
+    ev_timer_init(&s->reconnect, reconnect_cb, 0.0, 0.0);
+    s->flush_timer.data = s->deadline.data = s->reconnect.data = s;
+    ev_timer_start(loop, &s->flush_timer);
+    connect_now(s);
+    return s;
+}
+
+void store_flush_final(struct store *s, void (*done)(void *arg), void *arg)
+{
+    ev_timer_stop(s->loop, &s->flush_timer);
+    ev_timer_stop(s->loop, &s->reconnect);
+    if (!s->redis || !s->connected) {
+        done(arg);
+        return;
+    }
+    s->final_done = done;
+    s->final_arg = arg;
+    if (s->outstanding == 0)
+        flush_round(s);
+    /* else: the round under way ends with final_done */
+}
+
+void store_free(struct store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->redis) {
+        ev_timer_stop(s->loop, &s->flush_timer);
+        ev_timer_stop(s->loop, &s->deadline);
+        ev_timer_stop(s->loop, &s->reconnect);
+        s->final_done = NULL;
+        s->connected = false;
+        if (s->ac != NULL) {
+            redisAsyncContext *ac = s->ac;
+            ac->data = NULL; /* no callbacks into a store being freed */
+            s->ac = NULL;
+            redisAsyncFree(ac);
+        }
+    }
+    free(s->url);
+    free(s->host_id);
+    free(s->password);
+    free(s->host);
+    free(s->path);
+    free(s);
+}
+
+void store_get_state(const struct store *s, struct store_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->backend = s->redis ? "redis" : "memory";
+    out->shared = s->redis;
+    out->connected = s->redis ? s->connected : true;
+    out->flushes = s->flushes;
+    out->failures = s->failures;
+    out->dropped_domains = s->dropped_domains;
+    out->last_error = s->has_error ? s->last_error : NULL;
+    out->host_count = s->host_count;
+    out->hosts = s->hosts;
+}

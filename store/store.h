@@ -1,0 +1,91 @@
+/*
+ * store: where a host's counts go so that operators and a fleet of MX
+ * hosts share them.  `memory` keeps nothing outside the process; `redis`
+ * writes to a Redis server with hiredis on the daemon's libev loop.
+ *
+ * Nothing here is on the policy request path: the store pulls the counts
+ * from the daemon once per flush interval (collect callback), writes them
+ * in one pipeline, and reads the fleet's counts back on the same rhythm.
+ * Values written are absolute per daemon run ("<counter>@<run>" fields),
+ * so a rewrite is harmless: after a failure or a reconnect the daemon
+ * marks its recent minutes dirty again and they are written again, which
+ * restores a Redis that lost them, without ever counting twice.
+ *
+ * Callbacks never run before store_new returns; all run on the loop.
+ * hiredis types stay inside store/.
+ */
+#ifndef RELAYWATCH_STORE_H
+#define RELAYWATCH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct store;
+struct store_batch;
+
+#define STORE_MAX_COUNTERS 16
+#define STORE_MAX_WINDOWS 8
+#define STORE_MAX_HOSTS 64
+#define STORE_HOST_MAX 64
+
+struct store_settings {
+    const char *url; /* "memory", "redis://HOST:PORT[/DB]", "redis+unix:///PATH[?db=N]" */
+    const char *password;
+    const char *host_id;
+    double flush_interval, timeout, retention; /* seconds */
+    unsigned counter_count;
+    const char *const *counter_names; /* as in Redis fields and /status */
+    unsigned window_count;
+    const double *window_seconds;
+};
+
+/* The daemon's side. */
+struct store_source {
+    /* Fill b with what changed since the last call (store_batch_* below). */
+    void (*collect)(void *ctx, struct store_batch *b);
+    /* The last batch did not reach Redis, or the connection is new: mark
+     * everything still held dirty again. */
+    void (*rewrite_all)(void *ctx);
+    /* Once after start: this host's counts from earlier runs, per minute. */
+    void (*history)(void *ctx, int64_t minute, const uint64_t *counts);
+    void *ctx;
+};
+
+void store_batch_minute(struct store_batch *b, int64_t minute, const uint64_t *counts);
+void store_batch_domain(struct store_batch *b, int64_t minute, uint64_t hash);
+void store_batch_totals(struct store_batch *b, const uint64_t *counts);
+
+/* One host as the fleet view read it from Redis. */
+struct store_host {
+    char host[STORE_HOST_MAX];
+    double updated; /* its last write, Unix time */
+    uint64_t totals[STORE_MAX_COUNTERS];
+    uint64_t window[STORE_MAX_WINDOWS][STORE_MAX_COUNTERS]; /* whole minutes */
+    uint64_t domains[STORE_MAX_WINDOWS];
+};
+
+struct store_state {
+    const char *backend; /* "memory" or "redis" */
+    bool shared;         /* a backend other hosts can see */
+    bool connected;
+    uint64_t flushes, failures, dropped_domains;
+    const char *last_error; /* NULL: none */
+    unsigned host_count;    /* in the last fleet read */
+    const struct store_host *hosts;
+};
+
+/* NULL with a one-line reason in err for an unusable url. */
+struct store *store_new(struct ev_loop *loop, const struct store_settings *settings,
+                        const struct store_source *source, char *err, size_t errlen);
+
+/* Write what is pending now, then call done (at once for memory, or when
+ * Redis answered or store_timeout passed). */
+void store_flush_final(struct store *s, void (*done)(void *arg), void *arg);
+
+void store_free(struct store *s);
+
+void store_get_state(const struct store *s, struct store_state *out);
+
+#endif
