@@ -53,6 +53,7 @@ struct store {
     bool history_done;
     void (*final_done)(void *);
     void *final_arg;
+    bool final_round; /* the round under way is the last write before exit */
 };
 
 struct store_batch {
@@ -64,6 +65,7 @@ struct store_batch {
 
 static void connect_now(struct store *s);
 static void finish_round(struct store *s);
+static void flush_round(struct store *s);
 
 static void set_error(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -591,6 +593,13 @@ static void finish_round(struct store *s)
     }
     if (s->final_done != NULL) {
         void (*done)(void *) = s->final_done;
+
+        /* A round that was under way when the daemon began to stop: now the last write. */
+        if (!s->final_round && s->connected && s->ac != NULL) {
+            s->final_round = true;
+            flush_round(s);
+            return;
+        }
         s->final_done = NULL;
         done(s->final_arg);
         return;
@@ -708,9 +717,11 @@ void store_flush_final(struct store *s, void (*done)(void *arg), void *arg)
     }
     s->final_done = done;
     s->final_arg = arg;
-    if (s->outstanding == 0)
+    if (s->outstanding == 0) {
+        s->final_round = true;
         flush_round(s);
-    /* else: the round under way ends with final_done */
+    }
+    /* else: when the round under way ends, finish_round starts the last write */
 }
 
 void store_free(struct store *s)
