@@ -291,11 +291,16 @@ static void send_argv(struct store *s, redisCallbackFn *cb, int argc, const char
 /* Send argv as given, computing lengths. */
 static void send_strings(struct store *s, redisCallbackFn *cb, int argc, const char **argv)
 {
-    size_t lens[MAX_ARGS * 2 + 8];
+    size_t local[MAX_ARGS];
+    size_t *lens = argc <= MAX_ARGS ? local : malloc(sizeof(*lens) * (size_t)argc);
 
+    if (lens == NULL)
+        abort();
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     send_argv(s, cb, argc, argv, lens);
+    if (lens != local)
+        free(lens);
 }
 
 static void key_of(const struct store *s, char *out, size_t len, const char *kind, int64_t minute)
@@ -486,9 +491,10 @@ static void send_read(struct store *s, unsigned host, int what, int64_t minute, 
                       int argc, const char **argv)
 {
     struct read_tag *t = calloc(1, sizeof(*t));
-    size_t lens[MAX_ARGS * 2 + 8];
+    size_t local[MAX_ARGS];
+    size_t *lens = argc <= MAX_ARGS ? local : malloc(sizeof(*lens) * (size_t)argc);
 
-    if (t == NULL)
+    if (t == NULL || lens == NULL)
         abort();
     t->s = s;
     t->host = host;
@@ -500,9 +506,11 @@ static void send_read(struct store *s, unsigned host, int what, int64_t minute, 
     if (s->ac == NULL || redisAsyncCommandArgv(s->ac, read_cb, t, argc, argv, lens) != REDIS_OK) {
         free(t);
         s->round_failed = true;
-        return;
+    } else {
+        s->outstanding++;
     }
-    s->outstanding++;
+    if (lens != local)
+        free(lens);
 }
 
 static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
