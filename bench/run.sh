@@ -11,6 +11,15 @@
 #   BENCH_BIN_DIR [build, else build/bench]  where policy_load and minimal_server are
 #   RELAYWATCHD_ARGS []   extra arguments for relaywatchd
 #   OUT_DIR [new temp dir] JSON results and server logs are kept there
+#   STORE []              redis: relaywatchd writes its counts to a private
+#                         redis-server on a unix socket (-o store=redis+unix://SOCK),
+#                         and the whole comparison runs once per load level
+#                         in STORE_CONNS, each with the Redis commands/s and
+#                         Redis CPU during the load, then a summary across
+#                         levels: commands/s should stay flat as requests/s grow
+#                         (the daemon flushes once per store_flush_interval,
+#                         not per request). CONNS is ignored in this mode.
+#   STORE_CONNS ["8 64"]  load levels (connections) for STORE=redis
 #
 # CPU placement: the machine has 2 cores. With PIN=1 (the default) the load
 # generator runs on CPU 0 and the server on CPU 1 (taskset). Unpinned, the two
@@ -40,6 +49,8 @@ warmup=${WARMUP:-1}
 users=${USERS:-1000}
 hold_conns=${HOLD_CONNS:-1000}
 pin=${PIN:-1}
+store=${STORE:-}
+store_conns=${STORE_CONNS:-8 64}
 out_dir=${OUT_DIR:-$(mktemp -d /tmp/relaywatch-bench.XXXXXX)}
 mkdir -p "$out_dir"
 
@@ -56,6 +67,18 @@ done
 for tool in ss python3 awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
+case $store in
+"" | memory) store= ;;
+redis)
+    for tool in redis-server redis-cli; do
+        command -v "$tool" >/dev/null || die "STORE=redis needs $tool (apt-get install redis-server redis-tools)"
+    done
+    for c in $store_conns; do
+        [[ $c =~ ^[1-9][0-9]*$ ]] || die "STORE_CONNS must be connection counts, got '$store_conns'"
+    done
+    ;;
+*) die "STORE must be empty (the default in-memory store) or redis, got '$store'" ;;
+esac
 
 client_cmd=()
 server_cmd=()
@@ -160,12 +183,20 @@ bench_server() {
     echo "rss_idle_kb=$(rss_kb "$pid")" >>"$metrics"
 
     note "$name: $conns connections, ${warmup} s warm-up + ${duration} s, $users SASL users"
-    local load_rc=0
+    local load_rc=0 redis_before=
+    if [[ -n $store && $name == relaywatchd ]]; then
+        redis_before=$(redis_sample)
+    fi
     # --server-pid: policy_load samples the server's CPU time at the edges of
     # its measurement window.
     "${client_cmd[@]}" "$policy_load" -s "$target" -c "$conns" -d "$duration" -w "$warmup" \
         -u "$users" --server-pid "$pid" --json >"$out_dir/$name.json" \
         2>"$out_dir/$name.load.err" || load_rc=$?
+    if [[ -n $redis_before ]]; then
+        # Over the whole load run, warm-up included: every second of it was loaded.
+        redis_rates "$redis_before" "$(redis_sample)" >>"$metrics"
+        store_metrics "$store_http_port" >>"$metrics"
+    fi
     if kill -0 "$pid" 2>/dev/null; then
         echo "rss_after_load_kb=$(rss_kb "$pid")" >>"$metrics"
     else
@@ -227,20 +258,76 @@ run_server() {
     stop_pid "$pid"
 }
 
+# ---- STORE=redis: a private redis-server (no persistence) on a unix socket.
+redis_sock=
+redis_pid=
+start_redis() {
+    local dir=$1 i
+    mkdir -p "$dir"
+    redis_sock=$dir/redis.sock
+    redis-server --port 0 --unixsocket "$redis_sock" --save '' --appendonly no \
+        --daemonize no --dir "$dir" >"$dir/redis.log" 2>&1 &
+    redis_pid=$!
+    started_pids+=("$redis_pid")
+    for ((i = 0; i < 200; i++)); do
+        if [[ -S $redis_sock ]] && [[ $(redis-cli -s "$redis_sock" ping 2>/dev/null) == PONG ]]; then
+            return 0
+        fi
+        kill -0 "$redis_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    tail -n 20 "$dir/redis.log" >&2
+    die "redis-server did not start on $redis_sock"
+}
+
+# One sample: wall time (s), Redis's total_commands_processed, Redis CPU
+# ticks (utime + stime). The INFO call itself is one command.
+redis_sample() {
+    local t cmds ticks
+    t=$(date +%s.%N)
+    cmds=$(redis-cli -s "$redis_sock" info stats | awk -F: '/^total_commands_processed:/ { sub(/\r$/, "", $2); print $2 }')
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$redis_pid/stat")
+    echo "$t ${cmds:-0} $ticks"
+}
+
+# redis_rates BEFORE AFTER: commands/s and CPU (% of a core) between two samples.
+redis_rates() {
+    awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); dt = y[1] - x[1];
+        if (dt <= 0) dt = 1e-9;
+        printf "redis_seconds=%.3f\nredis_commands=%d\nredis_cmds_per_s=%.1f\nredis_cpu_pct=%.2f\n",
+            dt, y[2] - x[2], (y[2] - x[2]) / dt, 100 * (y[3] - x[3]) / hz / dt }'
+}
+
+# The daemon's store counters from its /metrics.
+store_metrics() {
+    python3 - "$1" <<'PY' || true
+import sys, urllib.request
+try:
+    text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+except Exception as exc:
+    print("store_metrics_error=%s" % exc)
+    sys.exit(0)
+for line in text.splitlines():
+    for name in ("relaywatch_store_up", "relaywatch_store_flushes_total",
+                 "relaywatch_store_failures_total"):
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            print("%s=%s" % (name, line.rsplit(" ", 1)[1]))
+PY
+}
+store_http_port=
+
 busy=$(check_quiet)
 if ((busy > 10)); then
     note "warning: the machine was ${busy}% busy before starting; figures will be distorted"
 fi
 echo "quiet_check_busy_pct=$busy" >"$out_dir/run.info"
 
-run_server minimal_server "$minimal_server" -s inet:127.0.0.1:@PORT@
-# shellcheck disable=SC2086 # RELAYWATCHD_ARGS is a word list on purpose
-run_server relaywatchd "$relaywatchd" -e -o listen=inet:127.0.0.1:@PORT@ ${RELAYWATCHD_ARGS:-}
-
-python3 - "$out_dir" "$pin" "$conns" "$duration" "$warmup" "$users" "$hold_conns" <<'PY'
+report() {
+python3 - "$out_dir" "$pin" "$conns" "$duration" "$warmup" "$users" "$hold_conns" "$store" <<'PY'
 import json, os, sys
 
-out_dir, pin, conns, duration, warmup, users, hold_conns = sys.argv[1:]
+out_dir, pin, conns, duration, warmup, users, hold_conns, store = sys.argv[1:]
 names = ["minimal_server", "relaywatchd"]
 
 def load(name):
@@ -300,11 +387,25 @@ rows = [
     ("RSS holding %s conns (KiB)" % hold_conns, lambda n: fmt(m(n, "rss_hold_kb"), ".0f")),
     ("peak RSS, VmHWM (KiB)", lambda n: fmt(m(n, "vm_hwm_kb"), ".0f")),
 ]
+if store:
+    rows += [
+        ("Redis commands/s during the load", lambda n: fmt(m(n, "redis_cmds_per_s"), ".1f")),
+        ("Redis commands per 1,000 requests", lambda n: fmt(
+            1000 * float(m(n, "redis_commands")) / (float(j(n, "requests")) or 1)
+            if m(n, "redis_commands") and j(n, "requests") else None, ".3f")),
+        ("Redis CPU (% of a core)", lambda n: fmt(m(n, "redis_cpu_pct"), ".2f")),
+        ("store flushes / failures (total)", lambda n: "%s / %s" % (
+            fmt(m(n, "relaywatch_store_flushes_total"), ".0f"),
+            fmt(m(n, "relaywatch_store_failures_total"), ".0f"))
+            if m(n, "relaywatch_store_flushes_total") else "-"),
+    ]
 
 print()
-print("RelayWatch policy benchmark: %s connections, %s s (+%s s warm-up), %s SASL users, %s"
+print("RelayWatch policy benchmark: %s connections, %s s (+%s s warm-up), %s SASL users, %s%s"
       % (conns, duration, warmup, users,
-         "load generator on CPU 0, server on CPU 1" if pin == "1" else "unpinned"))
+         "load generator on CPU 0, server on CPU 1" if pin == "1" else "unpinned",
+         "; relaywatchd with store=redis (private redis-server, unix socket, unpinned)"
+         if store else ""))
 width = max(len(r[0]) for r in rows)
 print("%-*s  %16s  %16s" % (width, "", *names))
 for label, get in rows:
@@ -351,6 +452,89 @@ for n in names:
         print("warning: the load generator used %.0f%% of its core against %s: it was the "
               "bottleneck, so that requests/s is a lower bound of the server's capacity; "
               "compare server CPU per request instead" % (cpu, n))
+if store:
+    md = data["relaywatchd"]["metrics"]
+    if md.get("store_metrics_error"):
+        print("relaywatchd: could not read /metrics: %s" % md["store_metrics_error"])
+        failed = True
+    elif md.get("relaywatch_store_up") not in (None, "1"):
+        print("relaywatchd: the store was down at the end of the load (relaywatch_store_up %s)"
+              % md.get("relaywatch_store_up"))
+        failed = True
+    elif md.get("relaywatch_store_up") is None:
+        print("relaywatchd: no relaywatch_store_up in /metrics (does this build have the store?)")
+        failed = True
+    if md.get("relaywatch_store_failures_total") not in (None, "0"):
+        print("relaywatchd: %s store flushes failed" % md["relaywatch_store_failures_total"])
+        failed = True
 print("raw results and server logs: %s" % out_dir)
 sys.exit(1 if failed else 0)
 PY
+}
+
+# shellcheck disable=SC2086 # RELAYWATCHD_ARGS is a word list on purpose
+if [[ -z $store ]]; then
+    run_server minimal_server "$minimal_server" -s inet:127.0.0.1:@PORT@
+    run_server relaywatchd "$relaywatchd" -e -o listen=inet:127.0.0.1:@PORT@ ${RELAYWATCHD_ARGS:-}
+    report
+    exit
+fi
+
+# STORE=redis: the same comparison once per load level, each in its own
+# subdirectory, against one private Redis emptied between levels.
+store_mode() {
+    base_dir=$out_dir
+    start_redis "$base_dir/redis"
+    rc=0
+    levels=()
+    for conns in $store_conns; do
+        out_dir=$base_dir/c$conns
+        mkdir -p "$out_dir"
+        redis-cli -s "$redis_sock" flushall >/dev/null
+        store_http_port=$(free_port)
+        run_server minimal_server "$minimal_server" -s inet:127.0.0.1:@PORT@
+        # shellcheck disable=SC2086 # RELAYWATCHD_ARGS is a word list on purpose
+        run_server relaywatchd "$relaywatchd" -e -o listen=inet:127.0.0.1:@PORT@ \
+            -o "store=redis+unix://$redis_sock" -o "host_id=bench-c$conns" \
+            -o "http_listen=inet:127.0.0.1:$store_http_port" ${RELAYWATCHD_ARGS:-}
+        report || rc=1
+        levels+=("$conns")
+    done
+
+    python3 - "$base_dir" "${levels[@]}" <<'PY' || rc=1
+import json, os, sys
+
+base, levels = sys.argv[1], sys.argv[2:]
+print()
+print("Redis load by request rate (relaywatchd, store=redis):")
+print("%8s  %12s  %18s  %20s  %14s" % ("conns", "requests/s", "Redis commands/s",
+                                       "commands/1k requests", "Redis CPU (%)"))
+rates = []
+for c in levels:
+    d = os.path.join(base, "c" + c)
+    md = {}
+    if os.path.exists(os.path.join(d, "relaywatchd.metrics")):
+        for line in open(os.path.join(d, "relaywatchd.metrics")):
+            k, _, v = line.rstrip("\n").partition("=")
+            md[k] = v
+    try:
+        res = json.load(open(os.path.join(d, "relaywatchd.json")))
+    except (OSError, ValueError):
+        res = {}
+    rps, cps = res.get("requests_per_s"), md.get("redis_cmds_per_s")
+    per_k = (1000 * float(md["redis_commands"]) / res["requests"]
+             if md.get("redis_commands") and res.get("requests") else None)
+    print("%8s  %12s  %18s  %20s  %14s" % (
+        c, "%.0f" % rps if rps else "-", cps or "-", "%.3f" % per_k if per_k is not None else "-",
+        md.get("redis_cpu_pct", "-")))
+    if rps and cps:
+        rates.append((float(rps), float(cps)))
+if len(rates) >= 2:
+    (r0, c0), (r1, c1) = min(rates), max(rates)
+    print("requests/s x%.2f from the lowest to the highest level; Redis commands/s x%.2f"
+          % (r1 / r0, c1 / c0 if c0 else float("inf")))
+print("raw results and logs: %s" % base)
+PY
+    return "$rc"
+}
+store_mode
