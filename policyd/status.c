@@ -207,7 +207,21 @@ static void json_other_hosts(struct http_body *b, const struct status_sources *s
         json_stored_counts(b, h->totals);
         http_body_printf(b, "},");
         json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])h->window, h->domains);
-        http_body_printf(b, ",\"culprits\":[]}");
+        http_body_printf(b, ",\"culprits\":[");
+        for (unsigned c = 0, shown = 0; c < h->culprit_count; c++) {
+            const char *m = h->culprits[c].member, *colon = strchr(m, ':');
+
+            if (colon == NULL)
+                continue;
+            http_body_printf(b, "%s{\"kind\":", shown++ ? "," : "");
+            status_json_string(b, m, (size_t)(colon - m));
+            http_body_printf(b, ",\"key\":");
+            status_json_string(b, colon + 1, strlen(colon + 1));
+            http_body_printf(b, ",\"window\":\"%s\",\"recipients\":%llu}",
+                             ws->name[window_set_longest(ws)],
+                             (unsigned long long)h->culprits[c].recipients);
+        }
+        http_body_printf(b, "]}");
     }
 }
 

@@ -15,6 +15,7 @@
  */
 #include "traffic.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,7 @@ struct traffic {
     size_t mask; /* both tables: slots - 1 */
     unsigned open_txns;
     size_t scan_cursor; /* where traffic_tick goes on looking for quiet transactions */
+    double last_now;    /* the time of the last request or tick */
     bool eom_mode;
     int count_at; /* the count_messages_at key */
     double session_timeout, transaction_timeout;
@@ -150,6 +152,25 @@ void traffic_store_enable(struct traffic *t, unsigned backlog_minutes)
         abort();
 }
 
+/* The busiest keys of both tables in the longest window, as "KIND:KEY" members. */
+static void store_culprits(struct traffic *t, struct store_batch *b)
+{
+    struct culprit_view v[STORE_CULPRITS];
+    char text[STORE_CULPRITS][CULPRIT_KEY_MAX + 24];
+    const char *members[STORE_CULPRITS];
+    uint64_t scores[STORE_CULPRITS];
+    unsigned w = window_set_longest(&t->culprit_ws);
+    unsigned n = culprit_top(t->senders, w, t->last_now, v, STORE_CULPRITS / 2);
+
+    n += culprit_top(t->sender_domains, w, t->last_now, v + n, STORE_CULPRITS / 2);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(text[i], sizeof(text[i]), "%s:%s", culprit_kind_name(v[i].kind), v[i].key);
+        members[i] = text[i];
+        scores[i] = v[i].recipients;
+    }
+    store_batch_culprits(b, members, scores, n);
+}
+
 void traffic_store_collect(struct traffic *t, struct store_batch *b)
 {
     uint64_t totals[TC_COUNT];
@@ -174,6 +195,7 @@ void traffic_store_collect(struct traffic *t, struct store_batch *b)
             totals[c] = window_counter_total(t->counter[c]);
         store_batch_totals(b, totals);
         t->run_totals_dirty = 0;
+        store_culprits(t, b);
     }
 }
 
@@ -479,6 +501,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
 
     window_clock_set(&t->clk, &t->ws, now);
     window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
+    t->last_now = now;
     s = session_for(t, req, key, now);
     if (key != 0) {
         if (s->txn_key != key) {
@@ -569,6 +592,7 @@ void traffic_tick(struct traffic *t, double now)
 {
     size_t slots = t->mask + 1;
 
+    t->last_now = now;
     culprit_tick(t->senders, now);
     culprit_tick(t->sender_domains, now);
     if (t->open_txns == 0)

@@ -396,6 +396,40 @@ void store_batch_totals(struct store_batch *b, const uint64_t *counts)
     write_counts(b->s, key, counts);
 }
 
+void store_batch_culprits(struct store_batch *b, const char *const *members, const uint64_t *scores,
+                          unsigned n)
+{
+    struct store *s = b->s;
+    char key[160], ttl[24], score[STORE_CULPRITS][24];
+    const char *argv[2 + 2 * STORE_CULPRITS];
+    int argc = 0;
+
+    if (s->ac == NULL)
+        return;
+    key_of(s, key, sizeof(key), "culprits", -1);
+    {
+        const char *del[2] = {"DEL", key};
+        send_strings(s, write_cb, 2, del);
+    }
+    if (n == 0)
+        return;
+    if (n > STORE_CULPRITS)
+        n = STORE_CULPRITS;
+    argv[argc++] = "ZADD";
+    argv[argc++] = key;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(score[i], sizeof(score[i]), "%" PRIu64, scores[i]);
+        argv[argc++] = score[i];
+        argv[argc++] = members[i];
+    }
+    send_strings(s, write_cb, argc, argv);
+    snprintf(ttl, sizeof(ttl), "%.0f", s->set.retention);
+    {
+        const char *ex[3] = {"EXPIRE", key, ttl};
+        send_strings(s, write_cb, 3, ex);
+    }
+}
+
 /* ------------------------------------------------------------- reading */
 
 static int counter_index(const struct store *s, const char *field, size_t len)
@@ -437,7 +471,7 @@ static void sum_fields(const struct store *s, const redisReply *r, uint64_t *sum
 struct read_tag {
     struct store *s;
     unsigned host;  /* index in next_hosts */
-    int what;       /* 0: totals, 1: a minute, 2: PFCOUNT of window `w` */
+    int what;       /* 0: totals, 1: a minute, 2: PFCOUNT of window `w`, 3: culprits */
     int64_t minute;
     unsigned w;
 };
@@ -479,8 +513,17 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
                 sum_fields(s, r, own, s->run);
                 s->src.history(s->src.ctx, t->minute, own);
             }
-        } else if (r->type == REDIS_REPLY_INTEGER) {
+        } else if (t->what == 2 && r->type == REDIS_REPLY_INTEGER) {
             h->domains[t->w] = (uint64_t)r->integer;
+        } else if (t->what == 3 && r->type == REDIS_REPLY_ARRAY) {
+            /* ZREVRANGE ... WITHSCORES: member, score pairs. */
+            h->culprit_count = 0;
+            for (size_t i = 0; i + 1 < r->elements && h->culprit_count < STORE_CULPRITS; i += 2) {
+                unsigned c = h->culprit_count++;
+                snprintf(h->culprits[c].member, sizeof(h->culprits[c].member), "%.*s",
+                         (int)r->element[i]->len, r->element[i]->str);
+                h->culprits[c].recipients = strtoull(r->element[i + 1]->str, NULL, 10);
+            }
         }
     }
     free(t);
@@ -540,6 +583,12 @@ static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
             argv[0] = "HGETALL";
             argv[1] = key;
             send_read(s, hi, 0, 0, 0, 2, argv);
+            {
+                const char *zr[5] = {"ZREVRANGE", key, "0", "19", "WITHSCORES"};
+                snprintf(key, sizeof(key), "rw:{%s}:culprits", h->host);
+                send_read(s, hi, 3, 0, 0, 5, zr);
+                argv[0] = "HGETALL";
+            }
             for (int64_t m = now_m - longest + 1; m <= now_m; m++) {
                 snprintf(key, sizeof(key), "rw:{%s}:m:%" PRId64, h->host, m);
                 send_read(s, hi, 1, m, 0, 2, argv);

@@ -56,6 +56,12 @@ struct store_source {
 void store_batch_minute(struct store_batch *b, int64_t minute, const uint64_t *counts);
 void store_batch_domain(struct store_batch *b, int64_t minute, uint64_t hash);
 void store_batch_totals(struct store_batch *b, const uint64_t *counts);
+/* The host's busiest relay senders now (members "KIND:KEY", scored by recipients in the
+ * longest window); replaces the previous list. */
+void store_batch_culprits(struct store_batch *b, const char *const *members, const uint64_t *scores,
+                          unsigned n);
+
+#define STORE_CULPRITS 20
 
 /* One host as the fleet view read it from Redis. */
 struct store_host {
@@ -64,6 +70,11 @@ struct store_host {
     uint64_t totals[STORE_MAX_COUNTERS];
     uint64_t window[STORE_MAX_WINDOWS][STORE_MAX_COUNTERS]; /* whole minutes */
     uint64_t domains[STORE_MAX_WINDOWS];
+    unsigned culprit_count;
+    struct {
+        char member[280]; /* KIND:KEY */
+        uint64_t recipients;
+    } culprits[STORE_CULPRITS];
 };
 
 struct store_state {

@@ -456,6 +456,13 @@ def test_fleet():
         other = [h for h in st["hosts"] if h["host"] == "mx2"][0]
         assert pick(other.get("totals") or {}) == e2, ("mx2 as mx1 sees it", other, e2)
         assert "windows" in other, other
+        # mx2's busiest relay senders, as Redis holds them for the fleet.
+        zs = r.cli("zrevrange", "rw:{mx2}:culprits", "0", "-1", "withscores", db=2).split()
+        assert zs and all(":" in m for m in zs[0::2]), zs
+        kinds = {c["kind"] for c in other.get("culprits", [])}
+        assert kinds and kinds <= {"sasl_username", "client_address", "sender_domain"}, other
+        top = max(other["culprits"], key=lambda c: c["recipients"])
+        assert top["recipients"] == max(int(float(x)) for x in zs[1::2]), (top, zs)
         s = store_of(st)
         for key in ("backend", "connected", "flushes", "failures", "dropped_minutes",
                     "last_error"):
