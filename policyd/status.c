@@ -171,10 +171,15 @@ static void json_stored_windows(struct http_body *b, const struct window_set *ws
                                 const uint64_t (*window)[STORE_MAX_COUNTERS],
                                 const uint64_t *domains)
 {
+    bool first = true;
+
     http_body_printf(b, "\"windows\":{");
     for (unsigned w = 0; w < ws->count; w++) {
-        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", w ? "," : "", ws->name[w],
+        if (ws->seconds[w] > STORE_MAX_MINUTES * 60.0)
+            continue; /* not read from the store (see store.h) */
+        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", first ? "" : ",", ws->name[w],
                          ws->seconds[w]);
+        first = false;
         json_stored_counts(b, window[w]);
         http_body_printf(b, ",\"alpha\":");
         json_alpha(b, window[w][TC_SESSIONS], window[w][TC_MESSAGES_LOGGED]);

@@ -213,8 +213,13 @@ void traffic_add_history(struct traffic *t, int64_t minute, const uint64_t *coun
 {
     struct window_clock clk;
 
-    /* The middle of the minute: the 10m and 1h windows see it, as well as whole minutes can. */
-    window_clock_set(&clk, &t->ws, (double)minute * 60.0 + 30.0);
+    /* The middle of the minute (the 10m and 1h windows see it, as well as whole minutes
+     * can), but never after now: the current minute goes in now. */
+    double when = (double)minute * 60.0 + 30.0;
+
+    if (t->last_now > 0 && when > t->last_now)
+        when = t->last_now;
+    window_clock_set(&clk, &t->ws, when);
     for (int c = 0; c < TC_COUNT; c++)
         if (counts[c] > 0)
             window_counter_add_history(t->counter[c], &t->ws, &clk,

@@ -16,6 +16,9 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,9 @@ struct store {
     char run[40];
     redisAsyncContext *ac;
     bool connected, down_logged, ever_connected;
+    bool setup_failed;   /* this connection's AUTH/SELECT was refused */
+    bool errors_logged;  /* an error reply was logged in this episode */
+    bool healthy;        /* the last round had no error reply */
     double backoff;
     ev_timer flush_timer, deadline, reconnect;
     unsigned outstanding; /* replies awaited in this round (writes, then reads) */
@@ -95,10 +101,34 @@ static int parse_url(struct store *s, const char *url, char *err, size_t errlen)
             return -1;
         }
         *colon = '\0';
-        s->host = hostport;
         s->port = atoi(colon + 1);
         s->db = slash ? atoi(slash + 1) : 0;
-        return 0;
+        {
+            /* hiredis resolves a name inside redisAsyncConnect, blocking the loop on
+             * every reconnect: resolve it once, here at start, and connect by address. */
+            struct addrinfo hints = {0}, *res;
+            char addr[INET6_ADDRSTRLEN];
+            int rc;
+
+            hints.ai_socktype = SOCK_STREAM;
+            rc = getaddrinfo(hostport, NULL, &hints, &res);
+            if (rc != 0) {
+                snprintf(err, errlen, "store: %s: %s", url, gai_strerror(rc));
+                free(hostport);
+                return -1;
+            }
+            rc = getnameinfo(res->ai_addr, res->ai_addrlen, addr, sizeof(addr), NULL, 0,
+                             NI_NUMERICHOST);
+            freeaddrinfo(res);
+            if (rc != 0) {
+                snprintf(err, errlen, "store: %s: %s", url, gai_strerror(rc));
+                free(hostport);
+                return -1;
+            }
+            free(hostport);
+            s->host = strdup(addr);
+        }
+        return s->host ? 0 : -1;
     }
     if (strncmp(url, "redis+unix://", 13) == 0) {
         const char *p = url + 13, *q = strchr(p, '?');
@@ -145,6 +175,7 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
     if (s == NULL)
         return;
     s->ac = NULL;
+    ev_timer_stop(s->loop, &s->deadline); /* nothing is awaited on a closed connection */
     if (s->connected || status != REDIS_OK)
         went_down(s, status == REDIS_OK ? "connection closed" : ac->errstr);
     s->connected = false;
@@ -169,15 +200,22 @@ static void ready_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ERROR) {
         char why[300];
 
-        snprintf(why, sizeof(why), "%s refused: %s", s->password ? "AUTH or SELECT" : "SELECT",
-                 r->str);
-        went_down(s, why);
+        snprintf(why, sizeof(why), "Redis refused the connection setup: %s", r->str);
+        if (!s->setup_failed)
+            went_down(s, why);
+        s->setup_failed = true;
         redisAsyncDisconnect(s->ac);
         return;
     }
-    /* The last setup reply: ready. */
+    /* The last setup reply: ready, unless AUTH was refused before it. */
+    if (s->setup_failed) {
+        redisAsyncDisconnect(s->ac);
+        return;
+    }
+    ev_timer_stop(s->loop, &s->deadline);
     if (priv == s && !s->connected) {
         s->connected = true;
+        s->healthy = true;
         s->backoff = BACKOFF_MIN;
         s->has_error = false;
         if (s->down_logged || !s->ever_connected)
@@ -202,6 +240,7 @@ static void setup_cb(redisAsyncContext *ac, void *reply, void *priv)
 
         snprintf(why, sizeof(why), "AUTH refused: %s", r->str);
         went_down(s, why);
+        s->setup_failed = true;
         redisAsyncDisconnect(s->ac);
     }
 }
@@ -212,6 +251,7 @@ static void connect_cb(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
+        ev_timer_stop(s->loop, &s->deadline);
         s->ac = NULL;
         went_down(s, ac->errstr);
         schedule_reconnect(s);
@@ -244,6 +284,11 @@ static void connect_now(struct store *s)
     }
     ac->data = s;
     s->ac = ac;
+    s->setup_failed = false;
+    /* Setting up has a deadline too: a server that accepts and never answers. */
+    ev_timer_stop(s->loop, &s->deadline);
+    ev_timer_set(&s->deadline, s->set.timeout, 0.0);
+    ev_timer_start(s->loop, &s->deadline);
     redisLibevAttach(s->loop, ac);
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);
@@ -264,8 +309,14 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void round_reply(struct store *s, redisReply *r)
 {
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        if (r != NULL)
+        if (r != NULL) {
             set_error(s, "%s", r->str);
+            if (!s->errors_logged)
+                log_warning("store: %s answers errors: %s; counts are written again when it "
+                            "accepts them",
+                            where(s), r->str);
+            s->errors_logged = true;
+        }
         s->round_failed = true;
     }
     if (s->outstanding > 0 && --s->outstanding == 0)
@@ -481,11 +532,15 @@ static int64_t now_minute(void)
     return (int64_t)(ev_time() / 60.0);
 }
 
-/* Minutes a window reads: whole minutes, the current one included. */
+/* Minutes a window reads: whole minutes, the current one included.  The
+ * fleet view reads an hour at most, so that its cost stays bounded; longer
+ * windows are not shown for other hosts (STORE_MAX_MINUTES). */
 static int64_t window_minutes(const struct store *s, unsigned w)
 {
     int64_t m = (int64_t)((s->window_seconds[w] + 59.0) / 60.0);
 
+    if (m > STORE_MAX_MINUTES)
+        return 0;
     return m < 1 ? 1 : m;
 }
 
@@ -527,6 +582,13 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
         }
     }
     free(t);
+    /* A bad key of some host (another version, a hand edit) leaves that figure out;
+     * it does not fail the round. Only a lost connection does. */
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        if (s->outstanding > 0 && --s->outstanding == 0)
+            finish_round(s);
+        return;
+    }
     round_reply(s, r);
 }
 
@@ -573,7 +635,7 @@ static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
             unsigned hi = s->next_host_count++;
             struct store_host *h = &s->next_hosts[hi];
             char key[200];
-            const char *argv[2 + 128];
+            const char *argv[2 + STORE_MAX_MINUTES];
 
             memset(h, 0, sizeof(*h));
             snprintf(h->host, sizeof(h->host), "%.*s", (int)r->element[i]->len,
@@ -594,12 +656,12 @@ static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
                 send_read(s, hi, 1, m, 0, 2, argv);
             }
             for (unsigned w = 0; w < s->set.window_count; w++) {
-                static char keys[128][200];
+                static char keys[STORE_MAX_MINUTES][200];
                 int64_t n = window_minutes(s, w);
                 int argc = 0;
 
-                if (n > 128)
-                    n = 128;
+                if (n == 0)
+                    continue;
                 argv[argc++] = "PFCOUNT";
                 for (int64_t k = 0; k < n; k++) {
                     snprintf(keys[k], sizeof(keys[k]), "rw:{%s}:d:%" PRId64, h->host,
@@ -615,16 +677,19 @@ static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
 
 static void start_reading(struct store *s)
 {
-    char min[32];
-    const char *argv[5] = {"ZRANGEBYSCORE", "rw:hosts", min, "+inf", "WITHSCORES"};
+    char min[32], limit[16];
+    /* The most recent writers first, and no more than the view holds. */
+    const char *argv[8] = {"ZREVRANGEBYSCORE", "rw:hosts", "+inf", min, "WITHSCORES",
+                           "LIMIT", "0", limit};
 
     s->reading = true;
     s->round_failed = false;
     snprintf(min, sizeof(min), "%.0f", ev_time() - s->set.retention);
+    snprintf(limit, sizeof(limit), "%d", STORE_MAX_HOSTS);
     ev_timer_stop(s->loop, &s->deadline);
     ev_timer_set(&s->deadline, s->set.timeout, 0.0);
     ev_timer_start(s->loop, &s->deadline);
-    send_strings(s, hosts_cb, 5, argv);
+    send_strings(s, hosts_cb, 8, argv);
     if (s->outstanding == 0)
         finish_round(s);
 }
@@ -638,15 +703,25 @@ static void finish_round(struct store *s)
 
     ev_timer_stop(s->loop, &s->deadline);
     s->reading = false;
+    /* History is added to the windows once, whatever became of the round. */
+    if (was_reading)
+        s->history_done = true;
     if (s->round_failed) {
         s->failures++;
-        s->src.rewrite_all(s->src.ctx);
+        s->healthy = false;
+        /* Only a failed write needs the counts written again. */
+        if (!was_reading)
+            s->src.rewrite_all(s->src.ctx);
     } else if (was_reading) {
         memcpy(s->hosts, s->next_hosts, sizeof(s->hosts[0]) * s->next_host_count);
         s->host_count = s->next_host_count;
-        s->history_done = true;
     } else {
         s->flushes++;
+        if (!s->healthy && s->errors_logged)
+            log_info("store: %s accepts writes again", where(s));
+        s->healthy = true;
+        s->errors_logged = false;
+        s->has_error = false;
     }
     if (s->final_done != NULL) {
         void (*done)(void *) = s->final_done;
@@ -710,6 +785,14 @@ static void flush_round(struct store *s)
     free(b.domain_text);
     snprintf(now, sizeof(now), "%.3f", ev_time());
     send_strings(s, write_cb, 4, zadd);
+    {
+        /* Hosts silent for longer than the retention leave the fleet. */
+        char cutoff[32];
+        const char *trim[4] = {"ZREMRANGEBYSCORE", "rw:hosts", "-inf", cutoff};
+
+        snprintf(cutoff, sizeof(cutoff), "(%.0f", ev_time() - s->set.retention);
+        send_strings(s, write_cb, 4, trim);
+    }
     if (s->outstanding == 0)
         finish_round(s);
 }
@@ -811,7 +894,7 @@ void store_get_state(const struct store *s, struct store_state *out)
     memset(out, 0, sizeof(*out));
     out->backend = s->redis ? "redis" : "memory";
     out->shared = s->redis;
-    out->connected = s->redis ? s->connected : true;
+    out->connected = s->redis ? s->connected && s->healthy : true;
     out->flushes = s->flushes;
     out->failures = s->failures;
     out->dropped_domains = s->dropped_domains;

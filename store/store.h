@@ -29,6 +29,7 @@ struct store_batch;
 #define STORE_MAX_WINDOWS 8
 #define STORE_MAX_HOSTS 64
 #define STORE_HOST_MAX 64
+#define STORE_MAX_MINUTES 60 /* the fleet view reads windows of up to an hour */
 
 struct store_settings {
     const char *url; /* "memory", "redis://HOST:PORT[/DB]", "redis+unix:///PATH[?db=N]" */

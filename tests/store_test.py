@@ -616,6 +616,65 @@ def test_wrong_password():
             r.stop()
 
 
+def test_password_on_a_server_without_one():
+    """AUTH refused on every connection: no "connected" flapping, one log line."""
+    r = Redis()
+    d = Daemon("mx-nopass", "redis+unix://" + r.sock, "-o", "redis_password=unneeded")
+    try:
+        time.sleep(4)
+        log = d.text()
+        assert "connected" not in log, "the store claimed a connection AUTH refused:\n" + log
+        lines = [l for l in log.splitlines() if "store:" in l]
+        assert len(lines) == 1 and "AUTH" in lines[0], "\n".join(lines)
+        s = store_of(d.status())
+        assert s["connected"] is False and "AUTH" in (s["last_error"] or ""), s
+    finally:
+        try:
+            d.stop()
+        finally:
+            r.stop()
+
+
+def test_error_replies_and_a_bad_host():
+    """Redis answering errors is logged once and recovered from; another host's bad keys
+    neither stop this host's writes nor add its history twice."""
+    r = Redis()
+    # A poisoned host in the fleet: its culprits key has the wrong type.
+    r.cli("zadd", "rw:hosts", "%.0f" % time.time(), "bad")
+    r.cli("set", "rw:{bad}:culprits", "x")
+    d1 = Daemon("mx-err", "redis+unix://" + r.sock)
+    try:
+        e1, n1, worst = send_sessions(d1, 10, seed=11)
+        check_convergence(r, "mx-err", e1, 10, "first run")
+    finally:
+        d1.stop()
+    d2 = Daemon("mx-err", "redis+unix://" + r.sock)
+    try:
+        time.sleep(4)  # several read rounds, each failing on rw:{bad}:culprits
+        host = d2.status()["hosts"][0]
+        assert host["windows"]["10m"]["nc"] == e1["nc"], (
+            "history added more than once: 10m nc %d, run 1 had %d"
+            % (host["windows"]["10m"]["nc"], e1["nc"]))
+        # Writes refused for a while: one line, then recovery.
+        r.cli("config", "set", "maxmemory", "1")
+        e2, n2, worst = send_sessions(d2, 5, seed=12)
+        time.sleep(3)
+        st = store_of(d2.status())
+        assert st["connected"] is False and "OOM" in (st["last_error"] or ""), st
+        r.cli("config", "set", "maxmemory", "0")
+        check_convergence(r, "mx-err", add(e1, e2), 10, "after the errors")
+        time.sleep(1.5)
+        st = store_of(d2.status())
+        assert st["last_error"] is None, st
+        log = d2.text()
+        assert log.count("answers errors") == 1 and "accepts writes again" in log, log
+    finally:
+        try:
+            d2.stop()
+        finally:
+            r.stop()
+
+
 def test_restart_keeps_history():
     r = Redis(tcp=True)
     store = "redis://127.0.0.1:%d/1" % r.port
@@ -684,6 +743,8 @@ TESTS = [
     test_wrong_password,
     test_restart_keeps_history,
     test_redis_absent_at_start,
+    test_password_on_a_server_without_one,
+    test_error_replies_and_a_bad_host,
 ]
 
 
