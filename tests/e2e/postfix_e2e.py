@@ -46,7 +46,7 @@ DNS: this test needs none, and makes sure nothing asks a real resolver.
     loopback address, so a stray query fails fast instead of leaving the
     machine.
   (The study's full topology with unbound/BIND is documented in
-  /work/shared/notes/real-servers.md; it is not needed to test the hook.)
+  ../shared/notes/real-servers.md; it is not needed to test the hook.)
 
 The Postfix instance, the helpers and the request-log parser live in
 postfix_harness.py (shared with counting_e2e.py).
