@@ -381,6 +381,18 @@ static void metric_head(struct http_body *b, const char *name, const char *type,
     http_body_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One gauge per counting window for a traffic counter. */
+static void metric_windows(struct http_body *b, const char *name, const char *help,
+                           const struct status_sources *s, enum traffic_counter c, double now)
+{
+    const struct window_set *ws = traffic_windows(s->traffic);
+
+    metric_head(b, name, "gauge", help);
+    for (unsigned w = 0; w < ws->count; w++)
+        http_body_printf(b, "%s{window=\"%s\"} %llu\n", name, ws->name[w],
+                         (unsigned long long)traffic_window(s->traffic, c, w, now));
+}
+
 void status_metrics(struct http_body *b, const struct status_sources *s, double now)
 {
     const struct traffic *t = s->traffic;
@@ -419,24 +431,14 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     http_body_printf(b, "relaywatch_recipients_refused_total %llu\n",
                      (unsigned long long)traffic_total(t, TC_REFUSED));
 
-    metric_head(b, "relaywatch_window_sessions", "gauge", "N_c in each counting window.");
-    for (unsigned w = 0; w < ws->count; w++)
-        http_body_printf(b, "relaywatch_window_sessions{window=\"%s\"} %llu\n", ws->name[w],
-                         (unsigned long long)traffic_window(t, TC_SESSIONS, w, now));
-    metric_head(b, "relaywatch_window_messages", "gauge", "N_f in each counting window.");
-    for (unsigned w = 0; w < ws->count; w++)
-        http_body_printf(b, "relaywatch_window_messages{window=\"%s\"} %llu\n", ws->name[w],
-                         (unsigned long long)traffic_window(t, TC_MESSAGES, w, now));
-    metric_head(b, "relaywatch_window_maillog_from_lines", "gauge",
-                "nf_log in each counting window.");
-    for (unsigned w = 0; w < ws->count; w++)
-        http_body_printf(b, "relaywatch_window_maillog_from_lines{window=\"%s\"} %llu\n",
-                         ws->name[w],
-                         (unsigned long long)traffic_window(t, TC_MESSAGES_LOGGED, w, now));
-    metric_head(b, "relaywatch_window_recipients", "gauge", "N_r in each counting window.");
-    for (unsigned w = 0; w < ws->count; w++)
-        http_body_printf(b, "relaywatch_window_recipients{window=\"%s\"} %llu\n", ws->name[w],
-                         (unsigned long long)traffic_window(t, TC_RECIPIENTS, w, now));
+    metric_windows(b, "relaywatch_window_sessions", "N_c in each counting window.", s, TC_SESSIONS,
+                   now);
+    metric_windows(b, "relaywatch_window_messages", "N_f in each counting window.", s, TC_MESSAGES,
+                   now);
+    metric_windows(b, "relaywatch_window_maillog_from_lines", "nf_log in each counting window.", s,
+                   TC_MESSAGES_LOGGED, now);
+    metric_windows(b, "relaywatch_window_recipients", "N_r in each counting window.", s,
+                   TC_RECIPIENTS, now);
     metric_head(b, "relaywatch_alpha", "gauge",
                 "alpha = N_c / nf_log in each counting window (absent while nf_log is 0).");
     for (unsigned w = 0; w < ws->count; w++) {

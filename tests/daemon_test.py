@@ -6,20 +6,18 @@ Starts the daemon on free loopback ports and unix sockets under a temp dir,
 talks the policy protocol to it over real sockets, and stops it by PID.
 Usage: daemon_test.py --relaywatchd PATH
 """
-import argparse
 import os
 import resource
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 
+import testlib
 from testlib import (DUNNO, RCPT, DaemonProcess, free_port, listening_tcp, listening_unix,
-                     recv_answer, run_tests, wait_for)
+                     recv_answer, wait_for)
 
 RELAYWATCHD = None
 TMP = None
@@ -532,19 +530,5 @@ TESTS = [
 ]
 
 
-def main():
-    global RELAYWATCHD, TMP
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--relaywatchd", required=True)
-    ap.add_argument("-k", help="run only tests whose name contains this")
-    args = ap.parse_args()
-    RELAYWATCHD = os.path.abspath(args.relaywatchd)
-    TMP = tempfile.mkdtemp(prefix="rw-daemon-")
-    try:
-        return run_tests(TESTS, args.k)
-    finally:
-        shutil.rmtree(TMP, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-daemon-"))

@@ -9,20 +9,18 @@ Starts the daemon on free loopback ports (and a unix socket under a temp
 dir), talks HTTP over raw sockets, and stops it by PID.
 Usage: http_test.py --relaywatchd PATH --relaywatch PATH [-k NAME]
 """
-import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+import testlib
 from testlib import (DUNNO, RCPT, DaemonProcess, free_port, listening_tcp, listening_unix,
-                     recv_answer, wait_for, run_tests)
+                     recv_answer, wait_for)
 
 RELAYWATCHD = None
 RELAYWATCH = None
@@ -489,21 +487,5 @@ TESTS = [
 ]
 
 
-def main():
-    global RELAYWATCHD, RELAYWATCH, TMP
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--relaywatchd", required=True)
-    ap.add_argument("--relaywatch", required=True)
-    ap.add_argument("-k", help="run only tests whose name contains this")
-    args = ap.parse_args()
-    RELAYWATCHD = os.path.abspath(args.relaywatchd)
-    RELAYWATCH = os.path.abspath(args.relaywatch)
-    TMP = tempfile.mkdtemp(prefix="rw-http-")
-    try:
-        return run_tests(TESTS, args.k)
-    finally:
-        shutil.rmtree(TMP, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-http-", with_cli=True))

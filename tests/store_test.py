@@ -10,12 +10,10 @@ model of what the daemon must count, then checks Redis (redis-cli) and /status a
 Everything is stopped by PID.
 Usage: store_test.py --relaywatchd PATH --relaywatch PATH [-k NAME]
 """
-import argparse
 import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,8 +23,9 @@ import threading
 import time
 import urllib.request
 
+import testlib
 from testlib import (DUNNO, STARTED, DaemonProcess, free_port, listening_tcp, listening_unix,
-                     recv_answer, run_tests, wait_for)
+                     recv_answer, wait_for)
 
 RELAYWATCHD = None
 RELAYWATCH = None
@@ -748,25 +747,6 @@ TESTS = [
 ]
 
 
-def main():
-    global RELAYWATCHD, RELAYWATCH, TMP
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--relaywatchd", required=True)
-    ap.add_argument("--relaywatch", required=True)
-    ap.add_argument("-k", help="run only tests whose name contains this")
-    args = ap.parse_args()
-    RELAYWATCHD = os.path.abspath(args.relaywatchd)
-    RELAYWATCH = os.path.abspath(args.relaywatch)
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        print("redis-server and redis-cli are needed (apt-get install redis-server redis-tools)")
-        return 77
-    TMP = tempfile.mkdtemp(prefix="rw-store-")
-    os.chmod(TMP, 0o755)
-    try:
-        return run_tests(TESTS, args.k)
-    finally:
-        shutil.rmtree(TMP, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-store-", with_cli=True,
+                          requires=("redis-server", "redis-cli")))

@@ -1,8 +1,11 @@
 """Helpers shared by the Python tests that run relaywatchd as a process."""
+import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import traceback
 
@@ -135,3 +138,29 @@ def run_tests(tests, only):
                     proc.wait()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed or not passed else 0
+
+
+def main(module, tests, prefix, with_cli=False, requires=()):
+    """The command line every process test takes: --relaywatchd PATH [--relaywatch PATH]
+    [-k NAME].  Sets module.RELAYWATCHD, module.RELAYWATCH and module.TMP (a temp dir,
+    removed afterwards), then runs the tests.  Exit 77 when a program in `requires` is
+    missing."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--relaywatchd", required=True)
+    if with_cli:
+        ap.add_argument("--relaywatch", required=True)
+    ap.add_argument("-k", help="run only tests whose name contains this")
+    args = ap.parse_args()
+    module.RELAYWATCHD = os.path.abspath(args.relaywatchd)
+    if with_cli:
+        module.RELAYWATCH = os.path.abspath(args.relaywatch)
+    missing = [p for p in requires if shutil.which(p) is None]
+    if missing:
+        print("needed and missing: %s" % " ".join(missing))
+        return 77
+    module.TMP = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(module.TMP, 0o755)  # users such as postfix and nobody may have to traverse it
+    try:
+        return run_tests(tests, args.k)
+    finally:
+        shutil.rmtree(module.TMP, ignore_errors=True)
