@@ -164,6 +164,10 @@ static const char *const popular_recipient_domains[] = {
     "corp.example", "isp.example", "webmail.example", "university.example",
 };
 
+/* Distinct client addresses in the mix (--clients), 0 for a new one per request: with a
+ * bounded pool the daemon's PTR lookups can be answered from its cache. */
+static uint32_t client_pool;
+
 /* Writes the request numbered seq into buf and returns its length
  * (0 if it did not fit, which cannot happen with REQUEST_BUF_SIZE). */
 static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users)
@@ -183,12 +187,13 @@ static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users
     bool tls13 = (r1 >> 40) % 100 < 80;
     uint32_t isp = (uint32_t)((r1 >> 48) % 300);
 
-    unsigned a = 11 + (unsigned)(r2 % 212); /* 11..222 */
+    uint64_t ra = client_pool ? mix64(UINT64_C(0xC11E) + r2 % client_pool) : r2;
+    unsigned a = 11 + (unsigned)(ra % 212); /* 11..222 */
     if (a == 127)
         a = 128;
-    unsigned b = (unsigned)(r2 >> 8) & 255, c = (unsigned)(r2 >> 16) & 255;
-    unsigned d = 1 + (unsigned)((r2 >> 24) % 254);
-    unsigned v6_hi = (unsigned)(r2 >> 32) & 0xffff, v6_lo = (unsigned)(r2 >> 48) & 0xffff;
+    unsigned b = (unsigned)(ra >> 8) & 255, c = (unsigned)(ra >> 16) & 255;
+    unsigned d = 1 + (unsigned)((ra >> 24) % 254);
+    unsigned v6_hi = (unsigned)(ra >> 32) & 0xffff, v6_lo = (unsigned)(ra >> 48) & 0xffff;
 
     uint32_t user = users > 0 ? (uint32_t)((r3 >> 16) % users) : 0;
     uint32_t user_domain = user % 97;
@@ -1014,6 +1019,8 @@ static void usage(FILE *out)
             "  -n REQUESTS   measure this many requests instead of a duration\n"
             "  -w SECONDS    warm-up, excluded from the figures (default 1)\n"
             "  -u N          distinct SASL users in the mix, 0 for none (default 1000)\n"
+            "  --clients N   distinct client addresses in the mix, 0: a new one per request\n"
+            "                (default 0)\n"
             "  -t SECONDS    answer/connect timeout, counted as an error (default 10)\n"
             "  --json        print one JSON object instead of text\n"
             "  --server-pid PID\n"
@@ -1062,9 +1069,10 @@ static bool raise_fd_limit(unsigned needed)
 
 static int parse_options(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_HOLD, OPT_DUMP, OPT_SERVER_PID };
+    enum { OPT_JSON = 256, OPT_HOLD, OPT_DUMP, OPT_SERVER_PID, OPT_CLIENTS };
     static const struct option long_options[] = {
         {"json", no_argument, NULL, OPT_JSON},
+        {"clients", required_argument, NULL, OPT_CLIENTS},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"dump", required_argument, NULL, OPT_DUMP},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
@@ -1121,6 +1129,11 @@ static int parse_options(int argc, char **argv)
             run.hold = true;
             run.conn_count = (unsigned)v;
             optind++;
+            break;
+        case OPT_CLIENTS:
+            if (!parse_u64(optarg, 0, UINT32_MAX, &v))
+                goto bad;
+            client_pool = (uint32_t)v;
             break;
         case OPT_SERVER_PID:
             if (!parse_u64(optarg, 1, INT32_MAX, &v))

@@ -7,6 +7,7 @@
 #
 # Environment knobs (defaults in brackets):
 #   CONNS [64]  DURATION [10]  WARMUP [1]  USERS [1000]  HOLD_CONNS [1000]
+#   CLIENTS [0]           distinct client addresses (0: a new one per request)
 #   PIN [1]               1: pin load generator and server to different CPUs
 #   BENCH_BIN_DIR [build, else build/bench]  where policy_load and minimal_server are
 #   RELAYWATCHD_ARGS []   extra arguments for relaywatchd
@@ -47,6 +48,7 @@ conns=${CONNS:-64}
 duration=${DURATION:-10}
 warmup=${WARMUP:-1}
 users=${USERS:-1000}
+clients=${CLIENTS:-0}
 hold_conns=${HOLD_CONNS:-1000}
 pin=${PIN:-1}
 store=${STORE:-}
@@ -190,7 +192,7 @@ bench_server() {
     # --server-pid: policy_load samples the server's CPU time at the edges of
     # its measurement window.
     "${client_cmd[@]}" "$policy_load" -s "$target" -c "$conns" -d "$duration" -w "$warmup" \
-        -u "$users" --server-pid "$pid" --json >"$out_dir/$name.json" \
+        -u "$users" --clients "$clients" --server-pid "$pid" --json >"$out_dir/$name.json" \
         2>"$out_dir/$name.load.err" || load_rc=$?
     if [[ -n $redis_before ]]; then
         # Over the whole load run, warm-up included: every second of it was loaded.

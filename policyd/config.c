@@ -319,7 +319,7 @@ static bool set_unix_socket_mode(struct config *c, const char *key, const char *
     return true;
 }
 
-/* "10", "10s", "5m", "2h", "1d"; at least min seconds. */
+/* "10", "10s", "5m", "2h", "1d", "300ms"; at least min seconds. */
 static bool parse_duration(const char *value, double *out)
 {
     char *end;
@@ -334,7 +334,12 @@ static bool parse_duration(const char *value, double *out)
     if (*end != '\0') {
         switch (*end) {
         case 's': unit = 1; break;
-        case 'm': unit = 60; break;
+        case 'm':
+            /* "ms": milliseconds, for the short DNS timeouts and waits. */
+            if (end[1] == 's' && end[2] == '\0')
+                return (*out = v / 1000.0), true;
+            unit = 60;
+            break;
         case 'h': unit = 3600; break;
         case 'd': unit = 86400; break;
         default: return false;
@@ -355,7 +360,7 @@ static bool set_duration(double *slot, double min, const char *key, const char *
     double v;
 
     if (!parse_duration(value, &v)) {
-        problem(r, "%s: '%s' is not a duration (a number with s, m, h or d)", key, value);
+        problem(r, "%s: '%s' is not a duration (a number with ms, s, m, h or d)", key, value);
         return false;
     }
     if (v < min) {
@@ -672,6 +677,90 @@ static bool set_store_backlog(struct config *c, const char *key, const char *val
     return true;
 }
 
+static bool set_dns_lookups(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } kinds[] = {{"client_ptr", DNS_LOOKUP_CLIENT_PTR},
+                 {"client_a", DNS_LOOKUP_CLIENT_A},
+                 {"sender_mx", DNS_LOOKUP_SENDER_MX},
+                 {"recipient_mx", DNS_LOOKUP_RECIPIENT_MX}};
+    char **items;
+    size_t n = split_list(value, &items);
+    unsigned mask = 0;
+    bool good = true;
+
+    for (size_t i = 0; i < n && good; i++) {
+        size_t k = 0;
+
+        while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(items[i], kinds[k].name) != 0)
+            k++;
+        if (k == sizeof(kinds) / sizeof(kinds[0])) {
+            problem(r, "%s: '%s' is not client_ptr, client_a, sender_mx or recipient_mx", key,
+                    items[i]);
+            good = false;
+        } else {
+            mask |= kinds[k].bit;
+        }
+    }
+    strings_free(items, n);
+    if (good && (mask & DNS_LOOKUP_CLIENT_A) && !(mask & DNS_LOOKUP_CLIENT_PTR)) {
+        problem(r, "%s: client_a looks up the name client_ptr found: it needs client_ptr", key);
+        good = false;
+    }
+    if (good)
+        c->dns_lookups = mask;
+    return good;
+}
+
+static bool set_dns_timeout(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    if (!set_duration(&c->dns_timeout, 0.01, key, value, r))
+        return false;
+    if (c->dns_timeout > 60) {
+        problem(r, "%s: '%s' is longer than 60s", key, value);
+        return false;
+    }
+    return true;
+}
+
+static bool set_dns_tries(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    return set_slots(&c->dns_tries, 1, 10, key, value, r);
+}
+
+static bool set_dns_wait(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    if (!set_duration(&c->dns_wait, 0, key, value, r))
+        return false;
+    if (c->dns_wait > 60) {
+        problem(r, "%s: '%s' is longer than 60s (Postfix's policy timeout is 100s)", key, value);
+        return false;
+    }
+    return true;
+}
+
+static bool set_dns_max_outstanding(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_slots(&c->dns_max_outstanding, 1, 65536, key, value, r);
+}
+
+static bool set_dns_cache_size(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    return set_slots(&c->dns_cache_size, 16, 4194304, key, value, r);
+}
+
+static bool set_dns_cache_max_ttl(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    return set_duration(&c->dns_cache_max_ttl, 0, key, value, r);
+}
+
 static const struct key_entry {
     const char *name;
     setter_fn *set;
@@ -700,6 +789,13 @@ static const struct key_entry {
     [CK_STORE_TIMEOUT] = {"store_timeout", set_store_timeout, "2s"},
     [CK_STORE_RETENTION] = {"store_retention", set_store_retention, "8d"},
     [CK_STORE_BACKLOG] = {"store_backlog", set_store_backlog, "1h"},
+    [CK_DNS_LOOKUPS] = {"dns_lookups", set_dns_lookups, "client_ptr, client_a, sender_mx, recipient_mx"},
+    [CK_DNS_TIMEOUT] = {"dns_timeout", set_dns_timeout, "2s"},
+    [CK_DNS_TRIES] = {"dns_tries", set_dns_tries, "2"},
+    [CK_DNS_WAIT] = {"dns_wait", set_dns_wait, "0s"},
+    [CK_DNS_MAX_OUTSTANDING] = {"dns_max_outstanding", set_dns_max_outstanding, "1000"},
+    [CK_DNS_CACHE_SIZE] = {"dns_cache_size", set_dns_cache_size, "10000"},
+    [CK_DNS_CACHE_MAX_TTL] = {"dns_cache_max_ttl", set_dns_cache_max_ttl, "1d"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -925,6 +1021,12 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
             problem(&r, "http_listen: '%s' is also a policy listen endpoint",
                     c->http_listen->spec);
         }
+    if (c->dns_max_outstanding >= c->dns_cache_size) {
+        problem_at(&r, c, CK_DNS_MAX_OUTSTANDING);
+        problem(&r, "dns_max_outstanding: %u must be below dns_cache_size (%u): every query in "
+                    "flight holds a cache entry",
+                c->dns_max_outstanding, c->dns_cache_size);
+    }
     return r.count;
 }
 

@@ -53,6 +53,13 @@ enum config_key {
     CK_STORE_TIMEOUT,
     CK_STORE_RETENTION,
     CK_STORE_BACKLOG,
+    CK_DNS_LOOKUPS,
+    CK_DNS_TIMEOUT,
+    CK_DNS_TRIES,
+    CK_DNS_WAIT,
+    CK_DNS_MAX_OUTSTANDING,
+    CK_DNS_CACHE_SIZE,
+    CK_DNS_CACHE_MAX_TTL,
     CK_COUNT
 };
 
@@ -83,7 +90,16 @@ struct config {
     double transaction_timeout;
     enum { COUNT_AT_AUTO, COUNT_AT_RCPT, COUNT_AT_END_OF_MESSAGE } count_messages_at;
     double store_flush_interval, store_timeout, store_retention, store_backlog; /* seconds */
+    /* The daemon's own lookups: a mask of DNS_LOOKUP_* bits. */
+    unsigned dns_lookups;
+    double dns_timeout, dns_wait, dns_cache_max_ttl; /* seconds */
+    unsigned dns_tries, dns_max_outstanding, dns_cache_size;
 };
+
+#define DNS_LOOKUP_CLIENT_PTR 1u
+#define DNS_LOOKUP_CLIENT_A 2u /* the A of the name the PTR gave: forward confirmation */
+#define DNS_LOOKUP_SENDER_MX 4u
+#define DNS_LOOKUP_RECIPIENT_MX 8u /* relay recipients' domains */
 
 /* Called once per problem; line 0 means no line (a -o override, say). */
 typedef void config_report_fn(void *ctx, const char *source, unsigned line, const char *message);

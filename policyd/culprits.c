@@ -22,6 +22,7 @@ struct culprit {
     uint16_t key_len;
     char key[CULPRIT_KEY_MAX + 1];
     struct window_counter *messages, *recipients;
+    struct window_counter *dns_lookups, *dns_upstream;
     struct distinct_counter *domains;
 };
 
@@ -71,6 +72,8 @@ struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned sl
     for (unsigned i = 0; i < slots; i++) {
         t->entry[i].messages = window_counter_new(ws);
         t->entry[i].recipients = window_counter_new(ws);
+        t->entry[i].dns_lookups = window_counter_new(ws);
+        t->entry[i].dns_upstream = window_counter_new(ws);
         t->entry[i].domains = distinct_counter_new(ws, DOMAIN_PRECISION);
     }
     return t;
@@ -83,6 +86,8 @@ void culprit_table_free(struct culprit_table *t)
     for (unsigned i = 0; i < t->slots; i++) {
         window_counter_free(t->entry[i].messages);
         window_counter_free(t->entry[i].recipients);
+        window_counter_free(t->entry[i].dns_lookups);
+        window_counter_free(t->entry[i].dns_upstream);
         distinct_counter_free(t->entry[i].domains);
     }
     free(t->entry);
@@ -142,11 +147,34 @@ static uint32_t lowest_score(const struct culprit_table *t)
     return best;
 }
 
+uint64_t culprit_key_hash(enum culprit_kind kind, const char *key, size_t len)
+{
+    return hash64_mix(hash64(key, len, 0), (uint64_t)kind);
+}
+
+void culprit_add_dns(struct culprit_table *t, uint64_t hash, const struct window_clock *clk,
+                     uint32_t lookups, uint32_t upstream)
+{
+    /* By hash alone: 64 bits tell keys apart well enough for a count. */
+    for (size_t pos = (size_t)hash & t->index_mask; t->index[pos] != 0;
+         pos = (pos + 1) & t->index_mask) {
+        struct culprit *e = &t->entry[t->index[pos] - 1];
+
+        if (e->hash == hash) {
+            if (lookups)
+                window_counter_add_at(e->dns_lookups, t->ws, clk, lookups);
+            if (upstream)
+                window_counter_add_at(e->dns_upstream, t->ws, clk, upstream);
+            return;
+        }
+    }
+}
+
 void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
                  double now, const struct window_clock *clk, uint32_t messages,
                  uint32_t recipients, uint64_t domain_hash)
 {
-    uint64_t hash = hash64_mix(hash64(key, len, 0), (uint64_t)kind);
+    uint64_t hash = culprit_key_hash(kind, key, len);
     size_t stored_len = len > CULPRIT_KEY_MAX ? CULPRIT_KEY_MAX : len;
     size_t pos;
     uint32_t n;
@@ -181,6 +209,8 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         e->key[stored_len] = '\0';
         window_counter_restart_at(e->messages, t->ws, clk);
         window_counter_restart_at(e->recipients, t->ws, clk);
+        window_counter_restart_at(e->dns_lookups, t->ws, clk);
+        window_counter_restart_at(e->dns_upstream, t->ws, clk);
         distinct_counter_restart_at(e->domains, t->ws, clk);
         t->index[pos] = n + 1;
     }
@@ -238,6 +268,8 @@ unsigned culprit_top(const struct culprit_table *t, unsigned w, double now,
         v.kind = e->kind;
         memcpy(v.key, e->key, (size_t)e->key_len + 1);
         v.domains = distinct_counter_estimate(e->domains, t->ws, w, now);
+        v.dns_lookups = window_counter_sum(e->dns_lookups, t->ws, w, now);
+        v.dns_upstream = window_counter_sum(e->dns_upstream, t->ws, w, now);
         v.score = t->score[i];
         v.error = e->error;
         /* Space-Saving: true count <= count since entry + error.  No error, or

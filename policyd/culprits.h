@@ -32,6 +32,7 @@ struct culprit_view {
     enum culprit_kind kind;
     char key[CULPRIT_KEY_MAX + 1];
     uint64_t messages, recipients, domains; /* in the window asked for */
+    uint64_t dns_lookups, dns_upstream;      /* the daemon's lookups it caused, queries sent */
     uint64_t score, error;                  /* Space-Saving's count and its error bound */
     bool exact; /* tracked for the whole window: the figures are exact, not lower bounds */
 };
@@ -47,6 +48,14 @@ void culprit_table_free(struct culprit_table *t);
 void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
                  double now, const struct window_clock *clk, uint32_t messages,
                  uint32_t recipients, uint64_t domain_hash);
+
+/* The hash by which a key is known (for culprit_add_dns). */
+uint64_t culprit_key_hash(enum culprit_kind kind, const char *key, size_t len);
+
+/* Add DNS lookups and queries sent to the key with this hash, if it is tracked;
+ * never takes a slot. */
+void culprit_add_dns(struct culprit_table *t, uint64_t hash, const struct window_clock *clk,
+                     uint32_t lookups, uint32_t upstream);
 
 /* Age the scores; call about once a second. */
 void culprit_tick(struct culprit_table *t, double now);

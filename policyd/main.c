@@ -22,6 +22,8 @@
 #include "decision.h"
 #include "http.h"
 #include "log.h"
+#include "lookups.h"
+#include "resolver.h"
 #include "server.h"
 #include "status.h"
 #include "store.h"
@@ -45,6 +47,7 @@ struct daemon_state {
     struct http_server *http;
     struct traffic *traffic;
     struct store *store;
+    struct resolver *resolver; /* NULL: dns_lookups is empty */
     uint64_t requests[STATUS_STATES][AK_COUNT];
     double started;           /* wall clock at start */
     double started_monotonic; /* CLOCK_MONOTONIC at start */
@@ -66,14 +69,125 @@ static double counting_now(const struct daemon_state *d)
     return d->started + ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - d->started_monotonic);
 }
 
-/* The hot path: count, decide, nothing that can block. */
+/*
+ * An answer held back for up to dns_wait while the request's lookups run.
+ * It lives until the lookups have ended (ready), since they refer to it;
+ * the answer goes out at the first of ready and the timer.
+ */
+struct held_answer {
+    struct daemon_state *d;
+    struct policy_hold *hold; /* NULL once answered or the connection is gone */
+    struct decision decision;
+    ev_timer timer;
+    bool lookups_done;
+};
+
+static void held_answer_send(struct held_answer *h)
+{
+    struct policy_hold *hold = h->hold;
+
+    ev_timer_stop(h->d->loop, &h->timer);
+    h->hold = NULL;
+    if (hold != NULL)
+        policy_server_answer(hold, &h->decision);
+}
+
+static void held_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct held_answer *h = w->data;
+
+    (void)loop;
+    (void)revents;
+    held_answer_send(h);
+}
+
+static void held_lookups_ready(void *arg)
+{
+    struct held_answer *h = arg;
+
+    h->lookups_done = true;
+    held_answer_send(h);
+    free(h);
+}
+
+static void held_connection_gone(void *arg)
+{
+    struct held_answer *h = arg;
+
+    ev_timer_stop(h->d->loop, &h->timer);
+    h->hold = NULL;
+}
+
+static void start_lookups(struct daemon_state *d, const struct policy_request *req,
+                          const struct traffic_news *news, const struct decision *out)
+{
+    struct held_answer *h;
+
+    if (d->cfg->dns_wait <= 0) {
+        lookups_start(d->resolver, d->cfg->dns_lookups, req, news, NULL, NULL);
+        return;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        lookups_start(d->resolver, d->cfg->dns_lookups, req, news, NULL, NULL);
+        return;
+    }
+    h->d = d;
+    h->decision = *out;
+    if (!lookups_start(d->resolver, d->cfg->dns_lookups, req, news, held_lookups_ready, h)) {
+        free(h); /* answered from the cache, or nothing to look up */
+        return;
+    }
+    h->hold = policy_server_hold(d->server, held_connection_gone, h);
+    ev_timer_init(&h->timer, held_timer_cb, d->cfg->dns_wait, 0.);
+    h->timer.data = h;
+    if (h->hold != NULL)
+        ev_timer_start(d->loop, &h->timer);
+}
+
+/* The hot path: count, decide, start lookups; nothing that can block. */
 static void handle_request(void *ctx, const struct policy_request *req, struct decision *out)
 {
     struct daemon_state *d = ctx;
+    struct traffic_news news;
 
-    traffic_request(d->traffic, req, counting_now(d));
+    traffic_request(d->traffic, req, counting_now(d), &news);
     decide(req, out);
     d->requests[req->state][out->kind]++;
+    if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient))
+        start_lookups(d, req, &news, out);
+}
+
+static void count_dns(void *ctx, enum dns_type type, enum dns_outcome outcome,
+                      struct resolver_tag tag)
+{
+    struct daemon_state *d = ctx;
+
+    traffic_dns(d->traffic, type, outcome, tag, counting_now(d));
+}
+
+static struct resolver *open_resolver(struct daemon_state *d, char *err, size_t errlen)
+{
+    const struct config *c = d->cfg;
+    char servers[1024];
+    size_t n = 0;
+    struct resolver_settings set = {servers,           c->dns_timeout,       c->dns_tries,
+                                    c->dns_max_outstanding, c->dns_cache_size, c->dns_cache_max_ttl};
+
+    if (c->dns_lookups == 0)
+        return NULL;
+    /* c-ares wants "IP[:PORT],IP[:PORT]"; the key is a Postfix-style list. */
+    for (const char *p = c->resolver; *p && n + 1 < sizeof(servers); p++)
+        if (*p == ' ' || *p == '\t' || *p == ',') {
+            if (n > 0 && servers[n - 1] != ',')
+                servers[n++] = ',';
+        } else {
+            servers[n++] = *p;
+        }
+    while (n > 0 && servers[n - 1] == ',')
+        n--;
+    servers[n] = '\0';
+    return resolver_new(d->loop, &set, count_dns, d, err, errlen);
 }
 
 static int handle_http(void *ctx, const char *path, const char *query, struct http_body *body,
@@ -81,11 +195,15 @@ static int handle_http(void *ctx, const char *path, const char *query, struct ht
 {
     struct daemon_state *d = ctx;
     struct store_state store;
+    struct resolver_stats dns;
     struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
-                                 (const uint64_t(*)[AK_COUNT])d->requests, d->started, &store};
+                                 (const uint64_t(*)[AK_COUNT])d->requests, d->started, &store,
+                                 d->resolver ? &dns : NULL};
     double now = counting_now(d);
 
     store_get_state(d->store, &store);
+    if (d->resolver)
+        resolver_get_stats(d->resolver, &dns);
     if (strcmp(path, "/status") == 0) {
         if (strcmp(query, "format=text") == 0) {
             status_text(body, &src, now);
@@ -144,6 +262,14 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
         old->store_backlog != cfg->store_backlog)
         log_warning("reload: store, host_id and the store_* keys take effect at the next "
                     "restart; the store goes on with the running values");
+    if (strcmp(old->resolver, cfg->resolver) != 0 || old->dns_timeout != cfg->dns_timeout ||
+        old->dns_tries != cfg->dns_tries || old->dns_max_outstanding != cfg->dns_max_outstanding ||
+        old->dns_cache_size != cfg->dns_cache_size ||
+        old->dns_cache_max_ttl != cfg->dns_cache_max_ttl ||
+        (old->dns_lookups == 0) != (cfg->dns_lookups == 0))
+        log_warning("reload: resolver, dns_timeout, dns_tries, dns_max_outstanding, the "
+                    "dns_cache_* keys, and turning dns_lookups on or off take effect at the next "
+                    "restart; lookups go on with the running values");
 }
 
 static void usage(void)
@@ -200,8 +326,12 @@ static void store_history(void *ctx, int64_t minute, const uint64_t *counts)
     traffic_add_history(((struct daemon_state *)ctx)->traffic, minute, counts);
 }
 
-/* The counters the store writes, in traffic's order (enum traffic_counter). */
-static const char *const store_counter_names[TC_COUNT] = {
+_Static_assert(TC_COUNT <= STORE_MAX_COUNTERS, "the store holds every traffic counter");
+
+/* The counters the store writes, in traffic's order (enum traffic_counter); the DNS ones,
+ * "dns_<type>_<outcome>", are filled in at start. */
+static char dns_counter_names[DNS_TYPES * DNS_OUTCOMES][32];
+static const char *store_counter_names[TC_COUNT] = {
     [TC_SESSIONS] = "nc",
     [TC_MESSAGES] = "nf",
     [TC_MESSAGES_LOGGED] = "nf_log",
@@ -227,6 +357,15 @@ static struct store *open_store(struct daemon_state *d, char *err, size_t errlen
                                  c->window_count,
                                  c->window_seconds};
     struct store_source src = {store_collect, store_rewrite_all, store_history, d};
+
+    for (int t = 0; t < DNS_TYPES; t++)
+        for (int o = 0; o < DNS_OUTCOMES; o++) {
+            char *name = dns_counter_names[t * DNS_OUTCOMES + o];
+
+            snprintf(name, sizeof(dns_counter_names[0]), "dns_%s_%s", dns_type_name(t),
+                     dns_outcome_name(o));
+            store_counter_names[TC_DNS(t, o)] = name;
+        }
 
     if (strcmp(c->store, "memory") != 0)
         traffic_store_enable(d->traffic, (unsigned)(c->store_backlog / 60.0));
@@ -385,7 +524,9 @@ int main(int argc, char **argv)
         d.started = ev_time();
     }
     d.traffic = traffic_new(d.cfg);
-    d.store = open_store(&d, err, sizeof(err));
+    err[0] = '\0';
+    d.resolver = open_resolver(&d, err, sizeof(err));
+    d.store = err[0] == '\0' ? open_store(&d, err, sizeof(err)) : NULL;
     d.server = d.store ? policy_server_new(d.loop, d.cfg, handle_request, &d, err, sizeof(err))
                        : NULL;
     if (d.server == NULL || !open_http(&d, d.cfg, &d.http, err, sizeof(err))) {
@@ -393,6 +534,7 @@ int main(int argc, char **argv)
         if (!to_stderr)
             log_error("%s", err);
         policy_server_free(d.server);
+        resolver_free(d.resolver);
         store_free(d.store);
         traffic_free(d.traffic);
         config_free(d.cfg);
@@ -419,13 +561,16 @@ int main(int argc, char **argv)
             n += (size_t)snprintf(where + n, sizeof(where) - n, "%s%s", i ? ", " : "",
                                   d.cfg->listen[i].spec);
         log_info("relaywatchd started: listening on %s; status on %s; store %s; host_id %s; "
-                 "max_connections %u",
+                 "max_connections %u; resolver %s%s",
                  where, d.cfg->http_listen ? d.cfg->http_listen->spec : "(off)", d.cfg->store,
-                 d.cfg->host_id, d.cfg->max_connections);
+                 d.cfg->host_id, d.cfg->max_connections, d.cfg->resolver,
+                 d.resolver ? "" : " (dns_lookups empty: no lookups)");
     }
     ev_run(d.loop, 0);
 
     policy_server_free(d.server);
+    /* After the server: answers held for lookups are gone with their connections. */
+    resolver_free(d.resolver);
     http_server_free(d.http);
     store_free(d.store);
     traffic_free(d.traffic);

@@ -273,3 +273,16 @@ enum policy_parse_result policy_parser_next(struct policy_parser *p, const char 
     p->scanned = i;
     return POLICY_PARSE_MORE;
 }
+
+struct policy_slice policy_address_domain(struct policy_slice addr)
+{
+    struct policy_slice d = {NULL, 0};
+
+    for (size_t i = addr.len; i > 0; i--)
+        if (addr.ptr[i - 1] == '@') {
+            d.ptr = addr.ptr + i;
+            d.len = addr.len - i;
+            break;
+        }
+    return d;
+}

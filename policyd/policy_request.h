@@ -80,6 +80,9 @@ struct policy_slice {
     size_t len;
 };
 
+/* The domain of an address: what follows its last '@'; empty if none. */
+struct policy_slice policy_address_domain(struct policy_slice addr);
+
 struct policy_request {
     struct policy_slice attr[PA_COUNT];
     enum policy_state state;

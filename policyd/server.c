@@ -63,6 +63,11 @@ struct connection {
     const char *out; /* answer being written, or NULL */
     size_t out_len, out_off;
     char peer[PEER_MAX];
+    /* An answer held back (policy_server_hold). */
+    bool held;
+    double held_since;
+    void (*held_cancel)(void *);
+    void *held_arg;
 };
 
 struct policy_server {
@@ -73,6 +78,7 @@ struct policy_server {
     struct policy_server_stats stats;
     struct listener *listeners;
     struct connection *connections;
+    struct connection *handling; /* whose request the handler is deciding */
     unsigned connection_count; /* mirrored in stats.connections */
     bool full;                    /* refusing connections at max_connections */
     unsigned long refused_while_full;
@@ -303,6 +309,8 @@ static void connection_close(struct connection *c)
 {
     struct policy_server *srv = c->srv;
 
+    if (c->held && c->held_cancel)
+        c->held_cancel(c->held_arg);
     ev_io_stop(srv->loop, &c->io);
     ev_timer_stop(srv->loop, &c->idle);
     close(c->fd);
@@ -447,10 +455,18 @@ static bool connection_process(struct connection *c)
             return false;
         }
         started = monotonic_seconds();
+        srv->handling = c;
         srv->handler(srv->handler_ctx, &req, &d);
+        srv->handling = NULL;
         if (srv->cfg->log_requests)
             log_request(c, &req, &d);
         c->start += req.size;
+        if (c->held) {
+            /* Read nothing more until the answer goes out: answers stay in order. */
+            c->held_since = started;
+            ev_io_stop(srv->loop, &c->io);
+            return true;
+        }
         c->out = d.answer;
         c->out_len = d.answer_len;
         c->out_off = 0;
@@ -471,7 +487,7 @@ static bool connection_process(struct connection *c)
         }
     }
     /* Shutting down: a connection with nothing half-received is done. */
-    if (srv->draining && c->out == NULL && c->len == 0) {
+    if (srv->draining && c->out == NULL && c->len == 0 && !c->held) {
         connection_close(c);
         return false;
     }
@@ -652,7 +668,7 @@ void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), 
      * once more; what arrived is answered, and the connection closed after. */
     for (c = srv->connections; c != NULL; c = next) {
         next = c->next;
-        if (c->out != NULL || c->len != c->start)
+        if (c->out != NULL || c->len != c->start || c->held)
             continue;
         if (!read_more(c))
             continue; /* closed */
@@ -668,6 +684,39 @@ void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), 
     } else {
         maybe_drained(srv);
     }
+}
+
+struct policy_hold *policy_server_hold(struct policy_server *srv, void (*cancel)(void *arg),
+                                       void *arg)
+{
+    struct connection *c = srv->handling;
+
+    if (c == NULL)
+        return NULL;
+    c->held = true;
+    c->held_cancel = cancel;
+    c->held_arg = arg;
+    return (struct policy_hold *)c;
+}
+
+void policy_server_answer(struct policy_hold *h, const struct decision *d)
+{
+    struct connection *c = (struct connection *)h;
+    struct policy_server *srv = c->srv;
+
+    c->held = false;
+    c->held_cancel = NULL;
+    c->out = d->answer;
+    c->out_len = d->answer_len;
+    c->out_off = 0;
+    ev_io_set(&c->io, c->fd, EV_READ);
+    ev_io_start(srv->loop, &c->io);
+    if (!flush_answer(c))
+        return;
+    srv->stats.requests++;
+    record_latency(&srv->stats, monotonic_seconds() - c->held_since);
+    if (c->out == NULL)
+        connection_process(c); /* requests that arrived meanwhile */
 }
 
 void policy_server_free(struct policy_server *srv)

@@ -60,4 +60,16 @@ void policy_server_free(struct policy_server *srv);
 
 const struct policy_server_stats *policy_server_stats(const struct policy_server *srv);
 
+/*
+ * Holding an answer back (dns_wait): called from inside the handler, it
+ * keeps the request's answer until policy_server_answer(); the connection
+ * reads nothing more meanwhile, so answers stay in order.  If the
+ * connection goes away first, cancel(arg) runs and the hold is gone: do
+ * not answer it then.
+ */
+struct policy_hold;
+struct policy_hold *policy_server_hold(struct policy_server *srv, void (*cancel)(void *arg),
+                                       void *arg);
+void policy_server_answer(struct policy_hold *h, const struct decision *d);
+
 #endif

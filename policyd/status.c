@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "resolver.h"
 #include "server.h"
 #include "store.h"
 #include "traffic.h"
@@ -159,12 +160,52 @@ static void json_store(struct http_body *b, const struct store_state *st, uint64
     http_body_printf(b, "}");
 }
 
-/* One host's counts as the store read them (whole minutes). */
-static void json_stored_counts(struct http_body *b, const uint64_t *v)
+/*
+ * Counts indexed by traffic_counter: the mail fields, then "dns" (queries sent upstream per
+ * type, as the name server logs them) and "dns_detail" (every outcome per type).
+ */
+static void json_counts(struct http_body *b, const uint64_t *v)
 {
     for (size_t f = 0; f < FIELD_COUNT; f++)
         http_body_printf(b, "%s\"%s\":%llu", f ? "," : "", fields[f].json,
                          (unsigned long long)v[fields[f].counter]);
+    http_body_printf(b, ",\"dns\":{");
+    for (int type = 0; type < DNS_TYPES; type++)
+        http_body_printf(b, "%s\"%s\":%llu", type ? "," : "", dns_type_name(type),
+                         (unsigned long long)v[TC_DNS(type, DNS_UPSTREAM)]);
+    http_body_printf(b, "},\"dns_detail\":{");
+    for (int type = 0; type < DNS_TYPES; type++) {
+        http_body_printf(b, "%s\"%s\":{", type ? "," : "", dns_type_name(type));
+        for (int o = 0; o < DNS_OUTCOMES; o++)
+            http_body_printf(b, "%s\"%s\":%llu", o ? "," : "", dns_outcome_name(o),
+                             (unsigned long long)v[TC_DNS(type, o)]);
+        http_body_printf(b, "}");
+    }
+    http_body_printf(b, "}");
+}
+
+/* One host's counts as the store read them (whole minutes). */
+static void json_stored_counts(struct http_body *b, const uint64_t *v)
+{
+    json_counts(b, v);
+}
+
+static void json_resolver(struct http_body *b, const struct resolver_stats *r)
+{
+    if (r == NULL) {
+        http_body_printf(b, ",\"resolver\":null");
+        return;
+    }
+    http_body_printf(b, ",\"resolver\":{\"servers\":");
+    status_json_string(b, r->servers, strlen(r->servers));
+    http_body_printf(b,
+                     ",\"outstanding\":%u,\"outstanding_peak\":%u,\"max_outstanding\":%u,"
+                     "\"waiting\":%u,\"cache_entries\":%u,\"cache_size\":%u,\"evictions\":%llu,"
+                     "\"invalid_names\":%llu,\"dropped_waiters\":%llu,\"unmatched_packets\":%llu}",
+                     r->outstanding, r->outstanding_peak, r->max_outstanding, r->waiting,
+                     r->cache_entries, r->cache_size, (unsigned long long)r->evictions,
+                     (unsigned long long)r->invalid_names, (unsigned long long)r->dropped_waiters,
+                     (unsigned long long)r->unmatched_packets);
 }
 
 static void json_stored_windows(struct http_body *b, const struct window_set *ws,
@@ -188,7 +229,7 @@ static void json_stored_windows(struct http_body *b, const struct window_set *ws
             http_body_printf(b, ",\"relay_domains\":%llu", (unsigned long long)domains[w]);
         else
             http_body_printf(b, ",\"relay_domains\":null");
-        http_body_printf(b, ",\"dns\":{\"mx\":0,\"a\":0,\"ptr\":0},\"tdns\":null}");
+        http_body_printf(b, ",\"tdns\":null}");
     }
     http_body_printf(b, "}");
 }
@@ -270,25 +311,28 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
                      now - s->started,
                      traffic_counts_at_end_of_message(t) ? "end-of-message" : "rcpt");
     http_body_printf(b, ",\"totals\":{");
-    for (size_t f = 0; f < FIELD_COUNT; f++)
-        http_body_printf(b, "%s\"%s\":%llu", f ? "," : "", fields[f].json,
-                         (unsigned long long)traffic_total(t, fields[f].counter));
+    {
+        uint64_t v[TC_COUNT];
+
+        for (int c = 0; c < TC_COUNT; c++)
+            v[c] = traffic_total(t, (enum traffic_counter)c);
+        json_counts(b, v);
+    }
     http_body_printf(b, "},\"windows\":{");
     for (unsigned w = 0; w < ws->count; w++) {
-        uint64_t v[FIELD_COUNT];
+        uint64_t v[TC_COUNT];
 
-        for (size_t f = 0; f < FIELD_COUNT; f++)
-            v[f] = traffic_window(t, fields[f].counter, w, now);
-        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f", w ? "," : "", ws->name[w],
+        for (int c = 0; c < TC_COUNT; c++)
+            v[c] = traffic_window(t, (enum traffic_counter)c, w, now);
+        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", w ? "," : "", ws->name[w],
                          ws->seconds[w]);
-        for (size_t f = 0; f < FIELD_COUNT; f++)
-            http_body_printf(b, ",\"%s\":%llu", fields[f].json, (unsigned long long)v[f]);
+        json_counts(b, v);
         http_body_printf(b, ",\"alpha\":");
-        json_alpha(b, v[0], v[2]);
+        json_alpha(b, v[TC_SESSIONS], v[TC_MESSAGES_LOGGED]);
         http_body_printf(b, ",\"relay_domains\":%llu",
                          (unsigned long long)traffic_relay_domains(t, w, now));
-        /* The daemon makes no DNS lookups of its own yet (resolver issue): 0 is the truth. */
-        http_body_printf(b, ",\"dns\":{\"mx\":0,\"a\":0,\"ptr\":0},\"tdns\":null}");
+        /* The upstream server's view comes with the query-log feed (a later issue). */
+        http_body_printf(b, ",\"tdns\":null}");
     }
     http_body_printf(b, "},\"culprits\":[");
     n = gather_culprits(t, longest, now, culprits);
@@ -300,9 +344,11 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
         status_json_string(b, c->key, strlen(c->key));
         http_body_printf(b,
                          ",\"window\":\"%s\",\"messages\":%llu,\"recipients\":%llu,"
-                         "\"domains\":%llu,\"exact\":%s}",
+                         "\"domains\":%llu,\"dns_lookups\":%llu,\"dns_upstream\":%llu,"
+                         "\"exact\":%s}",
                          ws->name[longest], (unsigned long long)c->messages,
                          (unsigned long long)c->recipients, (unsigned long long)c->domains,
+                         (unsigned long long)c->dns_lookups, (unsigned long long)c->dns_upstream,
                          c->exact ? "true" : "false");
     }
     http_body_printf(b,
@@ -313,6 +359,7 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
                      (unsigned long long)s->server->protocol_errors,
                      (unsigned long long)s->server->requests, traffic_open_transactions(t));
     json_store(b, s->store, traffic_store_dropped_minutes(t));
+    json_resolver(b, s->resolver);
     http_body_printf(b, "}");
     json_other_hosts(b, s, ws);
     http_body_printf(b, "]");
@@ -358,6 +405,40 @@ void status_text(struct http_body *b, const struct status_sources *s, double now
                          total ? "total" : ws->name[w], (unsigned long long)nc,
                          (unsigned long long)nf, (unsigned long long)nfl, (unsigned long long)nr,
                          (unsigned long long)rr, domains, alpha);
+    }
+    if (s->resolver != NULL) {
+        http_body_printf(b, "\nown DNS lookups: queries sent upstream, and how lookups ended\n");
+        http_body_printf(b, "%-8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "window", "MX", "A",
+                         "AAAA", "PTR", "cached", "failed", "timeout", "skipped");
+        for (unsigned w = 0; w <= ws->count; w++) {
+            bool total = w == ws->count;
+            uint64_t v[DNS_TYPES][DNS_OUTCOMES];
+
+            for (int ty = 0; ty < DNS_TYPES; ty++)
+                for (int o = 0; o < DNS_OUTCOMES; o++)
+                    v[ty][o] = total ? traffic_total(t, TC_DNS(ty, o))
+                                     : traffic_window(t, TC_DNS(ty, o), w, now);
+            http_body_printf(b, "%-8s %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu\n",
+                             total ? "total" : ws->name[w],
+                             (unsigned long long)v[DNS_MX][DNS_UPSTREAM],
+                             (unsigned long long)v[DNS_A][DNS_UPSTREAM],
+                             (unsigned long long)v[DNS_AAAA][DNS_UPSTREAM],
+                             (unsigned long long)v[DNS_PTR][DNS_UPSTREAM],
+                             (unsigned long long)(v[0][DNS_HIT] + v[1][DNS_HIT] + v[2][DNS_HIT] +
+                                                  v[3][DNS_HIT] + v[0][DNS_MERGED] +
+                                                  v[1][DNS_MERGED] + v[2][DNS_MERGED] +
+                                                  v[3][DNS_MERGED]),
+                             (unsigned long long)(v[0][DNS_SERVFAIL] + v[1][DNS_SERVFAIL] +
+                                                  v[2][DNS_SERVFAIL] + v[3][DNS_SERVFAIL]),
+                             (unsigned long long)(v[0][DNS_TIMEOUT] + v[1][DNS_TIMEOUT] +
+                                                  v[2][DNS_TIMEOUT] + v[3][DNS_TIMEOUT]),
+                             (unsigned long long)(v[0][DNS_SKIPPED] + v[1][DNS_SKIPPED] +
+                                                  v[2][DNS_SKIPPED] + v[3][DNS_SKIPPED]));
+        }
+        http_body_printf(b, "resolver %s: %u in flight (peak %u, cap %u), cache %u of %u\n",
+                         s->resolver->servers, s->resolver->outstanding,
+                         s->resolver->outstanding_peak, s->resolver->max_outstanding,
+                         s->resolver->cache_entries, s->resolver->cache_size);
     }
     n = gather_culprits(t, longest, now, culprits);
     http_body_printf(b, "\ntop relay senders, last %s:\n", ws->name[longest]);
@@ -452,6 +533,38 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     for (unsigned w = 0; w < ws->count; w++)
         http_body_printf(b, "relaywatch_relay_domains{window=\"%s\"} %llu\n", ws->name[w],
                          (unsigned long long)traffic_relay_domains(t, w, now));
+
+    metric_head(b, "relaywatch_dns_queries_sent_total", "counter",
+                "The daemon's own DNS query packets sent to name servers, by type (retries "
+                "included: what the server's query log shows).");
+    for (int ty = 0; ty < DNS_TYPES; ty++)
+        http_body_printf(b, "relaywatch_dns_queries_sent_total{type=\"%s\"} %llu\n",
+                         dns_type_name(ty), (unsigned long long)traffic_total(t, TC_DNS(ty, DNS_UPSTREAM)));
+    metric_head(b, "relaywatch_dns_lookups_total", "counter",
+                "The daemon's own DNS lookups, by type and how they ended.");
+    for (int ty = 0; ty < DNS_TYPES; ty++)
+        for (int o = 0; o < DNS_OUTCOMES; o++)
+            if (o != DNS_UPSTREAM)
+                http_body_printf(b, "relaywatch_dns_lookups_total{type=\"%s\",outcome=\"%s\"} %llu\n",
+                                 dns_type_name(ty), dns_outcome_name(o),
+                                 (unsigned long long)traffic_total(t, TC_DNS(ty, o)));
+    metric_head(b, "relaywatch_window_dns_queries_sent", "gauge",
+                "DNS query packets sent upstream in each counting window, by type.");
+    for (unsigned w = 0; w < ws->count; w++)
+        for (int ty = 0; ty < DNS_TYPES; ty++)
+            http_body_printf(b, "relaywatch_window_dns_queries_sent{window=\"%s\",type=\"%s\"} %llu\n",
+                             ws->name[w], dns_type_name(ty),
+                             (unsigned long long)traffic_window(t, TC_DNS(ty, DNS_UPSTREAM), w, now));
+    if (s->resolver != NULL) {
+        metric_head(b, "relaywatch_dns_outstanding", "gauge", "DNS queries in flight now.");
+        http_body_printf(b, "relaywatch_dns_outstanding %u\n", s->resolver->outstanding);
+        metric_head(b, "relaywatch_dns_cache_entries", "gauge", "Entries in the DNS cache (in flight included).");
+        http_body_printf(b, "relaywatch_dns_cache_entries %u\n", s->resolver->cache_entries);
+        metric_head(b, "relaywatch_dns_cache_evictions_total", "counter",
+                    "DNS cache entries evicted (least recently used) to make room.");
+        http_body_printf(b, "relaywatch_dns_cache_evictions_total %llu\n",
+                         (unsigned long long)s->resolver->evictions);
+    }
 
     metric_head(b, "relaywatch_connections", "gauge", "Policy connections open now.");
     http_body_printf(b, "relaywatch_connections %u\n", st->connections);

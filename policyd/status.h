@@ -16,6 +16,7 @@ struct traffic;
 struct http_body;
 struct policy_server_stats;
 struct store_state;
+struct resolver_stats;
 
 #define STATUS_STATES (PS_OTHER + 1)
 
@@ -26,6 +27,7 @@ struct status_sources {
     const uint64_t (*requests)[AK_COUNT]; /* [STATUS_STATES][AK_COUNT] */
     double started;                       /* wall-clock start time, seconds */
     const struct store_state *store;
+    const struct resolver_stats *resolver; /* NULL: no lookups of its own (dns_lookups empty) */
 };
 
 void status_json(struct http_body *b, const struct status_sources *s, double now);

@@ -377,20 +377,6 @@ static uint64_t slice_hash(struct policy_slice v)
     return v.ptr ? hash64(v.ptr, v.len, 0) : 0;
 }
 
-/* The domain of an address (after its last '@'); empty if none. */
-static struct policy_slice domain_of(struct policy_slice addr)
-{
-    struct policy_slice d = {NULL, 0};
-
-    for (size_t i = addr.len; i > 0; i--)
-        if (addr.ptr[i - 1] == '@') {
-            d.ptr = addr.ptr + i;
-            d.len = addr.len - i;
-            break;
-        }
-    return d;
-}
-
 static bool is_local(const struct traffic *t, uint64_t domain_hash)
 {
     return bsearch(&domain_hash, t->local_domains, t->local_domain_count, sizeof(uint64_t),
@@ -415,12 +401,24 @@ static uint32_t instance_pid(struct policy_slice v)
     return 0;
 }
 
+/* Fold A-Z to a-z into out (CULPRIT_KEY_MAX bytes); returns the length kept. */
+static size_t fold_domain(struct policy_slice domain, char *out)
+{
+    size_t n = domain.len < CULPRIT_KEY_MAX ? domain.len : CULPRIT_KEY_MAX;
+
+    for (size_t i = 0; i < n; i++) {
+        char ch = domain.ptr[i];
+        out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    return n;
+}
+
 static void blame(struct traffic *t, const struct policy_request *req, double now,
                   uint32_t messages, uint32_t recipients, uint64_t domain_hash)
 {
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
-    struct policy_slice sender_domain = domain_of(req->attr[PA_SENDER]);
+    struct policy_slice sender_domain = policy_address_domain(req->attr[PA_SENDER]);
 
     if (user.len > 0)
         culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, now,
@@ -431,12 +429,8 @@ static void blame(struct traffic *t, const struct policy_request *req, double no
     if (sender_domain.len > 0) {
         /* Domains compare case-insensitively: fold them before they become keys. */
         char folded[CULPRIT_KEY_MAX];
-        size_t n = sender_domain.len < sizeof(folded) ? sender_domain.len : sizeof(folded);
+        size_t n = fold_domain(sender_domain, folded);
 
-        for (size_t i = 0; i < n; i++) {
-            char ch = sender_domain.ptr[i];
-            folded[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-        }
         culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, now,
                     &t->culprit_clk, messages, recipients, domain_hash);
     }
@@ -482,12 +476,45 @@ static struct session *session_for(struct traffic *t, const struct policy_reques
     return s;
 }
 
-void traffic_request(struct traffic *t, const struct policy_request *req, double now)
+/* The culprit keys a request's costs go to, as blame() chooses them. */
+static void culprit_hashes(const struct policy_request *req, struct traffic_news *news)
+{
+    struct policy_slice user = req->attr[PA_SASL_USERNAME];
+    struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
+    struct policy_slice sender_domain = policy_address_domain(req->attr[PA_SENDER]);
+    char folded[CULPRIT_KEY_MAX];
+
+    news->who = user.len > 0     ? culprit_key_hash(CULPRIT_SASL_USERNAME, user.ptr, user.len)
+                : client.len > 0 ? culprit_key_hash(CULPRIT_CLIENT_ADDRESS, client.ptr, client.len)
+                                 : 0;
+    news->sender_domain = sender_domain.len > 0
+                              ? culprit_key_hash(CULPRIT_SENDER_DOMAIN, folded,
+                                                 fold_domain(sender_domain, folded))
+                              : 0;
+}
+
+void traffic_dns(struct traffic *t, enum dns_type type, enum dns_outcome outcome,
+                 struct resolver_tag tag, double now)
+{
+    uint32_t lookups = outcome != DNS_UPSTREAM, upstream = outcome == DNS_UPSTREAM;
+
+    window_clock_set(&t->clk, &t->ws, now);
+    window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
+    count(t, TC_DNS(type, outcome), now, 1);
+    if (tag.who)
+        culprit_add_dns(t->senders, tag.who, &t->culprit_clk, lookups, upstream);
+    if (tag.sender_domain)
+        culprit_add_dns(t->sender_domains, tag.sender_domain, &t->culprit_clk, lookups, upstream);
+}
+
+void traffic_request(struct traffic *t, const struct policy_request *req, double now,
+                     struct traffic_news *news)
 {
     struct session *s;
     struct transaction *x = NULL;
     struct policy_slice instance = req->attr[PA_INSTANCE];
-    uint64_t key;
+    uint64_t key, sessions_before;
+    struct traffic_news ignored;
 
     switch (req->state) {
     case PS_CONNECT:
@@ -504,12 +531,20 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     key = instance.len > 0 && req->state >= PS_RCPT ? nonzero(hash64(instance.ptr, instance.len, 0))
                                                     : 0;
 
+    if (news == NULL)
+        news = &ignored;
+    memset(news, 0, sizeof(*news));
     window_clock_set(&t->clk, &t->ws, now);
     window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
     t->last_now = now;
+    sessions_before = window_counter_total(t->counter[TC_SESSIONS]);
     s = session_for(t, req, key, now);
+    news->new_session = window_counter_total(t->counter[TC_SESSIONS]) != sessions_before;
+    if (news != &ignored)
+        culprit_hashes(req, news);
     if (key != 0) {
         if (s->txn_key != key) {
+            news->new_transaction = true;
             /* The session moved on: its previous transaction is over. */
             if (s->txn_key != 0) {
                 bool found;
@@ -533,13 +568,14 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         x->last_rcpt = rcpt;
     }
     if (req->state == PS_RCPT) {
-        struct policy_slice domain = domain_of(req->attr[PA_RECIPIENT]);
+        struct policy_slice domain = policy_address_domain(req->attr[PA_RECIPIENT]);
         uint64_t domain_hash = domain.len ? nonzero(hash64(domain.ptr, domain.len, 1)) : 0;
         /* An address without a domain (RCPT TO:<postmaster>) is this host's own. */
         bool relay = domain.len > 0 && !is_local(t, domain_hash);
 
         count(t, TC_RECIPIENTS, now, 1);
         count(t, relay ? TC_RECIPIENTS_RELAY : TC_RECIPIENTS_INBOUND, now, 1);
+        news->relay_recipient = relay;
         if (relay) {
             distinct_counter_add_at(t->relay_domains, &t->ws, &t->clk, domain_hash);
             note_domain(t, now, domain_hash);

@@ -23,6 +23,7 @@
 
 #include "culprits.h"
 #include "policy_request.h"
+#include "resolver.h"
 #include "window_counter.h"
 
 struct config;
@@ -38,7 +39,20 @@ enum traffic_counter {
     TC_RECIPIENTS_RELAY, /* nr_relay */
     TC_RECIPIENTS_INBOUND,
     TC_REFUSED,          /* recipients asked for but not accepted: nf_log - nf */
-    TC_COUNT
+    /* The daemon's own DNS lookups, per type and outcome (TC_DNS below). */
+    TC_DNS_FIRST,
+    TC_COUNT = TC_DNS_FIRST + DNS_TYPES * DNS_OUTCOMES
+};
+
+#define TC_DNS(type, outcome) ((enum traffic_counter)(TC_DNS_FIRST + (type) * DNS_OUTCOMES + (outcome)))
+
+/* What one request started, for the lookups it causes. */
+struct traffic_news {
+    bool new_session;     /* its first request */
+    bool new_transaction; /* the first request of a transaction (RCPT or later) */
+    bool relay_recipient; /* a RCPT (not a repeat) to a relay domain */
+    /* Who to blame for what it costs: the culprit keys (culprit_key_hash), 0 for none. */
+    uint64_t who, sender_domain;
 };
 
 struct traffic *traffic_new(const struct config *cfg);
@@ -47,8 +61,14 @@ void traffic_free(struct traffic *t);
 /* Take the keys that can change while running (local_domains, timeouts). */
 void traffic_reconfigure(struct traffic *t, const struct config *cfg);
 
-/* Account for one request at time now (seconds). */
-void traffic_request(struct traffic *t, const struct policy_request *req, double now);
+/* Account for one request at time now (seconds); news (may be NULL) says what it started. */
+void traffic_request(struct traffic *t, const struct policy_request *req, double now,
+                     struct traffic_news *news);
+
+/* Count one DNS event (a lookup's end, or a query sent) at now, also on the culprits
+ * named by tag when they are still tracked. */
+void traffic_dns(struct traffic *t, enum dns_type type, enum dns_outcome outcome,
+                 struct resolver_tag tag, double now);
 
 /* Settle transactions that went quiet; call about once a second. */
 void traffic_tick(struct traffic *t, double now);

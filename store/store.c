@@ -372,12 +372,18 @@ static void write_counts(struct store *s, const char *key, const uint64_t *count
 
     argv[argc++] = "HSET";
     argv[argc++] = key;
+    /* Only counters that are not 0: an absent field reads as 0, and most of the DNS
+     * outcome counters stay 0 most of the time. */
     for (unsigned i = 0; i < s->set.counter_count; i++) {
+        if (counts[i] == 0)
+            continue;
         snprintf(fields[i], sizeof(fields[i]), "%s@%s", s->set.counter_names[i], s->run);
         snprintf(values[i], sizeof(values[i]), "%" PRIu64, counts[i]);
         argv[argc++] = fields[i];
         argv[argc++] = values[i];
     }
+    if (argc == 2)
+        return;
     send_strings(s, write_cb, argc, argv);
     snprintf(ttl, sizeof(ttl), "%.0f", s->set.retention);
     {

@@ -25,7 +25,7 @@ struct ev_loop;
 struct store;
 struct store_batch;
 
-#define STORE_MAX_COUNTERS 16
+#define STORE_MAX_COUNTERS 64
 #define STORE_MAX_WINDOWS 8
 #define STORE_MAX_HOSTS 64
 #define STORE_HOST_MAX 64

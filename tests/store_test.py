@@ -25,7 +25,7 @@ import urllib.request
 
 import testlib
 from testlib import (DUNNO, STARTED, DaemonProcess, free_port, listening_tcp, listening_unix,
-                     recv_answer, wait_for)
+                     policy_request, recv_answer, wait_for)
 
 RELAYWATCHD = None
 RELAYWATCH = None
@@ -223,28 +223,6 @@ def came_back(line):
 
 
 # ---------------------------------------------------------------- traffic
-
-def policy_request(state, **attrs):
-    """A request with the attributes Postfix 3.7 sends."""
-    base = [
-        ("request", "smtpd_access_policy"), ("protocol_state", state),
-        ("protocol_name", "ESMTP"), ("client_address", ""), ("client_name", "unknown"),
-        ("reverse_client_name", "unknown"), ("client_port", ""), ("server_address", "127.0.0.1"),
-        ("server_port", "25"), ("helo_name", ""), ("sender", ""), ("recipient", ""),
-        ("recipient_count", "0"), ("queue_id", ""), ("instance", ""), ("size", "0"),
-        ("etrn_domain", ""), ("stress", ""), ("sasl_method", ""), ("sasl_username", ""),
-        ("sasl_sender", ""), ("ccert_subject", ""), ("ccert_issuer", ""),
-        ("ccert_fingerprint", ""), ("ccert_pubkey_fingerprint", ""), ("encryption_protocol", ""),
-        ("encryption_cipher", ""), ("encryption_keysize", "0"), ("policy_context", ""),
-        ("compatibility_level", "3.6"), ("mail_version", "3.7.11"),
-    ]
-    out = []
-    for k, v in base:
-        out.append("%s=%s" % (k, attrs.pop(k, v)))
-    for k, v in attrs.items():
-        out.append("%s=%s" % (k, v))
-    return ("\n".join(out) + "\n\n").encode()
-
 
 class Smtpd:
     """One policy connection as one smtpd process uses it: sessions one after another, each

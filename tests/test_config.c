@@ -109,7 +109,7 @@ static void test_durations(void **state)
     } cases[] = {
         {"45", 45},    {"45s", 45},   {"2m", 120},  {"1h", 3600}, {"1d", 86400},
         {"1.5m", 90},  {"0s", -1},    {"10x", -1},  {"m", -1},    {"-5s", -1},
-        {"5 s", -1},   {"10ms", -1},  {"", -1},     {"400d", -1},
+        {"5 s", -1},   {"10ms", -1},  {"1500ms", 1.5},  {"", -1},     {"400d", -1},
     };
 
     (void)state;
@@ -300,6 +300,51 @@ static void test_overrides_and_checks(void **state)
     config_free(c);
 }
 
+static void test_dns_keys(void **state)
+{
+    struct config *c = config_new();
+    struct reports r;
+
+    (void)state;
+    /* Defaults: every lookup the study's server made, answers never wait. */
+    assert_int_equal(c->dns_lookups, DNS_LOOKUP_CLIENT_PTR | DNS_LOOKUP_CLIENT_A |
+                                         DNS_LOOKUP_SENDER_MX | DNS_LOOKUP_RECIPIENT_MX);
+    assert_true(c->dns_wait == 0);
+    assert_true(c->dns_timeout == 2.0);
+    assert_int_equal(c->dns_tries, 2);
+    assert_int_equal(c->dns_max_outstanding, 1000);
+    assert_int_equal(c->dns_cache_size, 10000);
+    assert_true(c->dns_cache_max_ttl == 86400);
+
+    assert_int_equal(parse(c, "dns_lookups = recipient_mx,sender_mx\ndns_wait = 250ms\n"
+                              "dns_timeout = 300ms\ndns_cache_max_ttl = 0\n",
+                           &r),
+                     0);
+    assert_int_equal(c->dns_lookups, DNS_LOOKUP_SENDER_MX | DNS_LOOKUP_RECIPIENT_MX);
+    assert_true(c->dns_wait == 0.25);
+    assert_true(c->dns_timeout == 0.3);
+    assert_true(c->dns_cache_max_ttl == 0);
+    assert_int_equal(parse(c, "dns_lookups =\n", &r), 0);
+    assert_int_equal(c->dns_lookups, 0);
+
+    assert_int_equal(parse(c, "dns_lookups = client_ptr, mx\n", &r), 1);
+    assert_string_equal(r.lines[0], "relaywatch.conf:1: dns_lookups: 'mx' is not client_ptr, "
+                                    "client_a, sender_mx or recipient_mx");
+    assert_int_equal(parse(c, "dns_lookups = client_a\n", &r), 1);
+    assert_non_null(strstr(r.lines[0], "it needs client_ptr"));
+    assert_int_equal(c->dns_lookups, 0); /* unchanged */
+    assert_int_equal(parse(c, "dns_wait = 61s\ndns_tries = 0\ndns_timeout = 5ms\n", &r), 3);
+    assert_int_equal(parse(c, "dns_max_outstanding = 65537\ndns_cache_size = 15\n", &r), 2);
+
+    /* Every query in flight holds a cache entry. */
+    assert_int_equal(parse(c, "dns_cache_size = 100\ndns_max_outstanding = 100\n", &r), 0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(config_check(c, collect, &r), 1);
+    assert_non_null(strstr(r.lines[0], "relaywatch.conf:2: dns_max_outstanding: 100 must be below "
+                                       "dns_cache_size (100)"));
+    config_free(c);
+}
+
 static void test_nul_and_key_names(void **state)
 {
     const char text[] = "max_connections = 5\0\nlog_requests = yes\n";
@@ -330,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_store_and_resolver_values),
         cmocka_unit_test(test_continuation_without_setting),
         cmocka_unit_test(test_overrides_and_checks),
+        cmocka_unit_test(test_dns_keys),
         cmocka_unit_test(test_nul_and_key_names),
     };
 

@@ -292,7 +292,7 @@ static void send_request(struct traffic *t, double now, const char *state, const
     struct policy_request req;
 
     make_request(&fr, &req, state, port, instance, recipient, extra);
-    traffic_request(t, &req, now);
+    traffic_request(t, &req, now, NULL);
 }
 
 static struct config *counting_config(const char *overrides)
@@ -471,6 +471,66 @@ static void test_traffic_double_hook_and_slow_data(void **state)
     config_free(cfg);
 }
 
+/* What a request started (for its lookups), and DNS counts on the host and its culprits. */
+static void test_traffic_dns_news_and_culprits(void **state)
+{
+    struct config *cfg = counting_config("local_domains=example.org");
+    struct traffic *t = traffic_new(cfg);
+    struct fake_request fr;
+    struct policy_request req;
+    struct traffic_news news;
+    struct culprit_view top[4];
+    struct resolver_tag tag;
+    unsigned n;
+
+    (void)state;
+    make_request(&fr, &req, "RCPT", "4000", "A1.1", "bob@far.example", "sasl_username=alice\n");
+    traffic_request(t, &req, 10.0, &news);
+    assert_true(news.new_session);
+    assert_true(news.new_transaction);
+    assert_true(news.relay_recipient);
+    assert_true(news.who == culprit_key_hash(CULPRIT_SASL_USERNAME, "alice", 5));
+    /* The sender domain's key is folded to lower case, as the culprit table keeps it. */
+    assert_true(news.sender_domain == culprit_key_hash(CULPRIT_SENDER_DOMAIN, "sender.example", 14));
+
+    make_request(&fr, &req, "RCPT", "4000", "A1.1", "carol@example.org", "sasl_username=alice\n");
+    traffic_request(t, &req, 11.0, &news);
+    assert_false(news.new_session);
+    assert_false(news.new_transaction);
+    assert_false(news.relay_recipient); /* local */
+
+    tag.who = culprit_key_hash(CULPRIT_SASL_USERNAME, "alice", 5);
+    tag.sender_domain = culprit_key_hash(CULPRIT_SENDER_DOMAIN, "sender.example", 14);
+    traffic_dns(t, DNS_MX, DNS_UPSTREAM, tag, 12.0);
+    traffic_dns(t, DNS_MX, DNS_UPSTREAM, tag, 12.0);
+    traffic_dns(t, DNS_MX, DNS_ANSWERED, tag, 12.5);
+    traffic_dns(t, DNS_PTR, DNS_HIT, tag, 12.5);
+    /* A key that is not tracked: the host counts it, no culprit does. */
+    tag.who = culprit_key_hash(CULPRIT_SASL_USERNAME, "nobody", 6);
+    tag.sender_domain = 0;
+    traffic_dns(t, DNS_MX, DNS_UPSTREAM, tag, 13.0);
+
+    assert_int_equal(traffic_window(t, TC_DNS(DNS_MX, DNS_UPSTREAM), 0, 13.0), 3);
+    assert_int_equal(traffic_window(t, TC_DNS(DNS_MX, DNS_ANSWERED), 0, 13.0), 1);
+    assert_int_equal(traffic_window(t, TC_DNS(DNS_PTR, DNS_HIT), 0, 13.0), 1);
+    assert_int_equal(traffic_total(t, TC_DNS(DNS_A, DNS_UPSTREAM)), 0);
+    /* Out of the 1m window a minute later, still in the 1h one. */
+    assert_int_equal(traffic_window(t, TC_DNS(DNS_MX, DNS_UPSTREAM), 0, 75.0), 0);
+    assert_int_equal(traffic_window(t, TC_DNS(DNS_MX, DNS_UPSTREAM), 2, 75.0), 3);
+
+    n = traffic_culprits(t, false, 2, 13.0, top, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(top[0].key, "alice");
+    assert_int_equal(top[0].dns_upstream, 2);
+    assert_int_equal(top[0].dns_lookups, 2);
+    n = traffic_culprits(t, true, 2, 13.0, top, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(top[0].key, "sender.example");
+    assert_int_equal(top[0].dns_upstream, 2);
+    traffic_free(t);
+    config_free(cfg);
+}
+
 static void test_status_json_alpha_null(void **state)
 {
     struct config *cfg = counting_config("");
@@ -478,7 +538,7 @@ static void test_status_json_alpha_null(void **state)
     struct policy_server_stats stats;
     uint64_t requests[STATUS_STATES][AK_COUNT];
     struct store_state store = {.backend = "memory", .connected = true};
-    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store};
+    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store, NULL};
     struct http_body b = {0};
 
     (void)state;
@@ -521,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_traffic_sessions),
         cmocka_unit_test(test_traffic_rcpt_mode),
         cmocka_unit_test(test_traffic_double_hook_and_slow_data),
+        cmocka_unit_test(test_traffic_dns_news_and_culprits),
         cmocka_unit_test(test_status_json_alpha_null),
     };
 

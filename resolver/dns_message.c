@@ -1,0 +1,290 @@
+/*
+ * dns_message: DNS wire format, both directions.  See the header.
+ *
+ * Every read is checked against the buffer's end; compression pointers
+ * may only point backwards, which also ends every loop.
+ */
+#include "dns_message.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HEADER_SIZE 12
+
+static bool host_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+size_t dns_name_normalise(const char *name, size_t len, char *out)
+{
+    size_t label = 0;
+
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    if (len == 0 || len > DNS_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (unsigned char)(ch + 32);
+        if (ch == '.') {
+            if (label == 0)
+                return 0;
+            label = 0;
+        } else if (!host_char(ch) || ++label > 63) {
+            return 0;
+        }
+        out[i] = (char)ch;
+    }
+    out[len] = '\0';
+    return len;
+}
+
+size_t dns_reverse_name(const char *addr, size_t len, char *out)
+{
+    char text[INET6_ADDRSTRLEN + 1];
+    unsigned char a[16];
+    int n = 0;
+
+    if (len == 0 || len >= sizeof(text))
+        return 0;
+    memcpy(text, addr, len);
+    text[len] = '\0';
+    if (inet_pton(AF_INET, text, a) == 1) {
+        n = snprintf(out, DNS_NAME_MAX + 1, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+    } else if (inet_pton(AF_INET6, text, a) == 1) {
+        static const char hex[] = "0123456789abcdef";
+
+        for (int i = 15; i >= 0; i--) {
+            out[n++] = hex[a[i] & 15];
+            out[n++] = '.';
+            out[n++] = hex[a[i] >> 4];
+            out[n++] = '.';
+        }
+        memcpy(out + n, "ip6.arpa", 9);
+        n += 8;
+    }
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+size_t dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uint16_t qtype,
+                       uint16_t udp_size)
+{
+    size_t n = HEADER_SIZE, len = strlen(name);
+    size_t need = HEADER_SIZE + len + 2 + 4 + (udp_size ? 11 : 0);
+    const char *p = name, *end = name + len;
+
+    if (len == 0 || len > DNS_NAME_MAX || need > cap)
+        return 0;
+    memset(buf, 0, HEADER_SIZE);
+    put16(buf, id);
+    buf[2] = 0x01; /* RD */
+    put16(buf + 4, 1);
+    put16(buf + 10, udp_size ? 1 : 0);
+    while (p < end) {
+        const char *dot = memchr(p, '.', (size_t)(end - p));
+        size_t l = (size_t)((dot ? dot : end) - p);
+
+        if (l == 0 || l > 63)
+            return 0;
+        buf[n++] = (uint8_t)l;
+        memcpy(buf + n, p, l);
+        n += l;
+        p += l + (dot ? 1 : 0);
+        if (dot && p == end)
+            break; /* a trailing dot */
+    }
+    buf[n++] = 0;
+    put16(buf + n, qtype);
+    put16(buf + n + 2, 1); /* IN */
+    n += 4;
+    if (udp_size) {
+        buf[n++] = 0; /* root */
+        put16(buf + n, DNS_QTYPE_OPT);
+        put16(buf + n + 2, udp_size);
+        memset(buf + n + 4, 0, 6); /* extended rcode, version, flags, rdlength */
+        n += 10;
+    }
+    return n;
+}
+
+/*
+ * Read the name at *off into out (lower case, no trailing dot; may be NULL)
+ * and move *off past it.  host tells whether it is a host name (only
+ * letters, digits, '-' and '_').  -1 if malformed.
+ */
+static int read_name(const uint8_t *buf, size_t len, size_t *off, char *out, bool *host)
+{
+    size_t pos = *off, n = 0, wire = 0;
+    bool jumped = false;
+
+    *host = true;
+    for (;;) {
+        uint8_t l;
+
+        if (pos >= len)
+            return -1;
+        l = buf[pos];
+        if ((l & 0xC0) == 0xC0) {
+            size_t target;
+
+            if (pos + 1 >= len)
+                return -1;
+            target = (size_t)(l & 0x3F) << 8 | buf[pos + 1];
+            if (target >= pos)
+                return -1; /* only backwards: no loops */
+            if (!jumped)
+                *off = pos + 2;
+            jumped = true;
+            pos = target;
+            continue;
+        }
+        if (l & 0xC0)
+            return -1; /* extended label types */
+        pos++;
+        if (l == 0)
+            break;
+        if (pos + l > len)
+            return -1;
+        wire += (size_t)l + 1;
+        if (wire > 254)
+            return -1;
+        if (n > 0 && out)
+            out[n] = '.';
+        if (n > 0)
+            n++;
+        for (size_t i = 0; i < l; i++) {
+            unsigned char ch = buf[pos + i];
+
+            if (ch >= 'A' && ch <= 'Z')
+                ch = (unsigned char)(ch + 32);
+            if (!host_char(ch))
+                *host = false;
+            if (out)
+                out[n] = (char)ch;
+            n++;
+        }
+        pos += l;
+    }
+    if (!jumped)
+        *off = pos;
+    if (out)
+        out[n] = '\0';
+    if (n == 0)
+        *host = false; /* the root is not a host */
+    return 0;
+}
+
+int dns_parse_question(const uint8_t *buf, size_t len, char *qname, uint16_t *qtype)
+{
+    size_t off = HEADER_SIZE;
+    char name[256];
+    bool host;
+
+    if (len < HEADER_SIZE || get16(buf + 4) < 1)
+        return -1;
+    if (read_name(buf, len, &off, name, &host) != 0 || off + 4 > len)
+        return -1;
+    if (strlen(name) > DNS_NAME_MAX)
+        return -1;
+    memcpy(qname, name, strlen(name) + 1);
+    *qtype = get16(buf + off);
+    return 0;
+}
+
+int dns_parse_reply(const uint8_t *buf, size_t len, struct dns_reply *out)
+{
+    size_t off = HEADER_SIZE;
+    unsigned qd, an, ns;
+    bool host;
+    char name[256];
+
+    memset(out, 0, sizeof(*out));
+    if (len < HEADER_SIZE || !(buf[2] & 0x80))
+        return -1; /* not an answer */
+    out->id = get16(buf);
+    out->truncated = (buf[2] & 0x02) != 0;
+    out->rcode = buf[3] & 0x0F;
+    qd = get16(buf + 4);
+    an = get16(buf + 6);
+    ns = get16(buf + 8);
+    if (qd != 1)
+        return -1;
+    if (read_name(buf, len, &off, name, &host) != 0 || off + 4 > len || strlen(name) > DNS_NAME_MAX)
+        return -1;
+    memcpy(out->qname, name, strlen(name) + 1);
+    out->qtype = get16(buf + off);
+    off += 4;
+    out->ttl = UINT32_MAX;
+    for (unsigned i = 0; i < an + ns; i++) {
+        uint16_t type, rdlen;
+        uint32_t ttl;
+        size_t rdata;
+
+        if (read_name(buf, len, &off, NULL, &host) != 0 || off + 10 > len)
+            return -1;
+        type = get16(buf + off);
+        ttl = get32(buf + off + 4);
+        if (ttl > 0x7FFFFFFF)
+            ttl = 0; /* RFC 2181 8: treat as zero */
+        rdlen = get16(buf + off + 8);
+        rdata = off + 10;
+        if (rdata + rdlen > len)
+            return -1;
+        off = rdata + rdlen;
+        if (i < an) {
+            if (type != out->qtype && type != DNS_QTYPE_CNAME)
+                continue;
+            if (ttl < out->ttl)
+                out->ttl = ttl;
+            if (type != out->qtype)
+                continue;
+            out->answers++;
+            if (out->target[0] == '\0' && (type == DNS_QTYPE_PTR || type == DNS_QTYPE_MX)) {
+                size_t at = rdata + (type == DNS_QTYPE_MX ? 2 : 0);
+
+                if (at > off || read_name(buf, off, &at, name, &host) != 0 || at != off)
+                    return -1;
+                if (host && strlen(name) <= DNS_NAME_MAX)
+                    memcpy(out->target, name, strlen(name) + 1);
+            }
+        } else if (type == DNS_QTYPE_SOA) {
+            size_t at = rdata;
+            uint32_t minimum;
+
+            /* MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM. */
+            if (read_name(buf, off, &at, NULL, &host) != 0 ||
+                read_name(buf, off, &at, NULL, &host) != 0 || at + 20 != off)
+                return -1;
+            minimum = get32(buf + at + 16);
+            if (minimum > 0x7FFFFFFF)
+                minimum = 0;
+            if (!out->has_negative_ttl) {
+                out->has_negative_ttl = true;
+                out->negative_ttl = ttl < minimum ? ttl : minimum;
+            }
+        }
+    }
+    if (out->ttl == UINT32_MAX)
+        out->ttl = 0;
+    return 0;
+}
