@@ -194,6 +194,9 @@ static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users
     unsigned b = (unsigned)(ra >> 8) & 255, c = (unsigned)(ra >> 16) & 255;
     unsigned d = 1 + (unsigned)((ra >> 24) % 254);
     unsigned v6_hi = (unsigned)(ra >> 32) & 0xffff, v6_lo = (unsigned)(ra >> 48) & 0xffff;
+    /* With a bounded pool an address is one of the pool, network part included. */
+    if (client_pool)
+        isp = (uint32_t)(ra % 300), ipv6 = (ra >> 40) % 100 < 5;
 
     uint32_t user = users > 0 ? (uint32_t)((r3 >> 16) % users) : 0;
     uint32_t user_domain = user % 97;

@@ -21,6 +21,7 @@
 #                         (the daemon flushes once per store_flush_interval,
 #                         not per request). CONNS is ignored in this mode.
 #   STORE_CONNS ["8 64"]  load levels (connections) for STORE=redis
+#   STATUS_PORT []        relaywatchd's http_listen port: /status is saved after the load
 #
 # CPU placement: the machine has 2 cores. With PIN=1 (the default) the load
 # generator runs on CPU 0 and the server on CPU 1 (taskset). Unpinned, the two
@@ -198,6 +199,12 @@ bench_server() {
         # Over the whole load run, warm-up included: every second of it was loaded.
         redis_rates "$redis_before" "$(redis_sample)" >>"$metrics"
         store_metrics "$store_http_port" >>"$metrics"
+    fi
+    if [[ -n ${STATUS_PORT:-} && $name == relaywatchd ]]; then
+        # What the daemon counted during the load (bench/dns.sh reads its DNS figures).
+        python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(
+            "http://127.0.0.1:%s/status" % sys.argv[1], timeout=5).read().decode())' \
+            "$STATUS_PORT" >"$out_dir/$name.status.json" 2>/dev/null || true
     fi
     if kill -0 "$pid" 2>/dev/null; then
         echo "rss_after_load_kb=$(rss_kb "$pid")" >>"$metrics"

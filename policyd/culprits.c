@@ -171,10 +171,9 @@ void culprit_add_dns(struct culprit_table *t, uint64_t hash, const struct window
 }
 
 void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
-                 double now, const struct window_clock *clk, uint32_t messages,
+                 uint64_t hash, double now, const struct window_clock *clk, uint32_t messages,
                  uint32_t recipients, uint64_t domain_hash)
 {
-    uint64_t hash = culprit_key_hash(kind, key, len);
     size_t stored_len = len > CULPRIT_KEY_MAX ? CULPRIT_KEY_MAX : len;
     size_t pos;
     uint32_t n;

@@ -41,12 +41,13 @@ struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned sl
 void culprit_table_free(struct culprit_table *t);
 
 /*
- * Count for key: messages and recipients to add, and the hash of one relay
- * recipient domain (0: none).  now is in seconds; clk is the table's
- * window set's clock at now (window_clock_set).
+ * Count for key, whose hash is culprit_key_hash(kind, key, len): messages
+ * and recipients to add, and the hash of one relay recipient domain (0:
+ * none).  now is in seconds; clk is the table's window set's clock at now
+ * (window_clock_set).
  */
 void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *key, size_t len,
-                 double now, const struct window_clock *clk, uint32_t messages,
+                 uint64_t hash, double now, const struct window_clock *clk, uint32_t messages,
                  uint32_t recipients, uint64_t domain_hash);
 
 /* The hash by which a key is known (for culprit_add_dns). */

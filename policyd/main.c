@@ -51,6 +51,7 @@ struct daemon_state {
     uint64_t requests[STATUS_STATES][AK_COUNT];
     double started;           /* wall clock at start */
     double started_monotonic; /* CLOCK_MONOTONIC at start */
+    double request_now;       /* the counting time of the request being handled, 0 between */
     ev_timer tick;
     bool stopping;
 };
@@ -151,11 +152,14 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     struct daemon_state *d = ctx;
     struct traffic_news news;
 
-    traffic_request(d->traffic, req, counting_now(d), &news);
+    /* Lookups answered at once (from the cache) count at the request's time. */
+    d->request_now = counting_now(d);
+    traffic_request(d->traffic, req, d->request_now, &news);
     decide(req, out);
     d->requests[req->state][out->kind]++;
     if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient))
         start_lookups(d, req, &news, out);
+    d->request_now = 0;
 }
 
 static void count_dns(void *ctx, enum dns_type type, enum dns_outcome outcome,
@@ -163,7 +167,7 @@ static void count_dns(void *ctx, enum dns_type type, enum dns_outcome outcome,
 {
     struct daemon_state *d = ctx;
 
-    traffic_dns(d->traffic, type, outcome, tag, counting_now(d));
+    traffic_dns(d->traffic, type, outcome, tag, d->request_now ? d->request_now : counting_now(d));
 }
 
 static struct resolver *open_resolver(struct daemon_state *d, char *err, size_t errlen)

@@ -72,6 +72,7 @@ struct traffic {
     unsigned open_txns;
     size_t scan_cursor; /* where traffic_tick goes on looking for quiet transactions */
     double last_now;    /* the time of the last request or tick */
+    double clocks_at;   /* the time clk and culprit_clk are both set for, -1 if none */
     bool eom_mode;
     int count_at; /* the count_messages_at key */
     double session_timeout, transaction_timeout;
@@ -120,6 +121,7 @@ struct traffic *traffic_new(const struct config *cfg)
     if (t->sessions == NULL || t->txns == NULL)
         abort();
     t->mask = slots - 1;
+    t->clocks_at = -1;
     traffic_reconfigure(t, cfg);
     return t;
 }
@@ -413,26 +415,28 @@ static size_t fold_domain(struct policy_slice domain, char *out)
     return n;
 }
 
-static void blame(struct traffic *t, const struct policy_request *req, double now,
-                  uint32_t messages, uint32_t recipients, uint64_t domain_hash)
+/* Charge the request's culprits (their keys' hashes are in news, see culprit_hashes). */
+static void blame(struct traffic *t, const struct policy_request *req,
+                  const struct traffic_news *news, double now, uint32_t messages,
+                  uint32_t recipients, uint64_t domain_hash)
 {
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
     struct policy_slice sender_domain = policy_address_domain(req->attr[PA_SENDER]);
 
     if (user.len > 0)
-        culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, now,
+        culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, news->who, now,
                     &t->culprit_clk, messages, recipients, domain_hash);
     else if (client.len > 0)
-        culprit_add(t->senders, CULPRIT_CLIENT_ADDRESS, client.ptr, client.len, now,
+        culprit_add(t->senders, CULPRIT_CLIENT_ADDRESS, client.ptr, client.len, news->who, now,
                     &t->culprit_clk, messages, recipients, domain_hash);
     if (sender_domain.len > 0) {
         /* Domains compare case-insensitively: fold them before they become keys. */
         char folded[CULPRIT_KEY_MAX];
         size_t n = fold_domain(sender_domain, folded);
 
-        culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, now,
-                    &t->culprit_clk, messages, recipients, domain_hash);
+        culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, news->sender_domain,
+                    now, &t->culprit_clk, messages, recipients, domain_hash);
     }
 }
 
@@ -498,8 +502,13 @@ void traffic_dns(struct traffic *t, enum dns_type type, enum dns_outcome outcome
 {
     uint32_t lookups = outcome != DNS_UPSTREAM, upstream = outcome == DNS_UPSTREAM;
 
-    window_clock_set(&t->clk, &t->ws, now);
-    window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
+    /* Lookups answered from the cache count at the time of their request: the clocks are
+     * already set for it. */
+    if (now != t->clocks_at) {
+        window_clock_set(&t->clk, &t->ws, now);
+        window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
+        t->clocks_at = now;
+    }
     count(t, TC_DNS(type, outcome), now, 1);
     if (tag.who)
         culprit_add_dns(t->senders, tag.who, &t->culprit_clk, lookups, upstream);
@@ -536,12 +545,12 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     memset(news, 0, sizeof(*news));
     window_clock_set(&t->clk, &t->ws, now);
     window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
+    t->clocks_at = now;
     t->last_now = now;
     sessions_before = window_counter_total(t->counter[TC_SESSIONS]);
     s = session_for(t, req, key, now);
     news->new_session = window_counter_total(t->counter[TC_SESSIONS]) != sessions_before;
-    if (news != &ignored)
-        culprit_hashes(req, news);
+    culprit_hashes(req, news);
     if (key != 0) {
         if (s->txn_key != key) {
             news->new_transaction = true;
@@ -579,7 +588,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         if (relay) {
             distinct_counter_add_at(t->relay_domains, &t->ws, &t->clk, domain_hash);
             note_domain(t, now, domain_hash);
-            blame(t, req, now, 0, 1, domain_hash);
+            blame(t, req, news, now, 0, 1, domain_hash);
         }
         if (x != NULL) {
             x->rcpts++;
@@ -594,7 +603,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
                 count(t, TC_MESSAGES_LOGGED, now, 1);
                 count(t, relay ? TC_MESSAGES_RELAY : TC_MESSAGES_INBOUND, now, 1);
                 if (relay)
-                    blame(t, req, now, 1, 0, 0);
+                    blame(t, req, news, now, 1, 0, 0);
             }
         }
     } else if (req->state == PS_END_OF_MESSAGE && x != NULL) {
@@ -611,7 +620,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
             count(t, TC_MESSAGES_LOGGED, now, 1);
             count(t, x->relay ? TC_MESSAGES_RELAY : TC_MESSAGES_INBOUND, now, 1);
             if (x->relay)
-                blame(t, req, now, 1, 0, 0);
+                blame(t, req, news, now, 1, 0, 0);
         }
         /* Settled early (a DATA phase longer than transaction_timeout): its RCPTs
          * were counted as refused then, and cannot be taken back now. */
@@ -639,6 +648,7 @@ void traffic_tick(struct traffic *t, double now)
     if (t->open_txns == 0)
         return;
     window_clock_set(&t->clk, &t->ws, now);
+    t->clocks_at = -1;
     for (size_t n = 0; n < SCAN_PER_TICK && n < slots; n++) {
         struct transaction *x = &t->txns[t->scan_cursor];
 

@@ -12,7 +12,8 @@
  * The cache is a fixed array of entries (allocated at start) with a
  * chained hash index and an LRU list of finished entries; an entry in
  * flight is the merge point for identical lookups and is never evicted.
- * Times are monotonic, so a clock step does not expire or freeze entries.
+ * Times are the loop's (ev_now, no system call per lookup); an entry stored
+ * "in the future" after the clock went back is not trusted.
  */
 #include "resolver.h"
 
@@ -25,7 +26,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dns_message.h"
@@ -45,16 +45,18 @@ struct waiter {
     struct resolver_tag tag;
 };
 
+/* The fields a lookup reads come first, so that finding an entry touches one cache line. */
 struct entry {
-    struct resolver *r;
     uint64_t hash;
-    uint32_t chain;              /* next entry in the hash bucket or free list, index + 1 */
-    uint32_t lru_prev, lru_next; /* index + 1; finished entries only */
+    uint32_t chain; /* next entry in the hash bucket or free list, index + 1 */
     uint8_t type, state, outcome;
-    double expires;              /* monotonic seconds */
-    struct resolver_tag tag;     /* who caused the query in flight */
-    struct waiter *waiters;
+    double stored, expires; /* the loop's time (ev_now) */
     char name[DNS_NAME_MAX + 1];
+    uint32_t lru_prev, lru_next; /* index + 1; finished entries only */
+    uint64_t moved;              /* r->lookups when it last went to the front */
+    struct resolver *r;
+    struct resolver_tag tag; /* who caused the query in flight */
+    struct waiter *waiters;
     char target[DNS_NAME_MAX + 1];
 };
 
@@ -82,6 +84,7 @@ struct resolver {
     uint32_t *bucket; /* index + 1 */
     uint32_t bucket_mask;
     uint32_t free_list, lru_head, lru_tail; /* index + 1 */
+    uint64_t lookups;
     unsigned used, outstanding, outstanding_peak, waiting, max_waiting;
     struct waiter *spare; /* freed waiters, used again before malloc */
     uint64_t evictions, invalid_names, dropped_waiters, unmatched_packets;
@@ -114,23 +117,24 @@ static int type_of_qtype(uint16_t qtype)
     return -1;
 }
 
-static double monotonic(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
+/* Eight bytes at a time: names are short, and this runs for every lookup. */
 static uint64_t name_hash(enum dns_type type, const char *name, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)type;
+    uint64_t h = 0x9E3779B97F4A7C15ULL * ((uint64_t)type + 1) ^ len;
 
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    while (len > 0) {
+        uint64_t w = 0;
+        size_t n = len < 8 ? len : 8;
+
+        memcpy(&w, name, n);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        name += n;
+        len -= n;
+    }
     h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 29;
     return h;
 }
 
@@ -169,6 +173,7 @@ static void lru_push(struct resolver *r, struct entry *e)
 {
     uint32_t n = entry_number(r, e);
 
+    e->moved = r->lookups;
     e->lru_prev = 0;
     e->lru_next = r->lru_head;
     if (r->lru_head)
@@ -484,7 +489,8 @@ static void answer_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
         ttl = r->set.max_ttl;
     e->state = E_DONE;
     e->outcome = (uint8_t)outcome;
-    e->expires = monotonic() + ttl;
+    e->stored = ev_now(r->loop);
+    e->expires = e->stored + ttl;
     memcpy(e->target, target, strlen(target) + 1);
     lru_push(r, e);
     r->count(r->ctx, type, outcome, e->tag);
@@ -535,20 +541,26 @@ void resolver_lookup(struct resolver *r, enum dns_type type, const char *name, s
             done(arg, type, DNS_SKIPPED, "", tag);
         return;
     }
+    r->lookups++;
     hash = name_hash(type, key, klen);
     e = entry_find(r, hash, type, key);
-    now = monotonic();
+    now = ev_now(r->loop);
     if (e != NULL && e->state == E_PENDING) {
         r->count(r->ctx, type, DNS_MERGED, tag);
         if (done && !add_waiter(r, e, done, arg, tag))
             done(arg, type, DNS_SKIPPED, "", tag);
         return;
     }
-    if (e != NULL && e->expires > now) {
+    /* Stored in the future: the clock went back; ask again rather than trust it. */
+    if (e != NULL && e->expires > now && e->stored <= now) {
         char target[DNS_NAME_MAX + 1];
 
-        lru_remove(r, e);
-        lru_push(r, e);
+        /* To the front only when it has not been there lately: moving touches two other
+         * entries, and order among the recently used does not decide evictions. */
+        if (r->lookups - e->moved > r->set.cache_size / 8) {
+            lru_remove(r, e);
+            lru_push(r, e);
+        }
         r->count(r->ctx, type, DNS_HIT, tag);
         if (done) {
             memcpy(target, e->target, strlen(e->target) + 1);
@@ -624,7 +636,7 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_settin
         r->set.max_outstanding = r->set.cache_size - 1;
     if (r->set.max_outstanding == 0)
         r->set.max_outstanding = 1;
-    r->max_waiting = 4 * r->set.max_outstanding + 64;
+    r->max_waiting = 16 * r->set.max_outstanding + 64;
     r->servers = strdup(settings->servers);
     r->entry = calloc(r->set.cache_size, sizeof(*r->entry));
     while (buckets < r->set.cache_size)

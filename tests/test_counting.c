@@ -172,7 +172,8 @@ static void add_at(struct culprit_table *t, const struct window_set *ws, enum cu
     struct window_clock clk;
 
     window_clock_set(&clk, ws, now);
-    culprit_add(t, kind, key, len, now, &clk, messages, recipients, domain_hash);
+    culprit_add(t, kind, key, len, culprit_key_hash(kind, key, len), now, &clk, messages, recipients,
+                domain_hash);
 }
 
 static void test_culprits_heavy_hitters_among_a_million(void **state)
