@@ -28,7 +28,8 @@ class Daemon(DaemonProcess):
 
     def __init__(self, *args, port=None, wait=True, name="d", preexec_fn=None):
         self.port = port if port is not None else free_port()
-        argv = [RELAYWATCHD, "-e"]
+        # No lookups of its own: nothing may leave loopback (resolver_test covers DNS).
+        argv = [RELAYWATCHD, "-e", "-o", "dns_lookups="]
         if not any(a.startswith("listen=") for a in args) and "-c" not in args:
             argv += ["-o", "listen=inet:127.0.0.1:%d" % self.port]
         # The status page has a fixed default port; tests here leave it off (http_test covers it).

@@ -44,7 +44,8 @@ class Daemon(DaemonProcess):
         elif http.startswith("unix:"):
             self.http_path = http[5:]
         self.http = http
-        argv = [RELAYWATCHD, "-e", "-o", "listen=inet:127.0.0.1:%d" % self.port,
+        # No lookups of its own: nothing may leave loopback (resolver_test covers DNS).
+        argv = [RELAYWATCHD, "-e", "-o", "dns_lookups=", "-o", "listen=inet:127.0.0.1:%d" % self.port,
                 "-o", "http_listen=" + http, "-o", "host_id=" + HOST_ID] + list(args)
         super().__init__(argv, TMP, name)
 

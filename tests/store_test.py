@@ -164,7 +164,9 @@ class Daemon(DaemonProcess):
                 "-o", "local_domains=" + LOCAL_DOMAIN, "-o", "store=" + store,
                 # The END-OF-MESSAGE hook is there: a message is relay mail if any of its
                 # recipients is (with `auto` the first one before any END-OF-MESSAGE decides).
-                "-o", "count_messages_at=end-of-message"] + list(args)
+                "-o", "count_messages_at=end-of-message",
+                # No lookups of their own unless a test asks: nothing may leave loopback.
+                "-o", "dns_lookups="] + list(args)
         super().__init__(argv, TMP, name or host)
         if wait:
             self.wait_ready()
@@ -712,8 +714,46 @@ def test_redis_absent_at_start():
             d.stop()
 
 
+def test_dns_counts_in_store():
+    """The daemon's own DNS counts go to the minute hashes as dns_TYPE_OUTCOME fields, equal
+    to /status; here against a loopback port where no name server listens (every lookup ends
+    at once, as a timeout: the port is unreachable), so nothing leaves the machine."""
+    r = Redis()
+    dead = free_port()
+    d = Daemon("mx-dns", "redis+unix://" + r.sock, "-o", "dns_lookups=client_ptr, sender_mx, "
+               "recipient_mx", "-o", "resolver=127.0.0.1:%d" % dead, "-o", "dns_timeout=100ms",
+               "-o", "dns_tries=1")
+    try:
+        e, n, worst = send_sessions(d, 40, seed=21)
+        assert worst < MAX_LATENCY, worst
+        want = {}
+
+        def stored_equals_status():
+            nonlocal want
+            totals = d.status()["hosts"][0]["totals"]["dns_detail"]
+            want = {"dns_%s_%s" % (t, o): v for t, outs in totals.items()
+                    for o, v in outs.items() if v}
+            got = sum_minutes(r.host_minutes("mx-dns"))
+            got = {k: v for k, v in got.items() if k.startswith("dns_") and v}
+            return want and got == want
+
+        wait_for(stored_equals_status, timeout=10, what="DNS counts in Redis equal /status")
+        print("  stored %s" % want, flush=True)
+        # Every session's PTR, every transaction's sender MX, every relay RCPT's MX: ended.
+        assert want.get("dns_ptr_timeout", 0) + want.get("dns_ptr_hit", 0) + \
+            want.get("dns_ptr_merged", 0) == e["nc"], (want, e)
+        # A send the kernel refuses (the ICMP error of an earlier one) is no packet upstream.
+        assert 0 < want.get("dns_mx_upstream", 0) <= want.get("dns_mx_timeout", 0), want
+    finally:
+        try:
+            d.stop()
+        finally:
+            r.stop()
+
+
 TESTS = [
     test_fleet,
+    test_dns_counts_in_store,
     test_relay_domain_burst,
     test_redis_killed_under_load,
     test_redis_hung_under_load,

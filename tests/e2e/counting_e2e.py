@@ -530,7 +530,9 @@ smtpd_end_of_data_restrictions = {hook}
         cmd = [self.args.relaywatchd, "-e",
                "-o", "listen=inet:%s:%d" % (DAEMON_ADDR, self.daemon_port),
                "-o", "http_listen=inet:%s:%d" % (DAEMON_ADDR, self.http_port),
-               "-o", "local_domains=%s" % LOCAL_DOMAIN]
+               "-o", "local_domains=%s" % LOCAL_DOMAIN,
+               # Like the Postfix instance, no lookups that could leave loopback.
+               "-o", "dns_lookups="]
         if with_timeout:
             cmd += ["-o", "transaction_timeout=%gs" % TRANSACTION_TIMEOUT]
         cmd += ["-o", "log_requests=yes"]

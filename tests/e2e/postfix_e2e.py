@@ -221,7 +221,9 @@ smtpd_end_of_data_restrictions = {hook}
                     "--serve-fake-daemon", "%s:%d" % (DAEMON_ADDR, self.daemon_port)]
         return ([self.args.relaywatchd, "-e",
                  "-o", "listen=inet:%s:%d" % (DAEMON_ADDR, self.daemon_port),
-                 "-o", "log_requests=yes"] + extra)
+                 "-o", "log_requests=yes",
+                 # Like the Postfix instance, no lookups that could leave loopback.
+                 "-o", "dns_lookups="] + extra)
 
     def start_daemon(self):
         # http_listen= turns the daemon's HTTP port off: its default
