@@ -406,7 +406,7 @@ class Unbound:
     local zones; nothing is asked outside the machine."""
 
     def __init__(self, base_dir, forward_to, address="127.0.0.35", port=None,
-                 outgoing="127.0.0.1"):
+                 outgoing="127.0.0.1", log_queries=False):
         self.dir = os.path.join(base_dir, "unbound-%d" % time.monotonic_ns())
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
@@ -414,6 +414,8 @@ class Unbound:
         self.port = port
         self.forward_to = forward_to  # "127.0.0.1@5300"
         self.outgoing = outgoing
+        self.log_queries = log_queries
+        self.log = os.path.join(self.dir, "unbound.log")
         self.proc = None
         self.conf = os.path.join(self.dir, "unbound.conf")
         self.sock = os.path.join(self.dir, "control.sock")
@@ -438,6 +440,7 @@ class Unbound:
     local-zone: "test." nodefault
     local-zone: "127.in-addr.arpa." nodefault
     access-control: 127.0.0.0/8 allow
+    log-queries: %(logq)s
 remote-control:
     control-enable: yes
     control-interface: %(sock)s
@@ -445,7 +448,8 @@ forward-zone:
     name: "."
     forward-addr: %(fwd)s
 """ % {"addr": self.address, "port": self.port, "d": self.dir, "sock": self.sock,
-                "fwd": self.forward_to, "out": self.outgoing})
+                "fwd": self.forward_to, "out": self.outgoing,
+                "logq": "yes" if self.log_queries else "no"})
         self.proc = subprocess.Popen([UNBOUND, "-d", "-c", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -464,6 +468,19 @@ forward-zone:
         if check and r.returncode != 0:
             raise AssertionError("unbound-control %s: %s%s" % (args, r.stdout, r.stderr))
         return r
+
+    def query_counts(self, client_ip):
+        """With log_queries: queries unbound received from client_ip, by type. A line is
+        `[T] unbound[P:T] info: 127.0.0.1 name. MX IN`."""
+        wait_file_stable(self.log)
+        out = collections.Counter()
+        pat = re.compile(r"\binfo: (\S+) (\S+) (\S+) IN\s*$")
+        with open(self.log, errors="replace") as f:
+            for line in f:
+                m = pat.search(line)
+                if m and m.group(1) == client_ip:
+                    out[m.group(3)] += 1
+        return out
 
     def flush(self):
         self.control("flush_zone", ".")

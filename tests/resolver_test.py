@@ -1032,6 +1032,39 @@ def test_tcp_retry_and_ipv6_forward():
         stop_all(d, named)
 
 
+def test_through_unbound():
+    """The study's topology: relaywatchd -> a local caching unbound -> named. What the daemon
+    counts as sent upstream is what unbound logs for the daemon's address, type by type; named
+    behind the cache sees each distinct name at most once."""
+    if not dns_servers.unbound_available():
+        print("  unbound missing: skipped")
+        return
+    zones = mixed_zones()
+    named = start_named(zones)
+    unbound = d = None
+    try:
+        unbound = dns_servers.Unbound(new_dir("unbound"), "127.0.0.1@%d" % named.port,
+                                      address="127.0.0.35", log_queries=True).start()
+        testlib.STARTED.append(unbound.proc)
+        d = Daemon("127.0.0.35:%d" % unbound.port)
+        model = Model(zones)
+        sessions = mixed_sessions(seed=5, n=40)
+        keys = model.lookups(sessions)
+        send(d, sessions)
+        packets, detail, _ = settle(d, by_type(keys))
+        seen = unbound.query_counts(DAEMON_SOURCE)
+        want = {t: seen.get(t.upper(), 0) for t in TYPES}
+        print("  daemon sent %s; unbound logged %s" % (packets, want), flush=True)
+        assert packets == want, (packets, want)
+        assert packets == by_type(set(keys)), (packets, by_type(set(keys)))
+        named.wait_log_stable()
+        behind = named.query_counts(DAEMON_SOURCE)   # unbound's outgoing address
+        for t in TYPES:
+            assert behind.get(t.upper(), 0) <= packets[t], (t, behind, packets)
+    finally:
+        stop_all(d, unbound, named)
+
+
 TESTS = [
     test_named_harness,
     test_upstream_counts_match_named,
@@ -1043,6 +1076,7 @@ TESTS = [
     test_dns_wait,
     test_dns_lookups_subset,
     test_tcp_retry_and_ipv6_forward,
+    test_through_unbound,
 ]
 
 
