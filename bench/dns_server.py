@@ -34,13 +34,21 @@ def zones():
     return out
 
 
+def query_key(data):
+    """ID and question of a message: IDs alone collide with a thousand queries in flight."""
+    end = 12
+    while end < len(data) and data[end] != 0:
+        end += 1 + data[end]
+    return data[:2] + data[12:end + 5]
+
+
 def relay(listen, upstream, delay, stop):
     """Forward each query to upstream and its answer back after `delay` seconds."""
     front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     front.bind(listen)
     back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     back.connect(upstream)
-    clients = {}  # query id -> client address
+    clients = {}  # query_key -> client address
     pending = []  # (due, data, addr)
     lock = threading.Lock()
 
@@ -52,7 +60,7 @@ def relay(listen, upstream, delay, stop):
             except socket.timeout:
                 continue
             with lock:
-                addr = clients.pop(data[:2], None)
+                addr = clients.pop(query_key(data), None)
                 if addr:
                     pending.append((time.monotonic() + delay, data, addr))
 
@@ -75,7 +83,7 @@ def relay(listen, upstream, delay, stop):
         except socket.timeout:
             continue
         with lock:
-            clients[data[:2]] = addr
+            clients[query_key(data)] = addr
         back.send(data)
 
 

@@ -92,7 +92,8 @@ bool lookups_start(struct resolver *r, unsigned mask, const struct policy_reques
         bool v6;
 
         v = req->attr[PA_CLIENT_ADDRESS];
-        v6 = memchr(v.ptr, ':', v.len) != NULL;
+        /* An absent client_address is {NULL, 0}: memchr must not see NULL. */
+        v6 = v.len > 0 && memchr(v.ptr, ':', v.len) != NULL;
         if (w) {
             w->forward = v6 ? DNS_AAAA : DNS_A;
             w->pending++;

@@ -48,6 +48,7 @@ struct daemon_state {
     struct traffic *traffic;
     struct store *store;
     struct resolver *resolver; /* NULL: dns_lookups is empty */
+    struct held_answer *held;  /* answers waiting for lookups (dns_wait) */
     uint64_t requests[STATUS_STATES][AK_COUNT];
     double started;           /* wall clock at start */
     double started_monotonic; /* CLOCK_MONOTONIC at start */
@@ -77,18 +78,34 @@ static double counting_now(const struct daemon_state *d)
  */
 struct held_answer {
     struct daemon_state *d;
+    struct held_answer *prev, *next; /* in d->held while hold is set */
     struct policy_hold *hold; /* NULL once answered or the connection is gone */
     struct decision decision;
     ev_timer timer;
     bool lookups_done;
 };
 
+/* The answer no longer waits: off the list of held ones, timer stopped. */
+static void held_answer_release(struct held_answer *h)
+{
+    ev_timer_stop(h->d->loop, &h->timer);
+    if (h->hold == NULL)
+        return;
+    h->hold = NULL;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        h->d->held = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->prev = h->next = NULL;
+}
+
 static void held_answer_send(struct held_answer *h)
 {
     struct policy_hold *hold = h->hold;
 
-    ev_timer_stop(h->d->loop, &h->timer);
-    h->hold = NULL;
+    held_answer_release(h);
     if (hold != NULL)
         policy_server_answer(hold, &h->decision);
 }
@@ -113,10 +130,7 @@ static void held_lookups_ready(void *arg)
 
 static void held_connection_gone(void *arg)
 {
-    struct held_answer *h = arg;
-
-    ev_timer_stop(h->d->loop, &h->timer);
-    h->hold = NULL;
+    held_answer_release(arg);
 }
 
 static void start_lookups(struct daemon_state *d, const struct policy_request *req,
@@ -124,7 +138,7 @@ static void start_lookups(struct daemon_state *d, const struct policy_request *r
 {
     struct held_answer *h;
 
-    if (d->cfg->dns_wait <= 0) {
+    if (d->cfg->dns_wait <= 0 || d->stopping) {
         lookups_start(d->resolver, d->cfg->dns_lookups, req, news, NULL, NULL);
         return;
     }
@@ -142,8 +156,13 @@ static void start_lookups(struct daemon_state *d, const struct policy_request *r
     h->hold = policy_server_hold(d->server, held_connection_gone, h);
     ev_timer_init(&h->timer, held_timer_cb, d->cfg->dns_wait, 0.);
     h->timer.data = h;
-    if (h->hold != NULL)
+    if (h->hold != NULL) {
+        h->next = d->held;
+        if (d->held)
+            d->held->prev = h;
+        d->held = h;
         ev_timer_start(d->loop, &h->timer);
+    }
 }
 
 /* The hot path: count, decide, start lookups; nothing that can block. */
@@ -390,6 +409,9 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     http_server_free(d->http);
     d->http = NULL;
     ev_timer_stop(d->loop, &d->tick);
+    /* Leaving: answers waiting for DNS go out now, not after dns_wait. */
+    while (d->held != NULL)
+        held_answer_send(d->held);
     policy_server_shutdown(d->server, on_drained, d);
 }
 

@@ -345,6 +345,9 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_tstamp left = c->last_activity + c->srv->cfg->idle_timeout - ev_now(loop);
 
     (void)revents;
+    /* Waiting for our own answer (dns_wait) is not idleness. */
+    if (c->held && left <= 0)
+        left = c->srv->cfg->idle_timeout;
     if (left > 0) {
         ev_timer_set(w, left, 0.0);
         ev_timer_start(loop, w);

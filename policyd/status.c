@@ -448,11 +448,13 @@ void status_text(struct http_body *b, const struct status_sources *s, double now
         char key[4 * CULPRIT_KEY_MAX + 1];
 
         printable(key, sizeof(key), culprits[i].key);
-        http_body_printf(b, "  %-14s %-32s %8llu msgs %8llu rcpts %6llu domains%s\n",
+        http_body_printf(b,
+                         "  %-14s %-32s %8llu msgs %8llu rcpts %6llu domains %7llu DNS queries%s\n",
                          culprit_kind_name(culprits[i].kind), key,
                          (unsigned long long)culprits[i].messages,
                          (unsigned long long)culprits[i].recipients,
                          (unsigned long long)culprits[i].domains,
+                         (unsigned long long)culprits[i].dns_upstream,
                          culprits[i].exact ? "" : " (at least)");
     }
 }

@@ -39,6 +39,8 @@ size_t dns_name_normalise(const char *name, size_t len, char *out)
         }
         out[i] = (char)ch;
     }
+    if (label == 0)
+        return 0; /* an empty last label: "example.com.." */
     out[len] = '\0';
     return len;
 }

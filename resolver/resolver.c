@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -50,6 +52,7 @@ struct entry {
     uint64_t hash;
     uint32_t chain; /* next entry in the hash bucket or free list, index + 1 */
     uint8_t type, state, outcome;
+    bool server_failed; /* in flight: a server answered SERVFAIL, REFUSED or the like */
     double stored, expires; /* the loop's time (ev_now) */
     char name[DNS_NAME_MAX + 1];
     uint32_t lru_prev, lru_next; /* index + 1; finished entries only */
@@ -87,6 +90,7 @@ struct resolver {
     uint64_t lookups;
     unsigned used, outstanding, outstanding_peak, waiting, max_waiting;
     struct waiter *spare; /* freed waiters, used again before malloc */
+    double first_timeout; /* seconds, as c-ares has it (whole milliseconds) */
     uint64_t evictions, invalid_names, dropped_waiters, unmatched_packets;
     struct sock socks[MAX_SOCKETS];
 };
@@ -225,9 +229,29 @@ static void reschedule(struct resolver *r)
     ev_timer_stop(r->loop, &r->timer);
     tvp = ares_timeout(r->channel, NULL, &tv);
     if (tvp != NULL) {
-        ev_timer_set(&r->timer, (double)tvp->tv_sec + (double)tvp->tv_usec / 1e6, 0.);
+        /* ares_timeout() rounds down to whole milliseconds: with less than 1 ms left it says 0,
+         * the query has not timed out yet when the timer fires, and the loop would spin (and
+         * walk every query in flight each time) until it has.  One millisecond more. */
+        ev_timer_set(&r->timer, (double)tvp->tv_sec + (double)tvp->tv_usec / 1e6 + 0.001, 0.);
         ev_timer_start(r->loop, &r->timer);
     }
+}
+
+/*
+ * After a send or a socket event: ares_timeout() walks every query in flight, too costly to
+ * run that often under load.  No query's deadline is sooner than one first-try timeout from
+ * when it was sent, so it is enough that the timer fires within that; timer_cb then asks
+ * c-ares for the exact time.
+ */
+static void wake_within_timeout(struct resolver *r)
+{
+    if (r->destroying)
+        return;
+    if (ev_is_active(&r->timer) && ev_timer_remaining(r->loop, &r->timer) <= r->first_timeout)
+        return;
+    ev_timer_stop(r->loop, &r->timer);
+    ev_timer_set(&r->timer, r->first_timeout, 0.);
+    ev_timer_start(r->loop, &r->timer);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -250,7 +274,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     /* s may be closed (and reused) inside ares_process_fd: read what we need first. */
     ares_process_fd(r->channel, (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
                     (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-    reschedule(r);
+    wake_within_timeout(r);
 }
 
 static struct sock *sock_find(struct resolver *r, int fd)
@@ -290,6 +314,12 @@ static ares_socket_t sock_open(int domain, int type, int protocol, void *user)
     fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd < 0)
         return ARES_SOCKET_BAD;
+    if (type == SOCK_STREAM) {
+        /* c-ares does its own socket set-up only without socket functions: queries written
+         * one after another on a TCP connection must not wait for Nagle. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     memset(s, 0, sizeof(*s));
     s->r = r;
     s->fd = fd;
@@ -317,33 +347,68 @@ static int sock_connect(ares_socket_t fd, const struct sockaddr *addr, ares_sock
     return connect(fd, addr, len);
 }
 
+static struct entry *pending_entry(struct resolver *r, const uint8_t *msg, size_t len,
+                                   int *type_out);
+
+/*
+ * A UDP answer came in.  c-ares 1.18 retries a SERVFAIL, REFUSED or NOTIMP
+ * answer and, after the last try, ends the query as if the server had been
+ * unreachable; note the failure on the lookup so that it counts as servfail,
+ * not timeout.  (A TCP answer is read in pieces; failures over TCP are rare
+ * enough to leave them as c-ares reports them.)
+ */
 static ares_ssize_t sock_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
                                   struct sockaddr *from, ares_socklen_t *fromlen, void *user)
 {
-    (void)user;
-    return recvfrom(fd, buf, len, flags, from, fromlen);
+    struct resolver *r = user;
+    ssize_t n = recvfrom(fd, buf, len, flags, from, fromlen);
+    const uint8_t *msg = buf;
+    struct sock *s;
+    struct entry *e;
+    int type;
+
+    if (n >= 12 && (msg[2] & 0x80) && (s = sock_find(r, fd)) != NULL && !s->stream) {
+        unsigned rcode = msg[3] & 0x0F;
+
+        if (rcode != DNS_RCODE_NOERROR && rcode != DNS_RCODE_NXDOMAIN &&
+            (e = pending_entry(r, msg, (size_t)n, &type)) != NULL)
+            e->server_failed = true;
+    }
+    return n;
+}
+
+/* The lookup in flight a message (query or answer) is about; NULL if none.  *type_out is its
+ * type, -1 if the question is none of ours. */
+static struct entry *pending_entry(struct resolver *r, const uint8_t *msg, size_t len,
+                                   int *type_out)
+{
+    char qname[DNS_NAME_MAX + 1];
+    uint16_t qtype;
+    struct entry *e;
+    int type;
+
+    *type_out = -1;
+    if (dns_parse_question(msg, len, qname, &qtype) != 0 || (type = type_of_qtype(qtype)) < 0)
+        return NULL;
+    *type_out = type;
+    e = entry_find(r, name_hash((enum dns_type)type, qname, strlen(qname)), (enum dns_type)type,
+                   qname);
+    return e != NULL && e->state == E_PENDING ? e : NULL;
 }
 
 /* One query packet went out: count it for the lookup in flight that asked it. */
 static void sent_query(struct resolver *r, const uint8_t *msg, size_t len)
 {
-    char qname[DNS_NAME_MAX + 1];
-    uint16_t qtype;
     struct resolver_tag tag = {0, 0};
     int type;
-    struct entry *e;
+    struct entry *e = pending_entry(r, msg, len, &type);
 
-    if (dns_parse_question(msg, len, qname, &qtype) != 0 || (type = type_of_qtype(qtype)) < 0) {
-        r->unmatched_packets++;
-        return;
-    }
-    e = entry_find(r, name_hash((enum dns_type)type, qname, strlen(qname)), (enum dns_type)type,
-                   qname);
-    if (e != NULL && e->state == E_PENDING)
+    if (e != NULL)
         tag = e->tag;
     else
         r->unmatched_packets++;
-    r->count(r->ctx, (enum dns_type)type, DNS_UPSTREAM, tag);
+    if (type >= 0)
+        r->count(r->ctx, (enum dns_type)type, DNS_UPSTREAM, tag);
 }
 
 /* Follow the TCP stream: 2-byte length, message, and so on; partial writes allowed. */
@@ -485,6 +550,8 @@ static void answer_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
         return;
     }
     outcome = classify(status, abuf, alen, &ttl, target);
+    if (outcome == DNS_TIMEOUT && e->server_failed)
+        outcome = DNS_SERVFAIL; /* answered, with a failure, on the last tries */
     if (ttl > r->set.max_ttl)
         ttl = r->set.max_ttl;
     e->state = E_DONE;
@@ -591,6 +658,7 @@ void resolver_lookup(struct resolver *r, enum dns_type type, const char *name, s
         r->bucket[hash & r->bucket_mask] = entry_number(r, e);
     }
     e->state = E_PENDING;
+    e->server_failed = false;
     e->tag = tag;
     e->target[0] = '\0';
     e->waiters = NULL;
@@ -598,10 +666,15 @@ void resolver_lookup(struct resolver *r, enum dns_type type, const char *name, s
         r->outstanding_peak = r->outstanding;
     if (done && !add_waiter(r, e, done, arg, tag))
         done(arg, type, DNS_SKIPPED, "", tag);
-    qlen = dns_build_query(query, sizeof(query), 0, key, qtype_of[type], EDNS_UDP_SIZE);
+    /* c-ares 1.18's ares_send() keeps the caller's query ID (only ares_query() draws one):
+     * a fixed ID would leave the source port as the only defence against forged answers, and
+     * would put every query in flight in one bucket of c-ares's ID table, which it then
+     * scans (expanding names) for every answer. */
+    qlen = dns_build_query(query, sizeof(query), (uint16_t)arc4random(), key, qtype_of[type],
+                           EDNS_UDP_SIZE);
     /* May call answer_cb before it returns (no server, no memory). */
     ares_send(r->channel, query, (int)qlen, answer_cb, e);
-    reschedule(r);
+    wake_within_timeout(r);
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -660,6 +733,7 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_settin
     opts.flags = ARES_FLAG_EDNS;
     opts.ednspsz = EDNS_UDP_SIZE;
     opts.timeout = (int)(settings->timeout * 1000.0 + 0.5);
+    r->first_timeout = opts.timeout / 1000.0;
     opts.tries = (int)settings->tries;
     opts.sock_state_cb = sock_state_cb;
     opts.sock_state_cb_data = r;

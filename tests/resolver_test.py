@@ -18,6 +18,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -963,6 +964,73 @@ def test_dns_wait():
         stop_all(d, named)
 
 
+def test_refused_is_servfail():
+    """named answers REFUSED for names outside its zones (recursion off). c-ares retries such an
+    answer and ends the query as if the server were unreachable: the daemon still counts it as
+    servfail, not timeout, every try as a query, and caches the failure."""
+    zones = outage_zones()
+    named = start_named(zones)
+    d = None
+    try:
+        d = Daemon(named.address, "-o", "dns_lookups=sender_mx, recipient_mx",
+                   "-o", "dns_tries=2", "-o", "dns_timeout=1s")
+        doms = ["out%d.example" % i for i in range(5)]
+        sessions = [Session("127.0.30.%d" % (i + 1), [("s@" + dom, ["r@" + dom])])
+                    for i, dom in enumerate(doms)]
+        latencies = send(d, sessions)
+        assert max(latencies) < FAST, max(latencies)
+        # Each domain: the sender MX goes upstream, the recipient MX merges or hits.
+        packets, detail, _ = settle(d, {"mx": 2 * len(doms)})
+        print("  dns %s; mx %s" % (packets, detail["mx"]), flush=True)
+        mx = detail["mx"]
+        assert mx["servfail"] == len(doms) and mx["timeout"] == 0, mx
+        assert mx["hit"] + mx["merged"] == len(doms), mx
+        assert packets["mx"] == 2 * len(doms), packets   # dns_tries = 2
+        check_against_named(named, packets, "REFUSED answers")
+        send(d, sessions)                                 # cached failures: nothing sent
+        p2, d2, _ = settle(d, {"mx": 4 * len(doms)})
+        assert p2 == packets and d2["mx"]["hit"] - mx["hit"] == 2 * len(doms), (p2, d2["mx"])
+    finally:
+        stop_all(d, named)
+
+
+def test_held_answers_idle_and_sigterm():
+    """An answer held for dns_wait outlives idle_timeout (waiting for our own lookups is not
+    idleness), and SIGTERM sends every held answer at once and exits 0."""
+    zones = outage_zones()
+    named = start_named(zones)
+    d = None
+    try:
+        d = Daemon(named.address, "-o", "dns_wait=2500ms", "-o", "idle_timeout=1s",
+                   "-o", "dns_timeout=5s", "-o", "dns_tries=1")
+        named.pause()
+        c = Conn(d)
+        s = Session("127.0.40.1", [("s@h1.test", ["r@hr1.test"])], connect=False)
+        took = c.ask(s.requests()[0][1], timeout=6)
+        print("  held over idle_timeout=1s: answered after %.2fs" % took, flush=True)
+        assert 2.3 <= took < 3.5, took
+        conns = [Conn(d) for _ in range(5)]
+        for i, cc in enumerate(conns):
+            s = Session("127.0.41.%d" % (i + 1), [("s@t%d.test" % i, ["r@tr%d.test" % i])],
+                        connect=False)
+            cc.sock.sendall(s.requests()[0][1])
+        time.sleep(0.3)                                   # all five held now
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        for cc in conns:
+            assert recv_answer(cc.sock, timeout=5) == DUNNO
+        took = time.monotonic() - t0
+        print("  SIGTERM with 5 held answers: all answered in %.3fs" % took, flush=True)
+        assert took < 1.0, took
+        rc = d.proc.wait(10)
+        assert rc == 0, (rc, d.text())
+        for cc in conns + [c]:
+            cc.close()
+    finally:
+        named.resume()
+        stop_all(d, named)
+
+
 def test_dns_lookups_subset():
     """dns_lookups picks the kinds of lookup: client_ptr and recipient_mx alone send no A and
     no sender MX; an empty value sends nothing."""
@@ -1065,6 +1133,48 @@ def test_through_unbound():
         stop_all(d, unbound, named)
 
 
+def test_query_ids_and_odd_requests():
+    """Each query goes out with its own ID (c-ares 1.18's ares_send() keeps the ID it is given:
+    a fixed one would leave only the source port against forged answers), a request without
+    client_address is answered (sanitized builds once aborted on it), and a name with two
+    trailing dots is not looked up. A bare UDP socket stands in for the name server and
+    never answers."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    d = None
+    try:
+        d = Daemon("127.0.0.1:%d" % listener.getsockname()[1], "-o", "dns_lookups=recipient_mx",
+                   "-o", "dns_timeout=5s")
+        c = Conn(d)
+        for i in range(8):
+            c.ask(policy_request("RCPT", client_address="192.0.2.1", client_port="1",
+                                 recipient="u%d@id%d.test" % (i, i), instance="I1",
+                                 recipient_count=str(i)))
+        c.ask(b"request=smtpd_access_policy\nprotocol_state=RCPT\n"
+              b"recipient=x@noclient.test\ninstance=I2\n\n")
+        c.ask(policy_request("RCPT", client_address="192.0.2.1", client_port="1",
+                             recipient="y@twodots.test..", instance="I1", recipient_count="9"))
+        c.close()
+        ids, names = [], []
+        deadline = time.monotonic() + 5
+        while len(ids) < 9 and time.monotonic() < deadline:
+            try:
+                data = listener.recv(2048)
+            except socket.timeout:
+                continue
+            ids.append(data[:2])
+            names.append(data[12:60])
+        assert len(ids) == 9, "%d queries reached the server" % len(ids)
+        assert len(set(ids)) >= 7, "query IDs %s" % [i.hex() for i in ids]
+        assert not any(b"twodots" in n for n in names), names
+        _packets, _detail, resolver = dns_of(d.status())
+        assert resolver["invalid_names"] == 1, resolver
+    finally:
+        listener.close()
+        stop_all(d)
+
+
 TESTS = [
     test_named_harness,
     test_upstream_counts_match_named,
@@ -1077,6 +1187,9 @@ TESTS = [
     test_dns_lookups_subset,
     test_tcp_retry_and_ipv6_forward,
     test_through_unbound,
+    test_query_ids_and_odd_requests,
+    test_refused_is_servfail,
+    test_held_answers_idle_and_sigterm,
 ]
 
 

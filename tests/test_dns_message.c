@@ -113,6 +113,9 @@ static void test_normalise(void **state)
     assert_int_equal(dns_name_normalise("_dmarc.x-y.test", 15, out), 15);
     assert_int_equal(dns_name_normalise("[192.0.2.1]", 11, out), 0);
     assert_int_equal(dns_name_normalise("a..b", 4, out), 0);
+    /* Only one trailing dot is dropped: two would leave a key the packets never match. */
+    assert_int_equal(dns_name_normalise("example.com..", 13, out), 0);
+    assert_int_equal(dns_name_normalise("..", 2, out), 0);
     assert_int_equal(dns_name_normalise(".", 1, out), 0);
     assert_int_equal(dns_name_normalise("", 0, out), 0);
     assert_int_equal(dns_name_normalise("a b.test", 8, out), 0);
