@@ -53,6 +53,8 @@ struct daemon_state {
     double started;           /* wall clock at start */
     double started_monotonic; /* CLOCK_MONOTONIC at start */
     double request_now;       /* the counting time of the request being handled, 0 between */
+    struct dns_counts request_dns; /* its DNS events so far (lookups answered at once, ...) */
+    struct resolver_tag request_tag;
     ev_timer tick;
     bool stopping;
 };
@@ -176,8 +178,10 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     traffic_request(d->traffic, req, d->request_now, &news);
     decide(req, out);
     d->requests[req->state][out->kind]++;
-    if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient))
+    if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient)) {
         start_lookups(d, req, &news, out);
+        traffic_dns(d->traffic, &d->request_dns, d->request_tag, d->request_now);
+    }
     d->request_now = 0;
 }
 
@@ -185,8 +189,16 @@ static void count_dns(void *ctx, enum dns_type type, enum dns_outcome outcome,
                       struct resolver_tag tag)
 {
     struct daemon_state *d = ctx;
+    struct dns_counts one = {{{0}}, 0};
 
-    traffic_dns(d->traffic, type, outcome, tag, d->request_now ? d->request_now : counting_now(d));
+    /* During a request: gathered, and counted once when it is answered (handle_request). */
+    if (d->request_now != 0) {
+        dns_counts_add(&d->request_dns, type, outcome);
+        d->request_tag = tag;
+        return;
+    }
+    dns_counts_add(&one, type, outcome);
+    traffic_dns(d->traffic, &one, tag, counting_now(d));
 }
 
 static struct resolver *open_resolver(struct daemon_state *d, char *err, size_t errlen)

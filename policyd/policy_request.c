@@ -277,12 +277,11 @@ enum policy_parse_result policy_parser_next(struct policy_parser *p, const char 
 struct policy_slice policy_address_domain(struct policy_slice addr)
 {
     struct policy_slice d = {NULL, 0};
+    const char *at = addr.len > 0 ? memrchr(addr.ptr, '@', addr.len) : NULL;
 
-    for (size_t i = addr.len; i > 0; i--)
-        if (addr.ptr[i - 1] == '@') {
-            d.ptr = addr.ptr + i;
-            d.len = addr.len - i;
-            break;
-        }
+    if (at != NULL) {
+        d.ptr = at + 1;
+        d.len = addr.len - (size_t)(d.ptr - addr.ptr);
+    }
     return d;
 }

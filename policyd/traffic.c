@@ -497,11 +497,12 @@ static void culprit_hashes(const struct policy_request *req, struct traffic_news
                               : 0;
 }
 
-void traffic_dns(struct traffic *t, enum dns_type type, enum dns_outcome outcome,
-                 struct resolver_tag tag, double now)
+void traffic_dns(struct traffic *t, struct dns_counts *c, struct resolver_tag tag, double now)
 {
-    uint32_t lookups = outcome != DNS_UPSTREAM, upstream = outcome == DNS_UPSTREAM;
+    uint32_t lookups = 0, upstream = 0;
 
+    if (c->used == 0)
+        return;
     /* Lookups answered from the cache count at the time of their request: the clocks are
      * already set for it. */
     if (now != t->clocks_at) {
@@ -509,7 +510,20 @@ void traffic_dns(struct traffic *t, enum dns_type type, enum dns_outcome outcome
         window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
         t->clocks_at = now;
     }
-    count(t, TC_DNS(type, outcome), now, 1);
+    while (c->used != 0) {
+        unsigned bit = (unsigned)__builtin_ctzll(c->used);
+        unsigned type = bit / DNS_OUTCOMES, outcome = bit % DNS_OUTCOMES;
+        uint32_t n = c->n[type][outcome];
+
+        c->used &= c->used - 1;
+        c->n[type][outcome] = 0;
+        count(t, TC_DNS(type, outcome), now, n);
+        if (outcome == DNS_UPSTREAM)
+            upstream += n;
+        else
+            lookups += n;
+    }
+    /* Once per cause, not per lookup: a request's four lookups cost one culprit update. */
     if (tag.who)
         culprit_add_dns(t->senders, tag.who, &t->culprit_clk, lookups, upstream);
     if (tag.sender_domain)

@@ -65,10 +65,22 @@ void traffic_reconfigure(struct traffic *t, const struct config *cfg);
 void traffic_request(struct traffic *t, const struct policy_request *req, double now,
                      struct traffic_news *news);
 
-/* Count one DNS event (a lookup's end, or a query sent) at now, also on the culprits
- * named by tag when they are still tracked. */
-void traffic_dns(struct traffic *t, enum dns_type type, enum dns_outcome outcome,
-                 struct resolver_tag tag, double now);
+/* DNS events of one cause (a request, or one answer): per type and outcome. */
+struct dns_counts {
+    uint32_t n[DNS_TYPES][DNS_OUTCOMES];
+    uint64_t used; /* bit type * DNS_OUTCOMES + outcome: which n are not 0 */
+};
+
+static inline void dns_counts_add(struct dns_counts *c, enum dns_type type,
+                                  enum dns_outcome outcome)
+{
+    c->n[type][outcome]++;
+    c->used |= 1ULL << (type * DNS_OUTCOMES + outcome);
+}
+
+/* Count DNS events (lookups' ends, queries sent) at now, also on the culprits named by tag
+ * when they are still tracked; c is emptied. */
+void traffic_dns(struct traffic *t, struct dns_counts *c, struct resolver_tag tag, double now);
 
 /* Settle transactions that went quiet; call about once a second. */
 void traffic_tick(struct traffic *t, double now);

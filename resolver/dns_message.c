@@ -17,6 +17,21 @@ static bool host_char(unsigned char ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
 }
 
+/* Each byte of a name as it is kept: lower case, '.', or 0 for one that may not appear. */
+static const unsigned char name_byte[256] = {
+    ['-'] = '-', ['.'] = '.', ['_'] = '_',
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',
+    ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f', ['G'] = 'g',
+    ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n',
+    ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't', ['U'] = 'u',
+    ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z',
+    ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e', ['f'] = 'f', ['g'] = 'g',
+    ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n',
+    ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't', ['u'] = 'u',
+    ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y', ['z'] = 'z',
+};
+
 size_t dns_name_normalise(const char *name, size_t len, char *out)
 {
     size_t label = 0;
@@ -26,15 +41,13 @@ size_t dns_name_normalise(const char *name, size_t len, char *out)
     if (len == 0 || len > DNS_NAME_MAX)
         return 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)name[i];
+        unsigned char ch = name_byte[(unsigned char)name[i]];
 
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (unsigned char)(ch + 32);
         if (ch == '.') {
             if (label == 0)
                 return 0;
             label = 0;
-        } else if (!host_char(ch) || ++label > 63) {
+        } else if (ch == 0 || ++label > 63) {
             return 0;
         }
         out[i] = (char)ch;
@@ -43,6 +56,27 @@ size_t dns_name_normalise(const char *name, size_t len, char *out)
         return 0; /* an empty last label: "example.com.." */
     out[len] = '\0';
     return len;
+}
+
+/* A dotted-quad IPv4 address, strictly (as inet_pton takes it); false if it is not one. */
+static bool parse_ipv4(const char *s, size_t len, unsigned char a[4])
+{
+    size_t i = 0;
+
+    for (int part = 0; part < 4; part++) {
+        unsigned v = 0, digits = 0;
+
+        while (i < len && s[i] >= '0' && s[i] <= '9' && digits < 4) {
+            v = v * 10 + (unsigned)(s[i++] - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 3 || v > 255 || (digits > 1 && s[i - digits] == '0'))
+            return false;
+        a[part] = (unsigned char)v;
+        if (part < 3 && (i >= len || s[i++] != '.'))
+            return false;
+    }
+    return i == len;
 }
 
 size_t dns_reverse_name(const char *addr, size_t len, char *out)
@@ -55,7 +89,7 @@ size_t dns_reverse_name(const char *addr, size_t len, char *out)
         return 0;
     memcpy(text, addr, len);
     text[len] = '\0';
-    if (inet_pton(AF_INET, text, a) == 1) {
+    if (parse_ipv4(addr, len, a)) {
         /* By hand: this runs for every new SMTP session, and snprintf is slow. */
         for (int i = 3; i >= 0; i--) {
             if (a[i] >= 100)

@@ -482,6 +482,7 @@ static void test_traffic_dns_news_and_culprits(void **state)
     struct traffic_news news;
     struct culprit_view top[4];
     struct resolver_tag tag;
+    struct dns_counts dc = {{{0}}, 0};
     unsigned n;
 
     (void)state;
@@ -502,14 +503,20 @@ static void test_traffic_dns_news_and_culprits(void **state)
 
     tag.who = culprit_key_hash(CULPRIT_SASL_USERNAME, "alice", 5);
     tag.sender_domain = culprit_key_hash(CULPRIT_SENDER_DOMAIN, "sender.example", 14);
-    traffic_dns(t, DNS_MX, DNS_UPSTREAM, tag, 12.0);
-    traffic_dns(t, DNS_MX, DNS_UPSTREAM, tag, 12.0);
-    traffic_dns(t, DNS_MX, DNS_ANSWERED, tag, 12.5);
-    traffic_dns(t, DNS_PTR, DNS_HIT, tag, 12.5);
+    /* One request's events at once, then answers one by one. */
+    dns_counts_add(&dc, DNS_MX, DNS_UPSTREAM);
+    dns_counts_add(&dc, DNS_MX, DNS_UPSTREAM);
+    traffic_dns(t, &dc, tag, 12.0);
+    assert_int_equal(dc.used, 0); /* emptied */
+    dns_counts_add(&dc, DNS_MX, DNS_ANSWERED);
+    traffic_dns(t, &dc, tag, 12.5);
+    dns_counts_add(&dc, DNS_PTR, DNS_HIT);
+    traffic_dns(t, &dc, tag, 12.5);
     /* A key that is not tracked: the host counts it, no culprit does. */
     tag.who = culprit_key_hash(CULPRIT_SASL_USERNAME, "nobody", 6);
     tag.sender_domain = 0;
-    traffic_dns(t, DNS_MX, DNS_UPSTREAM, tag, 13.0);
+    dns_counts_add(&dc, DNS_MX, DNS_UPSTREAM);
+    traffic_dns(t, &dc, tag, 13.0);
 
     assert_int_equal(traffic_window(t, TC_DNS(DNS_MX, DNS_UPSTREAM), 0, 13.0), 3);
     assert_int_equal(traffic_window(t, TC_DNS(DNS_MX, DNS_ANSWERED), 0, 13.0), 1);

@@ -1,5 +1,7 @@
 /* Fuzz target for the DNS answer reader: any bytes, no crash, no read past the end. */
+#include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +27,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 0 && size <= DNS_NAME_MAX) {
         char text[DNS_NAME_MAX + 1];
         char out[DNS_NAME_MAX + 1];
+        unsigned char a4[4], a6[16];
+        char want[DNS_NAME_MAX + 1];
+        size_t got;
+
         memcpy(text, buf, size);
         dns_name_normalise(text, size, out);
-        dns_reverse_name(text, size, out);
+        got = dns_reverse_name(text, size, out);
+        /* The IPv4 parser is ours: it must take exactly what inet_pton takes. */
+        if (memchr(text, '\0', size) == NULL && size < 64) {
+            char z[64];
+
+            memcpy(z, text, size);
+            z[size] = '\0';
+            if (inet_pton(AF_INET, z, a4) == 1) {
+                snprintf(want, sizeof(want), "%u.%u.%u.%u.in-addr.arpa", a4[3], a4[2], a4[1],
+                         a4[0]);
+                if (got != strlen(want) || memcmp(out, want, got) != 0)
+                    abort();
+            } else if (inet_pton(AF_INET6, z, a6) != 1 && got != 0) {
+                abort();
+            }
+        }
     }
     free(buf);
     return 0;
