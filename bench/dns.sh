@@ -7,9 +7,14 @@
 #           Target: throughput >= 80 % of minimal_server's, p99 < 1 ms.
 #   slow    every answer delayed by DELAY (0.2 s) and a new client address per request: the
 #           cache is cold for PTR and A, the lookups pile up to dns_max_outstanding and are
-#           skipped past it; dns_wait = 0. Target: p99 < 1 ms.
+#           skipped past it; dns_wait = 0. Target: p99 < 1 ms. The delaying relay (Python)
+#           and named run on the load generator's core and slow it down, which shows in its
+#           latency figures too.
+#   stalled named stopped (SIGSTOP) before the load, a new client address per request: every
+#           lookup times out after dns_timeout, the rest are skipped at dns_max_outstanding;
+#           the name server costs no CPU, so the figures are the daemon's alone.
 #
-# usage: bench/dns.sh [cached|slow|both] [path/to/relaywatchd]
+# usage: bench/dns.sh [cached|slow|stalled|both] [path/to/relaywatchd]
 # Knobs: those of run.sh (CONNS, DURATION, WARMUP, USERS, PIN, ...), DELAY [0.2],
 #        WARMUP defaults to 3 s here so that the cache is warm when measuring.
 set -euo pipefail
@@ -35,7 +40,13 @@ trap stop_dns EXIT
 start_dns() {
     local dir=$1 i
     shift
-    python3 "$repo_dir/bench/dns_server.py" "$dir" "$@" >"$dir.out" 2>"$dir.err" &
+    # On the load generator's core (run.sh pins the server to CPU 1): named and the delaying
+    # relay must not take CPU time from the server being measured.
+    local pin=()
+    if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+        pin=(taskset -c 0)
+    fi
+    "${pin[@]}" python3 "$repo_dir/bench/dns_server.py" "$dir" "$@" >"$dir.out" 2>"$dir.err" &
     dns_pid=$!
     for ((i = 0; i < 300; i++)); do
         dns_port=$(awk '/^port / { print $2 }' "$dir.out" 2>/dev/null || true)
@@ -84,7 +95,10 @@ case $mode in
 slow | both) run_case slow 0 --delay "$delay" ;;
 esac
 case $mode in
-cached | slow | both) ;;
-*) echo "usage: bench/dns.sh [cached|slow|both] [relaywatchd]" >&2; exit 2 ;;
+stalled | both) run_case stalled 0 --stall ;;
+esac
+case $mode in
+cached | slow | stalled | both) ;;
+*) echo "usage: bench/dns.sh [cached|slow|stalled|both] [relaywatchd]" >&2; exit 2 ;;
 esac
 echo "results under $work"

@@ -4,7 +4,7 @@ policy_load's requests make relaywatchd look up (client PTRs, their A/AAAA, send
 MX), optionally behind a relay that delays every answer (a slow name server, which named alone
 cannot be on demand).
 
-    bench/dns_server.py DIR [--delay SECONDS]
+    bench/dns_server.py DIR [--delay SECONDS | --stall]
 
 Prints "port N" (where relaywatchd should send its queries) once ready, then runs until SIGTERM
 or SIGINT; everything it started is stopped by PID. Uses tests/dns_servers.py.
@@ -91,6 +91,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--stall", action="store_true",
+                    help="stop named (SIGSTOP) once ready: nothing is answered, every lookup "
+                         "times out, and the name server costs no CPU")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     named = Named(args.dir, zones()).start()
@@ -105,6 +108,8 @@ def main():
             t.start()
         else:
             port = named.port
+        if args.stall:
+            named.pause()
         print("port %d" % port, flush=True)
         while not stop.is_set():
             time.sleep(0.2)

@@ -36,6 +36,7 @@
 #define FAILURE_TTL 30.0 /* SERVFAIL and timeouts: RFC 2308 7 allows up to 5 minutes */
 #define EDNS_UDP_SIZE 1232
 #define MAX_SOCKETS 64
+#define ANSWERS_PER_EVENT 16
 #define QUESTION_MAX (12 + 256 + 4)
 
 enum entry_state { E_FREE, E_PENDING, E_DONE };
@@ -91,6 +92,7 @@ struct resolver {
     unsigned used, outstanding, outstanding_peak, waiting, max_waiting;
     struct waiter *spare; /* freed waiters, used again before malloc */
     double first_timeout; /* seconds, as c-ares has it (whole milliseconds) */
+    unsigned reads_left;  /* UDP answers c-ares may still read in this loop pass */
     uint64_t evictions, invalid_names, dropped_waiters, unmatched_packets;
     struct sock socks[MAX_SOCKETS];
 };
@@ -271,6 +273,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     int fd = s->fd;
 
     (void)loop;
+    r->reads_left = ANSWERS_PER_EVENT;
     /* s may be closed (and reused) inside ares_process_fd: read what we need first. */
     ares_process_fd(r->channel, (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
                     (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
@@ -361,13 +364,25 @@ static ares_ssize_t sock_recvfrom(ares_socket_t fd, void *buf, size_t len, int f
                                   struct sockaddr *from, ares_socklen_t *fromlen, void *user)
 {
     struct resolver *r = user;
-    ssize_t n = recvfrom(fd, buf, len, flags, from, fromlen);
     const uint8_t *msg = buf;
-    struct sock *s;
+    struct sock *s = sock_find(r, fd);
     struct entry *e;
     int type;
+    ssize_t n;
 
-    if (n >= 12 && (msg[2] & 0x80) && (s = sock_find(r, fd)) != NULL && !s->stream) {
+    /* A burst of answers is taken a few at a time: c-ares reads a UDP socket until it is
+     * empty, and policy requests waiting in the same loop would wait for all of them.  The
+     * socket stays readable, so the loop comes back to it after the others had their turn. */
+    if (s != NULL && !s->stream) {
+        if (r->reads_left == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        r->reads_left--;
+    }
+    n = recvfrom(fd, buf, len, flags, from, fromlen);
+
+    if (n >= 12 && (msg[2] & 0x80) && s != NULL && !s->stream) {
         unsigned rcode = msg[3] & 0x0F;
 
         if (rcode != DNS_RCODE_NOERROR && rcode != DNS_RCODE_NXDOMAIN &&
