@@ -2,6 +2,8 @@
  * relaywatch: the operator's program.
  *
  *   relaywatch status [-c FILE] [-o NAME=VALUE]... [--json]
+ *   relaywatch feed [-c FILE] [-o NAME=VALUE]... [--follow] FILE|-
+ *   relaywatch feed [-c FILE] [-o NAME=VALUE]... --syslog-udp HOST:PORT
  *   relaywatch --help
  *
  * status asks the running relaywatchd over its http_listen endpoint
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "feed.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
 #define MAX_OVERRIDES 256
@@ -41,17 +44,25 @@
 
 static const char usage_text[] =
     "usage: relaywatch status [-c FILE] [-o NAME=VALUE]... [--json]\n"
+    "       relaywatch feed [-c FILE] [-o NAME=VALUE]... [--follow] FILE|-\n"
+    "       relaywatch feed [-c FILE] [-o NAME=VALUE]... --syslog-udp HOST:PORT\n"
     "       relaywatch --help\n"
     "\n"
     "commands:\n"
     "  status   show relaywatchd's current view per MX host (asks the daemon over\n"
     "           http_listen; --json prints the same object as GET /status)\n"
+    "  feed     read a BIND query log (a file, - for standard input, --follow to\n"
+    "           keep reading it across rotation, or syslog datagrams) and add\n"
+    "           per-client, per-type query counts to the shared store (store =\n"
+    "           redis://...); SIGUSR1 prints the figures so far\n"
     "\n"
     "options:\n"
     "  -c FILE         configuration file (default " DEFAULT_CONFIG_FILE " if it\n"
     "                  exists, else the built-in defaults)\n"
     "  -o NAME=VALUE   override one configuration key (repeatable)\n"
-    "  --json          print JSON instead of the text view\n"
+    "  --json          print JSON instead of the text view (status)\n"
+    "  --follow        keep reading FILE as it grows and is rotated (feed)\n"
+    "  --syslog-udp HOST:PORT  receive syslog datagrams instead of reading a file (feed)\n"
     "\n"
     "exit status: 0 success, 1 daemon unreachable or error answer, 2 usage or configuration error\n";
 
@@ -61,6 +72,7 @@ struct options {
     const char *overrides[MAX_OVERRIDES];
     int override_count;
     bool json;
+    struct feed_options feed;
 };
 
 /*
@@ -404,14 +416,21 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    if (strcmp(cmd, "status") != 0)
+    if (strcmp(cmd, "status") != 0 && strcmp(cmd, "feed") != 0)
         return usage_error("unknown command '%s'", cmd);
 
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        bool feed = cmd[0] == 'f';
 
-        if (strcmp(a, "--json") == 0) {
+        if (!feed && strcmp(a, "--json") == 0) {
             o.json = true;
+        } else if (feed && strcmp(a, "--follow") == 0) {
+            o.feed.follow = true;
+        } else if (feed && strcmp(a, "--syslog-udp") == 0) {
+            if (i + 1 == argc)
+                return usage_error("option %s needs an argument", a);
+            o.feed.syslog_udp = argv[++i];
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage_text, stdout);
             return 0;
@@ -435,13 +454,31 @@ int main(int argc, char **argv)
             o.overrides[o.override_count++] = a + 2;
         } else if (strcmp(a, "--") == 0 && i + 1 == argc) {
             break;
-        } else if (a[0] == '-') {
+        } else if (a[0] == '-' && !(feed && strcmp(a, "-") == 0)) {
             return usage_error("unknown option '%s'", a);
+        } else if (feed && o.feed.path == NULL) {
+            o.feed.path = a;
         } else {
             return usage_error("unexpected argument '%s'", a);
         }
     }
     if (!o.explicit_file && access(DEFAULT_CONFIG_FILE, F_OK) == 0)
         o.config_file = DEFAULT_CONFIG_FILE;
-    return cmd_status(&o);
+    if (cmd[0] == 's')
+        return cmd_status(&o);
+    if ((o.feed.path == NULL) == (o.feed.syslog_udp == NULL))
+        return usage_error("feed wants a FILE (or - for standard input) or --syslog-udp "
+                           "HOST:PORT, one of them");
+    if (o.feed.follow && (o.feed.path == NULL || strcmp(o.feed.path, "-") == 0))
+        return usage_error("--follow wants a FILE");
+    {
+        struct config *cfg = load_config(&o);
+        int rc;
+
+        if (cfg == NULL)
+            return 2;
+        rc = feed_run(cfg, &o.feed);
+        config_free(cfg);
+        return rc;
+    }
 }

@@ -761,6 +761,44 @@ static bool set_dns_cache_max_ttl(struct config *c, const char *key, const char 
     return set_duration(&c->dns_cache_max_ttl, 0, key, value, r);
 }
 
+static bool set_feed_clients(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+
+    for (size_t i = 0; i < n; i++) {
+        char addr[64];
+        const char *slash = strchr(items[i], '/');
+        size_t len = slash ? (size_t)(slash - items[i]) : strlen(items[i]);
+        unsigned long bits = 0, max = strchr(items[i], ':') ? 128 : 32;
+        char *end = NULL;
+
+        if (len < sizeof(addr)) {
+            memcpy(addr, items[i], len);
+            addr[len] = '\0';
+        }
+        if (slash)
+            bits = strtoul(slash + 1, &end, 10);
+        if (len >= sizeof(addr) || !is_ip_address(addr) ||
+            (slash && (slash[1] == '\0' || *end != '\0' || bits > max))) {
+            problem(r, "%s: '%s' is not an IP address or network (IP/LEN)", key, items[i]);
+            strings_free(items, n);
+            return false;
+        }
+    }
+    strings_free(c->feed_clients, c->feed_client_count);
+    c->feed_clients = items;
+    c->feed_client_count = n;
+    return true;
+}
+
+static bool set_tdns_stale_after(struct config *c, const char *key, const char *value,
+                                 struct reporter *r)
+{
+    return set_duration(&c->tdns_stale_after, 1, key, value, r);
+}
+
 static const struct key_entry {
     const char *name;
     setter_fn *set;
@@ -796,6 +834,8 @@ static const struct key_entry {
     [CK_DNS_MAX_OUTSTANDING] = {"dns_max_outstanding", set_dns_max_outstanding, "1000"},
     [CK_DNS_CACHE_SIZE] = {"dns_cache_size", set_dns_cache_size, "10000"},
     [CK_DNS_CACHE_MAX_TTL] = {"dns_cache_max_ttl", set_dns_cache_max_ttl, "1d"},
+    [CK_FEED_CLIENTS] = {"feed_clients", set_feed_clients, ""},
+    [CK_TDNS_STALE_AFTER] = {"tdns_stale_after", set_tdns_stale_after, "5m"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -861,6 +901,7 @@ void config_free(struct config *c)
     free(c->redis_password);
     free(c->host_id);
     strings_free(c->local_domains, c->local_domain_count);
+    strings_free(c->feed_clients, c->feed_client_count);
     free(c->resolver);
     free(c->tdns_client);
     free(c);
@@ -1021,6 +1062,11 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
             problem(&r, "http_listen: '%s' is also a policy listen endpoint",
                     c->http_listen->spec);
         }
+    if (c->tdns_client[0] != '\0' && strcmp(c->store, "memory") == 0) {
+        problem_at(&r, c, CK_TDNS_CLIENT);
+        problem(&r, "tdns_client: the upstream counts come through a shared store: set store = "
+                    "redis://... (where relaywatch feed writes them)");
+    }
     if (c->dns_max_outstanding >= c->dns_cache_size) {
         problem_at(&r, c, CK_DNS_MAX_OUTSTANDING);
         problem(&r, "dns_max_outstanding: %u must be below dns_cache_size (%u): every query in "

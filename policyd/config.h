@@ -60,6 +60,8 @@ enum config_key {
     CK_DNS_MAX_OUTSTANDING,
     CK_DNS_CACHE_SIZE,
     CK_DNS_CACHE_MAX_TTL,
+    CK_FEED_CLIENTS,
+    CK_TDNS_STALE_AFTER,
     CK_COUNT
 };
 
@@ -94,6 +96,10 @@ struct config {
     unsigned dns_lookups;
     double dns_timeout, dns_wait, dns_cache_max_ttl; /* seconds */
     unsigned dns_tries, dns_max_outstanding, dns_cache_size;
+    /* relaywatch feed: the clients whose queries it keeps (IP or IP/LEN), none: all. */
+    char **feed_clients;
+    size_t feed_client_count;
+    double tdns_stale_after; /* seconds without a feed write before tdns is marked stale */
 };
 
 #define DNS_LOOKUP_CLIENT_PTR 1u

@@ -233,7 +233,7 @@ static int handle_http(void *ctx, const char *path, const char *query, struct ht
     struct resolver_stats dns;
     struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
                                  (const uint64_t(*)[AK_COUNT])d->requests, d->started, &store,
-                                 d->resolver ? &dns : NULL};
+                                 d->resolver ? &dns : NULL, ev_time()};
     double now = counting_now(d);
 
     store_get_state(d->store, &store);
@@ -390,7 +390,8 @@ static struct store *open_store(struct daemon_state *d, char *err, size_t errlen
                                  TC_COUNT,
                                  store_counter_names,
                                  c->window_count,
-                                 c->window_seconds};
+                                 c->window_seconds,
+                                 c->tdns_client};
     struct store_source src = {store_collect, store_rewrite_all, store_history, d};
 
     for (int t = 0; t < DNS_TYPES; t++)

@@ -184,6 +184,51 @@ static void json_counts(struct http_body *b, const uint64_t *v)
     http_body_printf(b, "}");
 }
 
+/* Whether the feed's counts for tdns_client are too old to trust (or were never read). */
+static bool tdns_stale(const struct status_sources *s)
+{
+    double age = s->store->tdns_updated > 0 ? s->wall_now - s->store->tdns_updated : -1;
+
+    return !s->store->tdns_read || age < 0 || age > s->cfg->tdns_stale_after;
+}
+
+/* The upstream DNS server's counts for this host in window w: null without tdns_client or
+ * for windows longer than the store reads (an hour). */
+static void json_tdns_window(struct http_body *b, const struct status_sources *s, unsigned w)
+{
+    const struct window_set *ws = traffic_windows(s->traffic);
+    const uint64_t *v = s->store->tdns[w];
+
+    if (s->cfg->tdns_client[0] == '\0' || w >= STORE_MAX_WINDOWS ||
+        ws->seconds[w] > STORE_MAX_MINUTES * 60.0) {
+        http_body_printf(b, ",\"tdns\":null");
+        return;
+    }
+    http_body_printf(b, ",\"tdns\":{\"mx\":%llu,\"a\":%llu,\"aaaa\":%llu,\"ptr\":%llu,"
+                        "\"stale\":%s}",
+                     (unsigned long long)v[TDNS_MX], (unsigned long long)v[TDNS_A],
+                     (unsigned long long)v[TDNS_AAAA], (unsigned long long)v[TDNS_PTR],
+                     tdns_stale(s) ? "true" : "false");
+}
+
+/* The feed behind tdns: whose counts, how fresh. */
+static void json_tdns(struct http_body *b, const struct status_sources *s)
+{
+    if (s->cfg->tdns_client[0] == '\0') {
+        http_body_printf(b, ",\"tdns\":null");
+        return;
+    }
+    http_body_printf(b, ",\"tdns\":{\"client\":");
+    status_json_string(b, s->cfg->tdns_client, strlen(s->cfg->tdns_client));
+    if (s->store->tdns_updated > 0)
+        http_body_printf(b, ",\"updated\":%.0f,\"age_seconds\":%.0f",
+                         s->store->tdns_updated, s->wall_now - s->store->tdns_updated);
+    else
+        http_body_printf(b, ",\"updated\":null,\"age_seconds\":null");
+    http_body_printf(b, ",\"stale_after_seconds\":%.0f,\"stale\":%s}",
+                     s->cfg->tdns_stale_after, tdns_stale(s) ? "true" : "false");
+}
+
 /* One host's counts as the store read them (whole minutes). */
 static void json_stored_counts(struct http_body *b, const uint64_t *v)
 {
@@ -331,8 +376,8 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
         json_alpha(b, v[TC_SESSIONS], v[TC_MESSAGES_LOGGED]);
         http_body_printf(b, ",\"relay_domains\":%llu",
                          (unsigned long long)traffic_relay_domains(t, w, now));
-        /* The upstream server's view comes with the query-log feed (a later issue). */
-        http_body_printf(b, ",\"tdns\":null}");
+        json_tdns_window(b, s, w);
+        http_body_printf(b, "}");
     }
     http_body_printf(b, "},\"culprits\":[");
     n = gather_culprits(t, longest, now, culprits);
@@ -360,6 +405,7 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
                      (unsigned long long)s->server->requests, traffic_open_transactions(t));
     json_store(b, s->store, traffic_store_dropped_minutes(t));
     json_resolver(b, s->resolver);
+    json_tdns(b, s);
     http_body_printf(b, "}");
     json_other_hosts(b, s, ws);
     http_body_printf(b, "]");
@@ -439,6 +485,18 @@ void status_text(struct http_body *b, const struct status_sources *s, double now
                          s->resolver->servers, s->resolver->outstanding,
                          s->resolver->outstanding_peak, s->resolver->max_outstanding,
                          s->resolver->cache_entries, s->resolver->cache_size);
+    }
+    if (s->cfg->tdns_client[0] != '\0') {
+        http_body_printf(b, "\nupstream DNS server's view of %s (relaywatch feed)%s\n",
+                         s->cfg->tdns_client, tdns_stale(s) ? ": STALE" : "");
+        http_body_printf(b, "%-8s %8s %8s %8s %8s\n", "window", "MX", "A", "AAAA", "PTR");
+        for (unsigned w = 0; w < ws->count && w < STORE_MAX_WINDOWS; w++)
+            if (ws->seconds[w] <= STORE_MAX_MINUTES * 60.0)
+                http_body_printf(b, "%-8s %8llu %8llu %8llu %8llu\n", ws->name[w],
+                                 (unsigned long long)s->store->tdns[w][TDNS_MX],
+                                 (unsigned long long)s->store->tdns[w][TDNS_A],
+                                 (unsigned long long)s->store->tdns[w][TDNS_AAAA],
+                                 (unsigned long long)s->store->tdns[w][TDNS_PTR]);
     }
     n = gather_culprits(t, longest, now, culprits);
     http_body_printf(b, "\ntop relay senders, last %s:\n", ws->name[longest]);
@@ -557,6 +615,22 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
             http_body_printf(b, "relaywatch_window_dns_queries_sent{window=\"%s\",type=\"%s\"} %llu\n",
                              ws->name[w], dns_type_name(ty),
                              (unsigned long long)traffic_window(t, TC_DNS(ty, DNS_UPSTREAM), w, now));
+    if (s->cfg->tdns_client[0] != '\0') {
+        static const char *const names[TDNS_TYPES] = {"a", "aaaa", "mx", "ptr"};
+
+        metric_head(b, "relaywatch_window_tdns_queries", "gauge",
+                    "Queries the upstream DNS server logged from tdns_client in each counting "
+                    "window (up to an hour), by type, from relaywatch feed.");
+        for (unsigned w = 0; w < ws->count && w < STORE_MAX_WINDOWS; w++)
+            if (ws->seconds[w] <= STORE_MAX_MINUTES * 60.0)
+                for (int ty = 0; ty < TDNS_TYPES; ty++)
+                    http_body_printf(b, "relaywatch_window_tdns_queries{window=\"%s\",type=\"%s\"} %llu\n",
+                                     ws->name[w], names[ty],
+                                     (unsigned long long)s->store->tdns[w][ty]);
+        metric_head(b, "relaywatch_tdns_stale", "gauge",
+                    "1 while the feed has written nothing for tdns_client for tdns_stale_after.");
+        http_body_printf(b, "relaywatch_tdns_stale %d\n", tdns_stale(s) ? 1 : 0);
+    }
     if (s->resolver != NULL) {
         metric_head(b, "relaywatch_dns_outstanding", "gauge", "DNS queries in flight now.");
         http_body_printf(b, "relaywatch_dns_outstanding %u\n", s->resolver->outstanding);

@@ -28,6 +28,7 @@ struct status_sources {
     double started;                       /* wall-clock start time, seconds */
     const struct store_state *store;
     const struct resolver_stats *resolver; /* NULL: no lookups of its own (dns_lookups empty) */
+    double wall_now; /* Unix time now, for the age of the feed's counts */
 };
 
 void status_json(struct http_body *b, const struct status_sources *s, double now);

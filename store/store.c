@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -32,6 +33,12 @@
 #define MAX_ARGS 64
 #define DOMAINS_PER_FLUSH 65536 /* past this a flush drops domain hashes (counted) */
 
+/* Where Redis is, from a store URL. */
+struct redis_address {
+    char *host, *path; /* host: a numeric address (resolved once); path: a unix socket */
+    int port, db;
+};
+
 struct store {
     struct ev_loop *loop;
     struct store_settings set;
@@ -39,8 +46,8 @@ struct store {
     double window_seconds[STORE_MAX_WINDOWS];
     struct store_source src;
     bool redis;
-    char *host, *path, *password, *host_id, *url;
-    int port, db;
+    struct redis_address addr;
+    char *password, *host_id, *url;
     char run[40];
     redisAsyncContext *ac;
     bool connected, down_logged, ever_connected;
@@ -56,6 +63,10 @@ struct store {
     bool has_error;
     struct store_host hosts[STORE_MAX_HOSTS], next_hosts[STORE_MAX_HOSTS];
     unsigned host_count, next_host_count;
+    char *tdns_client; /* NULL: none */
+    uint64_t tdns[STORE_MAX_WINDOWS][TDNS_TYPES], next_tdns[STORE_MAX_WINDOWS][TDNS_TYPES];
+    double tdns_updated, next_tdns_updated;
+    bool tdns_read;
     bool history_done;
     void (*final_done)(void *);
     void *final_arg;
@@ -88,7 +99,7 @@ static void set_error(struct store *s, const char *fmt, ...)
 /* ------------------------------------------------------------ parsing */
 
 /* redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N]; config.c checked the form. */
-static int parse_url(struct store *s, const char *url, char *err, size_t errlen)
+static int parse_url(struct redis_address *a, const char *url, char *err, size_t errlen)
 {
     if (strncmp(url, "redis://", 8) == 0) {
         const char *hp = url + 8, *slash = strchr(hp, '/');
@@ -101,8 +112,8 @@ static int parse_url(struct store *s, const char *url, char *err, size_t errlen)
             return -1;
         }
         *colon = '\0';
-        s->port = atoi(colon + 1);
-        s->db = slash ? atoi(slash + 1) : 0;
+        a->port = atoi(colon + 1);
+        a->db = slash ? atoi(slash + 1) : 0;
         {
             /* hiredis resolves a name inside redisAsyncConnect, blocking the loop on
              * every reconnect: resolve it once, here at start, and connect by address. */
@@ -126,16 +137,16 @@ static int parse_url(struct store *s, const char *url, char *err, size_t errlen)
                 return -1;
             }
             free(hostport);
-            s->host = strdup(addr);
+            a->host = strdup(addr);
         }
-        return s->host ? 0 : -1;
+        return a->host ? 0 : -1;
     }
     if (strncmp(url, "redis+unix://", 13) == 0) {
         const char *p = url + 13, *q = strchr(p, '?');
 
-        s->path = q ? strndup(p, (size_t)(q - p)) : strdup(p);
-        s->db = q ? atoi(q + 4) : 0;
-        return s->path ? 0 : -1;
+        a->path = q ? strndup(p, (size_t)(q - p)) : strdup(p);
+        a->db = q ? atoi(q + 4) : 0;
+        return a->path ? 0 : -1;
     }
     snprintf(err, errlen, "store: '%s' is not a Redis address", url);
     return -1;
@@ -260,16 +271,16 @@ static void connect_cb(const redisAsyncContext *ac, int status)
     if (s->password != NULL && s->password[0] != '\0')
         redisAsyncCommand(s->ac, setup_cb, NULL, "AUTH %s", s->password);
     /* SELECT (or PING) answers last: its reply says the connection is ready. */
-    if (s->db != 0)
-        redisAsyncCommand(s->ac, ready_cb, s, "SELECT %d", s->db);
+    if (s->addr.db != 0)
+        redisAsyncCommand(s->ac, ready_cb, s, "SELECT %d", s->addr.db);
     else
         redisAsyncCommand(s->ac, ready_cb, s, "PING");
 }
 
 static void connect_now(struct store *s)
 {
-    redisAsyncContext *ac = s->path ? redisAsyncConnectUnix(s->path)
-                                    : redisAsyncConnect(s->host, s->port);
+    redisAsyncContext *ac = s->addr.path ? redisAsyncConnectUnix(s->addr.path)
+                                    : redisAsyncConnect(s->addr.host, s->addr.port);
 
     if (ac == NULL) {
         went_down(s, "out of memory");
@@ -550,6 +561,29 @@ static int64_t window_minutes(const struct store *s, unsigned w)
     return m < 1 ? 1 : m;
 }
 
+/* One minute of tdns_client's query counts (fields TYPE@RUN, summed over the feed's runs). */
+static void add_tdns(struct store *s, const redisReply *r, int64_t age)
+{
+    static const char *const names[TDNS_TYPES] = {"A", "AAAA", "MX", "PTR"};
+
+    if (r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        const char *at;
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+            (at = memchr(f->str, '@', f->len)) == NULL)
+            continue;
+        for (int t = 0; t < TDNS_TYPES; t++)
+            if ((size_t)(at - f->str) == strlen(names[t]) &&
+                memcmp(f->str, names[t], strlen(names[t])) == 0)
+                for (unsigned w = 0; w < s->set.window_count; w++)
+                    if (age < window_minutes(s, w))
+                        s->next_tdns[w][t] += strtoull(v->str, NULL, 10);
+    }
+}
+
 static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct read_tag *t = priv;
@@ -576,6 +610,10 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
             }
         } else if (t->what == 2 && r->type == REDIS_REPLY_INTEGER) {
             h->domains[t->w] = (uint64_t)r->integer;
+        } else if (t->what == 4) {
+            add_tdns(s, r, now_minute() - t->minute);
+        } else if (t->what == 5 && r->type == REDIS_REPLY_STRING) {
+            s->next_tdns_updated = strtod(r->str, NULL);
         } else if (t->what == 3 && r->type == REDIS_REPLY_ARRAY) {
             /* ZREVRANGE ... WITHSCORES: member, score pairs. */
             h->culprit_count = 0;
@@ -696,6 +734,26 @@ static void start_reading(struct store *s)
     ev_timer_set(&s->deadline, s->set.timeout, 0.0);
     ev_timer_start(s->loop, &s->deadline);
     send_strings(s, hosts_cb, 8, argv);
+    if (s->tdns_client != NULL) {
+        /* The upstream server's view of this host, as relaywatch feed wrote it. */
+        int64_t now_m = now_minute(), longest = 1;
+        char key[200];
+        const char *get[2] = {"GET", key};
+
+        memset(s->next_tdns, 0, sizeof(s->next_tdns));
+        s->next_tdns_updated = 0;
+        for (unsigned w = 0; w < s->set.window_count; w++)
+            if (window_minutes(s, w) > longest)
+                longest = window_minutes(s, w);
+        for (int64_t m = now_m - longest + 1; m <= now_m; m++) {
+            const char *hget[2] = {"HGETALL", key};
+
+            snprintf(key, sizeof(key), "rw:{%s}:q:%" PRId64, s->tdns_client, m);
+            send_read(s, 0, 4, m, 0, 2, hget);
+        }
+        snprintf(key, sizeof(key), "rw:{%s}:q:updated", s->tdns_client);
+        send_read(s, 0, 5, 0, 0, 2, get);
+    }
     if (s->outstanding == 0)
         finish_round(s);
 }
@@ -721,6 +779,11 @@ static void finish_round(struct store *s)
     } else if (was_reading) {
         memcpy(s->hosts, s->next_hosts, sizeof(s->hosts[0]) * s->next_host_count);
         s->host_count = s->next_host_count;
+        if (s->tdns_client != NULL) {
+            memcpy(s->tdns, s->next_tdns, sizeof(s->tdns));
+            s->tdns_updated = s->next_tdns_updated;
+            s->tdns_read = true;
+        }
     } else {
         s->flushes++;
         if (!s->healthy && s->errors_logged)
@@ -827,6 +890,8 @@ struct store *store_new(struct ev_loop *loop, const struct store_settings *set,
     s->src = *source;
     s->url = strdup(set->url);
     s->host_id = strdup(set->host_id);
+    if (set->tdns_client != NULL && set->tdns_client[0] != '\0')
+        s->tdns_client = strdup(set->tdns_client);
     s->password = set->password ? strdup(set->password) : NULL;
     if (s->url == NULL || s->host_id == NULL)
         abort();
@@ -837,7 +902,7 @@ struct store *store_new(struct ev_loop *loop, const struct store_settings *set,
     if (strcmp(set->url, "memory") == 0)
         return s;
     s->redis = true;
-    if (parse_url(s, set->url, err, errlen) != 0) {
+    if (parse_url(&s->addr, set->url, err, errlen) != 0) {
         store_free(s);
         return NULL;
     }
@@ -889,9 +954,10 @@ void store_free(struct store *s)
     }
     free(s->url);
     free(s->host_id);
+    free(s->tdns_client);
     free(s->password);
-    free(s->host);
-    free(s->path);
+    free(s->addr.host);
+    free(s->addr.path);
     free(s);
 }
 
@@ -907,4 +973,177 @@ void store_get_state(const struct store *s, struct store_state *out)
     out->last_error = s->has_error ? s->last_error : NULL;
     out->host_count = s->host_count;
     out->hosts = s->hosts;
+    out->tdns_read = s->tdns_read;
+    out->tdns_updated = s->tdns_updated;
+    memcpy(out->tdns, s->tdns, sizeof(out->tdns));
+}
+
+/* ------------------------------------------------------ the feed's writer */
+
+struct store_query_writer {
+    struct redis_address addr;
+    char *password;
+    double timeout, retention;
+    char run[40];
+    redisContext *c;
+    bool failed;           /* this batch cannot reach Redis */
+    char error[256];
+    unsigned pending;      /* replies owed by the queued commands */
+    char (*clients)[64];   /* clients written in this batch, for their :updated keys */
+    unsigned client_count, client_cap;
+};
+
+struct store_query_writer *store_query_writer_new(const char *url, const char *password,
+                                                  double timeout, double retention, char *err,
+                                                  size_t errlen)
+{
+    struct store_query_writer *w;
+
+    if (strncmp(url, "redis://", 8) != 0 && strncmp(url, "redis+unix://", 13) != 0) {
+        snprintf(err, errlen, "store is '%s': the feed needs a shared store (store = "
+                              "redis://HOST:PORT or redis+unix:///PATH)", url);
+        return NULL;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        abort();
+    if (parse_url(&w->addr, url, err, errlen) != 0) {
+        free(w);
+        return NULL;
+    }
+    w->password = password && *password ? strdup(password) : NULL;
+    w->timeout = timeout;
+    w->retention = retention;
+    snprintf(w->run, sizeof(w->run), "%lx.%x", (unsigned long)time(NULL), (unsigned)getpid());
+    return w;
+}
+
+void store_query_writer_free(struct store_query_writer *w)
+{
+    if (w == NULL)
+        return;
+    if (w->c)
+        redisFree(w->c);
+    free(w->addr.host);
+    free(w->addr.path);
+    free(w->password);
+    free(w->clients);
+    free(w);
+}
+
+const char *store_query_writer_run(const struct store_query_writer *w)
+{
+    return w->run;
+}
+
+static void writer_fail(struct store_query_writer *w, const char *what)
+{
+    if (!w->failed)
+        snprintf(w->error, sizeof(w->error), "%s", what);
+    w->failed = true;
+}
+
+/* One command's reply; false (and the batch failed) on an error. */
+static bool writer_reply_ok(struct store_query_writer *w)
+{
+    redisReply *r = NULL;
+    bool ok;
+
+    if (redisGetReply(w->c, (void **)&r) != REDIS_OK || r == NULL) {
+        writer_fail(w, w->c->errstr[0] ? w->c->errstr : "no reply");
+        return false;
+    }
+    ok = r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        writer_fail(w, r->str);
+    freeReplyObject(r);
+    return ok;
+}
+
+static void writer_connect(struct store_query_writer *w)
+{
+    struct timeval tv = {(time_t)w->timeout,
+                         (suseconds_t)((w->timeout - (double)(time_t)w->timeout) * 1e6)};
+
+    w->c = w->addr.path ? redisConnectUnixWithTimeout(w->addr.path, tv)
+                        : redisConnectWithTimeout(w->addr.host, w->addr.port, tv);
+    if (w->c == NULL || w->c->err) {
+        writer_fail(w, w->c ? w->c->errstr : "cannot connect");
+        if (w->c)
+            redisFree(w->c);
+        w->c = NULL;
+        return;
+    }
+    redisSetTimeout(w->c, tv);
+    if (w->password) {
+        redisAppendCommand(w->c, "AUTH %s", w->password);
+        if (!writer_reply_ok(w))
+            return;
+    }
+    if (w->addr.db != 0) {
+        redisAppendCommand(w->c, "SELECT %d", w->addr.db);
+        writer_reply_ok(w);
+    }
+}
+
+void store_query_writer_set(struct store_query_writer *w, const char *client, int64_t minute,
+                            const char *type, uint64_t count)
+{
+    char key[160], field[80], value[24], ttl[24];
+
+    if (w->failed)
+        return;
+    if (w->c == NULL) {
+        writer_connect(w);
+        if (w->failed)
+            return;
+    }
+    snprintf(key, sizeof(key), "rw:{%s}:q:%" PRId64, client, minute);
+    snprintf(field, sizeof(field), "%s@%s", type, w->run);
+    snprintf(value, sizeof(value), "%" PRIu64, count);
+    snprintf(ttl, sizeof(ttl), "%.0f", w->retention);
+    redisAppendCommand(w->c, "HSET %s %s %s", key, field, value);
+    redisAppendCommand(w->c, "EXPIRE %s %s", key, ttl);
+    w->pending += 2;
+    if (w->client_count == 0 || strcmp(w->clients[w->client_count - 1], client) != 0) {
+        if (w->client_count == w->client_cap) {
+            unsigned cap = w->client_cap ? w->client_cap * 2 : 64;
+            void *p = realloc(w->clients, cap * sizeof(*w->clients));
+            if (p == NULL)
+                abort();
+            w->clients = p;
+            w->client_cap = cap;
+        }
+        snprintf(w->clients[w->client_count++], sizeof(w->clients[0]), "%s", client);
+    }
+}
+
+bool store_query_writer_flush(struct store_query_writer *w, char *err, size_t errlen)
+{
+    char now[24], ttl[24], key[160];
+
+    if (!w->failed && w->c != NULL && w->client_count > 0) {
+        snprintf(now, sizeof(now), "%ld", (long)time(NULL));
+        snprintf(ttl, sizeof(ttl), "%.0f", w->retention);
+        for (unsigned i = 0; i < w->client_count; i++) {
+            /* The same client may come back in a batch: one SET each time is harmless. */
+            snprintf(key, sizeof(key), "rw:{%s}:q:updated", w->clients[i]);
+            redisAppendCommand(w->c, "SET %s %s EX %s", key, now, ttl);
+            w->pending++;
+        }
+    }
+    while (!w->failed && w->pending > 0) {
+        w->pending--;
+        writer_reply_ok(w);
+    }
+    w->pending = 0;
+    w->client_count = 0;
+    if (!w->failed)
+        return true;
+    snprintf(err, errlen, "%s", w->error);
+    if (w->c)
+        redisFree(w->c);
+    w->c = NULL;
+    w->failed = false;
+    return false;
 }

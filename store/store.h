@@ -40,7 +40,13 @@ struct store_settings {
     const char *const *counter_names; /* as in Redis fields and /status */
     unsigned window_count;
     const double *window_seconds;
+    /* This host's address as the upstream DNS server logs it: its query counts (from
+     * relaywatch feed) are read back on every fleet read.  NULL or "": none. */
+    const char *tdns_client;
 };
+
+/* The upstream server's query types the daemon shows (rw:{CLIENT}:q:MINUTE fields). */
+enum store_tdns_type { TDNS_A, TDNS_AAAA, TDNS_MX, TDNS_PTR, TDNS_TYPES };
 
 /* The daemon's side. */
 struct store_source {
@@ -86,6 +92,10 @@ struct store_state {
     const char *last_error; /* NULL: none */
     unsigned host_count;    /* in the last fleet read */
     const struct store_host *hosts;
+    /* tdns_client's counts per window (whole minutes, an hour at most), as last read. */
+    bool tdns_read;   /* read at least once */
+    double tdns_updated; /* the feed's last write for the client, Unix time; 0: never */
+    uint64_t tdns[STORE_MAX_WINDOWS][TDNS_TYPES];
 };
 
 /* NULL with a one-line reason in err for an unusable url. */
@@ -99,5 +109,34 @@ void store_flush_final(struct store *s, void (*done)(void *arg), void *arg);
 void store_free(struct store *s);
 
 void store_get_state(const struct store *s, struct store_state *out);
+
+/*
+ * The feed's side (relaywatch feed): the upstream DNS server's query counts
+ * per client, written with plain blocking calls (the feed is a batch
+ * program with no loop).  Keys rw:{CLIENT}:q:MINUTE, fields TYPE@RUN: this
+ * feed run's count so far, absolute, so writing it again is harmless; and
+ * rw:{CLIENT}:q:updated, the Unix time of the last write for that client.
+ */
+struct store_query_writer;
+
+/* NULL with a one-line reason for an unusable url (memory, or not Redis). */
+struct store_query_writer *store_query_writer_new(const char *url, const char *password,
+                                                  double timeout, double retention, char *err,
+                                                  size_t errlen);
+void store_query_writer_free(struct store_query_writer *w);
+
+/* This run's identity in field names ("<start time>.<pid>" in hex). */
+const char *store_query_writer_run(const struct store_query_writer *w);
+
+/* Queue this run's count of TYPE queries from CLIENT in MINUTE. */
+void store_query_writer_set(struct store_query_writer *w, const char *client, int64_t minute,
+                            const char *type, uint64_t count);
+
+/*
+ * Send what was queued in one pipeline.  False with the reason if it did
+ * not all reach Redis: the connection is dropped (made again at the next
+ * set) and the caller queues the same counts again for the next try.
+ */
+bool store_query_writer_flush(struct store_query_writer *w, char *err, size_t errlen);
 
 #endif

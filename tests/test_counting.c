@@ -546,7 +546,7 @@ static void test_status_json_alpha_null(void **state)
     struct policy_server_stats stats;
     uint64_t requests[STATUS_STATES][AK_COUNT];
     struct store_state store = {.backend = "memory", .connected = true};
-    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store, NULL};
+    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store, NULL, 0};
     struct http_body b = {0};
 
     (void)state;

@@ -1,0 +1,791 @@
+/*
+ * query_log: one line of a BIND 9 query log (see query_log.h).
+ *
+ * A line is read in three steps:
+ *
+ *  1. The marker ": query:" is looked for.  A line without it is
+ *     QUERY_LOG_OTHER: another category, another program, an empty line.
+ *  2. What precedes the message is read if it has a known shape, for the
+ *     time only: BIND's own "24-Nov-2026 22:41:21.962" (print-time yes or
+ *     local), ISO 8601 "2026-11-24T22:41:21.962[Z|+01:00]" (print-time
+ *     iso8601 and iso8601-utc, rsyslog's RFC 3339 file format, journalctl
+ *     -o short-iso; a space for the "T" is taken too, optionally after a
+ *     <PRI>), an RFC 3164 header "Nov  4 22:41:21" (optionally after a
+ *     <PRI>, optionally with a fraction as journalctl -o short-precise
+ *     writes it), or an RFC 5424 header "<PRI>1 TIMESTAMP HOST APP PROCID
+ *     MSGID SD [BOM]" (its structured data is skipped as a whole, so that
+ *     nothing inside it is taken for the query; a header that breaks after
+ *     its timestamp keeps the time and is searched like an unknown prefix).
+ *     A timestamp that starts in one of these shapes but is broken or out
+ *     of range (25:00, 31-Apr, "nov") makes a query line QUERY_LOG_ERROR.  Anything else before "client"
+ *     (print-category, print-severity, syslog host and tag, unknown
+ *     prefixes) is skipped: the time is then absent.
+ *  3. The query part, strictly:
+ *
+ *       client [@0xHEX ]ADDR[%SCOPE]#PORT[/key KEYNAME][ (NAME)][: view VIEW]: query:
+ *           QNAME CLASS TYPE FLAGS[ (SERVER)][ [ECS ...]]
+ *
+ *     "client" is the first word "client" (at the message start or after a
+ *     space, before the marker) followed by a valid ADDR#PORT, so that a
+ *     syslog host named "client" is passed over.  ADDR is what inet_pton
+ *     takes (dotted quad without leading zeros, or IPv6 with at most one
+ *     "::" and an optional trailing dotted quad).  FLAGS is "+" or "-" then
+ *     upper-case letters, each optionally followed by "(DIGITS)" (S, E(0),
+ *     T, D, C, V, K today; older servers write "E" alone).  QNAME, KEYNAME
+ *     and NAME are BIND's presentation form: printable ASCII without spaces
+ *     (BIND escapes the rest as \DDD).  VIEW may hold spaces.  The
+ *     "[ECS address/source/scope]" suffix is what BIND adds when the query
+ *     carried an EDNS client-subnet option.  Nothing may follow but one
+ *     trailing CR.
+ *
+ * Decisions:
+ *  - QUERY_LOG_ERROR means: the marker is there, a word "client" precedes
+ *    it, and yet the line does not read (bad or missing address or port,
+ *    missing class/type/flags, truncated, trailing text, broken timestamp,
+ *    NUL bytes).  A line with the marker but no word "client" before it
+ *    (another program's "query: SELECT ...") is QUERY_LOG_OTHER.
+ *  - An IPv6 scope ("fe80::1%eth0#53", BIND itself writes "%2") is dropped:
+ *    the client slice is the address alone, exactly what inet_pton accepts.
+ *    The server address in parentheses may carry one too.
+ *  - Empty view: view.len is 0 and view.ptr points at the marker (never
+ *    NULL, so memcmp(view.ptr, x, view.len) is defined).
+ *  - On OTHER and ERROR, *out is all zero.
+ *  - RFC 3164 carries no year: time.year is 0 and February 29 is accepted.
+ *  - An RFC 5424 NILVALUE timestamp ("-") means no time.
+ *  - The qname is as logged: escapes kept, case kept, no final dot added.
+ *
+ * Linear in the line, no allocation, no locale: digits and month names are
+ * read by hand.
+ */
+#ifndef _GNU_SOURCE /* memmem; the top-level CMakeLists defines it already */
+#define _GNU_SOURCE
+#endif
+#include "query_log.h"
+
+#include <string.h>
+
+#define MARKER ": query:"
+#define MARKER_LEN 8
+
+/* Longest presentation-form name: 255 octets, some escaped as \DDD. */
+#define NAME_MAX_TEXT 1024
+#define WORD_MAX 32  /* class, type, flags */
+#define SCOPE_MAX 64 /* an interface name or a number */
+
+#define IS_DIGIT(c) ((unsigned char)((unsigned char)(c) - '0') < 10u)
+#define IS_UPPER(c) ((unsigned char)((unsigned char)(c) - 'A') < 26u)
+#define IS_ALPHA(c) ((unsigned char)(((unsigned char)(c) | 0x20) - 'a') < 26u)
+#define IS_HEX(c) (IS_DIGIT(c) || (unsigned char)(((unsigned char)(c) | 0x20) - 'a') < 6u)
+/* Printable ASCII without space: what BIND's presentation form of a name holds. */
+#define IS_GRAPH(c) ((unsigned char)((unsigned char)(c) - 0x21) < 0x5Eu)
+
+/* ------------------------------------------------------------------ time */
+
+/* "Jan".."Dec" as BIND and syslog write them (C locale, case as is): 1..12, or 0. */
+static int month_name(const char *p)
+{
+    switch (p[0]) {
+    case 'J':
+        if (p[1] == 'a' && p[2] == 'n')
+            return 1;
+        if (p[1] == 'u' && p[2] == 'n')
+            return 6;
+        if (p[1] == 'u' && p[2] == 'l')
+            return 7;
+        return 0;
+    case 'F':
+        return p[1] == 'e' && p[2] == 'b' ? 2 : 0;
+    case 'M':
+        if (p[1] == 'a' && p[2] == 'r')
+            return 3;
+        if (p[1] == 'a' && p[2] == 'y')
+            return 5;
+        return 0;
+    case 'A':
+        if (p[1] == 'p' && p[2] == 'r')
+            return 4;
+        if (p[1] == 'u' && p[2] == 'g')
+            return 8;
+        return 0;
+    case 'S':
+        return p[1] == 'e' && p[2] == 'p' ? 9 : 0;
+    case 'O':
+        return p[1] == 'c' && p[2] == 't' ? 10 : 0;
+    case 'N':
+        return p[1] == 'o' && p[2] == 'v' ? 11 : 0;
+    case 'D':
+        return p[1] == 'e' && p[2] == 'c' ? 12 : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Exactly n digits at p (the caller has checked that n bytes are there). */
+static bool fixed_digits(const char *p, int n, int *val)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (!IS_DIGIT(p[i]))
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *val = v;
+    return true;
+}
+
+static bool leap_year(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Whether the fields are a real moment (no year: February 29 allowed). */
+static bool time_valid(const struct query_log_time *t)
+{
+    static const unsigned char days[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+    if (t->month < 1 || t->month > 12 || t->day < 1 || t->day > days[t->month])
+        return false;
+    if (t->month == 2 && t->day == 29 && t->has_year && !leap_year(t->year))
+        return false;
+    /* 60: a leap second. */
+    return t->hour <= 23 && t->minute <= 59 && t->second < 61.0;
+}
+
+/*
+ * "HH:MM:SS" with an optional fraction ".D+", at p.  Returns the end, or
+ * NULL.  The seconds are computed as one division so that "21.962" is the
+ * double nearest 21.962; digits past the ninth are read but not used.
+ */
+static const char *parse_clock(const char *p, const char *end, struct query_log_time *t)
+{
+    int sec;
+
+    if (end - p < 8 || p[2] != ':' || p[5] != ':' || !fixed_digits(p, 2, &t->hour) ||
+        !fixed_digits(p + 3, 2, &t->minute) || !fixed_digits(p + 6, 2, &sec))
+        return NULL;
+    p += 8;
+    if (p < end && *p == '.') {
+        long long whole = sec;
+        long long scale = 1;
+        const char *f = ++p;
+
+        while (p < end && IS_DIGIT(*p)) {
+            if (scale < 1000000000LL) {
+                whole = whole * 10 + (*p - '0');
+                scale *= 10;
+            }
+            p++;
+        }
+        if (p == f)
+            return NULL;
+        t->second = (double)whole / (double)scale;
+    } else {
+        t->second = sec;
+    }
+    return p;
+}
+
+/*
+ * ISO 8601 / RFC 3339 at p: "YYYY-MM-DDTHH:MM:SS[.frac][Z|+HH:MM|-HH:MM|+HHMM]"
+ * (RFC 3339 allows a space for the "T").
+ * Returns the end or NULL; *t is filled (not yet validated).
+ */
+static const char *parse_iso(const char *p, const char *end, struct query_log_time *t)
+{
+    if (end - p < 19 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != ' ') ||
+        !fixed_digits(p, 4, &t->year) || !fixed_digits(p + 5, 2, &t->month) ||
+        !fixed_digits(p + 8, 2, &t->day))
+        return NULL;
+    t->has_year = true;
+    p = parse_clock(p + 11, end, t);
+    if (p == NULL)
+        return NULL;
+    if (p < end && *p == 'Z') {
+        t->has_offset = true;
+        t->offset_minutes = 0;
+        return p + 1;
+    }
+    if (p < end && (*p == '+' || *p == '-')) {
+        int sign = *p == '-' ? -1 : 1;
+        int oh, om;
+
+        p++;
+        if (end - p < 4 || !fixed_digits(p, 2, &oh))
+            return NULL;
+        p += 2;
+        if (*p == ':')
+            p++;
+        if (end - p < 2 || !fixed_digits(p, 2, &om) || oh > 23 || om > 59)
+            return NULL;
+        t->has_offset = true;
+        t->offset_minutes = sign * (oh * 60 + om);
+        return p + 2;
+    }
+    return p;
+}
+
+/* RFC 3164 at p (month name checked by the caller): "Mmm dd HH:MM:SS", day space- or 0-padded. */
+static const char *parse_rfc3164(const char *p, const char *end, struct query_log_time *t)
+{
+    t->month = month_name(p);
+    p += 4;
+    if (end - p < 3)
+        return NULL;
+    if (p[0] == ' ' && IS_DIGIT(p[1])) {
+        t->day = p[1] - '0';
+        p += 2;
+    } else if (IS_DIGIT(p[0]) && IS_DIGIT(p[1])) {
+        t->day = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 2;
+    } else if (IS_DIGIT(p[0]) && p[1] == ' ') {
+        t->day = p[0] - '0';
+        p += 1;
+    } else {
+        return NULL;
+    }
+    if (p >= end || *p != ' ')
+        return NULL;
+    return parse_clock(p + 1, end, t);
+}
+
+/* BIND's print-time: "DD-Mmm-YYYY HH:MM:SS.mmm" (day one or two digits). */
+static const char *parse_bind_time(const char *p, const char *end, struct query_log_time *t)
+{
+    if (IS_DIGIT(p[1])) {
+        t->day = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 3;
+    } else {
+        t->day = p[0] - '0';
+        p += 2;
+    }
+    t->month = month_name(p);
+    p += 4;
+    if (end - p < 5 || !fixed_digits(p, 4, &t->year) || p[4] != ' ')
+        return NULL;
+    t->has_year = true;
+    return parse_clock(p + 5, end, t);
+}
+
+/* "<PRI>" with PRI 0..191: the end, or NULL. */
+static const char *parse_pri(const char *p, const char *end)
+{
+    int v = 0;
+    const char *d = ++p;
+
+    while (p < end && IS_DIGIT(*p) && p - d < 3)
+        v = v * 10 + (*p++ - '0');
+    if (p == d || p >= end || *p != '>' || v > 191)
+        return NULL;
+    return p + 1;
+}
+
+/* One RFC 5424 header field (HOSTNAME, APP-NAME, PROCID, MSGID) and its space. */
+static const char *skip_field(const char *p, const char *end)
+{
+    const char *s = p;
+
+    while (p < end && IS_GRAPH(*p))
+        p++;
+    if (p == s || p >= end || *p != ' ')
+        return NULL;
+    return p + 1;
+}
+
+/* RFC 5424 STRUCTURED-DATA: "-" or one or more [ID PARAM="VALUE" ...], value escapes \" \\ \]. */
+static const char *skip_sd(const char *p, const char *end)
+{
+    if (p < end && *p == '-')
+        return p + 1;
+    if (p >= end || *p != '[')
+        return NULL;
+    while (p < end && *p == '[') {
+        bool quoted = false;
+
+        for (p++;; p++) {
+            if (p >= end)
+                return NULL;
+            if (quoted) {
+                if (*p == '\\') {
+                    if (++p >= end)
+                        return NULL;
+                } else if (*p == '"') {
+                    quoted = false;
+                }
+            } else if (*p == '"') {
+                quoted = true;
+            } else if (*p == ']') {
+                break;
+            }
+        }
+        p++;
+    }
+    return p;
+}
+
+/* After "<PRI>1 ": TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [SP [BOM] MSG]. */
+static const char *parse_rfc5424(const char *p, const char *end, struct query_log_time *t,
+                                 bool *bad)
+{
+    const char *q;
+
+    if (p < end && *p == '-') {
+        q = p + 1;
+    } else {
+        q = parse_iso(p, end, t);
+        if (q == NULL || !time_valid(t)) {
+            *bad = true;
+            return p;
+        }
+        t->present = true;
+    }
+    if (q >= end || *q != ' ')
+        goto bad_header;
+    for (int i = 0; i < 4 && q != NULL; i++)
+        q = skip_field(q + (i == 0), end);
+    if (q == NULL)
+        goto bad_header;
+    q = skip_sd(q, end);
+    if (q == NULL)
+        goto bad_header;
+    if (q < end) {
+        if (*q != ' ')
+            goto bad_header;
+        q++;
+        if (end - q >= 3 && (unsigned char)q[0] == 0xEF && (unsigned char)q[1] == 0xBB &&
+            (unsigned char)q[2] == 0xBF)
+            q += 3;
+    }
+    return q;
+bad_header:
+    /* Not a well-formed header after all: search from after the version. */
+    return p;
+}
+
+/*
+ * Reads a known timestamp shape at the start of the line (see the top of
+ * the file) into *t.  Returns where the message starts (the line itself if
+ * nothing is known).  *bad: a timestamp began but is broken.
+ */
+static const char *parse_prefix(const char *p, const char *end, struct query_log_time *t, bool *bad)
+{
+    const char *q;
+
+    if (p < end && *p == '<') {
+        q = parse_pri(p, end);
+        if (q == NULL)
+            return p;
+        p = q;
+        /* RFC 5424: VERSION is "1" today; any 1-2 digit version is taken alike. */
+        if (end - p >= 2 && IS_DIGIT(p[0]) && p[0] != '0') {
+            if (p[1] == ' ')
+                return parse_rfc5424(p + 2, end, t, bad);
+            if (end - p >= 3 && IS_DIGIT(p[1]) && p[2] == ' ')
+                return parse_rfc5424(p + 3, end, t, bad);
+        }
+    }
+    if (end - p < 4)
+        return p;
+    /*
+     * A shape is taken once its first bytes match (three letters, a space
+     * and a day; 1-2 digits, "-", three letters, "-"; four digits and "-"):
+     * from there on a wrong month name ("nov") or value is a broken time.
+     */
+    if (IS_ALPHA(p[0])) {
+        if (end - p < 6 || !IS_ALPHA(p[1]) || !IS_ALPHA(p[2]) || p[3] != ' ' ||
+            !(IS_DIGIT(p[4]) || (p[4] == ' ' && IS_DIGIT(p[5]))))
+            return p;
+        q = month_name(p) ? parse_rfc3164(p, end, t) : NULL;
+    } else if (IS_DIGIT(p[0])) {
+        if (IS_DIGIT(p[1]) && IS_DIGIT(p[2]) && IS_DIGIT(p[3]) && end - p >= 5 && p[4] == '-') {
+            q = parse_iso(p, end, t);
+        } else {
+            const char *m = p + (IS_DIGIT(p[1]) ? 2 : 1);
+
+            if (end - m < 5 || m[0] != '-' || !IS_ALPHA(m[1]) || !IS_ALPHA(m[2]) ||
+                !IS_ALPHA(m[3]) || m[4] != '-')
+                return p;
+            q = month_name(m + 1) ? parse_bind_time(p, end, t) : NULL;
+        }
+    } else {
+        return p;
+    }
+    if (q == NULL || !time_valid(t) || (q < end && *q != ' ')) {
+        *bad = true;
+        return p;
+    }
+    t->present = true;
+    return q < end ? q + 1 : q;
+}
+
+/* ------------------------------------------------------------- addresses */
+
+/* A dotted quad as inet_pton(AF_INET) takes it (no leading zeros): its end, or NULL. */
+static const char *ipv4_end(const char *p, const char *end)
+{
+    for (int part = 0; part < 4; part++) {
+        unsigned v;
+        int n = 1;
+
+        if (part > 0) {
+            if (p >= end || *p != '.')
+                return NULL;
+            p++;
+        }
+        if (p >= end || !IS_DIGIT(*p))
+            return NULL;
+        v = (unsigned)(*p++ - '0');
+        while (p < end && IS_DIGIT(*p)) {
+            if (v == 0 || ++n > 3)
+                return NULL;
+            v = v * 10 + (unsigned)(*p++ - '0');
+        }
+        if (v > 255)
+            return NULL;
+    }
+    return p;
+}
+
+/* An IPv6 address as inet_pton(AF_INET6) takes it: its end, or NULL. */
+static const char *ipv6_end(const char *p, const char *end)
+{
+    int groups = 0;
+    bool compressed = false;
+
+    if (p < end && *p == ':') {
+        if (end - p < 2 || p[1] != ':')
+            return NULL;
+        p += 2;
+        compressed = true;
+        if (p >= end || !IS_HEX(*p))
+            return p; /* "::" */
+    }
+    for (;;) {
+        const char *g = p;
+
+        while (p < end && IS_HEX(*p) && p - g < 5)
+            p++;
+        if (p == g || p - g > 4)
+            return NULL;
+        if (p < end && *p == '.') {
+            /* A trailing dotted quad: the last 32 bits. */
+            p = ipv4_end(g, end);
+            if (p == NULL || groups > 6)
+                return NULL;
+            groups += 2;
+            break;
+        }
+        groups++;
+        if (p >= end || *p != ':')
+            break;
+        if (end - p >= 2 && p[1] == ':') {
+            if (compressed)
+                return NULL;
+            compressed = true;
+            p += 2;
+            if (p >= end || !IS_HEX(*p))
+                break; /* ends with "::" */
+        } else {
+            p++;
+        }
+        if (groups >= 8)
+            return NULL;
+    }
+    if (compressed ? groups > 7 : groups != 8)
+        return NULL;
+    return p;
+}
+
+/*
+ * An address at p, then an optional "%SCOPE" (IPv6 only).  Returns the end
+ * of all that, or NULL; *addr_end is the end of the address alone.
+ */
+static const char *address_end(const char *p, const char *end, const char **addr_end)
+{
+    const char *q = ipv4_end(p, end);
+    const char *s;
+
+    if (q != NULL && (q >= end || (*q != ':' && !IS_HEX(*q)))) {
+        *addr_end = q;
+        return q;
+    }
+    q = ipv6_end(p, end);
+    if (q == NULL)
+        return NULL;
+    *addr_end = q;
+    if (q < end && *q == '%') {
+        s = ++q;
+        while (q < end && q - s <= SCOPE_MAX &&
+               (IS_DIGIT(*q) || IS_ALPHA(*q) || *q == '_' || *q == '-' || *q == '.'))
+            q++;
+        if (q == s || q - s > SCOPE_MAX)
+            return NULL;
+    }
+    return q;
+}
+
+/*
+ * At p, just after "client ": "[@0xHEX ]ADDR[%SCOPE]#PORT".  Fills the
+ * client slice; returns the end, or NULL.  Bounded work whatever follows.
+ */
+static const char *parse_client(const char *p, const char *end, struct query_log_slice *client)
+{
+    const char *a, *ae, *q;
+    unsigned port = 0;
+
+    if (end - p >= 3 && p[0] == '@' && p[1] == '0' && p[2] == 'x') {
+        const char *h = p += 3;
+
+        while (p < end && IS_HEX(*p) && p - h <= 16)
+            p++;
+        if (p == h || p - h > 16 || p >= end || *p != ' ')
+            return NULL;
+        p++;
+    }
+    a = p;
+    q = address_end(p, end, &ae);
+    if (q == NULL || q >= end || *q != '#')
+        return NULL;
+    p = ++q;
+    while (q < end && IS_DIGIT(*q) && q - p < 5)
+        port = port * 10 + (unsigned)(*q++ - '0');
+    if (q == p || port > 65535 || (q < end && IS_DIGIT(*q)))
+        return NULL;
+    client->ptr = a;
+    client->len = (size_t)(ae - a);
+    return q;
+}
+
+/* ------------------------------------------------------------ the query */
+
+/* A presentation-form name up to a space or the end: its end, or NULL (empty, long, bad byte). */
+static const char *name_end(const char *p, const char *end)
+{
+    const char *s = p;
+
+    while (p < end && IS_GRAPH(*p))
+        p++;
+    if (p == s || p - s > NAME_MAX_TEXT || (p < end && *p != ' '))
+        return NULL;
+    return p;
+}
+
+/* " (NAME)" after the port (p at "("): NAME may hold an escaped ")". Its end, or NULL. */
+static const char *paren_name_end(const char *p, const char *end)
+{
+    const char *s = ++p;
+
+    while (p < end && *p != ')') {
+        if (!IS_GRAPH(*p))
+            return NULL;
+        if (*p == '\\' && ++p >= end)
+            return NULL;
+        p++;
+    }
+    if (p >= end || p == s || p - s > NAME_MAX_TEXT)
+        return NULL;
+    return p + 1;
+}
+
+/*
+ * Between the port and the marker: "[/key KEYNAME][ (NAME)][: view VIEW]".
+ * Fills the view; false if anything else is there.
+ */
+static bool parse_between(const char *p, const char *marker, struct query_log_slice *view)
+{
+    if (marker - p >= 5 && memcmp(p, "/key ", 5) == 0) {
+        const char *k = p += 5;
+
+        while (p < marker && IS_GRAPH(*p) && !(*p == ':' && p + 1 < marker && p[1] == ' '))
+            p++;
+        if (p == k || p - k > NAME_MAX_TEXT)
+            return false;
+    }
+    if (marker - p >= 2 && p[0] == ' ' && p[1] == '(') {
+        p = paren_name_end(p + 1, marker);
+        if (p == NULL)
+            return false;
+    }
+    view->ptr = marker;
+    view->len = 0;
+    if (p == marker)
+        return true;
+    if (marker - p < 8 || memcmp(p, ": view ", 7) != 0)
+        return false;
+    p += 7;
+    view->ptr = p;
+    view->len = (size_t)(marker - p);
+    for (; p < marker; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7F)
+            return false;
+    return true;
+}
+
+/* An upper-case word ([A-Z][A-Z0-9-]*, at most WORD_MAX) then a space: its end, or NULL. */
+static const char *word_end(const char *p, const char *end, bool hyphen)
+{
+    const char *s = p;
+
+    if (p >= end || !IS_UPPER(*p))
+        return NULL;
+    while (p < end && (IS_UPPER(*p) || IS_DIGIT(*p) || (hyphen && *p == '-')))
+        p++;
+    if (p - s > WORD_MAX || p >= end || *p != ' ')
+        return NULL;
+    return p;
+}
+
+/* FLAGS: "+" or "-", then letters each with an optional "(DIGITS)". Its end, or NULL. */
+static const char *flags_end(const char *p, const char *end)
+{
+    const char *s = p;
+
+    if (p >= end || (*p != '+' && *p != '-'))
+        return NULL;
+    p++;
+    while (p < end && IS_UPPER(*p)) {
+        p++;
+        if (p < end && *p == '(') {
+            const char *d = ++p;
+
+            while (p < end && IS_DIGIT(*p) && p - d < 6)
+                p++;
+            if (p == d || p >= end || *p != ')')
+                return NULL;
+            p++;
+        }
+        if (p - s > WORD_MAX)
+            return NULL;
+    }
+    if (p < end && *p != ' ')
+        return NULL;
+    return p;
+}
+
+/* After the marker: " QNAME CLASS TYPE FLAGS[ (SERVER)][ [ECS ...]]" to the end. */
+static bool parse_query(const char *p, const char *end, struct query_log_entry *out)
+{
+    const char *q, *ae;
+
+    if (p >= end || *p != ' ')
+        return false;
+    q = name_end(++p, end);
+    if (q == NULL || q >= end)
+        return false;
+    out->qname.ptr = p;
+    out->qname.len = (size_t)(q - p);
+    p = q + 1;
+    q = word_end(p, end, false);
+    if (q == NULL)
+        return false;
+    out->qclass.ptr = p;
+    out->qclass.len = (size_t)(q - p);
+    p = q + 1;
+    q = word_end(p, end, true);
+    if (q == NULL)
+        return false;
+    out->qtype.ptr = p;
+    out->qtype.len = (size_t)(q - p);
+    p = flags_end(q + 1, end);
+    if (p == NULL)
+        return false;
+    if (p == end)
+        return true;
+    /* p at a space */
+    if (end - p >= 2 && p[1] == '(') {
+        q = address_end(p + 2, end, &ae);
+        if (q == NULL || q >= end || *q != ')')
+            return false;
+        p = q + 1;
+        if (p == end)
+            return true;
+    }
+    if (end - p >= 7 && memcmp(p, " [ECS ", 6) == 0 && end[-1] == ']') {
+        for (q = p + 6; q < end - 1; q++)
+            if (!IS_GRAPH(*q) || *q == ']')
+                return false;
+        return q > p + 6;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------- the line */
+
+/*
+ * The first ": query:" in [p, end): memchr for each ':' (a line has a few)
+ * and a fixed-size compare, cheaper than memmem on lines this short.
+ */
+static const char *find_marker(const char *p, const char *end)
+{
+    while (end - p >= MARKER_LEN) {
+        p = memchr(p, ':', (size_t)(end - p) - (MARKER_LEN - 1));
+        if (p == NULL)
+            return NULL;
+        if (memcmp(p + 1, " query:", MARKER_LEN - 1) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+enum query_log_result query_log_parse(const char *line, size_t len, struct query_log_entry *out)
+{
+    static const struct query_log_entry zero;
+    struct query_log_entry scratch;
+    const char *end, *marker, *msg, *search, *c, *p;
+    bool bad_time = false, saw_client = false;
+
+    if (out == NULL)
+        out = &scratch;
+    *out = zero;
+    if (line == NULL || len == 0)
+        return QUERY_LOG_OTHER;
+    end = line + len;
+    if (end[-1] == '\r')
+        end--;
+
+    marker = find_marker(line, end);
+    if (marker == NULL)
+        return QUERY_LOG_OTHER;
+
+    msg = parse_prefix(line, end, &out->time, &bad_time);
+    if (marker < msg) {
+        /* The first marker was inside the header (RFC 5424 structured data). */
+        marker = find_marker(msg, end);
+        if (marker == NULL)
+            goto other;
+    }
+
+    /* The first word "client" that is followed by a valid ADDR#PORT. */
+    p = NULL;
+    for (search = msg;; search = c + 1) {
+        if ((size_t)(marker - search) >= 7 && memcmp(search, "client ", 7) == 0)
+            c = search;
+        else
+            c = memmem(search, (size_t)(marker - search), "client ", 7);
+        if (c == NULL)
+            break;
+        if (c == msg || c[-1] == ' ') {
+            saw_client = true;
+            p = parse_client(c + 7, marker, &out->client);
+            if (p != NULL)
+                break;
+        }
+    }
+    if (p == NULL) {
+        if (saw_client)
+            goto error;
+        goto other;
+    }
+    if (bad_time || !parse_between(p, marker, &out->view) ||
+        !parse_query(marker + MARKER_LEN, end, out))
+        goto error;
+    return QUERY_LOG_QUERY;
+
+other:
+    *out = zero;
+    return QUERY_LOG_OTHER;
+error:
+    *out = zero;
+    return QUERY_LOG_ERROR;
+}

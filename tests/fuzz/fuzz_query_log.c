@@ -1,0 +1,131 @@
+/*
+ * Fuzz target for the query-log line parser: any bytes, no crash, no read
+ * past the line, and what it reads holds together: every slice inside the
+ * line, the client an address inet_pton takes (no '#', no scope), names and
+ * words within their bounds, times within their ranges, and the same answer
+ * with a trailing CR.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query_log.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_slice(struct query_log_slice s, const char *line, size_t size, size_t max,
+                        int may_be_empty)
+{
+    if (s.ptr == NULL || s.ptr < line || s.len > size || s.ptr + s.len > line + size)
+        abort();
+    if (s.len > max || (!may_be_empty && s.len == 0))
+        abort();
+}
+
+/* Upper-case letters, digits and (for a type) '-': what BIND writes for classes and types. */
+static void check_word(struct query_log_slice s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+            abort();
+    }
+}
+
+static void check_time(const struct query_log_time *t)
+{
+    if (!t->present) {
+        if (t->has_year || t->has_offset || t->month != 0 || t->second != 0.0)
+            abort();
+        return;
+    }
+    if (t->month < 1 || t->month > 12 || t->day < 1 || t->day > 31 || t->hour < 0 ||
+        t->hour > 23 || t->minute < 0 || t->minute > 59 || !(t->second >= 0.0) ||
+        !(t->second < 61.0))
+        abort();
+    if (t->has_year ? (t->year < 0 || t->year > 9999) : t->year != 0)
+        abort();
+    if (t->has_offset ? (t->offset_minutes < -(23 * 60 + 59) || t->offset_minutes > 23 * 60 + 59)
+                      : t->offset_minutes != 0)
+        abort();
+}
+
+static void check_entry(enum query_log_result r, const struct query_log_entry *e, const char *line,
+                        size_t size)
+{
+    char addr[64];
+    unsigned char bin[16];
+
+    if (r != QUERY_LOG_QUERY) {
+        if (r != QUERY_LOG_OTHER && r != QUERY_LOG_ERROR)
+            abort();
+        /* Nothing half-filled. */
+        if (e->client.ptr || e->qname.ptr || e->qclass.ptr || e->qtype.ptr || e->view.ptr ||
+            e->time.present)
+            abort();
+        return;
+    }
+    check_slice(e->client, line, size, 45, 0); /* INET6_ADDRSTRLEN - 1 */
+    check_slice(e->qname, line, size, 1024, 0);
+    check_slice(e->qclass, line, size, 32, 0);
+    check_slice(e->qtype, line, size, 32, 0);
+    check_slice(e->view, line, size, size, 1);
+    check_word(e->qclass);
+    check_word(e->qtype);
+    for (size_t i = 0; i < e->qname.len; i++)
+        if ((unsigned char)e->qname.ptr[i] <= ' ' || (unsigned char)e->qname.ptr[i] >= 0x7F)
+            abort();
+    if (memchr(e->client.ptr, '#', e->client.len) || memchr(e->client.ptr, '%', e->client.len))
+        abort();
+    /* The client is an address exactly as inet_pton reads it. */
+    memcpy(addr, e->client.ptr, e->client.len);
+    addr[e->client.len] = '\0';
+    if (inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1)
+        abort();
+    check_time(&e->time);
+}
+
+static int same_entry(const struct query_log_entry *a, const struct query_log_entry *b,
+                      const char *la, const char *lb)
+{
+#define SAME_SLICE(f)                                                                              \
+    (a->f.len == b->f.len && (a->f.ptr == NULL) == (b->f.ptr == NULL) &&                           \
+     (a->f.ptr == NULL || a->f.ptr - la == b->f.ptr - lb))
+    return SAME_SLICE(client) && SAME_SLICE(qname) && SAME_SLICE(qclass) && SAME_SLICE(qtype) &&
+           SAME_SLICE(view) && a->time.present == b->time.present &&
+           a->time.has_year == b->time.has_year && a->time.has_offset == b->time.has_offset &&
+           a->time.year == b->time.year && a->time.month == b->time.month &&
+           a->time.day == b->time.day && a->time.hour == b->time.hour &&
+           a->time.minute == b->time.minute && a->time.second == b->time.second &&
+           a->time.offset_minutes == b->time.offset_minutes;
+#undef SAME_SLICE
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* A copy of exactly size bytes, so that AddressSanitizer sees any overread. */
+    char *line = malloc(size ? size : 1);
+    struct query_log_entry e, e2;
+    enum query_log_result r;
+
+    memcpy(line, data, size);
+    r = query_log_parse(line, size, &e);
+    check_entry(r, &e, line, size);
+    if (query_log_parse(line, size, NULL) != r)
+        abort();
+
+    /* One trailing CR changes nothing (unless there is one already). */
+    if (size == 0 || line[size - 1] != '\r') {
+        char *cr = malloc(size + 1);
+
+        memcpy(cr, data, size);
+        cr[size] = '\r';
+        if (query_log_parse(cr, size + 1, &e2) != r || !same_entry(&e, &e2, line, cr))
+            abort();
+        free(cr);
+    }
+    free(line);
+    return 0;
+}

@@ -1,0 +1,646 @@
+/*
+ * Unit tests of the query-log line parser: every form BIND's `queries`
+ * category takes (file channel with or without print-time, -category,
+ * -severity; syslog RFC 3164 and RFC 5424), the lines it must skip and the
+ * lines it must count as errors.  Many lines are copied from a real BIND
+ * 9.18 (file and syslog channels) and from util-linux logger (RFC 5424).
+ *
+ * Optional argument: the path of tests/data/query_log_samples.txt, whose
+ * lines are checked against the expectation written above each of them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "query_log.h"
+
+static const char *samples_path;
+
+/* Times as the line gives them: BIND's own, syslog without a year, ISO 8601 with and without an offset. */
+#define NO_TIME {false, false, false, 0, 0, 0, 0, 0, 0.0, 0}
+#define BIND_T(y, mo, d, h, mi, s) {true, true, false, y, mo, d, h, mi, s, 0}
+#define SYSLOG_T(mo, d, h, mi, s) {true, false, false, 0, mo, d, h, mi, s, 0}
+#define ISO_T(y, mo, d, h, mi, s, off) {true, true, true, y, mo, d, h, mi, s, off}
+/* The rest of a case that is not a query. */
+#define NOT_READ NULL, NULL, NULL, NULL, NULL, NO_TIME
+
+struct query_case {
+    const char *line;
+    enum query_log_result result;
+    const char *client, *qname, *qclass, *qtype, *view; /* QUERY only; view NULL: none */
+    struct query_log_time time;
+};
+
+/* The same query with the prefixes BIND and the syslog daemons put before "client". */
+#define Q_MX "client @0x7f3787b5d098 127.0.0.1#17814 (dom0001.test): query: dom0001.test IN MX +E(0)D (127.0.0.1)"
+#define Q_A "client @0x7f3787b5d098 10.0.0.5#5353 (a.test): query: a.test IN MX + (10.0.0.1)"
+
+static const struct query_case queries[] = {
+    /* BIND 9.18 file channel, print-time yes (as tests/dns_servers.py configures it). */
+    {"24-Nov-2026 22:41:21.962 " Q_MX, QUERY_LOG_QUERY, "127.0.0.1", "dom0001.test", "IN", "MX",
+     NULL, BIND_T(2026, 11, 24, 22, 41, 21.962)},
+    /* print-category and print-severity. */
+    {"24-Nov-2026 22:41:21.962 queries: info: client @0x7f3787b5d098 10.0.0.5#5353 (Example.COM): "
+     "query: Example.COM IN A + (10.0.0.1)",
+     QUERY_LOG_QUERY, "10.0.0.5", "Example.COM", "IN", "A", NULL,
+     BIND_T(2026, 11, 24, 22, 41, 21.962)},
+    /* print-category alone; print-severity alone without print-time (real 9.18). */
+    {"01-Jan-2027 00:00:00.000 queries: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX",
+     NULL, BIND_T(2027, 1, 1, 0, 0, 0.0)},
+    {"info: client @0x7f498aac2c98 ::1#53202 (a.test): view external: query: a.test IN MX +E(0)K (::1)",
+     QUERY_LOG_QUERY, "::1", "a.test", "IN", "MX", "external", NO_TIME},
+    /* No print-time: the line starts with "client". */
+    {Q_MX, QUERY_LOG_QUERY, "127.0.0.1", "dom0001.test", "IN", "MX", NULL, NO_TIME},
+    /* BIND 9.9/9.11: no client object; older still: no (name), no server address. */
+    {"client 192.0.2.1#53 (x.test): query: x.test IN PTR -E (192.0.2.53)", QUERY_LOG_QUERY,
+     "192.0.2.1", "x.test", "IN", "PTR", NULL, NO_TIME},
+    {"client 10.1.2.3#1024: query: a.example IN MX +", QUERY_LOG_QUERY, "10.1.2.3", "a.example", "IN",
+     "MX", NULL, NO_TIME},
+    /* Views; a view name may hold spaces; a TSIG-signed query adds /key NAME (real 9.18). */
+    {"client @0x7f3787b5d098 10.0.0.5#5353 (a.test): view internal: query: a.test IN MX +E(0)K (10.0.0.1)",
+     QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", "internal", NO_TIME},
+    {"25-Nov-2026 03:16:47.789 client @0x7f498aac1098 127.0.0.1#58710/key tkey (a.test): view internal "
+     "view: query: a.test IN MX +SE(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "a.test", "IN", "MX", "internal view",
+     BIND_T(2026, 11, 25, 3, 16, 47.789)},
+    {"client 10.0.0.5#5353/key k.example: view v: query: a.test IN A +S", QUERY_LOG_QUERY,
+     "10.0.0.5", "a.test", "IN", "A", "v", NO_TIME},
+    {"client 10.0.0.5#5353/key k.example: query: a.test IN A +S", QUERY_LOG_QUERY, "10.0.0.5",
+     "a.test", "IN", "A", NULL, NO_TIME},
+    /* IPv6 clients; a scope is dropped from the client (and allowed on the server). */
+    {"client @0x7f3787b5d098 2001:db8::5#41234 (a.test): query: a.test IN AAAA +E(0)K (2001:db8::53)",
+     QUERY_LOG_QUERY, "2001:db8::5", "a.test", "IN", "AAAA", NULL, NO_TIME},
+    {"client @0x7f3787b5d098 fe80::1%eth0#53 (a.test): query: a.test IN MX +E(0)K (fe80::53%eth0)",
+     QUERY_LOG_QUERY, "fe80::1", "a.test", "IN", "MX", NULL, NO_TIME},
+    {"client fe80::a:b:c:d%2#5353 (a.test): query: a.test IN MX + (fe80::53%2)", QUERY_LOG_QUERY,
+     "fe80::a:b:c:d", "a.test", "IN", "MX", NULL, NO_TIME},
+    {"client ::ffff:192.0.2.7#1234 (a.test): query: a.test IN MX + (::ffff:192.0.2.53)",
+     QUERY_LOG_QUERY, "::ffff:192.0.2.7", "a.test", "IN", "MX", NULL, NO_TIME},
+    {"client 2001:DB8:0:0:0:0:0:1#1 (a.test): query: a.test IN MX +", QUERY_LOG_QUERY,
+     "2001:DB8:0:0:0:0:0:1", "a.test", "IN", "MX", NULL, NO_TIME},
+    /* Types and classes as BIND names them (real 9.18 lines). */
+    {"25-Nov-2026 03:16:37.761 client @0x7f66e3e6c098 127.0.0.1#39032 (dom0001.test): query: "
+     "dom0001.test IN TYPE65534 +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "dom0001.test", "IN", "TYPE65534", NULL,
+     BIND_T(2026, 11, 25, 3, 16, 37.761)},
+    {"25-Nov-2026 03:16:37.781 client @0x7f66e010e898 127.0.0.1#44035 (dom0001.test): query: "
+     "dom0001.test IN ANY +E(0)TDK (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "dom0001.test", "IN", "ANY", NULL,
+     BIND_T(2026, 11, 25, 3, 16, 37.781)},
+    {"25-Nov-2026 03:16:37.801 client @0x7f66e3e6c098 127.0.0.1#34898 (version.bind): query: "
+     "version.bind CH TXT +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "version.bind", "CH", "TXT", NULL,
+     BIND_T(2026, 11, 25, 3, 16, 37.801)},
+    {"client 127.0.0.1#51248 (dom0001.test): query: dom0001.test IN NSAP-PTR +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "dom0001.test", "IN", "NSAP-PTR", NULL, NO_TIME},
+    {"client 127.0.0.1#1 (a.test): query: a.test CLASS254 TYPE1 +", QUERY_LOG_QUERY, "127.0.0.1",
+     "a.test", "CLASS254", "TYPE1", NULL, NO_TIME},
+    /* Names: the root, escapes (a space is \032, a parenthesis \)), case kept. */
+    {"client @0x7f66e3e6c098 127.0.0.1#60125 (.): query: . IN NS +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", ".", "IN", "NS", NULL, NO_TIME},
+    {"client 127.0.0.1#47966 (weird\\032name.test): query: weird\\032name.test IN A +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "weird\\032name.test", "IN", "A", NULL, NO_TIME},
+    {"client 127.0.0.1#47966 (a\\).test): query: a\\).test IN A + (127.0.0.1)", QUERY_LOG_QUERY,
+     "127.0.0.1", "a\\).test", "IN", "A", NULL, NO_TIME},
+    /* EDNS client-subnet (real 9.18 with dig +subnet). */
+    {"25-Nov-2026 03:16:37.905 client @0x7f66e3e6c098 127.0.0.1#53093 (dom0001.test): query: "
+     "dom0001.test IN MX +E(0)K (127.0.0.1) [ECS 192.0.2.0/24/0]",
+     QUERY_LOG_QUERY, "127.0.0.1", "dom0001.test", "IN", "MX", NULL,
+     BIND_T(2026, 11, 25, 3, 16, 37.905)},
+    /* print-time iso8601 (local, no offset) and iso8601-utc (real 9.18). */
+    {"2026-11-25T03:16:47.757 client @0x7f498aac1098 127.0.0.1#59012 (a.test): view external: query: "
+     "a.test IN MX +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "a.test", "IN", "MX", "external",
+     BIND_T(2026, 11, 25, 3, 16, 47.757)},
+    {"2026-11-25T03:16:47.757Z queries: client @0x7f498aac1098 127.0.0.1#59012 (a.test): query: "
+     "a.test IN MX +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "a.test", "IN", "MX", NULL,
+     ISO_T(2026, 11, 25, 3, 16, 47.757, 0)},
+    /* RFC 3164 as rsyslog and syslog-ng write files: no year. */
+    {"Nov 24 22:41:21 ns1 named[1234]: client @0x7f3787b5d098 127.0.0.1#17814 (a.test): query: a.test "
+     "IN MX +E(0)D (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "a.test", "IN", "MX", NULL, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"Nov 24 22:41:21 ns1 named[1234]: queries: info: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test",
+     "IN", "MX", NULL, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    /* On the wire: with a PRI (local1.notice = 141), a space-padded day. */
+    {"<141>Nov 24 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX",
+     NULL, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"<141>Nov  4 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX",
+     NULL, SYSLOG_T(11, 4, 22, 41, 21.0)},
+    {"Nov 04 02:03:04 ns1 named: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     SYSLOG_T(11, 4, 2, 3, 4.0)},
+    /* What named itself sends to /dev/log (real 9.18, local1.info): no host. */
+    {"<142>Nov 25 03:20:25 named[1424]: queries: info: client @0x7f2c9a0d0098 127.0.0.1#51748 (a.test): "
+     "query: a.test IN MX +E(0)K (127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "a.test", "IN", "MX", NULL, SYSLOG_T(11, 25, 3, 20, 25.0)},
+    /* journalctl -o short-precise and -o short-iso. */
+    {"Nov 24 22:41:21.962345 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN",
+     "MX", NULL, SYSLOG_T(11, 24, 22, 41, 21.962345)},
+    {"2026-11-24T22:41:21+0100 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN",
+     "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.0, 60)},
+    /* rsyslog's RFC 3339 file format (Debian's default). */
+    {"2026-11-24T22:41:21.962345+01:00 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test",
+     "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.962345, 60)},
+    /* RFC 3339 with a space for the "T". */
+    {"2026-11-24 22:41:21 " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     BIND_T(2026, 11, 24, 22, 41, 21.0)},
+    /* A host called "client" is passed over. */
+    {"Nov 24 22:41:21 client named[1234]: client 10.0.0.5#5353 (a.test): query: a.test IN A + (10.0.0.1)",
+     QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "A", NULL, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    /* RFC 5424: offset, Z, negative offset, structured data, BOM, no time. */
+    {"<141>1 2026-11-24T22:41:21.962+01:00 ns1 named 1234 - - " Q_A, QUERY_LOG_QUERY, "10.0.0.5",
+     "a.test", "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.962, 60)},
+    {"<141>1 2026-11-24T21:41:21.962Z ns1 named 1234 - - " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test",
+     "IN", "MX", NULL, ISO_T(2026, 11, 24, 21, 41, 21.962, 0)},
+    {"<141>1 2026-11-24T16:11:21.5-05:30 ns1 named 1234 - - " Q_A, QUERY_LOG_QUERY, "10.0.0.5",
+     "a.test", "IN", "MX", NULL, ISO_T(2026, 11, 24, 16, 11, 21.5, -330)},
+    {"<141>1 2026-11-24T22:41:21.962+01:00 ns1 named 1234 - [x@1 a=\"b\"] " Q_A, QUERY_LOG_QUERY,
+     "10.0.0.5", "a.test", "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.962, 60)},
+    {"<142>1 2026-11-25T03:20:31.034178+00:00 vm named 1424 - [timeQuality tzKnown=\"1\" "
+     "isSynced=\"0\"] client @0x7f2c9a0d0098 127.0.0.1#51748 (a.test): query: a.test IN MX +E(0)K "
+     "(127.0.0.1)",
+     QUERY_LOG_QUERY, "127.0.0.1", "a.test", "IN", "MX", NULL,
+     ISO_T(2026, 11, 25, 3, 20, 31.034178, 0)},
+    /* Structured data that looks like a query is not read as one. */
+    {"<141>1 2026-11-24T22:41:21Z ns1 named 1234 q [x@1 a=\"client 1.2.3.4#5 (b.test): query: b.test "
+     "IN A + \\] \\\"\"][y@1] " Q_A,
+     QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.0, 0)},
+    {"<141>1 2026-11-24T22:41:21.962+01:00 ns1 named 1234 - - \xEF\xBB\xBF" Q_A, QUERY_LOG_QUERY,
+     "10.0.0.5", "a.test", "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.962, 60)},
+    {"<141>1 - ns1 named 1234 - - " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     NO_TIME},
+    /* Headers that are not quite RFC 5424: the time is kept, the query still found. */
+    {"<141>1 2026-11-24T22:41:21Z ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN",
+     "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.0, 0)},
+    {"<141>1 2026-11-24T22:41:21Z ns1 named 1234 - [x@1 a=\"b\" " Q_A, QUERY_LOG_QUERY, "10.0.0.5",
+     "a.test", "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.0, 0)},
+    {"<141>10 - ns1 named 1234 - - " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     NO_TIME},
+    /* rsyslog's forwarding format: a PRI, then RFC 3339. */
+    {"<13>2026-11-24T22:41:21.962+01:00 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test",
+     "IN", "MX", NULL, ISO_T(2026, 11, 24, 22, 41, 21.962, 60)},
+    /* Not a PRI (over 191, empty): an unknown prefix, no time. */
+    {"<192>Nov 24 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX",
+     NULL, NO_TIME},
+    {"<>Nov 24 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX",
+     NULL, NO_TIME},
+    /* A day with no padding at all. */
+    {"Nov 4 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     SYSLOG_T(11, 4, 22, 41, 21.0)},
+    /* Dates: leap days, a leap second, single-digit BIND day. */
+    {"29-Feb-2028 23:59:60.999 " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     BIND_T(2028, 2, 29, 23, 59, 60.999)},
+    {"Feb 29 00:00:00 ns1 named[1]: " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     SYSLOG_T(2, 29, 0, 0, 0.0)},
+    {"4-Jul-2026 12:00:00.000 " Q_A, QUERY_LOG_QUERY, "10.0.0.5", "a.test", "IN", "MX", NULL,
+     BIND_T(2026, 7, 4, 12, 0, 0.0)},
+
+    /* Well-formed lines of other kinds: skipped. */
+    {"24-Nov-2026 22:41:21.962 general: info: zone a.test/IN: loaded serial 1", QUERY_LOG_OTHER, NOT_READ},
+    {"Nov 24 22:41:21 ns1 postfix/smtpd[4321]: connect from unknown[192.0.2.1]", QUERY_LOG_OTHER, NOT_READ},
+    {"", QUERY_LOG_OTHER, NOT_READ},
+    {"\r", QUERY_LOG_OTHER, NOT_READ},
+    {"25-Nov-2026 03:16:37.925 query-errors: info: client @0x7f66e3e6c098 127.0.0.1#60125 (.): query "
+     "failed (REFUSED) for ./IN/NS at query.c:5708",
+     QUERY_LOG_OTHER, NOT_READ},
+    {"24-Nov-2026 22:41:21.962 security: info: client @0x7f3787b5d098 10.0.0.5#5353 (a.test): query "
+     "(cache) 'a.test/MX/IN' denied",
+     QUERY_LOG_OTHER, NOT_READ},
+    {"25-Nov-2026 03:16:38.005 security: error: client @0x7f66e3e6c098 127.0.0.1#33216: request has "
+     "invalid signature: TSIG k1: tsig verify failure (BADKEY)",
+     QUERY_LOG_OTHER, NOT_READ},
+    /* Another program's "query:" with no client: not BIND's. */
+    {"Nov 24 22:41:21 db1 postgres[99]: query: SELECT 1", QUERY_LOG_OTHER, NOT_READ},
+    /* "client" glued to what precedes it is not the word. */
+    {"<141>1 2026-11-24T22:41:21Z ns1 named 1234 - -" Q_A, QUERY_LOG_OTHER, NOT_READ},
+    {"<141>1 2026-11-24T22:41:21Z ns1 named 1234 - [x@1 a=\"client 1.2.3.4#5 (b.test): query: b IN A +\"]",
+     QUERY_LOG_OTHER, NOT_READ},
+
+    /* Query lines that cannot be read: counted as errors. */
+    {"client 10.0.0.5 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},     /* no #port */
+    {"client 10.0.0.5# (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#65536 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#123456 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.256#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 010.0.0.5#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 2001:db8:::5#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 2001:db8::5::1#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 1:2:3:4:5:6:7:8:9#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 12345::1#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5%eth0#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client fe80::1%#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client mail.example#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client @0xZZ 10.0.0.5#53 (a.test): query: a.test IN A + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN + (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ}, /* no type */
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A (10.0.0.1)", QUERY_LOG_ERROR, NOT_READ}, /* no flags */
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: ", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query:", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query:  a.test IN A +", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test in a +", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A + (10.0.0.1) extra", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A + (10.0.0.1) ", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A + (10.0.0.1", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A + (mail.example)", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): query: a.test IN A + (10.0.0.1) [ECS ]", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test: query: a.test IN A +", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test): view : query: a.test IN A +", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53 (a.test) junk: query: a.test IN A +", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53/key : query: a.test IN A +", QUERY_LOG_ERROR, NOT_READ},
+    /* Flags that are not BIND's. */
+    {"client 10.0.0.5#53: query: a.test IN A *", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53: query: a.test IN A +E(", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53: query: a.test IN A +E()", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53: query: a.test IN A +e", QUERY_LOG_ERROR, NOT_READ},
+    {"client 10.0.0.5#53: query: a.test IN A ++", QUERY_LOG_ERROR, NOT_READ},
+    /* Timestamps begun but broken: month names are case-sensitive, values checked. */
+    {"24-nov-2026 22:41:21.962 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"24-Nov-2026 25:41:21.962 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"24-Nov-2026 22:61:21.962 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"31-Apr-2026 22:41:21.962 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"29-Feb-2027 22:41:21.962 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"24-Nov-2026 22:41:21. " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"24-Nov-2026 22:41 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"nov 24 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"Nov 32 22:41:21 ns1 named[1234]: " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"2026-13-24T22:41:21Z " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"2026-11-24T22:41:21+24:00 " Q_A, QUERY_LOG_ERROR, NOT_READ},
+    {"<141>1 2026-11-24 ns1 named 1234 - - " Q_A, QUERY_LOG_ERROR, NOT_READ},
+};
+
+static bool slice_is(struct query_log_slice s, const char *want)
+{
+    return s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0;
+}
+
+static void check_inside(struct query_log_slice s, const char *line, size_t len)
+{
+    assert_non_null(s.ptr);
+    assert_true(s.ptr >= line && s.ptr + s.len <= line + len);
+}
+
+/* Checks one line against its case; returns nothing, fails the test with the line printed. */
+static void check_case(const struct query_case *c, const char *line, size_t len)
+{
+    struct query_log_entry e;
+    enum query_log_result r;
+
+    memset(&e, 0x5A, sizeof(e)); /* whatever the caller had there */
+    r = query_log_parse(line, len, &e);
+    if (r != c->result)
+        fail_msg("%d instead of %d for: %.*s", (int)r, (int)c->result, (int)len, line);
+    if (r != QUERY_LOG_QUERY) {
+        /* Nothing half-filled is left behind. */
+        assert_false(e.time.present);
+        assert_null(e.client.ptr);
+        assert_null(e.qname.ptr);
+        assert_null(e.view.ptr);
+        return;
+    }
+    check_inside(e.client, line, len);
+    check_inside(e.qname, line, len);
+    check_inside(e.qclass, line, len);
+    check_inside(e.qtype, line, len);
+    check_inside(e.view, line, len);
+    if (!slice_is(e.client, c->client) || !slice_is(e.qname, c->qname) ||
+        !slice_is(e.qclass, c->qclass) || !slice_is(e.qtype, c->qtype) ||
+        !slice_is(e.view, c->view ? c->view : ""))
+        fail_msg("client [%.*s] qname [%.*s] class [%.*s] type [%.*s] view [%.*s] for: %s",
+                 (int)e.client.len, e.client.ptr, (int)e.qname.len, e.qname.ptr,
+                 (int)e.qclass.len, e.qclass.ptr, (int)e.qtype.len, e.qtype.ptr, (int)e.view.len,
+                 e.view.ptr, c->line);
+    if (e.time.present != c->time.present || e.time.has_year != c->time.has_year ||
+        e.time.has_offset != c->time.has_offset || e.time.year != c->time.year ||
+        e.time.month != c->time.month || e.time.day != c->time.day ||
+        e.time.hour != c->time.hour || e.time.minute != c->time.minute ||
+        e.time.second != c->time.second || e.time.offset_minutes != c->time.offset_minutes)
+        fail_msg("time %d %d %d %04d-%02d-%02d %02d:%02d:%.9f %+d for: %s", e.time.present,
+                 e.time.has_year, e.time.has_offset, e.time.year, e.time.month, e.time.day,
+                 e.time.hour, e.time.minute, e.time.second, e.time.offset_minutes, c->line);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        const struct query_case *c = &queries[i];
+        size_t len = strlen(c->line);
+        char *copy = malloc(len + 1);
+
+        /* An exact-size copy: a read past the end is the sanitizer's to see. */
+        assert_non_null(copy);
+        memcpy(copy, c->line, len);
+        check_case(c, copy, len);
+        /* The same with a trailing CR (a file written on Windows, or by a relay). */
+        if (len == 0 || copy[len - 1] != '\r') {
+            char *cr = malloc(len + 1);
+
+            assert_non_null(cr);
+            memcpy(cr, c->line, len);
+            cr[len] = '\r';
+            check_case(c, cr, len + 1);
+            free(cr);
+        }
+        free(copy);
+    }
+}
+
+/* Month names as BIND and syslog write them (C locale), and nothing else. */
+static void test_months(void **state)
+{
+    static const char *const names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static const char *const wrong[] = {"JAN", "jan", "Jum", "Mai", "Okt", "Dez", "Sept", "Ju",
+                                        "Fev", "Mrz", "Apl", "Sap", "Nob", "Dic", "Xyz", "Avr"};
+    char line[256];
+    struct query_log_entry e;
+
+    (void)state;
+    for (int m = 1; m <= 12; m++) {
+        snprintf(line, sizeof(line), "05-%s-2026 01:02:03.004 %s", names[m - 1], Q_A);
+        assert_int_equal(query_log_parse(line, strlen(line), &e), QUERY_LOG_QUERY);
+        assert_int_equal(e.time.month, m);
+        assert_int_equal(e.time.day, 5);
+        snprintf(line, sizeof(line), "%s 15 01:02:03 ns1 named[1]: %s", names[m - 1], Q_A);
+        assert_int_equal(query_log_parse(line, strlen(line), &e), QUERY_LOG_QUERY);
+        assert_int_equal(e.time.month, m);
+        assert_int_equal(e.time.day, 15);
+    }
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        snprintf(line, sizeof(line), "05-%s-2026 01:02:03.004 %s", wrong[i], Q_A);
+        if (query_log_parse(line, strlen(line), &e) == QUERY_LOG_QUERY && e.time.present)
+            fail_msg("month %s taken", wrong[i]);
+        snprintf(line, sizeof(line), "%s 15 01:02:03 ns1 named[1]: %s", wrong[i], Q_A);
+        if (query_log_parse(line, strlen(line), &e) == QUERY_LOG_QUERY && e.time.present)
+            fail_msg("month %s taken", wrong[i]);
+    }
+}
+
+/* Every flag combination BIND writes: + or - (RD), S, E or E(n), T, D, C, V, K. */
+static void test_flags(void **state)
+{
+    static const char *const good[] = {"+", "-", "+E(0)K", "+SE(0)DC", "-EDC", "+T", "+ET",
+                                       "+E(0)TDCK", "-E(0)", "+V", "+E(0)V", "-SE(0)TDCVK"};
+    static const char *const bad[] = {"*", "E", "+e", "+E(", "+E()", "+E(0", "+E(x)", "++",
+                                      "+-", "+E(0)k", "+(0)", "+ E"};
+    char line[256];
+    struct query_log_entry e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(line, sizeof(line), "client 10.0.0.5#53 (a.test): query: a.test IN MX %s (10.0.0.1)",
+                 good[i]);
+        if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_QUERY)
+            fail_msg("flags %s refused", good[i]);
+        assert_true(slice_is(e.qtype, "MX"));
+        snprintf(line, sizeof(line), "client 10.0.0.5#53: query: a.test IN MX %s", good[i]);
+        if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_QUERY)
+            fail_msg("flags %s refused at the end", good[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(line, sizeof(line), "client 10.0.0.5#53 (a.test): query: a.test IN MX %s (10.0.0.1)",
+                 bad[i]);
+        if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_ERROR)
+            fail_msg("flags %s accepted", bad[i]);
+    }
+}
+
+/* Addresses: the client is exactly what inet_pton takes; the scope is not part of it. */
+static void test_addresses(void **state)
+{
+    static const char *const good[] = {
+        "0.0.0.0", "255.255.255.255", "192.0.2.1", "::", "::1", "1::", "1:2:3:4:5:6:7::",
+        "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8", "fe80::1", "FE80::ABCD", "::ffff:1.2.3.4",
+        "1:2:3:4:5:6:1.2.3.4", "::1.2.3.4", "2001:db8:0:1::"};
+    static const char *const bad[] = {
+        "256.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1..2.3", ":::", ":1::", "1:", "1:::2",
+        "1:2:3:4:5:6:7:8::", "1:2:3:4:5:6:7:8:9", "12345::", "1::2::3", "::1.2.3", "g::1",
+        "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.04", "", "1.2.3.4:53"};
+    char line[256];
+    struct query_log_entry e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(line, sizeof(line), "client %s#53: query: a.test IN A + (%s)", good[i], good[i]);
+        if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_QUERY || !slice_is(e.client, good[i]))
+            fail_msg("address %s not read", good[i]);
+        if (strchr(good[i], ':') != NULL) {
+            snprintf(line, sizeof(line), "client %s%%lo#53: query: a.test IN A +", good[i]);
+            if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_QUERY ||
+                !slice_is(e.client, good[i]))
+                fail_msg("address %s with a scope not read", good[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(line, sizeof(line), "client %s#53: query: a.test IN A +", bad[i]);
+        if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_ERROR)
+            fail_msg("client address %s accepted", bad[i]);
+        snprintf(line, sizeof(line), "client 10.0.0.5#53: query: a.test IN A + (%s)", bad[i]);
+        if (query_log_parse(line, strlen(line), &e) != QUERY_LOG_ERROR)
+            fail_msg("server address %s accepted", bad[i]);
+    }
+}
+
+/* NUL bytes anywhere: never a query, never a read past the line. */
+static void test_nul_bytes(void **state)
+{
+    static const char base[] = "24-Nov-2026 22:41:21.962 " Q_MX;
+    const size_t len = sizeof(base) - 1;
+    struct query_log_entry e;
+
+    (void)state;
+    for (size_t i = 0; i < len; i++) {
+        char *line = malloc(len);
+        enum query_log_result r;
+
+        assert_non_null(line);
+        memcpy(line, base, len);
+        line[i] = '\0';
+        r = query_log_parse(line, len, &e);
+        /*
+         * In the time: a broken time (ERROR); where the date's shape is not
+         * taken, an unknown prefix (QUERY without time); the space before
+         * "client": no word "client" (OTHER).  From "client" on: never a query.
+         */
+        if (i < strlen("24-Nov-2026 22:41:21.962 ")) {
+            assert_true(r == QUERY_LOG_ERROR || r == QUERY_LOG_OTHER ||
+                        (r == QUERY_LOG_QUERY && !e.time.present));
+        } else if (r != QUERY_LOG_ERROR && r != QUERY_LOG_OTHER) {
+            fail_msg("NUL at %zu: %d", i, (int)r);
+        }
+        free(line);
+    }
+    /* A NUL inside the marker: no marker, another kind of line. */
+    {
+        static const char l[] = "client 10.0.0.5#53 (a.test): qu\0ery: a.test IN A +";
+
+        assert_int_equal(query_log_parse(l, sizeof(l) - 1, &e), QUERY_LOG_OTHER);
+    }
+    /* The length is what counts, not a NUL terminator. */
+    assert_int_equal(query_log_parse(base, len - strlen(" (127.0.0.1)"), &e), QUERY_LOG_QUERY);
+    assert_true(slice_is(e.qtype, "MX"));
+    assert_int_equal(query_log_parse(base, len - 1, &e), QUERY_LOG_ERROR);
+}
+
+/* No output wanted; no line at all. */
+static void test_edges(void **state)
+{
+    struct query_log_entry e;
+
+    (void)state;
+    assert_int_equal(query_log_parse(Q_A, strlen(Q_A), NULL), QUERY_LOG_QUERY);
+    assert_int_equal(query_log_parse(NULL, 0, &e), QUERY_LOG_OTHER);
+    /* The view slice is empty but never NULL. */
+    assert_int_equal(query_log_parse(Q_A, strlen(Q_A), &e), QUERY_LOG_QUERY);
+    assert_non_null(e.view.ptr);
+    assert_int_equal(e.view.len, 0);
+}
+
+/* Long and hostile lines: bounded names, linear time. */
+static void test_long_lines(void **state)
+{
+    const size_t n = 1u << 20;
+    char *line = malloc(n);
+    struct query_log_entry e;
+    size_t at;
+
+    (void)state;
+    assert_non_null(line);
+
+    /* A qname of 1024 characters is read; one more is refused. */
+    at = (size_t)snprintf(line, n, "client 10.0.0.5#53: query: ");
+    memset(line + at, 'a', 1024);
+    memcpy(line + at + 1024, " IN A +", 7);
+    assert_int_equal(query_log_parse(line, at + 1024 + 7, &e), QUERY_LOG_QUERY);
+    assert_int_equal(e.qname.len, 1024);
+    memset(line + at, 'a', 1025);
+    memcpy(line + at + 1025, " IN A +", 7);
+    assert_int_equal(query_log_parse(line, at + 1025 + 7, &e), QUERY_LOG_ERROR);
+
+    /* A megabyte of "client " words before the marker: each is tried once. */
+    for (at = 0; at + 7 < n - 64; at += 7)
+        memcpy(line + at, "client ", 7);
+    at += (size_t)snprintf(line + at, 64, "1.2.3.4#5: query: a IN A +");
+    assert_int_equal(query_log_parse(line, at, &e), QUERY_LOG_QUERY);
+    assert_true(slice_is(e.client, "1.2.3.4"));
+    for (at = 0; at + 16 < n - 64; at += 16)
+        memcpy(line + at, "client 1.2.3.4# ", 16);
+    at += (size_t)snprintf(line + at, 64, ": query: a IN A +");
+    assert_int_equal(query_log_parse(line, at, &e), QUERY_LOG_ERROR);
+
+    /* A megabyte of view name. */
+    at = (size_t)snprintf(line, n, "client 10.0.0.5#53: view ");
+    memset(line + at, 'v', n - 64 - at);
+    at = n - 64;
+    at += (size_t)snprintf(line + at, 64, ": query: a IN A +");
+    assert_int_equal(query_log_parse(line, at, &e), QUERY_LOG_QUERY);
+    assert_int_equal(e.view.len, n - 64 - strlen("client 10.0.0.5#53: view "));
+    free(line);
+}
+
+/*
+ * tests/data/query_log_samples.txt (path as argv[1]): each sample line is
+ * preceded by "#> KIND [CLIENT QNAME CLASS TYPE TIME [VIEW...]]".  TIME is
+ * "-" (none), YYYY-MM-DDTHH:MM:SS.ffffff with "Z" or "+HH:MM" when the line
+ * gives an offset, or --MM-DDTHH:MM:SS.ffffff without a year.
+ */
+static void format_time(const struct query_log_time *t, char *buf, size_t size)
+{
+    int n;
+
+    if (!t->present) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    if (t->has_year)
+        n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%09.6f", t->year, t->month, t->day, t->hour,
+                     t->minute, t->second);
+    else
+        n = snprintf(buf, size, "--%02d-%02dT%02d:%02d:%09.6f", t->month, t->day, t->hour, t->minute,
+                     t->second);
+    if (t->has_offset && n > 0 && (size_t)n < size) {
+        int off = t->offset_minutes;
+
+        if (off == 0)
+            snprintf(buf + n, size - (size_t)n, "Z");
+        else
+            snprintf(buf + n, size - (size_t)n, "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60,
+                     abs(off) % 60);
+    }
+}
+
+static void test_samples_file(void **state)
+{
+    FILE *f;
+    char buf[8192], want[sizeof(buf)], got[sizeof(buf) + 64], tbuf[64];
+    bool have_want = false;
+    unsigned lineno = 0, samples = 0;
+
+    (void)state;
+    if (samples_path == NULL) {
+        skip();
+        return;
+    }
+    f = fopen(samples_path, "r");
+    if (f == NULL)
+        fail_msg("cannot open %s", samples_path);
+    while (fgets(buf, sizeof(buf), f) != NULL) {
+        size_t len = strlen(buf);
+        struct query_log_entry e;
+        enum query_log_result r;
+
+        lineno++;
+        if (len > 0 && buf[len - 1] == '\n')
+            buf[--len] = '\0';
+        if (strncmp(buf, "#> ", 3) == 0) {
+            memcpy(want, buf + 3, len - 3 + 1);
+            have_want = true;
+            continue;
+        }
+        if (len == 0 || buf[0] == '#')
+            continue;
+        if (!have_want)
+            fail_msg("%s:%u: a sample without a \"#> \" line before it", samples_path, lineno);
+        r = query_log_parse(buf, len, &e);
+        if (r == QUERY_LOG_QUERY) {
+            format_time(&e.time, tbuf, sizeof(tbuf));
+            snprintf(got, sizeof(got), "QUERY %.*s %.*s %.*s %.*s %s%s%.*s", (int)e.client.len,
+                     e.client.ptr, (int)e.qname.len, e.qname.ptr, (int)e.qclass.len, e.qclass.ptr,
+                     (int)e.qtype.len, e.qtype.ptr, tbuf, e.view.len ? " " : "", (int)e.view.len,
+                     e.view.ptr);
+        } else {
+            snprintf(got, sizeof(got), "%s", r == QUERY_LOG_OTHER ? "OTHER" : "ERROR");
+        }
+        if (strcmp(got, want) != 0)
+            fail_msg("%s:%u:\n  want: %s\n  got:  %s", samples_path, lineno, want, got);
+        have_want = false;
+        samples++;
+    }
+    fclose(f);
+    assert_true(samples > 0);
+    print_message("%u samples from %s\n", samples, samples_path);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),      cmocka_unit_test(test_months),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_addresses),  cmocka_unit_test(test_nul_bytes),
+        cmocka_unit_test(test_edges),      cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_samples_file),
+    };
+
+    if (argc > 1)
+        samples_path = argv[1];
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
