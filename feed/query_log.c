@@ -17,9 +17,10 @@
  *     nothing inside it is taken for the query; a header that breaks after
  *     its timestamp keeps the time and is searched like an unknown prefix).
  *     A timestamp that starts in one of these shapes but is broken or out
- *     of range (25:00, 31-Apr, "nov") makes a query line QUERY_LOG_ERROR.  Anything else before "client"
- *     (print-category, print-severity, syslog host and tag, unknown
- *     prefixes) is skipped: the time is then absent.
+ *     of range (25:00, 31-Apr, "nov") makes a query line QUERY_LOG_ERROR.
+ *     Anything else before "client" (print-category, print-severity,
+ *     syslog host and tag, unknown prefixes) is skipped: the time is then
+ *     absent.
  *  3. The query part, strictly:
  *
  *       client [@0xHEX ]ADDR[%SCOPE]#PORT[/key KEYNAME][ (NAME)][: view VIEW]: query:
