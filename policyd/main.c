@@ -171,11 +171,12 @@ static void start_lookups(struct daemon_state *d, const struct policy_request *r
 static void handle_request(void *ctx, const struct policy_request *req, struct decision *out)
 {
     struct daemon_state *d = ctx;
-    struct traffic_news news;
+    struct traffic_news news = {0};
 
     /* Lookups answered at once (from the cache) count at the request's time. */
     d->request_now = counting_now(d);
-    traffic_request(d->traffic, req, d->request_now, &news);
+    /* What the request started matters only to the lookups. */
+    traffic_request(d->traffic, req, d->request_now, d->resolver ? &news : NULL);
     decide(req, out);
     d->requests[req->state][out->kind]++;
     if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient)) {

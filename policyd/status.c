@@ -229,12 +229,6 @@ static void json_tdns(struct http_body *b, const struct status_sources *s)
                      s->cfg->tdns_stale_after, tdns_stale(s) ? "true" : "false");
 }
 
-/* One host's counts as the store read them (whole minutes). */
-static void json_stored_counts(struct http_body *b, const uint64_t *v)
-{
-    json_counts(b, v);
-}
-
 static void json_resolver(struct http_body *b, const struct resolver_stats *r)
 {
     if (r == NULL) {
@@ -266,7 +260,7 @@ static void json_stored_windows(struct http_body *b, const struct window_set *ws
         http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", first ? "" : ",", ws->name[w],
                          ws->seconds[w]);
         first = false;
-        json_stored_counts(b, window[w]);
+        json_counts(b, window[w]);
         http_body_printf(b, ",\"alpha\":");
         json_alpha(b, window[w][TC_SESSIONS], window[w][TC_MESSAGES_LOGGED]);
         /* Distinct domains do not add up across hosts: none for the fleet. */
@@ -295,7 +289,7 @@ static void json_other_hosts(struct http_body *b, const struct status_sources *s
         http_body_printf(b, ",\"state\":\"quiet\",\"source\":\"store\",\"updated\":%.3f,"
                          "\"totals\":{",
                          h->updated);
-        json_stored_counts(b, h->totals);
+        json_counts(b, h->totals);
         http_body_printf(b, "},");
         json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])h->window, h->domains);
         http_body_printf(b, ",\"culprits\":[");
@@ -336,7 +330,7 @@ static void json_fleet(struct http_body *b, const struct status_sources *s,
                 window[w][c] += st->hosts[i].window[w][c];
         }
     http_body_printf(b, ",\"fleet\":{\"hosts\":%u,\"totals\":{", st->host_count);
-    json_stored_counts(b, totals);
+    json_counts(b, totals);
     http_body_printf(b, "},");
     json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])window, NULL);
     http_body_printf(b, "}");
@@ -413,6 +407,16 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
     http_body_printf(b, "}\n");
 }
 
+/* One outcome's count over every query type. */
+static uint64_t all_types(const uint64_t (*v)[DNS_OUTCOMES], enum dns_outcome o)
+{
+    uint64_t n = 0;
+
+    for (int ty = 0; ty < DNS_TYPES; ty++)
+        n += v[ty][o];
+    return n;
+}
+
 void status_text(struct http_body *b, const struct status_sources *s, double now)
 {
     const struct traffic *t = s->traffic;
@@ -470,16 +474,10 @@ void status_text(struct http_body *b, const struct status_sources *s, double now
                              (unsigned long long)v[DNS_A][DNS_UPSTREAM],
                              (unsigned long long)v[DNS_AAAA][DNS_UPSTREAM],
                              (unsigned long long)v[DNS_PTR][DNS_UPSTREAM],
-                             (unsigned long long)(v[0][DNS_HIT] + v[1][DNS_HIT] + v[2][DNS_HIT] +
-                                                  v[3][DNS_HIT] + v[0][DNS_MERGED] +
-                                                  v[1][DNS_MERGED] + v[2][DNS_MERGED] +
-                                                  v[3][DNS_MERGED]),
-                             (unsigned long long)(v[0][DNS_SERVFAIL] + v[1][DNS_SERVFAIL] +
-                                                  v[2][DNS_SERVFAIL] + v[3][DNS_SERVFAIL]),
-                             (unsigned long long)(v[0][DNS_TIMEOUT] + v[1][DNS_TIMEOUT] +
-                                                  v[2][DNS_TIMEOUT] + v[3][DNS_TIMEOUT]),
-                             (unsigned long long)(v[0][DNS_SKIPPED] + v[1][DNS_SKIPPED] +
-                                                  v[2][DNS_SKIPPED] + v[3][DNS_SKIPPED]));
+                             (unsigned long long)(all_types(v, DNS_HIT) + all_types(v, DNS_MERGED)),
+                             (unsigned long long)all_types(v, DNS_SERVFAIL),
+                             (unsigned long long)all_types(v, DNS_TIMEOUT),
+                             (unsigned long long)all_types(v, DNS_SKIPPED));
         }
         http_body_printf(b, "resolver %s: %u in flight (peak %u, cap %u), cache %u of %u\n",
                          s->resolver->servers, s->resolver->outstanding,

@@ -415,15 +415,18 @@ static size_t fold_domain(struct policy_slice domain, char *out)
     return n;
 }
 
-/* Charge the request's culprits (their keys' hashes are in news, see culprit_hashes). */
-static void blame(struct traffic *t, const struct policy_request *req,
-                  const struct traffic_news *news, double now, uint32_t messages,
-                  uint32_t recipients, uint64_t domain_hash)
+static void culprit_hashes(const struct policy_request *req, struct traffic_news *news);
+
+/* Charge the request's culprits (their keys' hashes go in news, see culprit_hashes). */
+static void blame(struct traffic *t, const struct policy_request *req, struct traffic_news *news,
+                  double now, uint32_t messages, uint32_t recipients, uint64_t domain_hash)
 {
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
     struct policy_slice sender_domain = policy_address_domain(req->attr[PA_SENDER]);
 
+    if (news->who == 0 && news->sender_domain == 0)
+        culprit_hashes(req, news); /* not worked out yet (both 0 again is harmless) */
     if (user.len > 0)
         culprit_add(t->senders, CULPRIT_SASL_USERNAME, user.ptr, user.len, news->who, now,
                     &t->culprit_clk, messages, recipients, domain_hash);
@@ -539,6 +542,9 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     uint64_t key, sessions_before;
     struct traffic_news ignored;
 
+    if (news == NULL)
+        news = &ignored;
+    memset(news, 0, sizeof(*news));
     switch (req->state) {
     case PS_CONNECT:
     case PS_EHLO:
@@ -554,9 +560,6 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     key = instance.len > 0 && req->state >= PS_RCPT ? nonzero(hash64(instance.ptr, instance.len, 0))
                                                     : 0;
 
-    if (news == NULL)
-        news = &ignored;
-    memset(news, 0, sizeof(*news));
     window_clock_set(&t->clk, &t->ws, now);
     window_clock_set(&t->culprit_clk, &t->culprit_ws, now);
     t->clocks_at = now;
@@ -564,7 +567,9 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
     sessions_before = window_counter_total(t->counter[TC_SESSIONS]);
     s = session_for(t, req, key, now);
     news->new_session = window_counter_total(t->counter[TC_SESSIONS]) != sessions_before;
-    culprit_hashes(req, news);
+    /* For the caller's lookups; otherwise blame() works them out when relay mail needs them. */
+    if (news != &ignored)
+        culprit_hashes(req, news);
     if (key != 0) {
         if (s->txn_key != key) {
             news->new_transaction = true;

@@ -90,9 +90,30 @@ def redis_counts(r, client):
     return {t: out.get(t, 0) for t in TYPES}
 
 
-def feed(r, *args, inp=None, check=True):
-    argv = [RELAYWATCH, "feed", "-o", "store=redis+unix://" + r.sock,
+def feed_argv(r, *args):
+    return [RELAYWATCH, "feed", "-o", "store=redis+unix://" + r.sock,
             "-o", "store_flush_interval=200ms"] + list(args)
+
+
+def start_feed(r, *args):
+    """A feed that runs until stop_feed (--follow, --syslog-udp)."""
+    proc = subprocess.Popen(feed_argv(r, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    testlib.STARTED.append(proc)
+    return proc
+
+
+def stop_feed(proc, *signals):
+    """Send signals (then SIGTERM); the feed must exit 0. Returns (stdout, stderr)."""
+    for sig in signals + (signal.SIGTERM,):
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    return out, err
+
+
+def feed(r, *args, inp=None, check=True):
+    argv = feed_argv(r, *args)
     p = subprocess.run(argv, input=inp, capture_output=True, text=True, timeout=60)
     if check:
         assert p.returncode == 0, (argv, p.returncode, p.stdout, p.stderr)
@@ -167,10 +188,7 @@ def test_follow_across_rotation():
             lines = f.readlines()
         assert len(lines) > 20
         path = os.path.join(TMP, "follow.log")
-        proc = subprocess.Popen([RELAYWATCH, "feed", "-o", "store=redis+unix://" + r.sock,
-                                 "-o", "store_flush_interval=200ms", "--follow", path],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        testlib.STARTED.append(proc)
+        proc = start_feed(r, "--follow", path)
         third = len(lines) // 3
         with open(path, "w") as f:                      # created after the feed started
             f.writelines(lines[:third])
@@ -197,9 +215,7 @@ def test_follow_across_rotation():
         except AssertionError:
             raise AssertionError("followed: Redis %s, log %s" % (
                 {s: redis_counts(r, s) for s in want}, dict(want)))
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, (proc.returncode, out, err)
+        out, err = stop_feed(proc)
         print("  " + out.strip(), flush=True)
     finally:
         if proc and proc.poll() is None:
@@ -220,11 +236,7 @@ def test_syslog_udp():
             # The message part, as named hands it to syslog (no time of its own there).
             msgs = [line.split(" ", 2)[2].rstrip("\n") for line in f if " query: " in line]
         port = free_port()
-        proc = subprocess.Popen([RELAYWATCH, "feed", "-o", "store=redis+unix://" + r.sock,
-                                 "-o", "store_flush_interval=200ms",
-                                 "--syslog-udp", "127.0.0.1:%d" % port],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        testlib.STARTED.append(proc)
+        proc = start_feed(r, "--syslog-udp", "127.0.0.1:%d" % port)
         wait_for(lambda: subprocess.run(["ss", "-Hlun", "sport = :%d" % port],
                                         capture_output=True, text=True).stdout.strip() != "",
                  what="the feed to listen")
@@ -237,10 +249,7 @@ def test_syslog_udp():
         want = {s: grep_counts(named.query_log, s) for s in ("127.0.0.1", "127.0.3.1")}
         wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=10,
                  what="syslog counts in Redis")
-        proc.send_signal(signal.SIGUSR1)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, (proc.returncode, out, err)
+        out, err = stop_feed(proc, signal.SIGUSR1)
         print("  " + out.strip().splitlines()[-1], flush=True)
     finally:
         if proc and proc.poll() is None:
@@ -307,11 +316,7 @@ def test_redis_outage_while_following():
         path = os.path.join(TMP, "outage.log")
         with open(path, "w") as f:
             f.writelines(lines[:len(lines) // 2])
-        proc = subprocess.Popen([RELAYWATCH, "feed", "-o", "store=redis+unix://" + r.sock,
-                                 "-o", "store_flush_interval=200ms", "-o", "store_timeout=500ms",
-                                 "--follow", path],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        testlib.STARTED.append(proc)
+        proc = start_feed(r, "-o", "store_timeout=500ms", "--follow", path)
         want = {s: grep_counts(path, s) for s in ("127.0.0.1", "127.0.3.1")}
         wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=10,
                  what="the first half in Redis")
@@ -323,9 +328,7 @@ def test_redis_outage_while_following():
         want = {s: grep_counts(named.query_log, s) for s in want}
         wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=15,
                  what="every count in the restarted Redis")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, (proc.returncode, out, err)
+        out, err = stop_feed(proc)
         m = re.search(r"(\d+) failed flushes", out)
         print("  " + out.strip(), flush=True)
         assert m and int(m.group(1)) > 0, out
