@@ -4,6 +4,9 @@
  *   relaywatch status [-c FILE] [-o NAME=VALUE]... [--json]
  *   relaywatch feed [-c FILE] [-o NAME=VALUE]... [--follow] FILE|-
  *   relaywatch feed [-c FILE] [-o NAME=VALUE]... --syslog-udp HOST:PORT
+ *   relaywatch list [-c FILE] [-o NAME=VALUE]... [--json]
+ *   relaywatch block [-c FILE] [-o NAME=VALUE]... KIND:KEY [DURATION]
+ *   relaywatch release [-c FILE] [-o NAME=VALUE]... KIND:KEY
  *   relaywatch --help
  *
  * status asks the running relaywatchd over its http_listen endpoint
@@ -31,7 +34,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon_http.h"
 #include "feed.h"
+#include "throttle_commands.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
 #define MAX_OVERRIDES 256
@@ -46,6 +51,9 @@ static const char usage_text[] =
     "usage: relaywatch status [-c FILE] [-o NAME=VALUE]... [--json]\n"
     "       relaywatch feed [-c FILE] [-o NAME=VALUE]... [--follow] FILE|-\n"
     "       relaywatch feed [-c FILE] [-o NAME=VALUE]... --syslog-udp HOST:PORT\n"
+    "       relaywatch list [-c FILE] [-o NAME=VALUE]... [--json]\n"
+    "       relaywatch block [-c FILE] [-o NAME=VALUE]... KIND:KEY [DURATION]\n"
+    "       relaywatch release [-c FILE] [-o NAME=VALUE]... KIND:KEY\n"
     "       relaywatch --help\n"
     "\n"
     "commands:\n"
@@ -55,16 +63,26 @@ static const char usage_text[] =
     "           keep reading it across rotation, or syslog datagrams) and add\n"
     "           per-client, per-type query counts to the shared store (store =\n"
     "           redis://...); SIGUSR1 prints the figures so far\n"
+    "  list     show the keys whose relay mail is throttled (--json: the same object\n"
+    "           as GET /throttle)\n"
+    "  block    throttle KIND:KEY by hand with block_action, for DURATION (30m, 2h,\n"
+    "           1d, seconds) or until released; KIND is sasl_username,\n"
+    "           client_address or sender_domain\n"
+    "  release  lift the throttle of KIND:KEY; automatic throttling leaves the key\n"
+    "           alone for release_grace\n"
+    "           (list/block/release use the store directly when it is Redis, so every\n"
+    "           daemon sharing it obeys; with store = memory they ask relaywatchd)\n"
     "\n"
     "options:\n"
     "  -c FILE         configuration file (default " DEFAULT_CONFIG_FILE " if it\n"
     "                  exists, else the built-in defaults)\n"
     "  -o NAME=VALUE   override one configuration key (repeatable)\n"
-    "  --json          print JSON instead of the text view (status)\n"
+    "  --json          print JSON instead of the text view (status, list)\n"
     "  --follow        keep reading FILE as it grows and is rotated (feed)\n"
     "  --syslog-udp HOST:PORT  receive syslog datagrams instead of reading a file (feed)\n"
     "\n"
-    "exit status: 0 success, 1 daemon unreachable or error answer, 2 usage or configuration error\n";
+    "exit status: 0 success, 1 daemon or store unreachable or error answer, 2 usage or\n"
+    "configuration error\n";
 
 struct options {
     const char *config_file; /* NULL: built-in defaults only */
@@ -73,6 +91,8 @@ struct options {
     int override_count;
     bool json;
     struct feed_options feed;
+    const char *args[2]; /* block, release: KIND:KEY [DURATION] */
+    int arg_count;
 };
 
 /*
@@ -279,15 +299,8 @@ static char *recv_all(int fd, size_t *len)
     return buf;
 }
 
-struct response {
-    int code;
-    char reason[64];
-    const char *body;
-    size_t body_len;
-};
-
 /* Split a raw HTTP/1.x response; false if it is not one. */
-static bool parse_response(char *raw, size_t len, struct response *r)
+static bool parse_response(char *raw, size_t len, struct daemon_answer *r)
 {
     char *head_end = NULL, *p, *eol;
     long content_length = -1;
@@ -328,63 +341,87 @@ static bool parse_response(char *raw, size_t len, struct response *r)
     return true;
 }
 
-static int cmd_status(const struct options *o)
+int daemon_request(const struct config *cfg, const char *command, const char *method,
+                   const char *target, const char *accept, struct daemon_answer *ans)
 {
-    struct config *cfg = load_config(o);
-    const struct endpoint *ep;
-    char err[256], req[512], *raw;
-    struct response resp;
+    const struct endpoint *ep = cfg->http_listen;
+    char err[256], req[2048];
     size_t raw_len;
-    int fd, rc = 1;
+    int fd, n;
 
-    if (cfg == NULL)
-        return 2;
-    ep = cfg->http_listen;
+    memset(ans, 0, sizeof(*ans));
     if (ep == NULL) {
-        fprintf(stderr, "relaywatch: http_listen is off; relaywatch status needs it\n");
-        config_free(cfg);
+        fprintf(stderr, "relaywatch: http_listen is off; %s needs it\n", command);
+        return 2;
+    }
+    ans->where = ep->spec;
+    n = snprintf(req, sizeof(req),
+                 "%s %s HTTP/1.1\r\n"
+                 "Host: %s\r\n"
+                 "User-Agent: relaywatch/" RELAYWATCH_VERSION "\r\n"
+                 "Accept: %s\r\n"
+                 "%s"
+                 "Connection: close\r\n"
+                 "\r\n",
+                 method, target, ep->kind == ENDPOINT_UNIX ? "localhost" : ep->host, accept,
+                 strcmp(method, "POST") == 0 ? "Content-Length: 0\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(req)) {
+        fprintf(stderr, "relaywatch: request to relaywatchd too long\n");
         return 2;
     }
     fd = connect_endpoint(ep, err, sizeof(err));
     if (fd < 0) {
         fprintf(stderr, "relaywatch: cannot reach relaywatchd at %s: %s\n", ep->spec, err);
-        config_free(cfg);
         return 1;
     }
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\n"
-             "Host: %s\r\n"
-             "User-Agent: relaywatch/" RELAYWATCH_VERSION "\r\n"
-             "Accept: %s\r\n"
-             "Connection: close\r\n"
-             "\r\n",
-             o->json ? "/status" : "/status?format=text",
-             ep->kind == ENDPOINT_UNIX ? "localhost" : ep->host,
-             o->json ? "application/json" : "text/plain");
-    if (!send_all(fd, req, strlen(req)) || (raw = recv_all(fd, &raw_len)) == NULL) {
+    if (!send_all(fd, req, (size_t)n) || (ans->raw = recv_all(fd, &raw_len)) == NULL) {
         fprintf(stderr, "relaywatch: cannot reach relaywatchd at %s: %s\n", ep->spec,
                 errno == ETIMEDOUT ? "no answer within 10s" : strerror(errno));
         close(fd);
-        config_free(cfg);
         return 1;
     }
     close(fd);
-    if (!parse_response(raw, raw_len, &resp)) {
+    if (!parse_response(ans->raw, raw_len, ans)) {
         fprintf(stderr, "relaywatch: relaywatchd at %s sent %s\n", ep->spec,
                 raw_len == 0 ? "no answer (connection closed; too many HTTP clients?)"
                              : "something that is not an HTTP response");
-    } else if (resp.code != 200) {
-        fprintf(stderr, "relaywatch: relaywatchd at %s answered %d %s\n", ep->spec, resp.code,
-                resp.reason);
-    } else {
-        fwrite(resp.body, 1, resp.body_len, stdout);
-        if (resp.body_len > 0 && resp.body[resp.body_len - 1] != '\n')
-            putchar('\n');
-        rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
-        if (rc != 0)
-            fprintf(stderr, "relaywatch: writing to stdout: %s\n", strerror(errno));
+        free(ans->raw);
+        ans->raw = NULL;
+        return 1;
     }
-    free(raw);
+    return 0;
+}
+
+int daemon_print_body(const struct daemon_answer *ans)
+{
+    fwrite(ans->body, 1, ans->body_len, stdout);
+    if (ans->body_len > 0 && ans->body[ans->body_len - 1] != '\n')
+        putchar('\n');
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    fprintf(stderr, "relaywatch: writing to stdout: %s\n", strerror(errno));
+    return 1;
+}
+
+static int cmd_status(const struct options *o)
+{
+    struct config *cfg = load_config(o);
+    struct daemon_answer ans;
+    int rc;
+
+    if (cfg == NULL)
+        return 2;
+    rc = daemon_request(cfg, "relaywatch status", "GET",
+                        o->json ? "/status" : "/status?format=text",
+                        o->json ? "application/json" : "text/plain", &ans);
+    if (rc == 0 && ans.code != 200) {
+        fprintf(stderr, "relaywatch: relaywatchd at %s answered %d %s\n", ans.where, ans.code,
+                ans.reason);
+        rc = 1;
+    } else if (rc == 0) {
+        rc = daemon_print_body(&ans);
+    }
+    free(ans.raw);
     config_free(cfg);
     return rc;
 }
@@ -416,14 +453,16 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    if (strcmp(cmd, "status") != 0 && strcmp(cmd, "feed") != 0)
+    if (strcmp(cmd, "status") != 0 && strcmp(cmd, "feed") != 0 && strcmp(cmd, "list") != 0 &&
+        strcmp(cmd, "block") != 0 && strcmp(cmd, "release") != 0)
         return usage_error("unknown command '%s'", cmd);
 
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         bool feed = cmd[0] == 'f';
+        int max_args = strcmp(cmd, "block") == 0 ? 2 : strcmp(cmd, "release") == 0 ? 1 : 0;
 
-        if (!feed && strcmp(a, "--json") == 0) {
+        if ((cmd[0] == 's' || cmd[0] == 'l') && strcmp(a, "--json") == 0) {
             o.json = true;
         } else if (feed && strcmp(a, "--follow") == 0) {
             o.feed.follow = true;
@@ -458,6 +497,8 @@ int main(int argc, char **argv)
             return usage_error("unknown option '%s'", a);
         } else if (feed && o.feed.path == NULL) {
             o.feed.path = a;
+        } else if (o.arg_count < max_args) {
+            o.args[o.arg_count++] = a;
         } else {
             return usage_error("unexpected argument '%s'", a);
         }
@@ -466,10 +507,12 @@ int main(int argc, char **argv)
         o.config_file = DEFAULT_CONFIG_FILE;
     if (cmd[0] == 's')
         return cmd_status(&o);
-    if ((o.feed.path == NULL) == (o.feed.syslog_udp == NULL))
+    if ((cmd[0] == 'b' || cmd[0] == 'r') && o.arg_count == 0)
+        return usage_error("%s wants KIND:KEY", cmd);
+    if (cmd[0] == 'f' && (o.feed.path == NULL) == (o.feed.syslog_udp == NULL))
         return usage_error("feed wants a FILE (or - for standard input) or --syslog-udp "
                            "HOST:PORT, one of them");
-    if (o.feed.follow && (o.feed.path == NULL || strcmp(o.feed.path, "-") == 0))
+    if (cmd[0] == 'f' && o.feed.follow && (o.feed.path == NULL || strcmp(o.feed.path, "-") == 0))
         return usage_error("--follow wants a FILE");
     {
         struct config *cfg = load_config(&o);
@@ -477,7 +520,14 @@ int main(int argc, char **argv)
 
         if (cfg == NULL)
             return 2;
-        rc = feed_run(cfg, &o.feed);
+        if (cmd[0] == 'f')
+            rc = feed_run(cfg, &o.feed);
+        else if (cmd[0] == 'l')
+            rc = throttle_list(cfg, o.json);
+        else if (cmd[0] == 'b')
+            rc = throttle_block(cfg, o.args[0], o.args[1]);
+        else
+            rc = throttle_release(cfg, o.args[0]);
         config_free(cfg);
         return rc;
     }

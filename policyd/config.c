@@ -761,8 +761,9 @@ static bool set_dns_cache_max_ttl(struct config *c, const char *key, const char 
     return set_duration(&c->dns_cache_max_ttl, 0, key, value, r);
 }
 
-static bool set_feed_clients(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
+/* A list of IP or IP/LEN networks into items_out and count; false (reported) if one is bad. */
+static bool set_networks(char ***items_out, size_t *count, const char *key, const char *value,
+                         struct reporter *r)
 {
     char **items;
     size_t n = split_list(value, &items);
@@ -787,16 +788,429 @@ static bool set_feed_clients(struct config *c, const char *key, const char *valu
             return false;
         }
     }
-    strings_free(c->feed_clients, c->feed_client_count);
-    c->feed_clients = items;
-    c->feed_client_count = n;
+    strings_free(*items_out, *count);
+    *items_out = items;
+    *count = n;
     return true;
+}
+
+static bool set_feed_clients(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    return set_networks(&c->feed_clients, &c->feed_client_count, key, value, r);
 }
 
 static bool set_tdns_stale_after(struct config *c, const char *key, const char *value,
                                  struct reporter *r)
 {
     return set_duration(&c->tdns_stale_after, 1, key, value, r);
+}
+
+
+/* ------------------------------------------------------ detector, actions */
+
+/* A decimal number in [min, max]. */
+static bool set_number(double *slot, double min, double max, const char *key, const char *value,
+                       struct reporter *r)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(value, &end);
+    if (*value == '\0' || *end != '\0' || errno != 0 || !(v >= min && v <= max)) {
+        problem(r, "%s: '%s' is not a number from %g to %g", key, value, min, max);
+        return false;
+    }
+    *slot = v;
+    return true;
+}
+
+static bool set_yes_no(bool *slot, const char *key, const char *value, struct reporter *r)
+{
+    if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
+        strcmp(value, "1") == 0) {
+        *slot = true;
+    } else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
+               strcmp(value, "0") == 0) {
+        *slot = false;
+    } else {
+        problem(r, "%s: '%s' is not yes or no", key, value);
+        return false;
+    }
+    return true;
+}
+
+static bool set_detect_window(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_duration(&c->detect_window, 60, key, value, r);
+}
+
+static bool set_detect_loud_after(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    return set_duration(&c->detect_loud_after, 0, key, value, r);
+}
+
+static bool set_detect_quiet_after(struct config *c, const char *key, const char *value,
+                                   struct reporter *r)
+{
+    return set_duration(&c->detect_quiet_after, 0, key, value, r);
+}
+
+static bool set_detect_mx_factor(struct config *c, const char *key, const char *value,
+                                 struct reporter *r)
+{
+    return set_number(&c->detect_mx_factor, 1, 1e6, key, value, r);
+}
+
+static bool set_detect_domains_factor(struct config *c, const char *key, const char *value,
+                                      struct reporter *r)
+{
+    return set_number(&c->detect_domains_factor, 1, 1e6, key, value, r);
+}
+
+static bool set_detect_alpha_factor(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_number(&c->detect_alpha_factor, 1, 100, key, value, r);
+}
+
+static bool set_detect_min_mx(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_slots(&c->detect_min_mx, 1, 100000000, key, value, r);
+}
+
+static bool set_detect_min_domains(struct config *c, const char *key, const char *value,
+                                   struct reporter *r)
+{
+    return set_slots(&c->detect_min_domains, 1, 100000000, key, value, r);
+}
+
+static bool set_detect_min_messages(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_slots(&c->detect_min_messages, 1, 100000000, key, value, r);
+}
+
+/* "" (learned) or "LOW-HIGH", e.g. 0.35-0.70. */
+static bool set_detect_alpha_band(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    double low, high;
+    char *end;
+
+    if (*value == '\0') {
+        c->detect_alpha_low = c->detect_alpha_high = 0;
+        return true;
+    }
+    low = strtod(value, &end);
+    if (end == value || *end != '-' || !(low > 0)) {
+        problem(r, "%s: '%s' is not empty (learned) or LOW-HIGH, e.g. 0.35-0.70", key, value);
+        return false;
+    }
+    value = end + 1;
+    high = strtod(value, &end);
+    if (end == value || *end != '\0' || !(high > low) || high > 1000) {
+        problem(r, "%s: '%s' is not empty (learned) or LOW-HIGH with 0 < LOW < HIGH", key,
+                value);
+        return false;
+    }
+    c->detect_alpha_low = low;
+    c->detect_alpha_high = high;
+    return true;
+}
+
+const char *const config_baseline_names[CONFIG_BASELINE_SIGNALS] = {
+    "mx", "a", "ptr", "nc", "nf", "relay_rcpt", "relay_domains", "alpha"};
+
+/* NAME=VALUE items; names not given keep their built-in values. */
+static bool set_baseline_start(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    static const double builtin[CONFIG_BASELINE_SIGNALS] = {2, 10, 5, 20, 40, 20, 2, 0.5};
+    double v[CONFIG_BASELINE_SIGNALS];
+    char **items;
+    size_t n = split_list(value, &items);
+    bool good = true;
+
+    memcpy(v, builtin, sizeof(v));
+    for (size_t i = 0; i < n && good; i++) {
+        char *eq = strchr(items[i], '=');
+        size_t s;
+
+        for (s = 0; eq && s < CONFIG_BASELINE_SIGNALS; s++)
+            if (strlen(config_baseline_names[s]) == (size_t)(eq - items[i]) &&
+                memcmp(items[i], config_baseline_names[s], (size_t)(eq - items[i])) == 0)
+                break;
+        if (eq == NULL || s == CONFIG_BASELINE_SIGNALS) {
+            problem(r, "%s: '%s' is not NAME=VALUE with NAME one of mx, a, ptr, nc, nf, "
+                       "relay_rcpt, relay_domains, alpha", key, items[i]);
+            good = false;
+        } else if (!set_number(&v[s], s == CONFIG_BASELINE_SIGNALS - 1 ? 0.001 : 0, 1e9, key,
+                               eq + 1, r)) {
+            good = false;
+        }
+    }
+    strings_free(items, n);
+    if (good)
+        memcpy(c->baseline_start, v, sizeof(v));
+    return good;
+}
+
+static bool set_baseline_hour_days(struct config *c, const char *key, const char *value,
+                                   struct reporter *r)
+{
+    return set_slots(&c->baseline_hour_days, 0, 365, key, value, r);
+}
+
+/*
+ * A Postfix access(5) action RelayWatch may answer: DUNNO, DEFER, DEFER_IF_PERMIT,
+ * REJECT, HOLD (each but DUNNO with optional text), or a 4XX/5XX code with text.
+ * Text with an enhanced status code keeps it; Postfix adds its own otherwise.
+ */
+static bool set_action(char **slot, const char *key, const char *value, struct reporter *r)
+{
+    static const char *const verbs[] = {"DUNNO", "DEFER", "DEFER_IF_PERMIT", "REJECT", "HOLD"};
+    size_t wl = strcspn(value, " \t");
+    bool known = false;
+
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strlen(verbs[i]) == wl && strncasecmp(value, verbs[i], wl) == 0)
+            known = true;
+    if (!known && wl == 3 && (value[0] == '4' || value[0] == '5') && isdigit((unsigned char)value[1]) &&
+        isdigit((unsigned char)value[2]) && value[3] != '\0')
+        known = true;
+    if (!known || (wl == 5 && strncasecmp(value, "DUNNO", 5) == 0 && value[wl] != '\0')) {
+        problem(r, "%s: '%s' is not DUNNO, DEFER [text], DEFER_IF_PERMIT [text], REJECT "
+                   "[text], HOLD [text] or 4XX/5XX text", key, value);
+        return false;
+    }
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+            problem(r, "%s: the text may hold printable ASCII only", key);
+            return false;
+        }
+    replace_string(slot, value);
+    return true;
+}
+
+static bool set_culprit_action(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    return set_action(&c->culprit_action, key, value, r);
+}
+
+static bool set_culprit_escalate_action(struct config *c, const char *key, const char *value,
+                                        struct reporter *r)
+{
+    return set_action(&c->culprit_escalate_action, key, value, r);
+}
+
+static bool set_loud_relay_action(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    return set_action(&c->loud_relay_action, key, value, r);
+}
+
+static bool set_limit_action(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    return set_action(&c->limit_action, key, value, r);
+}
+
+static bool set_block_action(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    return set_action(&c->block_action, key, value, r);
+}
+
+static bool set_escalate_after(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    return set_duration(&c->escalate_after, 0, key, value, r);
+}
+
+static bool set_throttle_cooldown(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    return set_duration(&c->throttle_cooldown, 1, key, value, r);
+}
+
+static bool set_release_grace(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_duration(&c->release_grace, 0, key, value, r);
+}
+
+static bool set_culprit_min_share(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    return set_number(&c->culprit_min_share, 0, 1, key, value, r);
+}
+
+static bool set_culprit_min_domains(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_slots(&c->culprit_min_domains, 1, 100000000, key, value, r);
+}
+
+static bool set_throttle_slots(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    return set_slots(&c->throttle_slots, 16, 1000000, key, value, r);
+}
+
+static bool set_never_throttle_clients(struct config *c, const char *key, const char *value,
+                                       struct reporter *r)
+{
+    return set_networks(&c->never_throttle_clients, &c->never_throttle_client_count, key, value, r);
+}
+
+static bool set_never_throttle_sasl_users(struct config *c, const char *key, const char *value,
+                                          struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+
+    strings_free(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count);
+    c->never_throttle_sasl_users = items;
+    c->never_throttle_sasl_user_count = n;
+    (void)key;
+    (void)r;
+    return true;
+}
+
+/* Senders: user@domain (exact, the domain without case) or a domain (every sender in it). */
+static bool set_never_throttle_senders(struct config *c, const char *key, const char *value,
+                                       struct reporter *r)
+{
+    char **items;
+    size_t n = split_list(value, &items);
+
+    for (size_t i = 0; i < n; i++) {
+        char *at = strrchr(items[i], '@');
+        char *domain = at ? at + 1 : items[i];
+
+        if (*domain == '\0') {
+            problem(r, "%s: '%s' is not user@domain or a domain", key, items[i]);
+            strings_free(items, n);
+            return false;
+        }
+        for (char *p = domain; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (at == items[i]) /* "@example.com": the domain */
+            memmove(items[i], items[i] + 1, strlen(items[i]));
+    }
+    strings_free(c->never_throttle_senders, c->never_throttle_sender_count);
+    c->never_throttle_senders = items;
+    c->never_throttle_sender_count = n;
+    return true;
+}
+
+static bool set_limit_window(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    return set_duration(&c->limit_window, 60, key, value, r);
+}
+
+static bool set_limit_count(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    if (strcasecmp(value, "recipients") == 0) {
+        c->limit_count_messages = false;
+    } else if (strcasecmp(value, "messages") == 0) {
+        c->limit_count_messages = true;
+    } else {
+        problem(r, "%s: '%s' is not recipients or messages", key, value);
+        return false;
+    }
+    return true;
+}
+
+static bool set_limit_sasl_username(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_slots(&c->limit_sasl_username, 0, 1000000000, key, value, r);
+}
+
+static bool set_limit_client_address(struct config *c, const char *key, const char *value,
+                                     struct reporter *r)
+{
+    return set_slots(&c->limit_client_address, 0, 1000000000, key, value, r);
+}
+
+static bool set_limit_sender_domain(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_slots(&c->limit_sender_domain, 0, 1000000000, key, value, r);
+}
+
+static bool set_limit_domains(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_slots(&c->limit_domains, 0, 1000000000, key, value, r);
+}
+
+static bool set_monitor_only(struct config *c, const char *key, const char *value,
+                             struct reporter *r)
+{
+    return set_yes_no(&c->monitor_only, key, value, r);
+}
+
+static bool set_alert_command(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    if (*value != '\0' && *value != '/') {
+        problem(r, "%s: '%s' must start with an absolute path", key, value);
+        return false;
+    }
+    replace_string(&c->alert_command, value);
+    return true;
+}
+
+static bool address_in_network(const unsigned char *a, int family, const char *net)
+{
+    unsigned char n[16];
+    char addr[64];
+    const char *slash = strchr(net, '/');
+    size_t len = slash ? (size_t)(slash - net) : strlen(net);
+    unsigned bits, bytes = family == AF_INET ? 4 : 16;
+
+    if (len >= sizeof(addr))
+        return false;
+    memcpy(addr, net, len);
+    addr[len] = '\0';
+    if (inet_pton(family, addr, n) != 1)
+        return false;
+    bits = slash ? (unsigned)strtoul(slash + 1, NULL, 10) : bytes * 8;
+    for (unsigned i = 0; i < bytes && bits > 0; i++, bits = bits > 8 ? bits - 8 : 0) {
+        unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+        if ((a[i] & mask) != (n[i] & mask))
+            return false;
+    }
+    return true;
+}
+
+bool config_address_in(const char *text, size_t len, char *const *networks, size_t count)
+{
+    unsigned char a[16];
+    char addr[64];
+    int family;
+
+    if (count == 0 || len == 0 || len >= sizeof(addr))
+        return false;
+    memcpy(addr, text, len);
+    addr[len] = '\0';
+    family = memchr(addr, ':', len) ? AF_INET6 : AF_INET;
+    if (inet_pton(family, addr, a) != 1)
+        return false;
+    for (size_t i = 0; i < count; i++)
+        if (address_in_network(a, family, networks[i]))
+            return true;
+    return false;
 }
 
 static const struct key_entry {
@@ -836,6 +1250,44 @@ static const struct key_entry {
     [CK_DNS_CACHE_MAX_TTL] = {"dns_cache_max_ttl", set_dns_cache_max_ttl, "1d"},
     [CK_FEED_CLIENTS] = {"feed_clients", set_feed_clients, ""},
     [CK_TDNS_STALE_AFTER] = {"tdns_stale_after", set_tdns_stale_after, "5m"},
+    [CK_DETECT_WINDOW] = {"detect_window", set_detect_window, "10m"},
+    [CK_DETECT_LOUD_AFTER] = {"detect_loud_after", set_detect_loud_after, "20s"},
+    [CK_DETECT_QUIET_AFTER] = {"detect_quiet_after", set_detect_quiet_after, "10m"},
+    [CK_DETECT_MX_FACTOR] = {"detect_mx_factor", set_detect_mx_factor, "10"},
+    [CK_DETECT_MIN_MX] = {"detect_min_mx", set_detect_min_mx, "20"},
+    [CK_DETECT_DOMAINS_FACTOR] = {"detect_domains_factor", set_detect_domains_factor, "10"},
+    [CK_DETECT_MIN_DOMAINS] = {"detect_min_domains", set_detect_min_domains, "20"},
+    [CK_DETECT_MIN_MESSAGES] = {"detect_min_messages", set_detect_min_messages, "20"},
+    [CK_DETECT_ALPHA_BAND] = {"detect_alpha_band", set_detect_alpha_band, ""},
+    [CK_DETECT_ALPHA_FACTOR] = {"detect_alpha_factor", set_detect_alpha_factor, "1.5"},
+    [CK_BASELINE_START] = {"baseline_start", set_baseline_start, ""},
+    [CK_BASELINE_HOUR_DAYS] = {"baseline_hour_days", set_baseline_hour_days, "3"},
+    [CK_CULPRIT_ACTION] = {"culprit_action", set_culprit_action,
+                           "DEFER 4.7.1 Too much relay mail from you: sending paused, try again later"},
+    [CK_CULPRIT_ESCALATE_ACTION] = {"culprit_escalate_action", set_culprit_escalate_action,
+                                    "REJECT 5.7.1 Relay refused: this sender is sending spam"},
+    [CK_ESCALATE_AFTER] = {"escalate_after", set_escalate_after, "30m"},
+    [CK_LOUD_RELAY_ACTION] = {"loud_relay_action", set_loud_relay_action, "DUNNO"},
+    [CK_CULPRIT_MIN_SHARE] = {"culprit_min_share", set_culprit_min_share, "0.1"},
+    [CK_CULPRIT_MIN_DOMAINS] = {"culprit_min_domains", set_culprit_min_domains, "10"},
+    [CK_THROTTLE_COOLDOWN] = {"throttle_cooldown", set_throttle_cooldown, "1h"},
+    [CK_THROTTLE_SLOTS] = {"throttle_slots", set_throttle_slots, "10000"},
+    [CK_RELEASE_GRACE] = {"release_grace", set_release_grace, "1h"},
+    [CK_BLOCK_ACTION] = {"block_action", set_block_action,
+                         "REJECT 5.7.1 Sending blocked by the mail administrator"},
+    [CK_NEVER_THROTTLE_CLIENTS] = {"never_throttle_clients", set_never_throttle_clients, ""},
+    [CK_NEVER_THROTTLE_SASL_USERS] = {"never_throttle_sasl_users", set_never_throttle_sasl_users, ""},
+    [CK_NEVER_THROTTLE_SENDERS] = {"never_throttle_senders", set_never_throttle_senders, ""},
+    [CK_LIMIT_WINDOW] = {"limit_window", set_limit_window, "1h"},
+    [CK_LIMIT_COUNT] = {"limit_count", set_limit_count, "recipients"},
+    [CK_LIMIT_SASL_USERNAME] = {"limit_sasl_username", set_limit_sasl_username, "0"},
+    [CK_LIMIT_CLIENT_ADDRESS] = {"limit_client_address", set_limit_client_address, "0"},
+    [CK_LIMIT_SENDER_DOMAIN] = {"limit_sender_domain", set_limit_sender_domain, "0"},
+    [CK_LIMIT_DOMAINS] = {"limit_domains", set_limit_domains, "0"},
+    [CK_LIMIT_ACTION] = {"limit_action", set_limit_action,
+                         "DEFER 4.7.1 Sending limit reached: try again later"},
+    [CK_MONITOR_ONLY] = {"monitor_only", set_monitor_only, "no"},
+    [CK_ALERT_COMMAND] = {"alert_command", set_alert_command, ""},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -904,6 +1356,15 @@ void config_free(struct config *c)
     strings_free(c->feed_clients, c->feed_client_count);
     free(c->resolver);
     free(c->tdns_client);
+    free(c->culprit_action);
+    free(c->culprit_escalate_action);
+    free(c->loud_relay_action);
+    free(c->limit_action);
+    free(c->block_action);
+    strings_free(c->never_throttle_clients, c->never_throttle_client_count);
+    strings_free(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count);
+    strings_free(c->never_throttle_senders, c->never_throttle_sender_count);
+    free(c->alert_command);
     free(c);
 }
 
@@ -1066,6 +1527,22 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
         problem_at(&r, c, CK_TDNS_CLIENT);
         problem(&r, "tdns_client: the upstream counts come through a shared store: set store = "
                     "redis://... (where relaywatch feed writes them)");
+    }
+    {
+        bool found = false, limit_found = false;
+
+        for (unsigned w = 0; w < c->window_count; w++) {
+            found |= c->window_seconds[w] == c->detect_window;
+            limit_found |= c->window_seconds[w] == c->limit_window;
+        }
+        if (!found) {
+            problem_at(&r, c, CK_DETECT_WINDOW);
+            problem(&r, "detect_window: %gs is not one of the windows", c->detect_window);
+        }
+        if (!limit_found) {
+            problem_at(&r, c, CK_LIMIT_WINDOW);
+            problem(&r, "limit_window: %gs is not one of the windows", c->limit_window);
+        }
     }
     if (c->dns_max_outstanding >= c->dns_cache_size) {
         problem_at(&r, c, CK_DNS_MAX_OUTSTANDING);

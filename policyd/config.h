@@ -15,6 +15,8 @@
 
 enum endpoint_kind { ENDPOINT_INET, ENDPOINT_UNIX };
 
+#define CONFIG_BASELINE_SIGNALS 8
+
 struct endpoint {
     enum endpoint_kind kind;
     char *spec; /* as written, e.g. "inet:127.0.0.1:10040" */
@@ -62,6 +64,40 @@ enum config_key {
     CK_DNS_CACHE_MAX_TTL,
     CK_FEED_CLIENTS,
     CK_TDNS_STALE_AFTER,
+    CK_DETECT_WINDOW,
+    CK_DETECT_LOUD_AFTER,
+    CK_DETECT_QUIET_AFTER,
+    CK_DETECT_MX_FACTOR,
+    CK_DETECT_MIN_MX,
+    CK_DETECT_DOMAINS_FACTOR,
+    CK_DETECT_MIN_DOMAINS,
+    CK_DETECT_MIN_MESSAGES,
+    CK_DETECT_ALPHA_BAND,
+    CK_DETECT_ALPHA_FACTOR,
+    CK_BASELINE_START,
+    CK_BASELINE_HOUR_DAYS,
+    CK_CULPRIT_ACTION,
+    CK_CULPRIT_ESCALATE_ACTION,
+    CK_ESCALATE_AFTER,
+    CK_LOUD_RELAY_ACTION,
+    CK_CULPRIT_MIN_SHARE,
+    CK_CULPRIT_MIN_DOMAINS,
+    CK_THROTTLE_COOLDOWN,
+    CK_THROTTLE_SLOTS,
+    CK_RELEASE_GRACE,
+    CK_BLOCK_ACTION,
+    CK_NEVER_THROTTLE_CLIENTS,
+    CK_NEVER_THROTTLE_SASL_USERS,
+    CK_NEVER_THROTTLE_SENDERS,
+    CK_LIMIT_WINDOW,
+    CK_LIMIT_COUNT,
+    CK_LIMIT_SASL_USERNAME,
+    CK_LIMIT_CLIENT_ADDRESS,
+    CK_LIMIT_SENDER_DOMAIN,
+    CK_LIMIT_DOMAINS,
+    CK_LIMIT_ACTION,
+    CK_MONITOR_ONLY,
+    CK_ALERT_COMMAND,
     CK_COUNT
 };
 
@@ -100,7 +136,39 @@ struct config {
     char **feed_clients;
     size_t feed_client_count;
     double tdns_stale_after; /* seconds without a feed write before tdns is marked stale */
+
+    /* The detector (see detector.h); detect_window is one of the windows. */
+    double detect_window, detect_loud_after, detect_quiet_after; /* seconds */
+    double detect_mx_factor, detect_domains_factor, detect_alpha_factor;
+    unsigned detect_min_mx, detect_min_domains, detect_min_messages;
+    double detect_alpha_low, detect_alpha_high; /* both 0: the band is learned */
+    double baseline_start[CONFIG_BASELINE_SIGNALS]; /* in detector_signal order */
+    unsigned baseline_hour_days;
+    /* Actions: Postfix access(5) actions, checked at parse time. */
+    char *culprit_action, *culprit_escalate_action, *loud_relay_action, *limit_action,
+        *block_action;
+    double escalate_after, throttle_cooldown, release_grace; /* seconds */
+    double culprit_min_share;
+    unsigned culprit_min_domains, throttle_slots;
+    char **never_throttle_clients; /* IP or IP/LEN */
+    size_t never_throttle_client_count;
+    char **never_throttle_sasl_users;
+    size_t never_throttle_sasl_user_count;
+    char **never_throttle_senders; /* user@domain, or a domain (with or without '@') */
+    size_t never_throttle_sender_count;
+    /* Static limits per key over limit_window; 0: off. */
+    double limit_window;
+    bool limit_count_messages; /* limits count messages, not recipients */
+    unsigned limit_sasl_username, limit_client_address, limit_sender_domain, limit_domains;
+    bool monitor_only;
+    char *alert_command; /* "" none */
 };
+
+/* The baseline_start names, in detector_signal order (detector.h). */
+extern const char *const config_baseline_names[CONFIG_BASELINE_SIGNALS];
+
+/* Whether an IPv4/IPv6 address (text) is in one of the IP or IP/LEN networks. */
+bool config_address_in(const char *addr, size_t len, char *const *networks, size_t count);
 
 #define DNS_LOOKUP_CLIENT_PTR 1u
 #define DNS_LOOKUP_CLIENT_A 2u /* the A of the name the PTR gave: forward confirmation */

@@ -1,6 +1,7 @@
 /*
- * decision: what RelayWatch answers to one policy request.  The one place
- * later issues (counters, detector, throttling) hook their verdicts in.
+ * decision: what RelayWatch answers to one policy request (defense.c
+ * decides).  Answers are complete, constant strings, so the hot path formats
+ * nothing.
  */
 #ifndef RELAYWATCH_DECISION_H
 #define RELAYWATCH_DECISION_H
@@ -18,8 +19,6 @@ struct decision {
     const char *answer; /* the complete reply: "action=...\n\n" */
     size_t answer_len;
 };
-
-void decide(const struct policy_request *req, struct decision *out);
 
 const char *action_kind_name(enum action_kind k);
 

@@ -466,9 +466,11 @@ static void conn_handle(struct http_conn *c, size_t head_len)
         return;
     }
     head_only = strcmp(method, "HEAD") == 0;
-    if (!head_only && strcmp(method, "GET") != 0) {
+    /* POST carries its parameters in the query (relaywatch block/release); a body is
+     * neither needed nor read. */
+    if (!head_only && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
         oddity(srv, ODD_METHOD, "%s: method %.20s; answered 405", c->peer, method);
-        conn_respond_error(c, 405, "Allow: GET, HEAD\r\n");
+        conn_respond_error(c, 405, "Allow: GET, HEAD, POST\r\n");
         return;
     }
     query = strchr(target, '?');
@@ -479,12 +481,14 @@ static void conn_handle(struct http_conn *c, size_t head_len)
     {
         struct http_body body = {0};
         const char *content_type = NULL;
-        int code = srv->handler(srv->ctx, target, query, &body, &content_type);
+        int code = srv->handler(srv->ctx, head_only ? "GET" : method, target, query, &body,
+                                &content_type);
 
         if (code < 100 || code > 999)
             code = 500;
-        conn_respond(c, code, content_type ? content_type : "text/plain; charset=utf-8", NULL,
-                     &body, head_only);
+        /* The handler's 405: a POST where only reading is possible. */
+        conn_respond(c, code, content_type ? content_type : "text/plain; charset=utf-8",
+                     code == 405 ? "Allow: GET, HEAD\r\n" : NULL, &body, head_only);
         free(body.data);
     }
 }

@@ -1,6 +1,6 @@
 /*
- * http: a small HTTP/1.1 server for operators' read-only views (/status,
- * /metrics) on the daemon's libev loop.  It must never slow policy
+ * http: a small HTTP/1.1 server for operators' views (/status, /metrics,
+ * /throttle) on the daemon's libev loop.  It must never slow policy
  * answers: bounded connections, bounded request size, a deadline per
  * connection, non-blocking writes, one response per connection.
  */
@@ -24,11 +24,13 @@ void http_body_append(struct http_body *b, const char *data, size_t len);
 void http_body_printf(struct http_body *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Called for each GET (or HEAD) request with the path and query split
- * ("/status", "format=text"; query is "" when absent).  Fills body and
+ * Called for each GET, HEAD (as "GET") or POST request with the method, the
+ * path and the query split ("/status", "format=text"; query is "" when
+ * absent).  POST is for operators' changes and only on loopback-bound
+ * endpoints in practice: its parameters come in the query.  Fills body and
  * *content_type, returns the HTTP status code (200, 404, ...).
  */
-typedef int http_handler_fn(void *ctx, const char *path, const char *query, struct http_body *body,
+typedef int http_handler_fn(void *ctx, const char *method, const char *path, const char *query, struct http_body *body,
                             const char **content_type);
 
 /* Listen on ep (inet: or unix:); NULL with a one-line reason in err. */

@@ -8,9 +8,12 @@
  * logged and the running one kept.  Exit 2 for a bad command line or an
  * unusable configuration, with the reason on stderr.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 
 #include "config.h"
 #include "decision.h"
+#include "defense.h"
 #include "http.h"
 #include "log.h"
 #include "lookups.h"
@@ -48,6 +52,7 @@ struct daemon_state {
     struct traffic *traffic;
     struct store *store;
     struct resolver *resolver; /* NULL: dns_lookups is empty */
+    struct defense *defense;
     struct held_answer *held;  /* answers waiting for lookups (dns_wait) */
     uint64_t requests[STATUS_STATES][AK_COUNT];
     double started;           /* wall clock at start */
@@ -56,8 +61,13 @@ struct daemon_state {
     struct dns_counts request_dns; /* its DNS events so far (lookups answered at once, ...) */
     struct resolver_tag request_tag;
     ev_timer tick;
+    unsigned ticks;
+    int64_t baseline_saved_minute;
+    uint64_t alerts_run, alerts_failed;
     bool stopping;
 };
+
+extern char **environ;
 
 /*
  * The counting clock: wall-clock time at start plus monotonic time since.
@@ -172,12 +182,13 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
 {
     struct daemon_state *d = ctx;
     struct traffic_news news = {0};
+    bool want_news = d->resolver != NULL || defense_wants_news(d->defense);
 
     /* Lookups answered at once (from the cache) count at the request's time. */
     d->request_now = counting_now(d);
-    /* What the request started matters only to the lookups. */
-    traffic_request(d->traffic, req, d->request_now, d->resolver ? &news : NULL);
-    decide(req, out);
+    /* What the request started matters only to the lookups and to throttling. */
+    traffic_request(d->traffic, req, d->request_now, want_news ? &news : NULL);
+    defense_decide(d->defense, req, &news, d->request_now, out);
     d->requests[req->state][out->kind]++;
     if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient)) {
         start_lookups(d, req, &news, out);
@@ -226,7 +237,95 @@ static struct resolver *open_resolver(struct daemon_state *d, char *err, size_t 
     return resolver_new(d->loop, &set, count_dns, d, err, errlen);
 }
 
-static int handle_http(void *ctx, const char *path, const char *query, struct http_body *body,
+/* One query parameter's value, %-decoded, into out; false if absent or too long. */
+static bool query_param(const char *query, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+
+    for (const char *p = query; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t n = 0;
+
+            for (size_t i = nlen + 1; i < len; i++) {
+                int ch = (unsigned char)p[i];
+
+                if (ch == '%') {
+                    char hex[3];
+
+                    if (i + 2 >= len || !isxdigit((unsigned char)p[i + 1]) ||
+                        !isxdigit((unsigned char)p[i + 2]))
+                        return false;
+                    hex[0] = p[i + 1];
+                    hex[1] = p[i + 2];
+                    hex[2] = '\0';
+                    ch = (int)strtoul(hex, NULL, 16);
+                    i += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (n + 1 >= outlen || ch == 0)
+                    return false;
+                out[n++] = (char)ch;
+            }
+            out[n] = '\0';
+            return true;
+        }
+        p += len + (amp != NULL);
+    }
+    return false;
+}
+
+/* GET /throttle: the throttled keys; POST /throttle?block=KIND:KEY[&duration=S] or
+ * ?release=KIND:KEY: relaywatch block/release for a daemon without a shared store. */
+static int handle_throttle(struct daemon_state *d, const char *method, const char *query,
+                           struct http_body *body, const char **content_type)
+{
+    char member[512], duration[32], err[300];
+    double now = counting_now(d);
+
+    if (strcmp(method, "GET") == 0) {
+        defense_throttled_json(d->defense, body, now);
+        http_body_printf(body, "\n");
+        *content_type = "application/json";
+        return 200;
+    }
+    *content_type = "text/plain; charset=utf-8";
+    if (query_param(query, "block", member, sizeof(member))) {
+        double seconds = 0;
+
+        if (query_param(query, "duration", duration, sizeof(duration))) {
+            char *end;
+
+            seconds = strtod(duration, &end);
+            if (end == duration || *end != '\0' || !(seconds >= 0)) {
+                http_body_printf(body, "duration: '%s' is not a number of seconds\n", duration);
+                return 400;
+            }
+        }
+        if (!defense_block(d->defense, member, seconds, now, err, sizeof(err))) {
+            http_body_printf(body, "%s\n", err);
+            return 400;
+        }
+        http_body_printf(body, "blocked %s\n", member);
+        return 200;
+    }
+    if (query_param(query, "release", member, sizeof(member))) {
+        if (!defense_release(d->defense, member, now, err, sizeof(err))) {
+            http_body_printf(body, "%s\n", err);
+            return 400;
+        }
+        http_body_printf(body, "released %s\n", member);
+        return 200;
+    }
+    http_body_printf(body, "POST /throttle?block=KIND:KEY[&duration=SECONDS] or "
+                           "POST /throttle?release=KIND:KEY\n");
+    return 400;
+}
+
+static int handle_http(void *ctx, const char *method, const char *path, const char *query, struct http_body *body,
                        const char **content_type)
 {
     struct daemon_state *d = ctx;
@@ -234,12 +333,19 @@ static int handle_http(void *ctx, const char *path, const char *query, struct ht
     struct resolver_stats dns;
     struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
                                  (const uint64_t(*)[AK_COUNT])d->requests, d->started, &store,
-                                 d->resolver ? &dns : NULL, ev_time()};
+                                 d->resolver ? &dns : NULL, ev_time(), d->defense};
     double now = counting_now(d);
 
     store_get_state(d->store, &store);
     if (d->resolver)
         resolver_get_stats(d->resolver, &dns);
+    if (strcmp(path, "/throttle") == 0)
+        return handle_throttle(d, method, query, body, content_type);
+    if (strcmp(method, "GET") != 0) {
+        http_body_printf(body, "only GET here; POST is for /throttle\n");
+        *content_type = "text/plain; charset=utf-8";
+        return 405;
+    }
     if (strcmp(path, "/status") == 0) {
         if (strcmp(query, "format=text") == 0) {
             status_text(body, &src, now);
@@ -260,13 +366,127 @@ static int handle_http(void *ctx, const char *path, const char *query, struct ht
     return 404;
 }
 
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void alert_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
     struct daemon_state *d = w->data;
 
     (void)revents;
+    ev_child_stop(loop, w);
+    if (!WIFEXITED(w->rstatus) || WEXITSTATUS(w->rstatus) != 0) {
+        d->alerts_failed++;
+        log_error("alert_command (pid %d) failed: %s %d", w->rpid,
+                  WIFEXITED(w->rstatus) ? "exit status" : "signal",
+                  WIFEXITED(w->rstatus) ? WEXITSTATUS(w->rstatus) : WTERMSIG(w->rstatus));
+    }
+    free(w);
+}
+
+/*
+ * Hand an incident to alert_command (sh -c) with its JSON on standard input.  The
+ * JSON (a few kB) fits a pipe's buffer, so writing it never blocks; the child is
+ * reaped on the loop.
+ */
+static void run_alert(struct daemon_state *d, const char *json)
+{
+    const char *cmd = d->cfg->alert_command;
+    char sh[] = "/bin/sh", dash_c[] = "-c";
+    char *argv[] = {sh, dash_c, NULL, NULL};
+    posix_spawn_file_actions_t fa;
+    int fds[2];
+    pid_t pid;
+    int rc;
+    ev_child *child;
+
+    if (cmd[0] == '\0')
+        return;
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        d->alerts_failed++;
+        log_error("alert_command: cannot make a pipe: %s", strerror(errno));
+        return;
+    }
+    argv[2] = strdup(cmd);
+    if (argv[2] == NULL)
+        abort();
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+    rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(argv[2]);
+    close(fds[0]);
+    if (rc != 0) {
+        close(fds[1]);
+        d->alerts_failed++;
+        log_error("alert_command: cannot run %s: %s", cmd, strerror(rc));
+        return;
+    }
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    if (write(fds[1], json, strlen(json)) != (ssize_t)strlen(json))
+        log_error("alert_command: the incident did not fit the pipe; the command gets part of it");
+    close(fds[1]);
+    d->alerts_run++;
+    child = calloc(1, sizeof(*child));
+    if (child == NULL)
+        abort();
+    ev_child_init(child, alert_child_cb, pid, 0);
+    child->data = d;
+    ev_child_start(d->loop, child);
+}
+
+/* Once a second: the detector's sample, with what is missing said. */
+static void defend(struct daemon_state *d, double now)
+{
+    struct defense_inputs in = {0};
+    struct store_state st;
+    char missing[200] = "";
+    time_t wall = (time_t)ev_time();
+    struct tm tm;
+    const char *alert;
+
+    localtime_r(&wall, &tm);
+    in.now = now;
+    in.hour = tm.tm_hour;
+    in.own_dns = d->resolver != NULL;
+    store_get_state(d->store, &st);
+    if (d->cfg->tdns_client[0] != '\0') {
+        bool fresh = st.tdns_read && st.tdns_updated > 0 &&
+                     ev_time() - st.tdns_updated <= d->cfg->tdns_stale_after;
+        unsigned w = 0;
+
+        for (unsigned i = 0; i < d->cfg->window_count; i++)
+            if (d->cfg->window_seconds[i] == d->cfg->detect_window)
+                w = i;
+        if (fresh && w < STORE_MAX_WINDOWS) {
+            in.tdns = true;
+            in.tdns_mx = st.tdns[w][TDNS_MX];
+            in.tdns_a = st.tdns[w][TDNS_A] + st.tdns[w][TDNS_AAAA];
+            in.tdns_ptr = st.tdns[w][TDNS_PTR];
+        } else {
+            snprintf(missing, sizeof(missing), "tdns %s; ",
+                     !st.connected ? "unread (store down)" : "stale (is relaywatch feed running?)");
+        }
+    }
+    if (st.shared && !st.connected)
+        snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+                 "store down (throttles not shared); ");
+    in.missing = missing;
+    defense_tick(d->defense, &in);
+    alert = defense_pending_alert(d->defense);
+    if (alert != NULL) {
+        run_alert(d, alert);
+        defense_alert_taken(d->defense);
+    }
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct daemon_state *d = w->data;
+    double now = counting_now(d);
+
+    (void)revents;
     (void)loop;
-    traffic_tick(d->traffic, counting_now(d));
+    traffic_tick(d->traffic, now);
+    if (d->ticks++ % 4 == 0)
+        defend(d, now);
 }
 
 /* Open the HTTP endpoint of cfg (none if off); false with the reason in err. */
@@ -288,8 +508,9 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
     for (unsigned w = 0; windows_same && w < cfg->window_count; w++)
         windows_same = strcmp(old->window_name[w], cfg->window_name[w]) == 0;
     if (!windows_same || old->culprit_slots != cfg->culprit_slots ||
-        old->session_slots != cfg->session_slots)
-        log_warning("reload: windows, culprit_slots and session_slots take effect at the next "
+        old->session_slots != cfg->session_slots || old->throttle_slots != cfg->throttle_slots)
+        log_warning("reload: windows, culprit_slots, session_slots and throttle_slots take effect "
+                    "at the next "
                     "restart; counting goes on with the running values");
     if (strcmp(old->store, cfg->store) != 0 || strcmp(old->host_id, cfg->host_id) != 0 ||
         strcmp(old->redis_password, cfg->redis_password) != 0 ||
@@ -347,19 +568,83 @@ static void on_drained(void *arg)
     store_flush_final(d->store, on_flushed, d);
 }
 
-static void store_collect(void *ctx, struct store_batch *b)
-{
-    traffic_store_collect(((struct daemon_state *)ctx)->traffic, b);
-}
-
 static void store_rewrite_all(void *ctx)
 {
-    traffic_store_rewrite_all(((struct daemon_state *)ctx)->traffic);
+    struct daemon_state *d = ctx;
+
+    traffic_store_rewrite_all(d->traffic);
+    throttle_rewrite_all(defense_throttles(d->defense));
+    d->baseline_saved_minute = 0;
 }
 
 static void store_history(void *ctx, int64_t minute, const uint64_t *counts)
 {
     traffic_add_history(((struct daemon_state *)ctx)->traffic, minute, counts);
+}
+
+static void store_baseline(void *ctx, const char *text, size_t len)
+{
+    struct daemon_state *d = ctx;
+    unsigned n = detector_load(defense_detector_mut(d->defense), text, len);
+
+    log_info("baselines: %u learned values read back from the store", n);
+}
+
+static void throttle_to_store(void *ctx, bool set, const struct throttle_record *r)
+{
+    struct store_batch *b = ctx;
+    char field[CULPRIT_KEY_MAX + 32], value[THROTTLE_ACTION_MAX + THROTTLE_REASON_MAX + 200];
+
+    snprintf(field, sizeof(field), "%s:%s", culprit_kind_name(r->kind), r->key);
+    if (set)
+        throttle_record_format(r, value, sizeof(value));
+    store_batch_throttle(b, field, set ? value : NULL);
+}
+
+static void store_collect_all(void *ctx, struct store_batch *b)
+{
+    struct daemon_state *d = ctx;
+    int64_t minute = (int64_t)(counting_now(d) / 60);
+
+    traffic_store_collect(d->traffic, b);
+    throttle_collect(defense_throttles(d->defense), throttle_to_store, b);
+    /* Baselines change once a minute at most. */
+    if (minute != d->baseline_saved_minute) {
+        char text[16384];
+
+        d->baseline_saved_minute = minute;
+        if (detector_save(defense_detector(d->defense), text, sizeof(text)) > 0)
+            store_batch_baseline(b, text);
+    }
+}
+
+static void store_throttles(void *ctx, bool begin, bool end, const char *field, size_t flen,
+                            const char *value, size_t vlen)
+{
+    struct daemon_state *d = ctx;
+    struct throttle_table *t = defense_throttles(d->defense);
+    struct throttle_record r;
+
+    if (begin) {
+        throttle_sync_begin(t);
+    } else if (end) {
+        unsigned gone = throttle_sync_end(t);
+
+        if (gone > 0)
+            log_info("throttle: %u key(s) deleted from the store by someone else: dropped", gone);
+    } else if (throttle_record_parse(field, flen, value, vlen, &r)) {
+        const struct throttle_record *had = throttle_find(
+            t, r.kind, culprit_key_hash(r.kind, r.key, strlen(r.key)));
+
+        if (had == NULL || had->changed < r.changed)
+            log_info("throttle %s:%s from the store (%s by %s): %s", culprit_kind_name(r.kind),
+                     r.key, throttle_source_name(r.source), r.host, r.reason);
+        throttle_sync_record(t, &r);
+    } else {
+        log_warning("store: rw:throttle field '%.*s' has a value this version cannot read; "
+                    "ignored",
+                    (int)(flen < 200 ? flen : 200), field);
+    }
 }
 
 _Static_assert(TC_COUNT <= STORE_MAX_COUNTERS, "the store holds every traffic counter");
@@ -393,7 +678,8 @@ static struct store *open_store(struct daemon_state *d, char *err, size_t errlen
                                  c->window_count,
                                  c->window_seconds,
                                  c->tdns_client};
-    struct store_source src = {store_collect, store_rewrite_all, store_history, d};
+    struct store_source src = {store_collect_all, store_rewrite_all, store_history,
+                               store_baseline, store_throttles, d};
 
     for (int t = 0; t < DNS_TYPES; t++)
         for (int o = 0; o < DNS_OUTCOMES; o++) {
@@ -482,6 +768,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     warn_restart_keys(d->cfg, cfg);
     traffic_reconfigure(d->traffic, cfg);
+    defense_reconfigure(d->defense, cfg);
     config_free(d->cfg);
     d->cfg = cfg;
     raise_fd_limit(cfg->max_connections);
@@ -564,6 +851,7 @@ int main(int argc, char **argv)
         d.started = ev_time();
     }
     d.traffic = traffic_new(d.cfg);
+    d.defense = defense_new(d.cfg, d.traffic);
     err[0] = '\0';
     d.resolver = open_resolver(&d, err, sizeof(err));
     d.store = err[0] == '\0' ? open_store(&d, err, sizeof(err)) : NULL;
@@ -576,6 +864,7 @@ int main(int argc, char **argv)
         policy_server_free(d.server);
         resolver_free(d.resolver);
         store_free(d.store);
+        defense_free(d.defense);
         traffic_free(d.traffic);
         config_free(d.cfg);
         return 2;
@@ -613,6 +902,7 @@ int main(int argc, char **argv)
     resolver_free(d.resolver);
     http_server_free(d.http);
     store_free(d.store);
+    defense_free(d.defense);
     traffic_free(d.traffic);
     config_free(d.cfg);
     log_info("relaywatchd stopped");

@@ -6,10 +6,12 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "config.h"
+#include "defense.h"
 #include "http.h"
 #include "resolver.h"
 #include "server.h"
@@ -273,6 +275,114 @@ static void json_stored_windows(struct http_body *b, const struct window_set *ws
     http_body_printf(b, "}");
 }
 
+static void json_number_or_null(struct http_body *b, double v)
+{
+    if (v < 0 || !isfinite(v))
+        http_body_printf(b, "null");
+    else
+        http_body_printf(b, "%.6g", v);
+}
+
+static void json_time(struct http_body *b, double t)
+{
+    if (t <= 0) {
+        http_body_printf(b, "null");
+    } else {
+        time_t sec = (time_t)t;
+        struct tm tm;
+        char text[32];
+
+        gmtime_r(&sec, &tm);
+        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        http_body_printf(b, "\"%s\"", text);
+    }
+}
+
+static const char *detect_window_name(const struct status_sources *s)
+{
+    for (unsigned w = 0; w < s->cfg->window_count; w++)
+        if (s->cfg->window_seconds[w] == s->cfg->detect_window)
+            return s->cfg->window_name[w];
+    return "?";
+}
+
+struct text_ctx {
+    struct http_body *b;
+    double now;
+    unsigned n;
+};
+
+static bool text_throttle(void *arg, const struct throttle_record *r)
+{
+    struct text_ctx *t = arg;
+
+    if (r->source == THROTTLE_RELEASED || (r->until != 0 && r->until <= t->now))
+        return true;
+    if (t->n++ == 0)
+        http_body_printf(t->b, "\nthrottled keys\n");
+    http_body_printf(t->b, "  %s:%s  %s  (%s, %llu answers, %s%.0fs)\n    %s\n",
+                     culprit_kind_name(r->kind), r->key, r->action, throttle_source_name(r->source),
+                     (unsigned long long)r->hits, r->until ? "ends in " : "until released",
+                     r->until ? r->until - t->now : 0, r->reason);
+    return true;
+}
+
+/* The detector's view, the baselines, incidents, answers and throttled keys. */
+static void json_defense(struct http_body *b, const struct status_sources *s)
+{
+    const struct detector *det = defense_detector(s->defense);
+    struct detector_view v;
+    struct defense_stats st;
+
+    detector_get_view(det, &v);
+    defense_get_stats(s->defense, &st);
+    http_body_printf(b, ",\"detector\":{\"state\":\"%s\",\"since\":",
+                     detector_state_name(v.state));
+    json_time(b, v.since);
+    http_body_printf(b, ",\"reason\":");
+    status_json_string(b, detector_reason(det), strlen(detector_reason(det)));
+    http_body_printf(b, ",\"window\":\"%s\",\"dns_source\":\"%s\",\"missing\":",
+                     detect_window_name(s), detector_dns_source_name(v.dns_source));
+    status_json_string(b, v.missing, strlen(v.missing));
+    http_body_printf(b, ",\"loud_condition\":%s,\"condition_since\":",
+                     v.loud_condition ? "true" : "false");
+    json_time(b, v.condition_since);
+    http_body_printf(b, ",\"minutes_learned\":%llu,\"signals\":{",
+                     (unsigned long long)v.samples_learned);
+    for (int i = 0; i < DS_COUNT; i++) {
+        http_body_printf(b, "%s\"%s\":{\"value\":", i ? "," : "", detector_signal_name(i));
+        json_number_or_null(b, v.value[i]);
+        http_body_printf(b, ",\"baseline\":%.6g,\"hourly\":%s}", v.baseline[i],
+                         v.hourly[i] ? "true" : "false");
+    }
+    http_body_printf(b, "}},\"baselines\":{");
+    for (int i = 0; i < DS_COUNT; i++)
+        http_body_printf(b, "%s\"%s\":%.6g", i ? "," : "", detector_signal_name(i), v.baseline[i]);
+    http_body_printf(b, "},\"incidents\":{\"started\":%llu,\"open_since\":",
+                     (unsigned long long)st.incidents);
+    json_time(b, st.incident_start);
+    http_body_printf(b, "},\"monitor_only\":%s,\"relay_answers\":{",
+                     s->cfg->monitor_only ? "true" : "false");
+    for (int a = 0; a < AK_COUNT; a++)
+        http_body_printf(b, "%s\"%s\":%llu", a ? "," : "", action_kind_name(a),
+                         (unsigned long long)st.actions[a]);
+    http_body_printf(b, "},\"would_answer\":{");
+    for (int a = 0; a < AK_COUNT; a++)
+        http_body_printf(b, "%s\"%s\":%llu", a ? "," : "", action_kind_name(a),
+                         (unsigned long long)st.would_have[a]);
+    http_body_printf(b, "},");
+    /* {"throttled":[...]} without its braces. */
+    {
+        size_t start = b->len;
+
+        defense_throttled_json(s->defense, b, s->wall_now);
+        if (b->len >= start + 2 && b->data[start] == '{' && b->data[b->len - 1] == '}') {
+            memmove(b->data + start, b->data + start + 1, b->len - start - 2);
+            b->len -= 2;
+        }
+    }
+}
+
 /* The other hosts sharing the store, as it holds them. */
 static void json_other_hosts(struct http_body *b, const struct status_sources *s,
                              const struct window_set *ws)
@@ -346,7 +456,8 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
 
     http_body_printf(b, "{\"version\":\"%s\",\"hosts\":[{\"host\":", RELAYWATCH_VERSION);
     status_json_string(b, s->cfg->host_id, strlen(s->cfg->host_id));
-    http_body_printf(b, ",\"state\":\"quiet\",\"uptime_seconds\":%.0f,\"messages_counted_at\":\"%s\"",
+    http_body_printf(b, ",\"state\":\"%s\",\"uptime_seconds\":%.0f,\"messages_counted_at\":\"%s\"",
+                     detector_state_name(detector_state(defense_detector(s->defense))),
                      now - s->started,
                      traffic_counts_at_end_of_message(t) ? "end-of-message" : "rcpt");
     http_body_printf(b, ",\"totals\":{");
@@ -400,6 +511,7 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
     json_store(b, s->store, traffic_store_dropped_minutes(t));
     json_resolver(b, s->resolver);
     json_tdns(b, s);
+    json_defense(b, s);
     http_body_printf(b, "}");
     json_other_hosts(b, s, ws);
     http_body_printf(b, "]");
@@ -425,9 +537,28 @@ void status_text(struct http_body *b, const struct status_sources *s, double now
     struct culprit_view culprits[2 * TOP_CULPRITS];
     unsigned n;
 
-    http_body_printf(b, "host %s: quiet, up %.0fs, %u connections, messages counted at %s\n\n",
-                     s->cfg->host_id, now - s->started, s->server->connections,
+    http_body_printf(b, "host %s: %s, up %.0fs, %u connections, messages counted at %s\n",
+                     s->cfg->host_id,
+                     detector_state_name(detector_state(defense_detector(s->defense))),
+                     now - s->started, s->server->connections,
                      traffic_counts_at_end_of_message(t) ? "END-OF-MESSAGE" : "first RCPT");
+    {
+        const struct detector *det = defense_detector(s->defense);
+        struct detector_view v;
+        struct text_ctx tc = {b, s->wall_now, 0};
+
+        detector_get_view(det, &v);
+        http_body_printf(b, "detector (%s, MX from %s): %s\n", detect_window_name(s),
+                         detector_dns_source_name(v.dns_source), detector_reason(det));
+        http_body_printf(b, "baselines per %s:", detect_window_name(s));
+        for (int i = 0; i < DS_COUNT; i++)
+            http_body_printf(b, " %s %.3g", detector_signal_name(i), v.baseline[i]);
+        http_body_printf(b, "%s\n", s->cfg->monitor_only ? "; monitor_only" : "");
+        if (v.missing[0])
+            http_body_printf(b, "missing: %s\n", v.missing);
+        throttle_each(defense_throttles_const(s->defense), text_throttle, &tc);
+        http_body_printf(b, "\n");
+    }
     http_body_printf(b, "%-8s %10s %10s %10s %10s %10s %10s %8s\n", "window", "N_c", "N_f",
                      "from=", "N_r", "relay rcpt", "domains", "alpha");
     for (unsigned w = 0; w <= ws->count; w++) {
@@ -547,6 +678,52 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
                 http_body_printf(b, "relaywatch_requests_total{state=\"%s\",action=\"%s\"} %llu\n",
                                  state == PS_UNKNOWN ? "none" : policy_state_name(state),
                                  action_kind_name(a), (unsigned long long)s->requests[state][a]);
+    {
+        struct defense_stats ds;
+        struct detector_view v;
+
+        defense_get_stats(s->defense, &ds);
+        detector_get_view(defense_detector(s->defense), &v);
+        metric_head(b, "relaywatch_loud", "gauge", "1 while the detector says loud (relaying spam).");
+        http_body_printf(b, "relaywatch_loud %d\n", ds.state == DETECTOR_LOUD);
+        metric_head(b, "relaywatch_incidents_total", "counter", "Incidents (quiet to loud) started.");
+        http_body_printf(b, "relaywatch_incidents_total %llu\n", (unsigned long long)ds.incidents);
+        metric_head(b, "relaywatch_relay_answers_total", "counter",
+                    "Answers to relay recipients while throttling applied, by action.");
+        for (int a = 0; a < AK_COUNT; a++)
+            if (ds.actions[a] > 0)
+                http_body_printf(b, "relaywatch_relay_answers_total{action=\"%s\"} %llu\n",
+                                 action_kind_name(a), (unsigned long long)ds.actions[a]);
+        metric_head(b, "relaywatch_monitor_would_answer_total", "counter",
+                    "monitor_only: answers that would have been given, by action.");
+        for (int a = 0; a < AK_COUNT; a++)
+            if (ds.would_have[a] > 0)
+                http_body_printf(b, "relaywatch_monitor_would_answer_total{action=\"%s\"} %llu\n",
+                                 action_kind_name(a), (unsigned long long)ds.would_have[a]);
+        metric_head(b, "relaywatch_throttles_total", "counter",
+                    "Keys throttled by this daemon (detector and limits).");
+        http_body_printf(b, "relaywatch_throttles_total %llu\n",
+                         (unsigned long long)ds.throttled_total);
+        metric_head(b, "relaywatch_throttled_keys", "gauge",
+                    "Records in the throttle table (released keys' grace included).");
+        http_body_printf(b, "relaywatch_throttled_keys %u\n",
+                         throttle_count(defense_throttles_const(s->defense)));
+        metric_head(b, "relaywatch_alerts_dropped_total", "counter",
+                    "Incident alerts not handed to alert_command (one was still pending).");
+        http_body_printf(b, "relaywatch_alerts_dropped_total %llu\n",
+                         (unsigned long long)ds.alerts_dropped);
+        metric_head(b, "relaywatch_detector_signal", "gauge",
+                    "The detector's last sample per signal, over detect_window (alpha: a ratio).");
+        for (int i = 0; i < DS_COUNT; i++)
+            if (v.value[i] >= 0)
+                http_body_printf(b, "relaywatch_detector_signal{signal=\"%s\"} %.6g\n",
+                                 detector_signal_name(i), v.value[i]);
+        metric_head(b, "relaywatch_detector_baseline", "gauge",
+                    "The learned baseline in use per signal, over detect_window.");
+        for (int i = 0; i < DS_COUNT; i++)
+            http_body_printf(b, "relaywatch_detector_baseline{signal=\"%s\"} %.6g\n",
+                             detector_signal_name(i), v.baseline[i]);
+    }
     metric_head(b, "relaywatch_sessions_total", "counter", "SMTP sessions seen (N_c).");
     http_body_printf(b, "relaywatch_sessions_total %llu\n",
                      (unsigned long long)traffic_total(t, TC_SESSIONS));

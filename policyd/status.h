@@ -17,6 +17,7 @@ struct http_body;
 struct policy_server_stats;
 struct store_state;
 struct resolver_stats;
+struct defense;
 
 #define STATUS_STATES (PS_OTHER + 1)
 
@@ -29,6 +30,7 @@ struct status_sources {
     const struct store_state *store;
     const struct resolver_stats *resolver; /* NULL: no lookups of its own (dns_lookups empty) */
     double wall_now; /* Unix time now, for the age of the feed's counts */
+    const struct defense *defense;
 };
 
 void status_json(struct http_body *b, const struct status_sources *s, double now);

@@ -586,21 +586,22 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         x = transaction_for(t, key, now);
     }
 
-    if (req->state == PS_RCPT && x != NULL) {
-        /* The same recipient again at once: a second hook asking about the same RCPT
-         * (say in smtpd_relay_restrictions and smtpd_recipient_restrictions). */
-        uint64_t rcpt = nonzero(slice_hash(req->attr[PA_RECIPIENT]));
-
-        if (x->last_rcpt == rcpt)
-            return;
-        x->last_rcpt = rcpt;
-    }
     if (req->state == PS_RCPT) {
         struct policy_slice domain = policy_address_domain(req->attr[PA_RECIPIENT]);
         uint64_t domain_hash = domain.len ? nonzero(hash64(domain.ptr, domain.len, 1)) : 0;
         /* An address without a domain (RCPT TO:<postmaster>) is this host's own. */
         bool relay = domain.len > 0 && !is_local(t, domain_hash);
 
+        news->relay = relay;
+        if (x != NULL) {
+            /* The same recipient again at once: a second hook asking about the same RCPT
+             * (say in smtpd_relay_restrictions and smtpd_recipient_restrictions). */
+            uint64_t rcpt = nonzero(slice_hash(req->attr[PA_RECIPIENT]));
+
+            if (x->last_rcpt == rcpt)
+                return;
+            x->last_rcpt = rcpt;
+        }
         count(t, TC_RECIPIENTS, now, 1);
         count(t, relay ? TC_RECIPIENTS_RELAY : TC_RECIPIENTS_INBOUND, now, 1);
         news->relay_recipient = relay;

@@ -27,17 +27,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redis_address.h"
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
 #define MAX_ARGS 64
 #define DOMAINS_PER_FLUSH 65536 /* past this a flush drops domain hashes (counted) */
-
-/* Where Redis is, from a store URL. */
-struct redis_address {
-    char *host, *path; /* host: a numeric address (resolved once); path: a unix socket */
-    int port, db;
-};
 
 struct store {
     struct ev_loop *loop;
@@ -99,7 +94,7 @@ static void set_error(struct store *s, const char *fmt, ...)
 /* ------------------------------------------------------------ parsing */
 
 /* redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N]; config.c checked the form. */
-static int parse_url(struct redis_address *a, const char *url, char *err, size_t errlen)
+int redis_address_parse(struct redis_address *a, const char *url, char *err, size_t errlen)
 {
     if (strncmp(url, "redis://", 8) == 0) {
         const char *hp = url + 8, *slash = strchr(hp, '/');
@@ -413,6 +408,23 @@ void store_batch_minute(struct store_batch *b, int64_t minute, const uint64_t *c
     write_counts(b->s, key, counts);
 }
 
+void store_batch_throttle(struct store_batch *b, const char *field, const char *value)
+{
+    const char *argv[4] = {value ? "HSET" : "HDEL", "rw:throttle", field, value};
+
+    send_strings(b->s, write_cb, value ? 4 : 3, argv);
+}
+
+void store_batch_baseline(struct store_batch *b, const char *text)
+{
+    char key[STORE_HOST_MAX + 32], ttl[32];
+    const char *argv[5] = {"SET", key, text, "EX", ttl};
+
+    snprintf(key, sizeof(key), "rw:{%s}:baseline", b->s->host_id);
+    snprintf(ttl, sizeof(ttl), "%.0f", b->s->set.retention);
+    send_strings(b->s, write_cb, 5, argv);
+}
+
 static void send_domains(struct store_batch *b)
 {
     struct store *s = b->s;
@@ -539,7 +551,8 @@ static void sum_fields(const struct store *s, const redisReply *r, uint64_t *sum
 struct read_tag {
     struct store *s;
     unsigned host;  /* index in next_hosts */
-    int what;       /* 0: totals, 1: a minute, 2: PFCOUNT of window `w`, 3: culprits */
+    int what; /* 0: totals, 1: a minute, 2: PFCOUNT of window `w`, 3: culprits, 4: a tdns
+               * minute, 5: tdns updated, 6: rw:throttle, 7: this host's baselines */
     int64_t minute;
     unsigned w;
 };
@@ -614,6 +627,17 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
             add_tdns(s, r, now_minute() - t->minute);
         } else if (t->what == 5 && r->type == REDIS_REPLY_STRING) {
             s->next_tdns_updated = strtod(r->str, NULL);
+        } else if (t->what == 6 && r->type == REDIS_REPLY_ARRAY && s->src.throttles) {
+            s->src.throttles(s->src.ctx, true, false, NULL, 0, NULL, 0);
+            for (size_t i = 0; i + 1 < r->elements; i += 2)
+                if (r->element[i]->type == REDIS_REPLY_STRING &&
+                    r->element[i + 1]->type == REDIS_REPLY_STRING)
+                    s->src.throttles(s->src.ctx, false, false, r->element[i]->str,
+                                     r->element[i]->len, r->element[i + 1]->str,
+                                     r->element[i + 1]->len);
+            s->src.throttles(s->src.ctx, false, true, NULL, 0, NULL, 0);
+        } else if (t->what == 7 && r->type == REDIS_REPLY_STRING && s->src.baseline) {
+            s->src.baseline(s->src.ctx, r->str, r->len);
         } else if (t->what == 3 && r->type == REDIS_REPLY_ARRAY) {
             /* ZREVRANGE ... WITHSCORES: member, score pairs. */
             h->culprit_count = 0;
@@ -734,6 +758,18 @@ static void start_reading(struct store *s)
     ev_timer_set(&s->deadline, s->set.timeout, 0.0);
     ev_timer_start(s->loop, &s->deadline);
     send_strings(s, hosts_cb, 8, argv);
+    {
+        /* The fleet's throttles; and once, the baselines this host learned before. */
+        const char *hgetall[2] = {"HGETALL", "rw:throttle"};
+        char key[STORE_HOST_MAX + 32];
+        const char *get[2] = {"GET", key};
+
+        send_read(s, 0, 6, 0, 0, 2, hgetall);
+        if (!s->history_done) {
+            snprintf(key, sizeof(key), "rw:{%s}:baseline", s->host_id);
+            send_read(s, 0, 7, 0, 0, 2, get);
+        }
+    }
     if (s->tdns_client != NULL) {
         /* The upstream server's view of this host, as relaywatch feed wrote it. */
         int64_t now_m = now_minute(), longest = 1;
@@ -902,7 +938,7 @@ struct store *store_new(struct ev_loop *loop, const struct store_settings *set,
     if (strcmp(set->url, "memory") == 0)
         return s;
     s->redis = true;
-    if (parse_url(&s->addr, set->url, err, errlen) != 0) {
+    if (redis_address_parse(&s->addr, set->url, err, errlen) != 0) {
         store_free(s);
         return NULL;
     }
@@ -1007,7 +1043,7 @@ struct store_query_writer *store_query_writer_new(const char *url, const char *p
     w = calloc(1, sizeof(*w));
     if (w == NULL)
         abort();
-    if (parse_url(&w->addr, url, err, errlen) != 0) {
+    if (redis_address_parse(&w->addr, url, err, errlen) != 0) {
         free(w);
         return NULL;
     }

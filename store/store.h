@@ -57,6 +57,12 @@ struct store_source {
     void (*rewrite_all)(void *ctx);
     /* Once after start: this host's counts from earlier runs, per minute. */
     void (*history)(void *ctx, int64_t minute, const uint64_t *counts);
+    /* Once after start: the learned baselines this host saved (rw:{HOST}:baseline). */
+    void (*baseline)(void *ctx, const char *text, size_t len);
+    /* Every fleet read: the whole of rw:throttle, one call per field between a call with
+     * begin and one with end (fields are NULL then). */
+    void (*throttles)(void *ctx, bool begin, bool end, const char *field, size_t flen,
+                      const char *value, size_t vlen);
     void *ctx;
 };
 
@@ -67,6 +73,11 @@ void store_batch_totals(struct store_batch *b, const uint64_t *counts);
  * longest window); replaces the previous list. */
 void store_batch_culprits(struct store_batch *b, const char *const *members, const uint64_t *scores,
                           unsigned n);
+
+/* Write a field of the fleet's throttle table rw:throttle (value NULL: delete the field). */
+void store_batch_throttle(struct store_batch *b, const char *field, const char *value);
+/* Save this host's learned baselines (rw:{HOST}:baseline, kept store_retention). */
+void store_batch_baseline(struct store_batch *b, const char *text);
 
 #define STORE_CULPRITS 20
 
@@ -138,5 +149,36 @@ void store_query_writer_set(struct store_query_writer *w, const char *client, in
  * set) and the caller queues the same counts again for the next try.
  */
 bool store_query_writer_flush(struct store_query_writer *w, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------
+ * rw:throttle for relaywatch list / block / release (store/throttle_store.c)
+ *
+ * A Redis hash: field "KIND:KEY", value one throttle_record line (see
+ * policyd/throttle.h).  Plain blocking calls, for the CLI, which works with
+ * every daemon down; the daemons sharing the store read the hash on their
+ * flush rhythm.
+ */
+#define STORE_THROTTLE_KEY "rw:throttle"
+
+struct store_throttle_client;
+
+/* Connected (AUTH and SELECT done) within timeout seconds; NULL with a one-line reason for
+ * a url that is not Redis (memory) or a Redis that cannot be reached or refuses us. */
+struct store_throttle_client *store_throttle_client_new(const char *url, const char *password,
+                                                        double timeout, char *err,
+                                                        size_t errlen);
+void store_throttle_client_free(struct store_throttle_client *c);
+
+/* HGETALL rw:throttle: each field and value (not NUL-terminated) handed to fn; false with
+ * the reason if Redis did not answer with the hash. */
+bool store_throttle_read(struct store_throttle_client *c,
+                         void (*fn)(void *ctx, const char *field, size_t flen, const char *value,
+                                    size_t vlen),
+                         void *ctx, char *err, size_t errlen);
+
+/* HSET rw:throttle field value; false with the reason. */
+bool store_throttle_write(struct store_throttle_client *c, const char *field, const char *value,
+                          char *err, size_t errlen);
+/* ---------------------------------------------- end of rw:throttle for the CLI */
 
 #endif

@@ -345,6 +345,89 @@ static void test_dns_keys(void **state)
     config_free(c);
 }
 
+static void test_defense_keys(void **state)
+{
+    struct config *c = config_new();
+    struct reports r;
+
+    (void)state;
+    assert_string_equal(c->culprit_action,
+                        "DEFER 4.7.1 Too much relay mail from you: sending paused, try again later");
+    assert_string_equal(c->loud_relay_action, "DUNNO");
+    assert_true(c->detect_window == 600 && c->detect_loud_after == 20);
+    assert_true(c->baseline_start[0] == 2 && c->baseline_start[7] == 0.5);
+    assert_false(c->monitor_only);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(config_check(c, collect, &r), 0);
+
+    assert_int_equal(parse(c, "culprit_action = HOLD quarantined by relaywatch\n"
+                              "loud_relay_action = defer_if_permit 4.7.1 busy\n"
+                              "limit_action = 450 4.7.1 slow down\n"
+                              "baseline_start = mx=5, alpha=0.4\n"
+                              "detect_alpha_band = 0.35-0.70\n"
+                              "never_throttle_clients = 192.0.2.0/24, 2001:db8::1\n"
+                              "never_throttle_senders = @Lists.Example.COM, news@Example.org\n"
+                              "limit_count = messages\nmonitor_only = yes\n"
+                              "alert_command = /usr/local/bin/page --now\n",
+                           &r),
+                     0);
+    assert_string_equal(c->culprit_action, "HOLD quarantined by relaywatch");
+    assert_true(c->baseline_start[0] == 5 && c->baseline_start[7] == 0.4);
+    assert_true(c->baseline_start[1] == 10); /* not given: built in */
+    assert_true(c->detect_alpha_low == 0.35 && c->detect_alpha_high == 0.70);
+    assert_string_equal(c->never_throttle_senders[0], "lists.example.com");
+    assert_string_equal(c->never_throttle_senders[1], "news@example.org");
+    assert_true(c->limit_count_messages && c->monitor_only);
+    assert_true(config_address_in("192.0.2.77", 10, c->never_throttle_clients, 2));
+    assert_false(config_address_in("192.0.3.1", 9, c->never_throttle_clients, 2));
+    assert_true(config_address_in("2001:db8::1", 11, c->never_throttle_clients, 2));
+    assert_false(config_address_in("2001:db8::2", 11, c->never_throttle_clients, 2));
+
+    assert_int_equal(parse(c, "culprit_action = DISCARD\n", &r), 1);
+    assert_non_null(strstr(r.lines[0], "relaywatch.conf:1: culprit_action: 'DISCARD' is not DUNNO"));
+    assert_int_equal(parse(c, "culprit_action = DUNNO please\n", &r), 1);
+    assert_int_equal(parse(c, "culprit_action = 250 ok\n", &r), 1);
+    assert_int_equal(parse(c, "culprit_action = 4xx nope\n", &r), 1);
+    assert_int_equal(parse(c, "baseline_start = mx=1, bogus=2\n", &r), 1);
+    assert_non_null(strstr(r.lines[0], "'bogus=2' is not NAME=VALUE"));
+    assert_int_equal(parse(c, "detect_alpha_band = 0.7-0.3\n", &r), 1);
+    assert_int_equal(parse(c, "never_throttle_clients = 10.0.0.0/33\n", &r), 1);
+    assert_int_equal(parse(c, "culprit_min_share = 1.5\n", &r), 1);
+    assert_int_equal(parse(c, "limit_count = bytes\n", &r), 1);
+    assert_int_equal(parse(c, "alert_command = page\n", &r), 1);
+    assert_int_equal(parse(c, "detect_window = 30s\n", &r), 1);
+
+    /* The windows the detector and the limits judge must be counted. */
+    assert_int_equal(parse(c, "detect_window = 5m\nlimit_window = 2h\n", &r), 0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(config_check(c, collect, &r), 2);
+    assert_non_null(strstr(r.lines[0], "relaywatch.conf:1: detect_window: 300s is not one of the windows"));
+    assert_non_null(strstr(r.lines[1], "relaywatch.conf:2: limit_window: 7200s is not one of the windows"));
+    config_free(c);
+}
+
+/* Every key has its row in a README table: | `key` | default | meaning |. */
+static void test_readme_documents_every_key(void **state)
+{
+    const char *const *names = config_key_names();
+    FILE *f = fopen(RELAYWATCH_README, "rb");
+    static char text[1 << 20];
+    size_t n;
+
+    (void)state;
+    assert_non_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    for (size_t i = 0; names[i] != NULL; i++) {
+        char row[128];
+
+        snprintf(row, sizeof(row), "\n| `%s` |", names[i]);
+        if (strstr(text, row) == NULL)
+            fail_msg("README.md has no row for the key %s", names[i]);
+    }
+}
+
 static void test_nul_and_key_names(void **state)
 {
     const char text[] = "max_connections = 5\0\nlog_requests = yes\n";
@@ -376,6 +459,8 @@ int main(void)
         cmocka_unit_test(test_continuation_without_setting),
         cmocka_unit_test(test_overrides_and_checks),
         cmocka_unit_test(test_dns_keys),
+        cmocka_unit_test(test_defense_keys),
+        cmocka_unit_test(test_readme_documents_every_key),
         cmocka_unit_test(test_nul_and_key_names),
     };
 

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "defense.h"
 #include "culprits.h"
 #include "http.h"
 #include "policy_request.h"
@@ -546,7 +547,9 @@ static void test_status_json_alpha_null(void **state)
     struct policy_server_stats stats;
     uint64_t requests[STATUS_STATES][AK_COUNT];
     struct store_state store = {.backend = "memory", .connected = true};
-    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store, NULL, 0};
+    struct defense *def = defense_new(cfg, t);
+    struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store,
+                                 NULL, 0, def};
     struct http_body b = {0};
 
     (void)state;
@@ -571,6 +574,7 @@ static void test_status_json_alpha_null(void **state)
     http_body_append(&b, "", 1);
     assert_string_equal(b.data, "\"a\\\"b\\\\c\\u0001\xc3\xa9\\ufffd\"");
     free(b.data);
+    defense_free(def);
     traffic_free(t);
     config_free(cfg);
 }

@@ -1,0 +1,722 @@
+/*
+ * relaywatch list / block / release: see throttle_commands.h.
+ *
+ * With a Redis store the records are rw:throttle's (policyd/throttle.h):
+ * block and release write one record whose `changed` is now, so it beats
+ * whatever a daemon wrote before, and every daemon sharing the store
+ * obeys within one flush interval.  With store = memory the daemon holds
+ * the only table: GET /throttle (the JSON of list --json), POST
+ * /throttle?block=KIND:KEY[&duration=SECONDS] and POST
+ * /throttle?release=KIND:KEY.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "daemon_http.h"
+#include "http.h"
+#include "status.h"
+#include "store.h"
+#include "throttle.h"
+#include "throttle_commands.h"
+
+#define MEMBER_MAX (CULPRIT_KEY_MAX + 32)
+#define DURATION_MAX (365.0 * 86400)
+
+/* ------------------------------------------------------------ helpers */
+
+static double now_unix(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* RFC 3339 in UTC, whole seconds: 2026-11-25T05:30:00Z. */
+static void rfc3339(double t, char *out, size_t len)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&s, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, len, "?");
+}
+
+static bool uses_redis(const struct config *cfg)
+{
+    return strncmp(cfg->store, "redis://", 8) == 0 || strncmp(cfg->store, "redis+unix://", 13) == 0;
+}
+
+static void member_of(const struct throttle_record *r, char *out, size_t len)
+{
+    snprintf(out, len, "%s:%s", culprit_kind_name(r->kind), r->key);
+}
+
+/* KIND:KEY from the command line into r's kind and key, folded as the daemon keys it; false
+ * after saying why. */
+static bool member_arg(const char *arg, struct throttle_record *r)
+{
+    if (!throttle_parse_member(arg, strlen(arg), &r->kind, r->key, sizeof(r->key))) {
+        fprintf(stderr, "relaywatch: '%s' is not KIND:KEY with KIND one of sasl_username, "
+                        "client_address, sender_domain and a KEY of 1 to %d bytes\n",
+                arg, CULPRIT_KEY_MAX);
+        return false;
+    }
+    /* Sender domains are folded by the daemon; client addresses come from Postfix in lower
+     * case (IPv6); SASL user names are kept as they are. */
+    if (r->kind != CULPRIT_SASL_USERNAME)
+        for (char *p = r->key; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    return true;
+}
+
+/* "30m", "2h", "1d", "90s" or seconds ("600"), fractions allowed; above 0, at most 365d. */
+static bool parse_block_duration(const char *s, double *out)
+{
+    static const struct {
+        const char *suffix;
+        double seconds;
+    } units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+    size_t number = strspn(s, "0123456789.");
+    char *end;
+    double v;
+
+    if (number == 0 || !isdigit((unsigned char)s[0]))
+        return false;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || (size_t)(end - s) != number)
+        return false;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(end, units[i].suffix) == 0) {
+            *out = v * units[i].seconds;
+            return *out > 0 && *out <= DURATION_MAX;
+        }
+    return false;
+}
+
+/* Percent-encode everything but RFC 3986's unreserved characters. */
+static void url_encode(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+
+    for (; *s && o + 4 <= len; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, len - o, "%%%02X", c);
+    }
+    out[o] = '\0';
+}
+
+/* ------------------------------------------------------------ records */
+
+struct record_list {
+    struct throttle_record *v;
+    size_t n, cap;
+    unsigned unreadable;
+};
+
+static void list_add(struct record_list *l, const struct throttle_record *r)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *p = realloc(l->v, cap * sizeof(*l->v));
+
+        if (p == NULL)
+            abort();
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *r;
+}
+
+static void collect_record(void *ctx, const char *field, size_t flen, const char *value,
+                           size_t vlen)
+{
+    struct record_list *l = ctx;
+    struct throttle_record r;
+
+    if (throttle_record_parse(field, flen, value, vlen, &r))
+        list_add(l, &r);
+    else
+        l->unreadable++;
+}
+
+/* Throttled now: not a release's grace, not run out. */
+static bool in_force(const struct throttle_record *r, double now)
+{
+    return r->source != THROTTLE_RELEASED && !(r->until != 0 && r->until < now);
+}
+
+static int by_since(const void *a, const void *b)
+{
+    const struct throttle_record *x = a, *y = b;
+
+    if (x->since != y->since)
+        return x->since < y->since ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+/* Connect to the Redis store; NULL after saying why. */
+static struct store_throttle_client *open_store(const struct config *cfg)
+{
+    char err[512];
+    struct store_throttle_client *c =
+        store_throttle_client_new(cfg->store, cfg->redis_password, cfg->store_timeout, err,
+                                  sizeof(err));
+
+    if (c == NULL)
+        fprintf(stderr, "relaywatch: %s\n", err);
+    return c;
+}
+
+/* Every record of rw:throttle into l; false after saying why. */
+static bool read_store(struct store_throttle_client *c, struct record_list *l)
+{
+    char err[512];
+
+    if (store_throttle_read(c, collect_record, l, err, sizeof(err)))
+        return true;
+    fprintf(stderr, "relaywatch: reading %s: %s\n", STORE_THROTTLE_KEY, err);
+    return false;
+}
+
+/* ------------------------------------------------------------ output */
+
+static int finish_stdout(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    fprintf(stderr, "relaywatch: writing to stdout: %s\n", strerror(errno));
+    return 1;
+}
+
+static void json_field(struct http_body *b, const char *name, const char *s)
+{
+    http_body_printf(b, ", \"%s\": ", name);
+    status_json_string(b, s, strlen(s));
+}
+
+/* The records in force, sorted by since, as GET /throttle gives them. */
+static int print_json(struct record_list *l, double now)
+{
+    struct http_body b = {0};
+    bool any = false;
+
+    http_body_printf(&b, "{ \"throttled\": [");
+    for (size_t i = 0; i < l->n; i++) {
+        const struct throttle_record *r = &l->v[i];
+        char since[32], until[32];
+
+        if (!in_force(r, now))
+            continue;
+        rfc3339(r->since, since, sizeof(since));
+        rfc3339(r->until, until, sizeof(until));
+        http_body_printf(&b, "%s\n  { \"kind\": \"%s\"", any ? "," : "",
+                         culprit_kind_name(r->kind));
+        json_field(&b, "key", r->key);
+        json_field(&b, "action", r->action);
+        json_field(&b, "reason", r->reason);
+        http_body_printf(&b, ", \"since\": \"%s\", \"until\": ", since);
+        if (r->until != 0)
+            http_body_printf(&b, "\"%s\"", until);
+        else
+            http_body_printf(&b, "null");
+        http_body_printf(&b, ", \"source\": \"%s\"", throttle_source_name(r->source));
+        json_field(&b, "host", r->host);
+        http_body_printf(&b, " }");
+        any = true;
+    }
+    http_body_printf(&b, "%s] }\n", any ? "\n" : " ");
+    fwrite(b.data, 1, b.len, stdout);
+    free(b.data);
+    return finish_stdout();
+}
+
+/* A table for a person. */
+static int print_table(struct record_list *l, double now)
+{
+    int wm = (int)strlen("KIND:KEY"), wa = (int)strlen("ACTION");
+    unsigned shown = 0;
+
+    for (size_t i = 0; i < l->n; i++) {
+        char m[MEMBER_MAX];
+
+        if (!in_force(&l->v[i], now))
+            continue;
+        member_of(&l->v[i], m, sizeof(m));
+        if ((int)strlen(m) > wm)
+            wm = (int)strlen(m);
+        if ((int)strlen(l->v[i].action) > wa)
+            wa = (int)strlen(l->v[i].action);
+        shown++;
+    }
+    if (shown == 0) {
+        printf("nothing is throttled\n");
+        return finish_stdout();
+    }
+    printf("%-*s  %-*s  %-8s  %-20s  %-20s  %s\n", wm, "KIND:KEY", wa, "ACTION", "SOURCE",
+           "SINCE", "UNTIL", "REASON");
+    for (size_t i = 0; i < l->n; i++) {
+        const struct throttle_record *r = &l->v[i];
+        char m[MEMBER_MAX], since[32], until[32];
+
+        if (!in_force(r, now))
+            continue;
+        member_of(r, m, sizeof(m));
+        rfc3339(r->since, since, sizeof(since));
+        if (r->until != 0)
+            rfc3339(r->until, until, sizeof(until));
+        else
+            snprintf(until, sizeof(until), "until released");
+        printf("%-*s  %-*s  %-8s  %-20s  %-20s  %s\n", wm, m, wa, r->action,
+               throttle_source_name(r->source), since, until, r->reason);
+    }
+    return finish_stdout();
+}
+
+static int print_list(struct record_list *l, bool json)
+{
+    double now = now_unix();
+
+    if (l->n > 0)
+        qsort(l->v, l->n, sizeof(l->v[0]), by_since);
+    if (l->unreadable > 0)
+        fprintf(stderr, "relaywatch: %u record(s) of %s could not be read and are left out\n",
+                l->unreadable, STORE_THROTTLE_KEY);
+    return json ? print_json(l, now) : print_table(l, now);
+}
+
+/* ------------------------------------------------- the daemon's JSON */
+
+/* Just enough JSON for GET /throttle: { "throttled": [ { "name": "string" | null, ... } ] }. */
+struct json {
+    const char *p, *end;
+};
+
+static bool json_eat(struct json *j, char c)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return true;
+    }
+    return false;
+}
+
+static void utf8_put(char *out, size_t cap, size_t *o, unsigned cp)
+{
+    char b[4];
+    size_t n;
+
+    if (cp < 0x80) {
+        b[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        b[0] = (char)(0xc0 | cp >> 6);
+        b[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        b[0] = (char)(0xe0 | cp >> 12);
+        b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        b[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        b[0] = (char)(0xf0 | cp >> 18);
+        b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+        b[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    if (*o + n < cap) {
+        memcpy(out + *o, b, n);
+        *o += n;
+    }
+}
+
+static bool json_hex4(struct json *j, unsigned *cp)
+{
+    char hex[5];
+
+    if (j->end - j->p < 4)
+        return false;
+    memcpy(hex, j->p, 4);
+    hex[4] = '\0';
+    if (strspn(hex, "0123456789abcdefABCDEF") != 4)
+        return false;
+    *cp = (unsigned)strtoul(hex, NULL, 16);
+    j->p += 4;
+    return true;
+}
+
+/* A string (out cut to cap - 1 bytes; control characters become spaces), or null ("" and
+ * *null set). */
+static bool json_string(struct json *j, char *out, size_t cap, bool *null)
+{
+    size_t o = 0;
+
+    *null = false;
+    out[0] = '\0';
+    if (!json_eat(j, '"')) {
+        if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
+            j->p += 4;
+            *null = true;
+            return true;
+        }
+        return false;
+    }
+    while (j->p < j->end && *j->p != '"') {
+        unsigned cp = (unsigned char)*j->p++;
+
+        if (cp >= 0x80) { /* UTF-8 as it comes */
+            if (o + 1 < cap)
+                out[o++] = (char)cp;
+            continue;
+        }
+        if (cp == '\\') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            const char *e;
+
+            if (j->p == j->end)
+                return false;
+            if (*j->p == 'u') {
+                j->p++;
+                if (!json_hex4(j, &cp))
+                    return false;
+                if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
+                    j->p[1] == 'u') {
+                    unsigned lo;
+
+                    j->p += 2;
+                    if (!json_hex4(j, &lo) || lo < 0xdc00 || lo > 0xdfff)
+                        return false;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
+            } else if ((e = strchr(from, *j->p)) != NULL && *j->p != '\0') {
+                cp = (unsigned char)to[e - from];
+                j->p++;
+            } else {
+                return false;
+            }
+        }
+        utf8_put(out, cap, &o, cp < 0x20 || cp == 0x7f ? ' ' : cp);
+    }
+    out[o] = '\0';
+    return json_eat(j, '"');
+}
+
+/* 2026-11-25T05:30:00Z (fractions of a second allowed) -> Unix time. */
+static bool parse_rfc3339(const char *s, double *out)
+{
+    struct tm tm;
+    double sec;
+    int n = 0;
+
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &sec, &n) != 6 ||
+        strcmp(s + n, "Z") != 0 || sec < 0 || sec >= 61)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_sec = (int)sec;
+    *out = (double)timegm(&tm) + (sec - floor(sec));
+    return true;
+}
+
+/* One object of the array into r; false if it is not one. */
+static bool json_record(struct json *j, struct throttle_record *r)
+{
+    char kind[32] = "", since[64] = "", until[64] = "", source[32] = "";
+    char member[sizeof(kind) + CULPRIT_KEY_MAX + 2];
+    bool until_null = false;
+
+    memset(r, 0, sizeof(*r));
+    if (!json_eat(j, '{'))
+        return false;
+    do {
+        char name[32], scratch[THROTTLE_REASON_MAX], *dst = scratch;
+        size_t cap = sizeof(scratch);
+        bool null;
+
+        if (!json_string(j, name, sizeof(name), &null) || null || !json_eat(j, ':'))
+            return false;
+        if (strcmp(name, "kind") == 0)
+            dst = kind, cap = sizeof(kind);
+        else if (strcmp(name, "key") == 0)
+            dst = r->key, cap = sizeof(r->key);
+        else if (strcmp(name, "action") == 0)
+            dst = r->action, cap = sizeof(r->action);
+        else if (strcmp(name, "reason") == 0)
+            dst = r->reason, cap = sizeof(r->reason);
+        else if (strcmp(name, "since") == 0)
+            dst = since, cap = sizeof(since);
+        else if (strcmp(name, "until") == 0)
+            dst = until, cap = sizeof(until);
+        else if (strcmp(name, "source") == 0)
+            dst = source, cap = sizeof(source);
+        else if (strcmp(name, "host") == 0)
+            dst = r->host, cap = sizeof(r->host);
+        if (!json_string(j, dst, cap, &null))
+            return false;
+        if (dst == until)
+            until_null = null;
+    } while (json_eat(j, ','));
+    snprintf(member, sizeof(member), "%s:%s", kind, r->key);
+    if (!json_eat(j, '}') || !throttle_parse_member(member, strlen(member), &r->kind, r->key,
+                                                     sizeof(r->key)) ||
+        !parse_rfc3339(since, &r->since) || (!until_null && !parse_rfc3339(until, &r->until)))
+        return false;
+    r->changed = r->since;
+    for (r->source = 0; r->source < THROTTLE_SOURCES; r->source++)
+        if (strcmp(source, throttle_source_name(r->source)) == 0)
+            return true;
+    return false;
+}
+
+static bool json_list(const char *body, size_t len, struct record_list *l)
+{
+    struct json j = {body, body + len};
+    char name[32];
+    bool null;
+
+    if (!json_eat(&j, '{') || !json_string(&j, name, sizeof(name), &null) ||
+        strcmp(name, "throttled") != 0 || !json_eat(&j, ':') || !json_eat(&j, '['))
+        return false;
+    if (!json_eat(&j, ']')) {
+        do {
+            struct throttle_record r;
+
+            if (!json_record(&j, &r))
+                return false;
+            list_add(l, &r);
+        } while (json_eat(&j, ','));
+        if (!json_eat(&j, ']'))
+            return false;
+    }
+    return json_eat(&j, '}');
+}
+
+/* ------------------------------------------------- via the daemon */
+
+/* One request to the daemon; 0 with a 200 answer, else the exit status after saying why. */
+static int ask_daemon(const struct config *cfg, const char *command, const char *method,
+                      const char *target, const char *accept, struct daemon_answer *ans)
+{
+    int rc = daemon_request(cfg, command, method, target, accept, ans);
+
+    if (rc != 0 || ans->code == 200)
+        return rc;
+    if (ans->code == 400) {
+        /* The daemon's reason: its first line (raw is NUL-terminated past the body). */
+        size_t n = strcspn(ans->body, "\r\n");
+
+        fprintf(stderr, "relaywatch: relaywatchd at %s refused: %.*s\n", ans->where,
+                (int)(n < ans->body_len ? n : ans->body_len), ans->body);
+    } else
+        fprintf(stderr, "relaywatch: relaywatchd at %s answered %d %s\n", ans->where, ans->code,
+                ans->reason);
+    free(ans->raw);
+    ans->raw = NULL;
+    return 1;
+}
+
+static int list_via_daemon(const struct config *cfg, bool json)
+{
+    struct daemon_answer ans;
+    struct record_list l = {0};
+    int rc = ask_daemon(cfg, "relaywatch list with store = memory", "GET", "/throttle",
+                        "application/json", &ans);
+
+    if (rc != 0)
+        return rc;
+    if (json) {
+        rc = daemon_print_body(&ans);
+    } else if (json_list(ans.body, ans.body_len, &l)) {
+        rc = print_list(&l, false);
+    } else {
+        fprintf(stderr, "relaywatch: relaywatchd at %s sent a /throttle answer that is not the "
+                        "expected JSON\n", ans.where);
+        rc = 1;
+    }
+    free(l.v);
+    free(ans.raw);
+    return rc;
+}
+
+/* POST /throttle?QUERY and print the daemon's one line. */
+static int change_via_daemon(const struct config *cfg, const char *command, const char *query)
+{
+    struct daemon_answer ans;
+    char target[1200];
+    int rc;
+
+    snprintf(target, sizeof(target), "/throttle?%s", query);
+    rc = ask_daemon(cfg, command, "POST", target, "text/plain", &ans);
+    if (rc == 0)
+        rc = daemon_print_body(&ans);
+    free(ans.raw);
+    return rc;
+}
+
+/* ------------------------------------------------------------ commands */
+
+int throttle_list(const struct config *cfg, bool json)
+{
+    struct store_throttle_client *c;
+    struct record_list l = {0};
+    int rc = 1;
+
+    if (!uses_redis(cfg))
+        return list_via_daemon(cfg, json);
+    c = open_store(cfg);
+    if (c == NULL)
+        return 1;
+    if (read_store(c, &l))
+        rc = print_list(&l, json);
+    store_throttle_client_free(c);
+    free(l.v);
+    return rc;
+}
+
+/* Write r to rw:throttle; 0, or 1 after saying why. */
+static int write_record(struct store_throttle_client *c, const struct throttle_record *r)
+{
+    char field[MEMBER_MAX], value[1024], err[512];
+
+    member_of(r, field, sizeof(field));
+    throttle_record_format(r, value, sizeof(value));
+    if (store_throttle_write(c, field, value, err, sizeof(err)))
+        return 0;
+    fprintf(stderr, "relaywatch: writing %s %s: %s\n", STORE_THROTTLE_KEY, field, err);
+    return 1;
+}
+
+/* A record made by hand now. */
+static void by_hand(struct throttle_record *r, enum throttle_source source, const char *action,
+                    double until)
+{
+    r->source = source;
+    r->changed = r->since = now_unix();
+    r->until = until == 0 ? 0 : r->since + until;
+    r->escalated = false;
+    snprintf(r->host, sizeof(r->host), "cli");
+    snprintf(r->action, sizeof(r->action), "%s", action);
+}
+
+int throttle_block(const struct config *cfg, const char *member, const char *duration)
+{
+    struct throttle_record r;
+    struct store_throttle_client *c;
+    char m[MEMBER_MAX], until[48];
+    double seconds = 0;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    if (!member_arg(member, &r))
+        return 2;
+    if (duration != NULL && !parse_block_duration(duration, &seconds)) {
+        fprintf(stderr, "relaywatch: '%s' is not a duration (a number with s, m, h or d, or "
+                        "seconds; more than 0, at most 365d)\n", duration);
+        return 2;
+    }
+    member_of(&r, m, sizeof(m));
+    if (!uses_redis(cfg)) {
+        char enc[3 * MEMBER_MAX + 1], query[3 * MEMBER_MAX + 64];
+
+        url_encode(m, enc, sizeof(enc));
+        if (duration != NULL)
+            snprintf(query, sizeof(query), "block=%s&duration=%.0f", enc, ceil(seconds));
+        else
+            snprintf(query, sizeof(query), "block=%s", enc);
+        return change_via_daemon(cfg, "relaywatch block with store = memory", query);
+    }
+    by_hand(&r, THROTTLE_MANUAL, cfg->block_action, seconds);
+    snprintf(r.reason, sizeof(r.reason), "blocked by hand with relaywatch block%s%s",
+             duration ? " for " : "", duration ? duration : "");
+    c = open_store(cfg);
+    if (c == NULL)
+        return 1;
+    rc = write_record(c, &r);
+    store_throttle_client_free(c);
+    if (rc != 0)
+        return rc;
+    if (r.until != 0) {
+        memcpy(until, "until ", 6);
+        rfc3339(r.until, until + 6, sizeof(until) - 6);
+    } else {
+        snprintf(until, sizeof(until), "until released by hand");
+    }
+    printf("blocked %s %s: its relay mail gets '%s' from every daemon sharing %s within "
+           "one flush interval\n", m, until, r.action, cfg->store);
+    return finish_stdout();
+}
+
+int throttle_release(const struct config *cfg, const char *member)
+{
+    struct throttle_record r, *before = NULL;
+    struct store_throttle_client *c;
+    struct record_list l = {0};
+    char m[MEMBER_MAX], grace[32], was[THROTTLE_ACTION_MAX + 128];
+    double now;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    if (!member_arg(member, &r))
+        return 2;
+    member_of(&r, m, sizeof(m));
+    if (!uses_redis(cfg)) {
+        char enc[3 * MEMBER_MAX + 1], query[3 * MEMBER_MAX + 64];
+
+        url_encode(m, enc, sizeof(enc));
+        snprintf(query, sizeof(query), "release=%s", enc);
+        return change_via_daemon(cfg, "relaywatch release with store = memory", query);
+    }
+    c = open_store(cfg);
+    if (c == NULL)
+        return 1;
+    if (!read_store(c, &l)) {
+        store_throttle_client_free(c);
+        return 1;
+    }
+    now = now_unix();
+    for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].kind == r.kind && strcmp(l.v[i].key, r.key) == 0 && in_force(&l.v[i], now))
+            before = &l.v[i];
+    if (before != NULL) {
+        char since[32];
+
+        rfc3339(before->since, since, sizeof(since));
+        snprintf(was, sizeof(was), "was throttled since %s (%s: %s); nothing automatic "
+                 "throttles it again", since, throttle_source_name(before->source),
+                 before->action);
+    } else {
+        snprintf(was, sizeof(was), "was not throttled; nothing automatic throttles it");
+    }
+    by_hand(&r, THROTTLE_RELEASED, "DUNNO", cfg->release_grace);
+    /* A grace of 0 still ends (now), rather than meaning "until released". */
+    if (r.until == 0)
+        r.until = r.since;
+    snprintf(r.reason, sizeof(r.reason), "released by hand with relaywatch release");
+    rc = write_record(c, &r);
+    store_throttle_client_free(c);
+    free(l.v);
+    if (rc != 0)
+        return rc;
+    rfc3339(r.until, grace, sizeof(grace));
+    printf("released %s: it %s before %s\n", m, was, grace);
+    return finish_stdout();
+}

@@ -1,0 +1,837 @@
+/*
+ * defense: the detector, the culprits, the limits and the throttle table,
+ * and each request's answer.  See the header.
+ */
+#include "defense.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "status.h"
+#include "traffic.h"
+
+_Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every signal");
+
+#define ANSWER_MAX (THROTTLE_ACTION_MAX + 16)
+#define ANSWER_RING 64          /* answers for actions not configured here (another host's) */
+#define CULPRIT_VIEWS 32        /* keys looked at per table and tick */
+#define INCIDENT_CULPRITS 16
+#define ALERT_MAX 8192
+#define LOG_EVERY 60.0 /* seconds between log lines about answers to the same key */
+
+/* A configured action with its answer ready: the hot path formats nothing. */
+struct action {
+    enum action_kind kind;
+    char text[THROTTLE_ACTION_MAX];
+    char answer[ANSWER_MAX];
+    size_t answer_len;
+};
+
+struct incident {
+    bool open;
+    double start, end;
+    char start_reason[512];
+    double peak[DS_COUNT];
+    unsigned culprit_count;
+    char culprits[INCIDENT_CULPRITS][CULPRIT_KEY_MAX + 20];
+    uint64_t answers[AK_COUNT]; /* relay answers during the incident, by kind */
+    uint64_t would_have[AK_COUNT];
+};
+
+struct defense {
+    const struct config *cfg;
+    const struct traffic *traffic;
+    struct detector *det;
+    struct throttle_table *throttles;
+    unsigned detect_w, limit_w, short_w; /* window indexes */
+    struct action culprit, escalate, loud_relay, limit, block, dunno;
+    uint64_t *never_users, *never_senders; /* sorted hashes */
+    size_t never_user_count, never_sender_count;
+    bool limits_on;
+    struct incident incident;
+    struct defense_stats stats;
+    char ring[ANSWER_RING][ANSWER_MAX];
+    unsigned ring_next;
+    char alert[ALERT_MAX];
+    bool alert_pending;
+    struct culprit_view views[CULPRIT_VIEWS], recent[CULPRIT_VIEWS];
+};
+
+/* ------------------------------------------------------------- actions */
+
+static enum action_kind kind_of(const char *text)
+{
+    size_t wl = strcspn(text, " \t");
+
+    if (wl == 5 && strncasecmp(text, "DUNNO", 5) == 0)
+        return AK_DUNNO;
+    if (wl == 4 && strncasecmp(text, "HOLD", 4) == 0)
+        return AK_HOLD;
+    if ((wl == 6 && strncasecmp(text, "REJECT", 6) == 0) || text[0] == '5')
+        return AK_REJECT;
+    if (strncasecmp(text, "DEFER", 5) == 0 || text[0] == '4')
+        return AK_DEFER;
+    return AK_OTHER;
+}
+
+static void action_set(struct action *a, const char *text)
+{
+    int n;
+
+    snprintf(a->text, sizeof(a->text), "%s", text);
+    a->kind = kind_of(a->text);
+    n = snprintf(a->answer, sizeof(a->answer), "action=%s\n\n", a->text);
+    a->answer_len = n < 0 ? 0 : (size_t)n < sizeof(a->answer) ? (size_t)n : sizeof(a->answer) - 1;
+}
+
+static void answer_with(const struct action *a, struct decision *out)
+{
+    out->kind = a->kind;
+    out->action = a->text;
+    out->answer = a->answer;
+    out->answer_len = a->answer_len;
+}
+
+/* The answer for a record's action text: a configured one, or formatted into the ring
+ * (records written by other hosts or by relaywatch block with another configuration). */
+static void answer_text(struct defense *d, const char *text, struct decision *out)
+{
+    const struct action *known[] = {&d->culprit, &d->escalate, &d->limit, &d->block};
+    char *buf;
+    int n;
+
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(known[i]->text, text) == 0) {
+            answer_with(known[i], out);
+            return;
+        }
+    buf = d->ring[d->ring_next++ % ANSWER_RING];
+    n = snprintf(buf, ANSWER_MAX, "action=%s\n\n", text);
+    out->kind = kind_of(text);
+    out->action = text;
+    out->answer = buf;
+    out->answer_len = n < 0 ? 0 : (size_t)n < ANSWER_MAX ? (size_t)n : ANSWER_MAX - 1;
+}
+
+/* ------------------------------------------------------------ settings */
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t *hash_list(char *const *items, size_t n, int fold)
+{
+    uint64_t *h = calloc(n ? n : 1, sizeof(*h));
+
+    if (h == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        h[i] = hash64(items[i], strlen(items[i]), fold);
+    qsort(h, n, sizeof(*h), compare_u64);
+    return h;
+}
+
+static bool in_list(const uint64_t *list, size_t n, uint64_t h)
+{
+    return n > 0 && bsearch(&h, list, n, sizeof(h), compare_u64) != NULL;
+}
+
+static unsigned window_index(const struct window_set *ws, double seconds)
+{
+    for (unsigned w = 0; w < ws->count; w++)
+        if (ws->seconds[w] == seconds)
+            return w;
+    return window_set_longest(ws); /* config_check refuses this; stay safe anyway */
+}
+
+static void detector_settings_from(const struct config *c, const struct window_set *ws,
+                                   unsigned w, struct detector_settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->window = c->detect_window;
+    s->loud_after = c->detect_loud_after;
+    s->quiet_after = c->detect_quiet_after;
+    s->mx_factor = c->detect_mx_factor;
+    s->min_mx = c->detect_min_mx;
+    s->domains_factor = c->detect_domains_factor;
+    s->min_domains = c->detect_min_domains;
+    s->min_messages = c->detect_min_messages;
+    s->alpha_low = c->detect_alpha_low;
+    s->alpha_high = c->detect_alpha_high;
+    s->alpha_factor = c->detect_alpha_factor;
+    memcpy(s->start, c->baseline_start, sizeof(s->start));
+    s->hour_days = c->baseline_hour_days;
+    snprintf(s->window_name, sizeof(s->window_name), "%s", ws->name[w]);
+}
+
+static void apply_config(struct defense *d, const struct config *c)
+{
+    const struct window_set *ws = traffic_windows(d->traffic);
+
+    d->cfg = c;
+    d->detect_w = window_index(ws, c->detect_window);
+    d->limit_w = window_index(ws, c->limit_window);
+    d->short_w = 0;
+    for (unsigned w = 1; w < ws->count; w++)
+        if (ws->seconds[w] < ws->seconds[d->short_w])
+            d->short_w = w;
+    action_set(&d->culprit, c->culprit_action);
+    action_set(&d->escalate, c->culprit_escalate_action);
+    action_set(&d->loud_relay, c->loud_relay_action);
+    action_set(&d->limit, c->limit_action);
+    action_set(&d->block, c->block_action);
+    action_set(&d->dunno, "DUNNO");
+    free(d->never_users);
+    free(d->never_senders);
+    d->never_users = hash_list(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count, 0);
+    d->never_user_count = c->never_throttle_sasl_user_count;
+    /* Senders are folded where it matters: the lists hold lower-case domains. */
+    d->never_senders = hash_list(c->never_throttle_senders, c->never_throttle_sender_count, 1);
+    d->never_sender_count = c->never_throttle_sender_count;
+    d->limits_on = c->limit_sasl_username || c->limit_client_address || c->limit_sender_domain ||
+                   c->limit_domains;
+}
+
+struct defense *defense_new(const struct config *cfg, const struct traffic *t)
+{
+    struct defense *d = calloc(1, sizeof(*d));
+    struct detector_settings s;
+
+    if (d == NULL)
+        abort();
+    d->traffic = t;
+    apply_config(d, cfg);
+    detector_settings_from(cfg, traffic_windows(t), d->detect_w, &s);
+    d->det = detector_new(&s);
+    d->throttles = throttle_table_new(cfg->throttle_slots);
+    return d;
+}
+
+void defense_free(struct defense *d)
+{
+    if (d == NULL)
+        return;
+    detector_free(d->det);
+    throttle_table_free(d->throttles);
+    free(d->never_users);
+    free(d->never_senders);
+    free(d);
+}
+
+void defense_reconfigure(struct defense *d, const struct config *cfg)
+{
+    struct detector_settings s;
+
+    apply_config(d, cfg);
+    detector_settings_from(cfg, traffic_windows(d->traffic), d->detect_w, &s);
+    detector_reconfigure(d->det, &s);
+}
+
+bool defense_wants_news(const struct defense *d)
+{
+    return throttle_count(d->throttles) > 0 || detector_state(d->det) == DETECTOR_LOUD;
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Whether a sender is on never_throttle_senders: the address, or its domain. */
+static bool sender_exempt(const struct defense *d, struct policy_slice sender)
+{
+    struct policy_slice domain;
+    char folded[512];
+
+    if (d->never_sender_count == 0 || sender.len == 0 || sender.len >= sizeof(folded))
+        return false;
+    domain = policy_address_domain(sender);
+    /* user@Domain: the local part as sent, the domain folded (as the list holds it). */
+    memcpy(folded, sender.ptr, sender.len);
+    for (size_t i = sender.len - domain.len; i < sender.len; i++)
+        if (folded[i] >= 'A' && folded[i] <= 'Z')
+            folded[i] = (char)(folded[i] + 32);
+    return in_list(d->never_senders, d->never_sender_count, hash64(folded, sender.len, 0)) ||
+           (domain.len > 0 &&
+            in_list(d->never_senders, d->never_sender_count, hash64(domain.ptr, domain.len, 1)));
+}
+
+static bool request_exempt(const struct defense *d, const struct policy_request *req)
+{
+    const struct config *c = d->cfg;
+    struct policy_slice user = req->attr[PA_SASL_USERNAME];
+    struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
+
+    return (user.len > 0 && d->never_user_count > 0 &&
+            in_list(d->never_users, d->never_user_count, hash64(user.ptr, user.len, 0))) ||
+           config_address_in(client.ptr, client.len, c->never_throttle_clients,
+                             c->never_throttle_client_count) ||
+           sender_exempt(d, req->attr[PA_SENDER]);
+}
+
+/* The request's throttle record in force, if any (a released key's grace counts as none). */
+static struct throttle_record *record_for(struct defense *d, const struct policy_request *req,
+                                          const struct traffic_news *news, double now)
+{
+    struct policy_slice user = req->attr[PA_SASL_USERNAME];
+    struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
+    uint64_t hashes[3];
+    enum culprit_kind kinds[3];
+    unsigned n = 0;
+
+    if (news->who) {
+        hashes[n] = news->who;
+        kinds[n++] = user.len > 0 ? CULPRIT_SASL_USERNAME : CULPRIT_CLIENT_ADDRESS;
+    }
+    /* An authenticated client's address may be blocked too. */
+    if (user.len > 0 && client.len > 0) {
+        hashes[n] = culprit_key_hash(CULPRIT_CLIENT_ADDRESS, client.ptr, client.len);
+        kinds[n++] = CULPRIT_CLIENT_ADDRESS;
+    }
+    if (news->sender_domain) {
+        hashes[n] = news->sender_domain;
+        kinds[n++] = CULPRIT_SENDER_DOMAIN;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct throttle_record *r = throttle_find(d->throttles, kinds[i], hashes[i]);
+
+        if (r != NULL && (r->until == 0 || r->until > now)) {
+            if (r->source == THROTTLE_RELEASED)
+                return NULL; /* released by hand: nothing automatic applies */
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void count_answer(struct defense *d, enum action_kind kind, bool would)
+{
+    if (would) {
+        d->stats.would_have[kind]++;
+        if (d->incident.open)
+            d->incident.would_have[kind]++;
+    } else {
+        d->stats.actions[kind]++;
+        if (d->incident.open)
+            d->incident.answers[kind]++;
+    }
+}
+
+void defense_decide(struct defense *d, const struct policy_request *req,
+                    const struct traffic_news *news, double now, struct decision *out)
+{
+    struct throttle_record *r;
+    struct decision verdict;
+    bool loud;
+
+    answer_with(&d->dunno, out);
+    /* Only relay RCPTs: inbound mail (local_domains) is never touched. */
+    if (req->state != PS_RCPT || !news->relay)
+        return;
+    loud = detector_state(d->det) == DETECTOR_LOUD;
+    if (!loud && throttle_count(d->throttles) == 0)
+        return;
+    if (request_exempt(d, req))
+        return;
+    r = record_for(d, req, news, now);
+    if (r != NULL) {
+        if (r->source == THROTTLE_DETECTOR && !r->escalated && d->cfg->escalate_after > 0 &&
+            now - r->since >= d->cfg->escalate_after) {
+            /* Still sending after escalate_after: the stronger action, for the fleet too. */
+            r->escalated = true;
+            snprintf(r->action, sizeof(r->action), "%s", d->escalate.text);
+            r->changed = now;
+            throttle_changed(d->throttles, r);
+            log_warning("throttle %s:%s escalated to '%s': still sending %.0fs after it was "
+                        "throttled (escalate_after %.0fs)",
+                        culprit_kind_name(r->kind), r->key, r->action, now - r->since,
+                        d->cfg->escalate_after);
+        }
+        answer_text(d, r->action, &verdict);
+        r->hits++;
+        if (r->last_logged + LOG_EVERY <= now) {
+            bool held_back = d->cfg->monitor_only && r->source != THROTTLE_MANUAL;
+
+            log_info("%s%s to %s:%s (%s, %llu so far): %s",
+                     held_back ? "monitor_only: would answer " : "answered ",
+                     verdict.action, culprit_kind_name(r->kind), r->key,
+                     throttle_source_name(r->source), (unsigned long long)r->hits, r->reason);
+            r->last_logged = now;
+        }
+    } else if (loud) {
+        verdict = *out;
+        answer_with(&d->loud_relay, &verdict);
+    } else {
+        return;
+    }
+    if (verdict.kind == AK_DUNNO) {
+        count_answer(d, AK_DUNNO, false);
+        return;
+    }
+    /* monitor_only holds back what RelayWatch decided by itself, not an operator's block. */
+    if (d->cfg->monitor_only && !(r != NULL && r->source == THROTTLE_MANUAL)) {
+        count_answer(d, verdict.kind, true);
+        return;
+    }
+    count_answer(d, verdict.kind, false);
+    *out = verdict;
+}
+
+/* ---------------------------------------------------------------- tick */
+
+static void incident_add_culprit(struct incident *in, const struct throttle_record *r)
+{
+    if (!in->open || in->culprit_count == INCIDENT_CULPRITS)
+        return;
+    snprintf(in->culprits[in->culprit_count++], sizeof(in->culprits[0]), "%s:%s",
+             culprit_kind_name(r->kind), r->key);
+}
+
+static bool view_exempt(const struct defense *d, const struct culprit_view *v)
+{
+    const struct config *c = d->cfg;
+    size_t len = strlen(v->key);
+
+    switch (v->kind) {
+    case CULPRIT_SASL_USERNAME:
+        return in_list(d->never_users, d->never_user_count, hash64(v->key, len, 0));
+    case CULPRIT_CLIENT_ADDRESS:
+        return config_address_in(v->key, len, c->never_throttle_clients,
+                                 c->never_throttle_client_count);
+    case CULPRIT_SENDER_DOMAIN:
+        return in_list(d->never_senders, d->never_sender_count, hash64(v->key, len, 1));
+    }
+    return false;
+}
+
+/* Throttle a key: a new record, logged, in the incident. */
+static void throttle_key(struct defense *d, const struct culprit_view *v,
+                         enum throttle_source source, const struct action *a, double now,
+                         const char *reason)
+{
+    struct throttle_record r;
+
+    memset(&r, 0, sizeof(r));
+    r.kind = v->kind;
+    snprintf(r.key, sizeof(r.key), "%s", v->key);
+    r.source = source;
+    r.changed = r.since = now;
+    r.until = now + d->cfg->throttle_cooldown;
+    snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
+    snprintf(r.action, sizeof(r.action), "%s", a->text);
+    snprintf(r.reason, sizeof(r.reason), "%s", reason);
+    /* monitor_only's throttles stay here: a host of the fleet not in monitor_only would
+     * enforce them. */
+    r.local = d->cfg->monitor_only;
+    if (!throttle_put(d->throttles, &r, true)) {
+        d->stats.throttle_full++;
+        log_error("cannot throttle %s:%s: the throttle table is full (throttle_slots %u)",
+                  culprit_kind_name(r.kind), r.key, d->cfg->throttle_slots);
+        return;
+    }
+    d->stats.throttled_total++;
+    incident_add_culprit(&d->incident, &r);
+    log_warning("%sthrottle %s:%s with '%s' until %.0fs from now: %s",
+                d->cfg->monitor_only ? "monitor_only: would " : "", culprit_kind_name(r.kind),
+                r.key, r.action, d->cfg->throttle_cooldown, r.reason);
+}
+
+static bool has_record(const struct defense *d, const struct culprit_view *v)
+{
+    return throttle_find(d->throttles, v->kind, culprit_key_hash(v->kind, v->key, strlen(v->key))) !=
+           NULL;
+}
+
+/* Whether a key sent relay mail in the shortest window (the last minute by default): the
+ * busiest CULPRIT_VIEWS keys of that window are looked at. */
+static bool still_sending(struct defense *d, bool by_sender_domain, const struct culprit_view *v,
+                          double now)
+{
+    unsigned n = traffic_culprits(d->traffic, by_sender_domain, d->short_w, now, d->recent,
+                                  CULPRIT_VIEWS);
+
+    for (unsigned i = 0; i < n; i++)
+        if (d->recent[i].kind == v->kind && strcmp(d->recent[i].key, v->key) == 0)
+            return true;
+    return false;
+}
+
+/* While loud: the keys behind the burst, by their share of relay domains and of MX queries. */
+static void pick_culprits(struct defense *d, double now, uint64_t domains, uint64_t upstream)
+{
+    const struct config *c = d->cfg;
+    bool who_found = false;
+
+    for (int table = 0; table < 2; table++) {
+        bool by_sender_domain = table == 1;
+        unsigned n;
+
+        /* Sender domains are shared by many senders (and forged): only when no SASL user or
+         * client stands out. */
+        if (by_sender_domain && who_found)
+            break;
+        n = traffic_culprits(d->traffic, by_sender_domain, d->detect_w, now, d->views,
+                             CULPRIT_VIEWS);
+        for (unsigned i = 0; i < n; i++) {
+            const struct culprit_view *v = &d->views[i];
+            /* A key's distinct domains are a coarser estimate than the host's: never more
+             * than all of them. */
+            uint64_t key_domains = v->domains < domains ? v->domains : domains;
+            double dom_share = domains ? (double)key_domains / (double)domains : 0;
+            double mx_share = upstream ? fmin(1.0, (double)v->dns_upstream / (double)upstream) : 0;
+            double share = fmax(dom_share, mx_share);
+            char reason[THROTTLE_REASON_MAX];
+
+            if (v->domains < c->culprit_min_domains || share < c->culprit_min_share)
+                continue;
+            if (!by_sender_domain)
+                who_found = true;
+            /* A key that stopped stays in the window for a while: once its throttle ran out,
+             * it is throttled again only if it is still at it. */
+            if (has_record(d, v) || view_exempt(d, v) || !still_sending(d, by_sender_domain, v, now))
+                continue;
+            snprintf(reason, sizeof(reason),
+                     "culprit of the relay burst: %llu of %llu relay domains (%.0f%%), %llu of "
+                     "%llu queries sent upstream (%.0f%%), %llu messages, %llu recipients in %s; %s",
+                     (unsigned long long)key_domains, (unsigned long long)domains,
+                     100 * dom_share, (unsigned long long)v->dns_upstream,
+                     (unsigned long long)upstream, 100 * mx_share,
+                     (unsigned long long)v->messages, (unsigned long long)v->recipients,
+                     traffic_windows(d->traffic)->name[d->detect_w], detector_reason(d->det));
+            throttle_key(d, v, THROTTLE_DETECTOR, &d->culprit, now, reason);
+        }
+    }
+}
+
+static void check_limits(struct defense *d, double now)
+{
+    const struct config *c = d->cfg;
+    const char *wname = traffic_windows(d->traffic)->name[d->limit_w];
+
+    for (int table = 0; table < 2; table++) {
+        unsigned n = traffic_culprits(d->traffic, table == 1, d->limit_w, now, d->views,
+                                      CULPRIT_VIEWS);
+
+        for (unsigned i = 0; i < n; i++) {
+            const struct culprit_view *v = &d->views[i];
+            unsigned limit = v->kind == CULPRIT_SASL_USERNAME    ? c->limit_sasl_username
+                             : v->kind == CULPRIT_CLIENT_ADDRESS ? c->limit_client_address
+                                                                 : c->limit_sender_domain;
+            uint64_t count = c->limit_count_messages ? v->messages : v->recipients;
+            char reason[THROTTLE_REASON_MAX];
+
+            if (limit > 0 && count > limit)
+                snprintf(reason, sizeof(reason), "over limit_%s: %llu %s in %s > %u",
+                         culprit_kind_name(v->kind), (unsigned long long)count,
+                         c->limit_count_messages ? "messages" : "recipients", wname, limit);
+            /* Not for sender domains: a site's own domain is shared by all its users. */
+            else if (c->limit_domains > 0 && v->kind != CULPRIT_SENDER_DOMAIN &&
+                     v->domains > c->limit_domains)
+                snprintf(reason, sizeof(reason), "over limit_domains: %llu relay domains in %s > %u",
+                         (unsigned long long)v->domains, wname, c->limit_domains);
+            else
+                continue;
+            if (has_record(d, v) || view_exempt(d, v))
+                continue;
+            throttle_key(d, v, THROTTLE_LIMIT, &d->limit, now, reason);
+        }
+    }
+}
+
+static void format_time(char *out, size_t len, double t)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The incident as JSON, for alert_command. */
+static void incident_alert(struct defense *d, const char *event, const char *reason)
+{
+    struct http_body b = {0};
+    struct incident *in = &d->incident;
+    char start[32], end[32];
+
+    if (d->alert_pending) {
+        d->stats.alerts_dropped++;
+        return;
+    }
+    format_time(start, sizeof(start), in->start);
+    format_time(end, sizeof(end), in->end);
+    http_body_printf(&b, "{\"event\":\"%s\",\"host\":", event);
+    status_json_string(&b, d->cfg->host_id, strlen(d->cfg->host_id));
+    http_body_printf(&b, ",\"start\":\"%s\",\"end\":", start);
+    if (in->end > 0)
+        http_body_printf(&b, "\"%s\",\"duration_seconds\":%.0f", end, in->end - in->start);
+    else
+        http_body_printf(&b, "null,\"duration_seconds\":null");
+    http_body_printf(&b, ",\"reason\":");
+    status_json_string(&b, reason, strlen(reason));
+    http_body_printf(&b, ",\"window\":\"%s\",\"peak\":{",
+                     traffic_windows(d->traffic)->name[d->detect_w]);
+    for (int s = 0; s < DS_COUNT; s++)
+        http_body_printf(&b, "%s\"%s\":%.6g", s ? "," : "", detector_signal_name(s), in->peak[s]);
+    http_body_printf(&b, "},\"culprits\":[");
+    for (unsigned i = 0; i < in->culprit_count; i++) {
+        http_body_printf(&b, "%s", i ? "," : "");
+        status_json_string(&b, in->culprits[i], strlen(in->culprits[i]));
+    }
+    http_body_printf(&b, "],\"answers\":{\"deferred\":%llu,\"rejected\":%llu,\"held\":%llu}",
+                     (unsigned long long)in->answers[AK_DEFER],
+                     (unsigned long long)in->answers[AK_REJECT],
+                     (unsigned long long)in->answers[AK_HOLD]);
+    http_body_printf(&b, ",\"monitor_only\":%s,\"would_have\":{\"deferred\":%llu,\"rejected\":%llu,"
+                         "\"held\":%llu}}\n",
+                     d->cfg->monitor_only ? "true" : "false",
+                     (unsigned long long)in->would_have[AK_DEFER],
+                     (unsigned long long)in->would_have[AK_REJECT],
+                     (unsigned long long)in->would_have[AK_HOLD]);
+    if (b.len < sizeof(d->alert)) {
+        memcpy(d->alert, b.data, b.len);
+        d->alert[b.len] = '\0';
+        d->alert_pending = true;
+    } else {
+        d->stats.alerts_dropped++;
+    }
+    free(b.data);
+}
+
+static void culprit_list(const struct incident *in, char *out, size_t len)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (unsigned i = 0; i < in->culprit_count && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "", in->culprits[i]);
+    if (in->culprit_count == 0)
+        snprintf(out, len, "none identified");
+}
+
+void defense_tick(struct defense *d, const struct defense_inputs *in)
+{
+    const struct traffic *t = d->traffic;
+    unsigned w = d->detect_w;
+    double now = in->now;
+    struct detector_sample s = {0};
+    struct detector_view view;
+    enum detector_event ev;
+    uint64_t upstream = 0;
+
+    throttle_expire(d->throttles, now);
+    s.now = now;
+    s.hour = in->hour;
+    s.own_dns = in->own_dns;
+    if (in->own_dns) {
+        s.own_mx = traffic_window(t, TC_DNS(DNS_MX, DNS_UPSTREAM), w, now);
+        s.own_a = traffic_window(t, TC_DNS(DNS_A, DNS_UPSTREAM), w, now) +
+                  traffic_window(t, TC_DNS(DNS_AAAA, DNS_UPSTREAM), w, now);
+        s.own_ptr = traffic_window(t, TC_DNS(DNS_PTR, DNS_UPSTREAM), w, now);
+        upstream = s.own_mx + s.own_a + s.own_ptr;
+    }
+    s.tdns = in->tdns;
+    s.tdns_mx = in->tdns_mx;
+    s.tdns_a = in->tdns_a;
+    s.tdns_ptr = in->tdns_ptr;
+    s.nc = traffic_window(t, TC_SESSIONS, w, now);
+    s.nf = traffic_window(t, TC_MESSAGES_LOGGED, w, now);
+    s.relay_rcpt = traffic_window(t, TC_RECIPIENTS_RELAY, w, now);
+    s.relay_domains = traffic_relay_domains(t, w, now);
+    ev = detector_observe(d->det, &s);
+    detector_get_view(d->det, &view);
+    d->stats.state = view.state;
+
+    if (ev == DETECTOR_WENT_LOUD) {
+        memset(&d->incident, 0, sizeof(d->incident));
+        d->incident.open = true;
+        d->incident.start = now;
+        snprintf(d->incident.start_reason, sizeof(d->incident.start_reason), "%s",
+                 detector_reason(d->det));
+        d->stats.incidents++;
+        d->stats.incident_start = now;
+        log_warning("incident %llu started: %s%s%s%s", (unsigned long long)d->stats.incidents,
+                    detector_reason(d->det), in->missing[0] || view.missing[0] ? "; missing: " : "",
+                    in->missing, view.missing);
+    }
+    if (d->incident.open) {
+        for (int i = 0; i < DS_COUNT; i++)
+            if (view.value[i] > d->incident.peak[i])
+                d->incident.peak[i] = view.value[i];
+        if (ev == DETECTOR_WENT_LOUD) {
+            pick_culprits(d, now, s.relay_domains, upstream);
+            incident_alert(d, "start", d->incident.start_reason);
+        }
+    }
+    if (view.state == DETECTOR_LOUD && ev != DETECTOR_WENT_LOUD)
+        pick_culprits(d, now, s.relay_domains, upstream);
+    if (d->limits_on)
+        check_limits(d, now);
+    if (ev == DETECTOR_WENT_QUIET && d->incident.open) {
+        char culprits[1024];
+
+        d->incident.end = now;
+        culprit_list(&d->incident, culprits, sizeof(culprits));
+        log_warning("incident %llu ended after %.0fs: %s; peak MX %.0f, relay domains %.0f, relay "
+                    "recipients %.0f per %s; culprits: %s; relay mail deferred %llu, refused %llu, "
+                    "held %llu%s",
+                    (unsigned long long)d->stats.incidents, now - d->incident.start,
+                    detector_reason(d->det), d->incident.peak[DS_MX],
+                    d->incident.peak[DS_RELAY_DOMAINS], d->incident.peak[DS_RELAY_RCPT],
+                    traffic_windows(t)->name[w], culprits,
+                    (unsigned long long)d->incident.answers[AK_DEFER],
+                    (unsigned long long)d->incident.answers[AK_REJECT],
+                    (unsigned long long)d->incident.answers[AK_HOLD],
+                    d->cfg->monitor_only ? " (monitor_only: nothing was refused)" : "");
+        incident_alert(d, "end", detector_reason(d->det));
+        d->incident.open = false;
+        d->stats.incident_start = 0;
+    }
+}
+
+/* ------------------------------------------------------------- outside */
+
+const char *defense_pending_alert(const struct defense *d)
+{
+    return d->alert_pending ? d->alert : NULL;
+}
+
+void defense_alert_taken(struct defense *d)
+{
+    d->alert_pending = false;
+}
+
+struct throttle_table *defense_throttles(struct defense *d)
+{
+    return d->throttles;
+}
+
+const struct throttle_table *defense_throttles_const(const struct defense *d)
+{
+    return d->throttles;
+}
+
+const struct detector *defense_detector(const struct defense *d)
+{
+    return d->det;
+}
+
+struct detector *defense_detector_mut(struct defense *d)
+{
+    return d->det;
+}
+
+void defense_get_stats(const struct defense *d, struct defense_stats *out)
+{
+    *out = d->stats;
+    out->state = detector_state(d->det);
+}
+
+static bool member_record(const char *member, struct throttle_record *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    if (!throttle_parse_member(member, strlen(member), &r->kind, r->key, sizeof(r->key))) {
+        snprintf(err, errlen, "'%s' is not KIND:KEY with KIND sasl_username, client_address or "
+                              "sender_domain", member);
+        return false;
+    }
+    if (r->kind != CULPRIT_SASL_USERNAME)
+        for (char *p = r->key; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + 32);
+    return true;
+}
+
+bool defense_block(struct defense *d, const char *member, double duration, double now,
+                   char *err, size_t errlen)
+{
+    struct throttle_record r;
+
+    if (!member_record(member, &r, err, errlen))
+        return false;
+    r.source = THROTTLE_MANUAL;
+    r.changed = r.since = now;
+    r.until = duration > 0 ? now + duration : 0;
+    snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
+    snprintf(r.action, sizeof(r.action), "%s", d->block.text);
+    snprintf(r.reason, sizeof(r.reason), "blocked by hand with relaywatch block");
+    if (!throttle_put(d->throttles, &r, true)) {
+        snprintf(err, errlen, "the throttle table is full (throttle_slots %u)",
+                 d->cfg->throttle_slots);
+        return false;
+    }
+    log_warning("throttle %s:%s with '%s' %s: blocked by hand", culprit_kind_name(r.kind), r.key,
+                r.action, duration > 0 ? "for a while" : "until released");
+    return true;
+}
+
+bool defense_release(struct defense *d, const char *member, double now, char *err, size_t errlen)
+{
+    struct throttle_record r;
+
+    if (!member_record(member, &r, err, errlen))
+        return false;
+    r.source = THROTTLE_RELEASED;
+    r.changed = r.since = now;
+    r.until = now + (d->cfg->release_grace > 0 ? d->cfg->release_grace : 1);
+    snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
+    snprintf(r.action, sizeof(r.action), "DUNNO");
+    snprintf(r.reason, sizeof(r.reason), "released by hand with relaywatch release");
+    if (!throttle_put(d->throttles, &r, true)) {
+        snprintf(err, errlen, "the throttle table is full (throttle_slots %u)",
+                 d->cfg->throttle_slots);
+        return false;
+    }
+    log_warning("release %s:%s by hand: nothing automatic applies to it for %.0fs",
+                culprit_kind_name(r.kind), r.key, d->cfg->release_grace);
+    return true;
+}
+
+struct json_ctx {
+    struct http_body *b;
+    double now;
+    unsigned n;
+};
+
+static bool json_record(void *arg, const struct throttle_record *r)
+{
+    struct json_ctx *j = arg;
+    char since[32], until[32];
+
+    if (r->source == THROTTLE_RELEASED || (r->until != 0 && r->until <= j->now))
+        return true;
+    format_time(since, sizeof(since), r->since);
+    format_time(until, sizeof(until), r->until);
+    http_body_printf(j->b, "%s{\"kind\":\"%s\",\"key\":", j->n++ ? "," : "",
+                     culprit_kind_name(r->kind));
+    status_json_string(j->b, r->key, strlen(r->key));
+    http_body_printf(j->b, ",\"action\":");
+    status_json_string(j->b, r->action, strlen(r->action));
+    http_body_printf(j->b, ",\"reason\":");
+    status_json_string(j->b, r->reason, strlen(r->reason));
+    http_body_printf(j->b, ",\"since\":\"%s\",\"until\":", since);
+    if (r->until == 0)
+        http_body_printf(j->b, "null");
+    else
+        http_body_printf(j->b, "\"%s\"", until);
+    http_body_printf(j->b, ",\"source\":\"%s\",\"host\":", throttle_source_name(r->source));
+    status_json_string(j->b, r->host, strlen(r->host));
+    http_body_printf(j->b, ",\"answers\":%llu}", (unsigned long long)r->hits);
+    return true;
+}
+
+void defense_throttled_json(const struct defense *d, struct http_body *b, double now)
+{
+    struct json_ctx j = {b, now, 0};
+
+    http_body_printf(b, "{\"throttled\":[");
+    throttle_each(d->throttles, json_record, &j);
+    http_body_printf(b, "]}");
+}

@@ -1,0 +1,97 @@
+/*
+ * defense: what RelayWatch does about relay mail.  It joins the detector
+ * (quiet or loud), the culprits of a loud incident, the static limits, the
+ * throttle table and the never_throttle lists, and gives each request its
+ * answer.
+ *
+ * defense_decide is on the hot path: a few hash lookups, no allocation,
+ * no I/O, and nothing at all while nothing is throttled, no limit is set
+ * and the host is quiet.  defense_tick (about once a second) does the
+ * rest: it samples the counts, runs the detector, picks culprits, checks
+ * the limits, escalates and expires throttles, and opens and closes
+ * incidents.  Log lines say why each thing was done; alerts (one at the
+ * start and one at the end of an incident) are handed to the caller as
+ * JSON.
+ */
+#ifndef RELAYWATCH_DEFENSE_H
+#define RELAYWATCH_DEFENSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decision.h"
+#include "detector.h"
+#include "policy_request.h"
+#include "throttle.h"
+
+struct config;
+struct traffic;
+struct traffic_news;
+struct http_body;
+
+struct defense;
+
+/* Signals from outside the traffic counts, read by the caller at each tick. */
+struct defense_inputs {
+    double now;      /* counting clock (Unix seconds) */
+    int hour;        /* local hour of day */
+    bool own_dns;    /* the daemon makes its own lookups */
+    bool tdns;       /* tdns_client is set and its counts are fresh */
+    uint64_t tdns_mx, tdns_a, tdns_ptr; /* over the detection window */
+    const char *missing; /* signals known to be missing, for the reasons ("" none) */
+};
+
+struct defense *defense_new(const struct config *cfg, const struct traffic *t);
+void defense_free(struct defense *d);
+
+/* Take the keys that can change while running (every defense key). */
+void defense_reconfigure(struct defense *d, const struct config *cfg);
+
+/* Whether defense_decide needs the request's culprit hashes (traffic_news.who/sender_domain). */
+bool defense_wants_news(const struct defense *d);
+
+/* The answer to one request; news is what traffic_request said of it. */
+void defense_decide(struct defense *d, const struct policy_request *req,
+                    const struct traffic_news *news, double now, struct decision *out);
+
+/* About once a second. */
+void defense_tick(struct defense *d, const struct defense_inputs *in);
+
+/* An alert waiting to be handed to alert_command: JSON, NUL-terminated; NULL: none.
+ * The caller takes it (it is valid until the next defense call) and then calls defense_alert_taken. */
+const char *defense_pending_alert(const struct defense *d);
+void defense_alert_taken(struct defense *d);
+
+/* The throttle table, for the store's sync and the views. */
+struct throttle_table *defense_throttles(struct defense *d);
+const struct throttle_table *defense_throttles_const(const struct defense *d);
+
+/* Blocks and releases by hand (relaywatch block/release through HTTP with a memory store):
+ * false with the reason in err. */
+bool defense_block(struct defense *d, const char *member, double duration, double now,
+                   char *err, size_t errlen);
+bool defense_release(struct defense *d, const char *member, double now, char *err,
+                     size_t errlen);
+
+/* The detector, for views and baselines. */
+const struct detector *defense_detector(const struct defense *d);
+struct detector *defense_detector_mut(struct defense *d);
+
+/* Counters for /metrics and /status. */
+struct defense_stats {
+    enum detector_state state;
+    uint64_t incidents;            /* incidents started */
+    double incident_start;         /* 0: none open */
+    uint64_t actions[AK_COUNT];    /* answers given for relay, by kind */
+    uint64_t would_have[AK_COUNT]; /* monitor_only: what would have been answered */
+    uint64_t throttled_total;      /* keys throttled (by detector and limits) */
+    uint64_t throttle_full;        /* throttles dropped: the table was full */
+    uint64_t alerts_dropped;       /* alerts not handed on (one still pending) */
+};
+void defense_get_stats(const struct defense *d, struct defense_stats *out);
+
+/* The throttled keys as JSON: {"throttled":[{kind,key,action,reason,since,until,source},...]}. */
+void defense_throttled_json(const struct defense *d, struct http_body *b, double now);
+
+#endif

@@ -1,0 +1,282 @@
+/*
+ * throttle: the table of throttled keys.  See the header.
+ *
+ * Records live in a fixed array; an open-addressing index (linear
+ * probing, backward-shift deletion) maps (kind, hash) to a record.  Keys
+ * dropped from the table wait in a bounded list until the store has
+ * deleted them from rw:throttle.
+ */
+#include "throttle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PENDING_DELETES 256
+
+struct slot {
+    struct throttle_record r;
+    uint64_t hash;
+    bool used;
+    bool dirty;   /* to be written to the store */
+    bool written; /* the store has had it: missing from a full read means deleted there */
+    bool seen;    /* in the current sync */
+};
+
+struct throttle_table {
+    unsigned capacity, count;
+    struct slot *slot;
+    uint32_t *index; /* slot number + 1; 0 empty */
+    size_t mask;
+    struct throttle_record *deleted; /* kind and key of records to delete from the store */
+    unsigned deleted_count;
+};
+
+struct throttle_table *throttle_table_new(unsigned capacity)
+{
+    struct throttle_table *t = calloc(1, sizeof(*t));
+    size_t isize = 4;
+
+    if (t == NULL)
+        abort();
+    if (capacity < 1)
+        capacity = 1;
+    while (isize < (size_t)capacity * 2)
+        isize <<= 1;
+    t->capacity = capacity;
+    t->slot = calloc(capacity, sizeof(*t->slot));
+    t->index = calloc(isize, sizeof(*t->index));
+    t->deleted = calloc(PENDING_DELETES, sizeof(*t->deleted));
+    if (t->slot == NULL || t->index == NULL || t->deleted == NULL)
+        abort();
+    t->mask = isize - 1;
+    return t;
+}
+
+void throttle_table_free(struct throttle_table *t)
+{
+    if (t == NULL)
+        return;
+    free(t->slot);
+    free(t->index);
+    free(t->deleted);
+    free(t);
+}
+
+unsigned throttle_count(const struct throttle_table *t)
+{
+    return t->count;
+}
+
+static uint64_t record_hash(const struct throttle_record *r)
+{
+    return culprit_key_hash(r->kind, r->key, strlen(r->key));
+}
+
+/* The index position of (kind, hash), or of the empty place where it would go. */
+static size_t index_find(const struct throttle_table *t, enum culprit_kind kind, uint64_t hash)
+{
+    size_t i = (size_t)hash & t->mask;
+
+    while (t->index[i] != 0) {
+        const struct slot *s = &t->slot[t->index[i] - 1];
+
+        if (s->hash == hash && s->r.kind == kind)
+            return i;
+        i = (i + 1) & t->mask;
+    }
+    return i;
+}
+
+struct throttle_record *throttle_find(const struct throttle_table *t, enum culprit_kind kind,
+                                      uint64_t hash)
+{
+    size_t i;
+
+    if (t->count == 0)
+        return NULL;
+    i = index_find(t, kind, hash);
+    return t->index[i] ? &t->slot[t->index[i] - 1].r : NULL;
+}
+
+void throttle_changed(struct throttle_table *t, struct throttle_record *r)
+{
+    /* r is the first member of its slot. */
+    struct slot *s = (struct slot *)(void *)r;
+
+    (void)t;
+    s->dirty = true;
+}
+
+static void index_remove(struct throttle_table *t, size_t i)
+{
+    size_t j = i;
+
+    t->index[i] = 0;
+    for (;;) {
+        size_t home;
+
+        j = (j + 1) & t->mask;
+        if (t->index[j] == 0)
+            return;
+        home = (size_t)t->slot[t->index[j] - 1].hash & t->mask;
+        /* Move j back to the hole unless its home lies cyclically in (i, j]. */
+        if ((i <= j) ? (home <= i || home > j) : (home <= i && home > j)) {
+            t->index[i] = t->index[j];
+            t->index[j] = 0;
+            i = j;
+        }
+    }
+}
+
+/* Take a record out; if the store had it, remember to delete it there. */
+static void drop(struct throttle_table *t, size_t i)
+{
+    struct slot *s = &t->slot[t->index[i] - 1];
+
+    if (s->written && t->deleted_count < PENDING_DELETES)
+        t->deleted[t->deleted_count++] = s->r;
+    index_remove(t, i);
+    s->used = false;
+    t->count--;
+}
+
+bool throttle_put(struct throttle_table *t, const struct throttle_record *r, bool dirty)
+{
+    uint64_t hash = record_hash(r);
+    size_t i = index_find(t, r->kind, hash);
+    struct slot *s;
+
+    if (t->index[i] != 0) {
+        s = &t->slot[t->index[i] - 1];
+        if (r->changed < s->r.changed)
+            return false;
+    } else {
+        unsigned n;
+
+        if (t->count == t->capacity)
+            return false;
+        for (n = 0; t->slot[n].used; n++)
+            ;
+        s = &t->slot[n];
+        memset(s, 0, sizeof(*s));
+        s->used = true;
+        s->hash = hash;
+        t->index[i] = n + 1;
+        t->count++;
+    }
+    {
+        uint64_t hits = s->r.hits;
+        double last_logged = s->r.last_logged;
+
+        s->r = *r;
+        s->r.hits = hits; /* ours, not the record's */
+        s->r.last_logged = last_logged;
+    }
+    s->dirty = dirty;
+    s->seen = true;
+    return true;
+}
+
+unsigned throttle_expire(struct throttle_table *t, double now)
+{
+    unsigned dropped = 0;
+
+    for (size_t i = 0; i <= t->mask; i++) {
+        const struct slot *s;
+
+        if (t->index[i] == 0)
+            continue;
+        s = &t->slot[t->index[i] - 1];
+        if (s->r.until != 0 && s->r.until <= now) {
+            drop(t, i);
+            dropped++;
+            i--; /* a record may have shifted into i */
+        }
+    }
+    return dropped;
+}
+
+void throttle_each(const struct throttle_table *t,
+                   bool (*fn)(void *ctx, const struct throttle_record *r), void *ctx)
+{
+    for (unsigned n = 0; n < t->capacity; n++)
+        if (t->slot[n].used && !fn(ctx, &t->slot[n].r))
+            return;
+}
+
+void throttle_collect(struct throttle_table *t,
+                      void (*fn)(void *ctx, bool set, const struct throttle_record *r), void *ctx)
+{
+    for (unsigned n = 0; n < t->capacity; n++) {
+        struct slot *s = &t->slot[n];
+
+        if (s->used && s->dirty && !s->r.local) {
+            fn(ctx, true, &s->r);
+            s->dirty = false;
+            s->written = true;
+        }
+    }
+    for (unsigned n = 0; n < t->deleted_count; n++)
+        fn(ctx, false, &t->deleted[n]);
+    t->deleted_count = 0;
+}
+
+void throttle_rewrite_all(struct throttle_table *t)
+{
+    for (unsigned n = 0; n < t->capacity; n++)
+        if (t->slot[n].used)
+            t->slot[n].dirty = true;
+}
+
+void throttle_sync_begin(struct throttle_table *t)
+{
+    for (unsigned n = 0; n < t->capacity; n++)
+        t->slot[n].seen = false;
+}
+
+void throttle_sync_record(struct throttle_table *t, const struct throttle_record *r)
+{
+    uint64_t hash = record_hash(r);
+    size_t i = index_find(t, r->kind, hash);
+
+    if (t->index[i] != 0) {
+        struct slot *s = &t->slot[t->index[i] - 1];
+
+        s->seen = true;
+        s->written = true;
+        /* Ours is newer: it goes out at the next write. */
+        if (r->changed < s->r.changed && !s->r.local)
+            s->dirty = true;
+        if (r->changed <= s->r.changed)
+            return;
+        throttle_put(t, r, false);
+        return;
+    }
+    if (throttle_put(t, r, false)) {
+        struct slot *s = &t->slot[t->index[index_find(t, r->kind, hash)] - 1];
+
+        s->written = true;
+    }
+}
+
+unsigned throttle_sync_end(struct throttle_table *t)
+{
+    unsigned dropped = 0;
+
+    for (size_t i = 0; i <= t->mask; i++) {
+        struct slot *s;
+
+        if (t->index[i] == 0)
+            continue;
+        s = &t->slot[t->index[i] - 1];
+        /* Written before and not there now: someone deleted it (not dirty: not changed
+         * since either). */
+        if (!s->seen && s->written && !s->dirty) {
+            s->written = false; /* nothing to delete in the store */
+            drop(t, i);
+            dropped++;
+            i--;
+        }
+    }
+    return dropped;
+}
