@@ -62,6 +62,8 @@ struct defense {
     char alert[ALERT_MAX];
     bool alert_pending;
     struct culprit_view views[CULPRIT_VIEWS], recent[CULPRIT_VIEWS];
+    struct culprit_view *all; /* every tracked key (culprit_slots), for the limits */
+    unsigned all_count;
 };
 
 /* ------------------------------------------------------------- actions */
@@ -214,6 +216,11 @@ struct defense *defense_new(const struct config *cfg, const struct traffic *t)
     detector_settings_from(cfg, traffic_windows(t), d->detect_w, &s);
     d->det = detector_new(&s);
     d->throttles = throttle_table_new(cfg->throttle_slots);
+    /* culprit_slots and throttle_slots take effect at a restart only: sized once. */
+    d->all_count = cfg->culprit_slots;
+    d->all = calloc(d->all_count, sizeof(*d->all));
+    if (d->all == NULL)
+        abort();
     return d;
 }
 
@@ -223,6 +230,7 @@ void defense_free(struct defense *d)
         return;
     detector_free(d->det);
     throttle_table_free(d->throttles);
+    free(d->all);
     free(d->never_users);
     free(d->never_senders);
     free(d);
@@ -359,10 +367,11 @@ void defense_decide(struct defense *d, const struct policy_request *req,
         if (r->last_logged + LOG_EVERY <= now) {
             bool held_back = d->cfg->monitor_only && r->source != THROTTLE_MANUAL;
 
-            log_info("%s%s to %s:%s (%s, %llu so far): %s",
+            /* Once a minute per key; the reason was logged when it was throttled. */
+            log_info("%s%s to %s:%s (%s throttle by %s, %llu answers so far)",
                      held_back ? "monitor_only: would answer " : "answered ",
                      verdict.action, culprit_kind_name(r->kind), r->key,
-                     throttle_source_name(r->source), (unsigned long long)r->hits, r->reason);
+                     throttle_source_name(r->source), r->host, (unsigned long long)r->hits);
             r->last_logged = now;
         }
     } else if (loud) {
@@ -388,10 +397,15 @@ void defense_decide(struct defense *d, const struct policy_request *req,
 
 static void incident_add_culprit(struct incident *in, const struct throttle_record *r)
 {
+    char member[sizeof(in->culprits[0])];
+
     if (!in->open || in->culprit_count == INCIDENT_CULPRITS)
         return;
-    snprintf(in->culprits[in->culprit_count++], sizeof(in->culprits[0]), "%s:%s",
-             culprit_kind_name(r->kind), r->key);
+    snprintf(member, sizeof(member), "%s:%s", culprit_kind_name(r->kind), r->key);
+    for (unsigned i = 0; i < in->culprit_count; i++)
+        if (strcmp(in->culprits[i], member) == 0)
+            return; /* throttled again after its cool-down: named once */
+    memcpy(in->culprits[in->culprit_count++], member, sizeof(member));
 }
 
 static bool view_exempt(const struct defense *d, const struct culprit_view *v)
@@ -516,11 +530,11 @@ static void check_limits(struct defense *d, double now)
     const char *wname = traffic_windows(d->traffic)->name[d->limit_w];
 
     for (int table = 0; table < 2; table++) {
-        unsigned n = traffic_culprits(d->traffic, table == 1, d->limit_w, now, d->views,
-                                      CULPRIT_VIEWS);
+        unsigned n = traffic_culprits(d->traffic, table == 1, d->limit_w, now, d->all,
+                                      d->all_count);
 
         for (unsigned i = 0; i < n; i++) {
-            const struct culprit_view *v = &d->views[i];
+            const struct culprit_view *v = &d->all[i];
             unsigned limit = v->kind == CULPRIT_SASL_USERNAME    ? c->limit_sasl_username
                              : v->kind == CULPRIT_CLIENT_ADDRESS ? c->limit_client_address
                                                                  : c->limit_sender_domain;

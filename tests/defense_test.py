@@ -34,7 +34,6 @@ import time
 import traceback
 
 import store_test
-import testlib
 from testlib import STARTED, DaemonProcess, free_port, listening_tcp, policy_request, recv_answer
 
 RELAYWATCHD = None
