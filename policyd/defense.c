@@ -66,6 +66,12 @@ struct defense {
     unsigned all_count;
 };
 
+/* Record times as the store keeps them (milliseconds), so a record read back equals ours. */
+static double to_ms(double t)
+{
+    return floor(t * 1000.0 + 0.5) / 1000.0;
+}
+
 /* ------------------------------------------------------------- actions */
 
 static enum action_kind kind_of(const char *text)
@@ -355,7 +361,7 @@ void defense_decide(struct defense *d, const struct policy_request *req,
             /* Still sending after escalate_after: the stronger action, for the fleet too. */
             r->escalated = true;
             snprintf(r->action, sizeof(r->action), "%s", d->escalate.text);
-            r->changed = now;
+            r->changed = to_ms(now);
             throttle_changed(d->throttles, r);
             log_warning("throttle %s:%s escalated to '%s': still sending %.0fs after it was "
                         "throttled (escalate_after %.0fs)",
@@ -436,8 +442,8 @@ static void throttle_key(struct defense *d, const struct culprit_view *v,
     r.kind = v->kind;
     snprintf(r.key, sizeof(r.key), "%s", v->key);
     r.source = source;
-    r.changed = r.since = now;
-    r.until = now + d->cfg->throttle_cooldown;
+    r.changed = r.since = to_ms(now);
+    r.until = r.since + d->cfg->throttle_cooldown;
     snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
     snprintf(r.action, sizeof(r.action), "%s", a->text);
     snprintf(r.reason, sizeof(r.reason), "%s", reason);
@@ -643,6 +649,7 @@ void defense_tick(struct defense *d, const struct defense_inputs *in)
     throttle_expire(d->throttles, now);
     s.now = now;
     s.hour = in->hour;
+    s.warming_up = in->warming_up;
     s.own_dns = in->own_dns;
     if (in->own_dns) {
         s.own_mx = traffic_window(t, TC_DNS(DNS_MX, DNS_UPSTREAM), w, now);
@@ -771,8 +778,8 @@ bool defense_block(struct defense *d, const char *member, double duration, doubl
     if (!member_record(member, &r, err, errlen))
         return false;
     r.source = THROTTLE_MANUAL;
-    r.changed = r.since = now;
-    r.until = duration > 0 ? now + duration : 0;
+    r.changed = r.since = to_ms(now);
+    r.until = duration > 0 ? r.since + duration : 0;
     snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
     snprintf(r.action, sizeof(r.action), "%s", d->block.text);
     snprintf(r.reason, sizeof(r.reason), "blocked by hand with relaywatch block");
@@ -793,8 +800,8 @@ bool defense_release(struct defense *d, const char *member, double now, char *er
     if (!member_record(member, &r, err, errlen))
         return false;
     r.source = THROTTLE_RELEASED;
-    r.changed = r.since = now;
-    r.until = now + (d->cfg->release_grace > 0 ? d->cfg->release_grace : 1);
+    r.changed = r.since = to_ms(now);
+    r.until = r.since + (d->cfg->release_grace > 0 ? d->cfg->release_grace : 1);
     snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
     snprintf(r.action, sizeof(r.action), "DUNNO");
     snprintf(r.reason, sizeof(r.reason), "released by hand with relaywatch release");

@@ -36,6 +36,7 @@ struct defense;
 struct defense_inputs {
     double now;      /* counting clock (Unix seconds) */
     int hour;        /* local hour of day */
+    bool warming_up; /* the daemon started less than a detect_window ago: do not learn */
     bool own_dns;    /* the daemon makes its own lookups */
     bool tdns;       /* tdns_client is set and its counts are fresh */
     uint64_t tdns_mx, tdns_a, tdns_ptr; /* over the detection window */

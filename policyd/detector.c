@@ -307,7 +307,8 @@ enum detector_event detector_observe(struct detector *d, const struct detector_s
     /* Learn once per minute, from quiet minutes with nothing pending. */
     if (minute != d->learned_minute) {
         d->learned_minute = minute;
-        if (d->state == DETECTOR_QUIET && d->condition_since == 0 && ev == DETECTOR_NO_CHANGE)
+        if (d->state == DETECTOR_QUIET && d->condition_since == 0 && ev == DETECTOR_NO_CHANGE &&
+            !smp->warming_up)
             learn_minute(d, value, smp->hour);
     }
     v->samples_learned = d->global[DS_NC].n;

@@ -44,6 +44,7 @@ enum detector_dns_source {
 struct detector_sample {
     double now;   /* seconds (the counting clock; Unix time) */
     int hour;     /* local hour of day, 0-23, for the hourly baselines */
+    bool warming_up; /* the counts do not cover a whole window yet: judge, but do not learn */
     /* The daemon's own queries sent upstream (valid when own_dns). */
     bool own_dns;
     uint64_t own_mx, own_a, own_ptr;

@@ -62,7 +62,9 @@ struct daemon_state {
     struct resolver_tag request_tag;
     ev_timer tick;
     unsigned ticks;
-    int64_t baseline_saved_minute;
+    uint64_t baseline_saved_learned; /* minutes_learned when the baselines were last saved */
+    bool history_seen; /* the store gave back counts of earlier runs: the windows are full */
+    bool baseline_read; /* the store's baselines were read (or there were none) */
     uint64_t alerts_run, alerts_failed;
     bool stopping;
 };
@@ -447,6 +449,11 @@ static void defend(struct daemon_state *d, double now)
     in.hour = tm.tm_hour;
     in.own_dns = d->resolver != NULL;
     store_get_state(d->store, &st);
+    /* Until one detect_window has passed (or the store gave the earlier runs' counts back)
+     * the windows are not full, and before the stored baselines are read they would be
+     * overwritten: nothing is learned. */
+    in.warming_up = (!d->history_seen && now - d->started < d->cfg->detect_window) ||
+                    (st.shared && !d->baseline_read);
     if (d->cfg->tdns_client[0] != '\0') {
         bool fresh = st.tdns_read && st.tdns_updated > 0 &&
                      ev_time() - st.tdns_updated <= d->cfg->tdns_stale_after;
@@ -574,20 +581,29 @@ static void store_rewrite_all(void *ctx)
 
     traffic_store_rewrite_all(d->traffic);
     throttle_rewrite_all(defense_throttles(d->defense));
-    d->baseline_saved_minute = 0;
+    d->baseline_saved_learned = UINT64_MAX; /* save again */
 }
 
 static void store_history(void *ctx, int64_t minute, const uint64_t *counts)
 {
-    traffic_add_history(((struct daemon_state *)ctx)->traffic, minute, counts);
+    struct daemon_state *d = ctx;
+
+    /* Earlier runs' minutes (this run's own fields are left out by the store). */
+    for (int c = 0; c < TC_COUNT && !d->history_seen; c++)
+        d->history_seen = counts[c] != 0;
+    traffic_add_history(d->traffic, minute, counts);
 }
 
 static void store_baseline(void *ctx, const char *text, size_t len)
 {
     struct daemon_state *d = ctx;
-    unsigned n = detector_load(defense_detector_mut(d->defense), text, len);
 
-    log_info("baselines: %u learned values read back from the store", n);
+    d->baseline_read = true;
+    if (text != NULL)
+        log_info("baselines: %u learned values read back from the store",
+                 detector_load(defense_detector_mut(d->defense), text, len));
+    else
+        log_info("baselines: none in the store yet; starting from baseline_start");
 }
 
 static void throttle_to_store(void *ctx, bool set, const struct throttle_record *r)
@@ -604,15 +620,20 @@ static void throttle_to_store(void *ctx, bool set, const struct throttle_record 
 static void store_collect_all(void *ctx, struct store_batch *b)
 {
     struct daemon_state *d = ctx;
-    int64_t minute = (int64_t)(counting_now(d) / 60);
+    struct detector_view view;
+    uint64_t learned;
+
+    detector_get_view(defense_detector(d->defense), &view);
+    learned = view.samples_learned;
 
     traffic_store_collect(d->traffic, b);
     throttle_collect(defense_throttles(d->defense), throttle_to_store, b);
-    /* Baselines change once a minute at most. */
-    if (minute != d->baseline_saved_minute) {
+    /* Saved when the detector learned something (once a minute at most); not before the
+     * stored ones were read, or this run would overwrite what earlier runs learned. */
+    if (d->baseline_read && learned != d->baseline_saved_learned) {
         char text[16384];
 
-        d->baseline_saved_minute = minute;
+        d->baseline_saved_learned = learned;
         if (detector_save(defense_detector(d->defense), text, sizeof(text)) > 0)
             store_batch_baseline(b, text);
     }

@@ -244,10 +244,11 @@ void throttle_sync_record(struct throttle_table *t, const struct throttle_record
 
         s->seen = true;
         s->written = true;
-        /* Ours is newer: it goes out at the next write. */
-        if (r->changed < s->r.changed && !s->r.local)
+        /* Ours is newer: it goes out at the next write.  The store holds times to the
+         * millisecond, so a copy of ours may read up to half a millisecond older. */
+        if (r->changed < s->r.changed - 0.001 && !s->r.local)
             s->dirty = true;
-        if (r->changed <= s->r.changed)
+        if (r->changed <= s->r.changed + 0.001)
             return;
         throttle_put(t, r, false);
         return;

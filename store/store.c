@@ -636,8 +636,12 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
                                      r->element[i]->len, r->element[i + 1]->str,
                                      r->element[i + 1]->len);
             s->src.throttles(s->src.ctx, false, true, NULL, 0, NULL, 0);
-        } else if (t->what == 7 && r->type == REDIS_REPLY_STRING && s->src.baseline) {
-            s->src.baseline(s->src.ctx, r->str, r->len);
+        } else if (t->what == 7 && s->src.baseline) {
+            /* Told even when there is none, so that the daemon saves its own only after. */
+            if (r->type == REDIS_REPLY_STRING)
+                s->src.baseline(s->src.ctx, r->str, r->len);
+            else
+                s->src.baseline(s->src.ctx, NULL, 0);
         } else if (t->what == 3 && r->type == REDIS_REPLY_ARRAY) {
             /* ZREVRANGE ... WITHSCORES: member, score pairs. */
             h->culprit_count = 0;

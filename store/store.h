@@ -57,7 +57,8 @@ struct store_source {
     void (*rewrite_all)(void *ctx);
     /* Once after start: this host's counts from earlier runs, per minute. */
     void (*history)(void *ctx, int64_t minute, const uint64_t *counts);
-    /* Once after start: the learned baselines this host saved (rw:{HOST}:baseline). */
+    /* Once after start: the learned baselines this host saved (rw:{HOST}:baseline); text
+     * NULL when there are none. */
     void (*baseline)(void *ctx, const char *text, size_t len);
     /* Every fleet read: the whole of rw:throttle, one call per field between a call with
      * begin and one with end (fields are NULL then). */

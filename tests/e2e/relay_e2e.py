@@ -773,6 +773,8 @@ smtpd_end_of_data_restrictions = {hook}
         member = "%s:%s" % (kind, key)
         cp = self.relaywatch("release", member)
         t_release = now()
+        print("# rw:throttle right after the release: %s"
+              % " | ".join(self.redis.cli("hgetall", "rw:throttle").splitlines())[:1500])
         self.check(cp.returncode == 0, "relaywatch release %s exits 0" % member,
                    "exit %d\nstdout: %s\nstderr: %s" % (cp.returncode, cp.stdout, cp.stderr))
         again = None
@@ -804,9 +806,10 @@ smtpd_end_of_data_restrictions = {hook}
         else:
             self.check(False, "after relaywatch release the culprit sends again within %.0f s"
                        % RELEASE_LIMIT,
-                       "%d tries:\n%s\ndaemon lines:\n%s"
+                       "%d tries:\n%s\ndaemon lines:\n%s\nrw:throttle in Redis now:\n%s"
                        % (len(tries), "\n".join(m.describe() for m in tries[-10:]),
-                          "\n".join(self.daemon_events()[-20:])))
+                          "\n".join(self.daemon_events()[-20:]),
+                          self.redis.cli("hgetall", "rw:throttle")[:2000]))
         cp, doc = self.list_json("released")
         print("# relaywatch list --json after release: %s" % (cp.stdout.strip()[:1500]))
         self.finish_traffic()
