@@ -470,6 +470,12 @@ static bool json_record(struct json *j, struct throttle_record *r)
             dst = source, cap = sizeof(source);
         else if (strcmp(name, "host") == 0)
             dst = r->host, cap = sizeof(r->host);
+        if (dst == scratch && j->p < j->end && (isdigit((unsigned char)*j->p) || *j->p == '-')) {
+            /* A number this view does not show (the daemon's "answers"): skipped. */
+            while (j->p < j->end && strchr("0123456789+-.eE", *j->p) != NULL)
+                j->p++;
+            continue;
+        }
         if (!json_string(j, dst, cap, &null))
             return false;
         if (dst == until)

@@ -1063,10 +1063,24 @@ static bool set_throttle_slots(struct config *c, const char *key, const char *va
     return set_slots(&c->throttle_slots, 16, 1000000, key, value, r);
 }
 
+static bool network_parse(const char *net, struct config_network *out);
+
 static bool set_never_throttle_clients(struct config *c, const char *key, const char *value,
                                        struct reporter *r)
 {
-    return set_networks(&c->never_throttle_clients, &c->never_throttle_client_count, key, value, r);
+    struct config_network *nets;
+
+    if (!set_networks(&c->never_throttle_clients, &c->never_throttle_client_count, key, value, r))
+        return false;
+    nets = calloc(c->never_throttle_client_count + 1, sizeof(*nets));
+    if (nets == NULL)
+        abort();
+    for (size_t i = 0; i < c->never_throttle_client_count; i++)
+        if (!network_parse(c->never_throttle_clients[i], &nets[i]))
+            abort(); /* set_networks checked every one */
+    free(c->never_throttle_nets);
+    c->never_throttle_nets = nets;
+    return true;
 }
 
 static bool set_never_throttle_sasl_users(struct config *c, const char *key, const char *value,
@@ -1171,30 +1185,26 @@ static bool set_alert_command(struct config *c, const char *key, const char *val
     return true;
 }
 
-static bool address_in_network(const unsigned char *a, int family, const char *net)
+static bool network_parse(const char *net, struct config_network *out)
 {
-    unsigned char n[16];
     char addr[64];
     const char *slash = strchr(net, '/');
     size_t len = slash ? (size_t)(slash - net) : strlen(net);
-    unsigned bits, bytes = family == AF_INET ? 4 : 16;
 
     if (len >= sizeof(addr))
         return false;
     memcpy(addr, net, len);
     addr[len] = '\0';
-    if (inet_pton(family, addr, n) != 1)
+    out->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(out->family, addr, out->addr) != 1)
         return false;
-    bits = slash ? (unsigned)strtoul(slash + 1, NULL, 10) : bytes * 8;
-    for (unsigned i = 0; i < bytes && bits > 0; i++, bits = bits > 8 ? bits - 8 : 0) {
-        unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
-        if ((a[i] & mask) != (n[i] & mask))
-            return false;
-    }
+    out->bits = slash ? (unsigned)strtoul(slash + 1, NULL, 10)
+                      : (out->family == AF_INET ? 32u : 128u);
     return true;
 }
 
-bool config_address_in(const char *text, size_t len, char *const *networks, size_t count)
+bool config_address_in(const char *text, size_t len, const struct config_network *networks,
+                       size_t count)
 {
     unsigned char a[16];
     char addr[64];
@@ -1207,9 +1217,21 @@ bool config_address_in(const char *text, size_t len, char *const *networks, size
     family = memchr(addr, ':', len) ? AF_INET6 : AF_INET;
     if (inet_pton(family, addr, a) != 1)
         return false;
-    for (size_t i = 0; i < count; i++)
-        if (address_in_network(a, family, networks[i]))
+    for (size_t i = 0; i < count; i++) {
+        const struct config_network *n = &networks[i];
+        unsigned bits = n->bits, bytes = family == AF_INET ? 4 : 16, k;
+
+        if (n->family != family)
+            continue;
+        for (k = 0; k < bytes && bits > 0; k++, bits = bits > 8 ? bits - 8 : 0) {
+            unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+
+            if ((a[k] & mask) != (n->addr[k] & mask))
+                break;
+        }
+        if (k == bytes || bits == 0)
             return true;
+    }
     return false;
 }
 
@@ -1362,6 +1384,7 @@ void config_free(struct config *c)
     free(c->limit_action);
     free(c->block_action);
     strings_free(c->never_throttle_clients, c->never_throttle_client_count);
+    free(c->never_throttle_nets);
     strings_free(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count);
     strings_free(c->never_throttle_senders, c->never_throttle_sender_count);
     free(c->alert_command);

@@ -150,8 +150,9 @@ struct config {
     double escalate_after, throttle_cooldown, release_grace; /* seconds */
     double culprit_min_share;
     unsigned culprit_min_domains, throttle_slots;
-    char **never_throttle_clients; /* IP or IP/LEN */
+    char **never_throttle_clients; /* IP or IP/LEN, as written */
     size_t never_throttle_client_count;
+    struct config_network *never_throttle_nets; /* the same, parsed */
     char **never_throttle_sasl_users;
     size_t never_throttle_sasl_user_count;
     char **never_throttle_senders; /* user@domain, or a domain (with or without '@') */
@@ -167,8 +168,16 @@ struct config {
 /* The baseline_start names, in detector_signal order (detector.h). */
 extern const char *const config_baseline_names[CONFIG_BASELINE_SIGNALS];
 
-/* Whether an IPv4/IPv6 address (text) is in one of the IP or IP/LEN networks. */
-bool config_address_in(const char *addr, size_t len, char *const *networks, size_t count);
+/* An IP or IP/LEN network, parsed once. */
+struct config_network {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned bits;
+};
+
+/* Whether an IPv4/IPv6 address (text, not NUL-terminated) is in one of the networks. */
+bool config_address_in(const char *addr, size_t len, const struct config_network *networks,
+                       size_t count);
 
 #define DNS_LOOKUP_CLIENT_PTR 1u
 #define DNS_LOOKUP_CLIENT_A 2u /* the A of the name the PTR gave: forward confirmation */

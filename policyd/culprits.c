@@ -151,6 +151,10 @@ static uint32_t lowest_score(const struct culprit_table *t)
 
 uint64_t culprit_key_hash(enum culprit_kind kind, const char *key, size_t len)
 {
+    /* What is kept of a key (CULPRIT_KEY_MAX bytes) is what is hashed, so a key read back
+     * from the store (a throttle record) finds the same entry. */
+    if (len > CULPRIT_KEY_MAX)
+        len = CULPRIT_KEY_MAX;
     return hash64_mix(hash64(key, len, 0), (uint64_t)kind);
 }
 

@@ -22,7 +22,7 @@
 
 #include "window_counter.h"
 
-#define CULPRIT_KEY_MAX 255 /* longer keys are cut: they stay distinct by hash */
+#define CULPRIT_KEY_MAX 255 /* longer keys are cut, and known by what is kept */
 
 enum culprit_kind { CULPRIT_SASL_USERNAME, CULPRIT_CLIENT_ADDRESS, CULPRIT_SENDER_DOMAIN };
 

@@ -20,13 +20,16 @@
 _Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every signal");
 
 #define ANSWER_MAX (THROTTLE_ACTION_MAX + 16)
-#define ANSWER_RING 64          /* answers for actions not configured here (another host's) */
+/* Distinct action texts kept (configured ones, and those of records from other hosts): an
+ * answer handed to the server stays valid as long as the daemon runs (held answers and
+ * unfinished sends keep pointing at it, across reloads too). */
+#define ANSWERS_MAX 256
 #define CULPRIT_VIEWS 32        /* keys looked at per table and tick */
 #define INCIDENT_CULPRITS 16
 #define ALERT_MAX 8192
 #define LOG_EVERY 60.0 /* seconds between log lines about answers to the same key */
 
-/* A configured action with its answer ready: the hot path formats nothing. */
+/* An action with its answer ready: the hot path formats nothing.  Never changed once made. */
 struct action {
     enum action_kind kind;
     char text[THROTTLE_ACTION_MAX];
@@ -51,16 +54,18 @@ struct defense {
     struct detector *det;
     struct throttle_table *throttles;
     unsigned detect_w, limit_w, short_w; /* window indexes */
-    struct action culprit, escalate, loud_relay, limit, block, dunno;
+    const struct action *culprit, *escalate, *loud_relay, *limit, *block, *dunno;
+    struct action *answers; /* ANSWERS_MAX, interned */
+    unsigned answer_count;
+    bool answers_full_logged;
     uint64_t *never_users, *never_senders; /* sorted hashes */
     size_t never_user_count, never_sender_count;
     bool limits_on;
     struct incident incident;
     struct defense_stats stats;
-    char ring[ANSWER_RING][ANSWER_MAX];
-    unsigned ring_next;
     char alert[ALERT_MAX];
     bool alert_pending;
+    double wall; /* wall-clock time of the tick under way */
     struct culprit_view views[CULPRIT_VIEWS], recent[CULPRIT_VIEWS];
     struct culprit_view *all; /* every tracked key (culprit_slots), for the limits */
     unsigned all_count;
@@ -89,14 +94,28 @@ static enum action_kind kind_of(const char *text)
     return AK_OTHER;
 }
 
-static void action_set(struct action *a, const char *text)
+/* The action for text, made once and kept; NULL when ANSWERS_MAX texts are taken. */
+static const struct action *intern(struct defense *d, const char *text)
 {
+    struct action *a;
     int n;
 
+    for (unsigned i = 0; i < d->answer_count; i++)
+        if (strcmp(d->answers[i].text, text) == 0)
+            return &d->answers[i];
+    if (d->answer_count == ANSWERS_MAX) {
+        if (!d->answers_full_logged)
+            log_error("more than %d distinct actions seen; '%s' is answered with culprit_action",
+                      ANSWERS_MAX, text);
+        d->answers_full_logged = true;
+        return NULL;
+    }
+    a = &d->answers[d->answer_count++];
     snprintf(a->text, sizeof(a->text), "%s", text);
     a->kind = kind_of(a->text);
     n = snprintf(a->answer, sizeof(a->answer), "action=%s\n\n", a->text);
     a->answer_len = n < 0 ? 0 : (size_t)n < sizeof(a->answer) ? (size_t)n : sizeof(a->answer) - 1;
+    return a;
 }
 
 static void answer_with(const struct action *a, struct decision *out)
@@ -107,25 +126,13 @@ static void answer_with(const struct action *a, struct decision *out)
     out->answer_len = a->answer_len;
 }
 
-/* The answer for a record's action text: a configured one, or formatted into the ring
- * (records written by other hosts or by relaywatch block with another configuration). */
+/* The answer for a record's action text (records from other hosts or relaywatch block may
+ * carry texts this configuration does not have). */
 static void answer_text(struct defense *d, const char *text, struct decision *out)
 {
-    const struct action *known[] = {&d->culprit, &d->escalate, &d->limit, &d->block};
-    char *buf;
-    int n;
+    const struct action *a = intern(d, text);
 
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (strcmp(known[i]->text, text) == 0) {
-            answer_with(known[i], out);
-            return;
-        }
-    buf = d->ring[d->ring_next++ % ANSWER_RING];
-    n = snprintf(buf, ANSWER_MAX, "action=%s\n\n", text);
-    out->kind = kind_of(text);
-    out->action = text;
-    out->answer = buf;
-    out->answer_len = n < 0 ? 0 : (size_t)n < ANSWER_MAX ? (size_t)n : ANSWER_MAX - 1;
+    answer_with(a != NULL ? a : d->culprit, out);
 }
 
 /* ------------------------------------------------------------ settings */
@@ -193,18 +200,22 @@ static void apply_config(struct defense *d, const struct config *c)
     for (unsigned w = 1; w < ws->count; w++)
         if (ws->seconds[w] < ws->seconds[d->short_w])
             d->short_w = w;
-    action_set(&d->culprit, c->culprit_action);
-    action_set(&d->escalate, c->culprit_escalate_action);
-    action_set(&d->loud_relay, c->loud_relay_action);
-    action_set(&d->limit, c->limit_action);
-    action_set(&d->block, c->block_action);
-    action_set(&d->dunno, "DUNNO");
+    /* The five configured texts first: a full table never refuses them. */
+    if (d->answer_count + 6 > ANSWERS_MAX)
+        d->answer_count = 0; /* reuse would break held answers: only after 40+ reloads */
+    d->dunno = intern(d, "DUNNO");
+    d->culprit = intern(d, c->culprit_action);
+    d->escalate = intern(d, c->culprit_escalate_action);
+    d->loud_relay = intern(d, c->loud_relay_action);
+    d->limit = intern(d, c->limit_action);
+    d->block = intern(d, c->block_action);
     free(d->never_users);
     free(d->never_senders);
     d->never_users = hash_list(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count, 0);
     d->never_user_count = c->never_throttle_sasl_user_count;
-    /* Senders are folded where it matters: the lists hold lower-case domains. */
-    d->never_senders = hash_list(c->never_throttle_senders, c->never_throttle_sender_count, 1);
+    /* The list holds domains lower-cased (config.c) and local parts as written: hashed as
+     * they are, they match a request's sender with its domain folded. */
+    d->never_senders = hash_list(c->never_throttle_senders, c->never_throttle_sender_count, 0);
     d->never_sender_count = c->never_throttle_sender_count;
     d->limits_on = c->limit_sasl_username || c->limit_client_address || c->limit_sender_domain ||
                    c->limit_domains;
@@ -218,6 +229,9 @@ struct defense *defense_new(const struct config *cfg, const struct traffic *t)
     if (d == NULL)
         abort();
     d->traffic = t;
+    d->answers = calloc(ANSWERS_MAX, sizeof(*d->answers));
+    if (d->answers == NULL)
+        abort();
     apply_config(d, cfg);
     detector_settings_from(cfg, traffic_windows(t), d->detect_w, &s);
     d->det = detector_new(&s);
@@ -237,6 +251,7 @@ void defense_free(struct defense *d)
     detector_free(d->det);
     throttle_table_free(d->throttles);
     free(d->all);
+    free(d->answers);
     free(d->never_users);
     free(d->never_senders);
     free(d);
@@ -285,15 +300,21 @@ static bool request_exempt(const struct defense *d, const struct policy_request 
 
     return (user.len > 0 && d->never_user_count > 0 &&
             in_list(d->never_users, d->never_user_count, hash64(user.ptr, user.len, 0))) ||
-           config_address_in(client.ptr, client.len, c->never_throttle_clients,
+           config_address_in(client.ptr, client.len, c->never_throttle_nets,
                              c->never_throttle_client_count) ||
            sender_exempt(d, req->attr[PA_SENDER]);
 }
 
-/* The request's throttle record in force, if any (a released key's grace counts as none). */
+/*
+ * The request's throttle record in force, if any: a block by hand first, then any other.
+ * A released key's record (its grace) is none, and sets *released: nothing automatic
+ * applies to that key, the loud state's action included.
+ */
 static struct throttle_record *record_for(struct defense *d, const struct policy_request *req,
-                                          const struct traffic_news *news, double now)
+                                          const struct traffic_news *news, double now,
+                                          bool *released)
 {
+    struct throttle_record *found = NULL;
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
     uint64_t hashes[3];
@@ -313,16 +334,18 @@ static struct throttle_record *record_for(struct defense *d, const struct policy
         hashes[n] = news->sender_domain;
         kinds[n++] = CULPRIT_SENDER_DOMAIN;
     }
+    *released = false;
     for (unsigned i = 0; i < n; i++) {
         struct throttle_record *r = throttle_find(d->throttles, kinds[i], hashes[i]);
 
-        if (r != NULL && (r->until == 0 || r->until > now)) {
-            if (r->source == THROTTLE_RELEASED)
-                return NULL; /* released by hand: nothing automatic applies */
-            return r;
-        }
+        if (r == NULL || (r->until != 0 && r->until <= now))
+            continue;
+        if (r->source == THROTTLE_RELEASED)
+            *released = true;
+        else if (found == NULL || (r->source == THROTTLE_MANUAL && found->source != THROTTLE_MANUAL))
+            found = r;
     }
-    return NULL;
+    return found;
 }
 
 static void count_answer(struct defense *d, enum action_kind kind, bool would)
@@ -343,24 +366,27 @@ void defense_decide(struct defense *d, const struct policy_request *req,
 {
     struct throttle_record *r;
     struct decision verdict;
-    bool loud;
+    bool loud, released, manual;
 
-    answer_with(&d->dunno, out);
+    answer_with(d->dunno, out);
     /* Only relay RCPTs: inbound mail (local_domains) is never touched. */
     if (req->state != PS_RCPT || !news->relay)
         return;
     loud = detector_state(d->det) == DETECTOR_LOUD;
     if (!loud && throttle_count(d->throttles) == 0)
         return;
-    if (request_exempt(d, req))
+    r = record_for(d, req, news, now, &released);
+    manual = r != NULL && r->source == THROTTLE_MANUAL;
+    /* never_throttle_* keeps automatic throttling away, not an operator's block. */
+    if (!manual && request_exempt(d, req))
         return;
-    r = record_for(d, req, news, now);
     if (r != NULL) {
+        /* monitor_only changes nothing for the fleet: no escalation written. */
         if (r->source == THROTTLE_DETECTOR && !r->escalated && d->cfg->escalate_after > 0 &&
-            now - r->since >= d->cfg->escalate_after) {
+            !d->cfg->monitor_only && now - r->since >= d->cfg->escalate_after) {
             /* Still sending after escalate_after: the stronger action, for the fleet too. */
             r->escalated = true;
-            snprintf(r->action, sizeof(r->action), "%s", d->escalate.text);
+            snprintf(r->action, sizeof(r->action), "%s", d->escalate->text);
             r->changed = to_ms(now);
             throttle_changed(d->throttles, r);
             log_warning("throttle %s:%s escalated to '%s': still sending %.0fs after it was "
@@ -380,9 +406,9 @@ void defense_decide(struct defense *d, const struct policy_request *req,
                      throttle_source_name(r->source), r->host, (unsigned long long)r->hits);
             r->last_logged = now;
         }
-    } else if (loud) {
+    } else if (loud && !released) {
         verdict = *out;
-        answer_with(&d->loud_relay, &verdict);
+        answer_with(d->loud_relay, &verdict);
     } else {
         return;
     }
@@ -391,7 +417,7 @@ void defense_decide(struct defense *d, const struct policy_request *req,
         return;
     }
     /* monitor_only holds back what RelayWatch decided by itself, not an operator's block. */
-    if (d->cfg->monitor_only && !(r != NULL && r->source == THROTTLE_MANUAL)) {
+    if (d->cfg->monitor_only && !manual) {
         count_answer(d, verdict.kind, true);
         return;
     }
@@ -423,7 +449,7 @@ static bool view_exempt(const struct defense *d, const struct culprit_view *v)
     case CULPRIT_SASL_USERNAME:
         return in_list(d->never_users, d->never_user_count, hash64(v->key, len, 0));
     case CULPRIT_CLIENT_ADDRESS:
-        return config_address_in(v->key, len, c->never_throttle_clients,
+        return config_address_in(v->key, len, c->never_throttle_nets,
                                  c->never_throttle_client_count);
     case CULPRIT_SENDER_DOMAIN:
         return in_list(d->never_senders, d->never_sender_count, hash64(v->key, len, 1));
@@ -441,8 +467,9 @@ static void throttle_key(struct defense *d, const struct culprit_view *v,
     memset(&r, 0, sizeof(r));
     r.kind = v->kind;
     snprintf(r.key, sizeof(r.key), "%s", v->key);
+    (void)now;
     r.source = source;
-    r.changed = r.since = to_ms(now);
+    r.changed = r.since = to_ms(d->wall);
     r.until = r.since + d->cfg->throttle_cooldown;
     snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
     snprintf(r.action, sizeof(r.action), "%s", a->text);
@@ -525,7 +552,7 @@ static void pick_culprits(struct defense *d, double now, uint64_t domains, uint6
                      (unsigned long long)upstream, 100 * mx_share,
                      (unsigned long long)v->messages, (unsigned long long)v->recipients,
                      traffic_windows(d->traffic)->name[d->detect_w], detector_reason(d->det));
-            throttle_key(d, v, THROTTLE_DETECTOR, &d->culprit, now, reason);
+            throttle_key(d, v, THROTTLE_DETECTOR, d->culprit, now, reason);
         }
     }
 }
@@ -560,7 +587,7 @@ static void check_limits(struct defense *d, double now)
                 continue;
             if (has_record(d, v) || view_exempt(d, v))
                 continue;
-            throttle_key(d, v, THROTTLE_LIMIT, &d->limit, now, reason);
+            throttle_key(d, v, THROTTLE_LIMIT, d->limit, now, reason);
         }
     }
 }
@@ -646,7 +673,10 @@ void defense_tick(struct defense *d, const struct defense_inputs *in)
     enum detector_event ev;
     uint64_t upstream = 0;
 
-    throttle_expire(d->throttles, now);
+    /* Records carry wall-clock times (the CLI's and other hosts' clocks); the counts go by
+     * the counting clock. */
+    d->wall = in->wall != 0 ? in->wall : now;
+    throttle_expire(d->throttles, d->wall);
     s.now = now;
     s.hour = in->hour;
     s.warming_up = in->warming_up;
@@ -781,7 +811,7 @@ bool defense_block(struct defense *d, const char *member, double duration, doubl
     r.changed = r.since = to_ms(now);
     r.until = duration > 0 ? r.since + duration : 0;
     snprintf(r.host, sizeof(r.host), "%s", d->cfg->host_id);
-    snprintf(r.action, sizeof(r.action), "%s", d->block.text);
+    snprintf(r.action, sizeof(r.action), "%s", d->block->text);
     snprintf(r.reason, sizeof(r.reason), "blocked by hand with relaywatch block");
     if (!throttle_put(d->throttles, &r, true)) {
         snprintf(err, errlen, "the throttle table is full (throttle_slots %u)",

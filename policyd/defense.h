@@ -35,6 +35,7 @@ struct defense;
 /* Signals from outside the traffic counts, read by the caller at each tick. */
 struct defense_inputs {
     double now;      /* counting clock (Unix seconds) */
+    double wall;     /* wall clock: throttle records' times (0: the same as now) */
     int hour;        /* local hour of day */
     bool warming_up; /* the daemon started less than a detect_window ago: do not learn */
     bool own_dns;    /* the daemon makes its own lookups */
@@ -52,9 +53,10 @@ void defense_reconfigure(struct defense *d, const struct config *cfg);
 /* Whether defense_decide needs the request's culprit hashes (traffic_news.who/sender_domain). */
 bool defense_wants_news(const struct defense *d);
 
-/* The answer to one request; news is what traffic_request said of it. */
+/* The answer to one request; news is what traffic_request said of it; wall is the wall
+ * clock (throttle records' times). */
 void defense_decide(struct defense *d, const struct policy_request *req,
-                    const struct traffic_news *news, double now, struct decision *out);
+                    const struct traffic_news *news, double wall, struct decision *out);
 
 /* About once a second. */
 void defense_tick(struct defense *d, const struct defense_inputs *in);

@@ -62,6 +62,7 @@ struct daemon_state {
     struct resolver_tag request_tag;
     ev_timer tick;
     unsigned ticks;
+    double wall_offset; /* wall clock minus counting clock, as of the last tick */
     uint64_t baseline_saved_learned; /* minutes_learned when the baselines were last saved */
     bool history_seen; /* the store gave back counts of earlier runs: the windows are full */
     bool baseline_read; /* the store's baselines were read (or there were none) */
@@ -190,7 +191,11 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     d->request_now = counting_now(d);
     /* What the request started matters only to the lookups and to throttling. */
     traffic_request(d->traffic, req, d->request_now, want_news ? &news : NULL);
-    defense_decide(d->defense, req, &news, d->request_now, out);
+    defense_decide(d->defense, req, &news, d->request_now + d->wall_offset, out);
+    /* A refused or held recipient costs Postfix no MX lookup, and the daemon's own would keep
+     * the MX signal up while a throttled culprit's queue retries. */
+    if (out->kind != AK_DUNNO)
+        news.relay_recipient = false;
     d->requests[req->state][out->kind]++;
     if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient)) {
         start_lookups(d, req, &news, out);
@@ -286,7 +291,7 @@ static int handle_throttle(struct daemon_state *d, const char *method, const cha
                            struct http_body *body, const char **content_type)
 {
     char member[512], duration[32], err[300];
-    double now = counting_now(d);
+    double now = ev_time(); /* throttle records go by the wall clock */
 
     if (strcmp(method, "GET") == 0) {
         defense_throttled_json(d->defense, body, now);
@@ -394,6 +399,8 @@ static void run_alert(struct daemon_state *d, const char *json)
     char sh[] = "/bin/sh", dash_c[] = "-c";
     char *argv[] = {sh, dash_c, NULL, NULL};
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t sigs;
     int fds[2];
     pid_t pid;
     int rc;
@@ -411,7 +418,16 @@ static void run_alert(struct daemon_state *d, const char *json)
         abort();
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
-    rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    /* The command starts with default signal handling (the daemon ignores SIGPIPE) and
+     * nothing blocked. */
+    posix_spawnattr_init(&attr);
+    sigemptyset(&sigs);
+    posix_spawnattr_setsigmask(&attr, &sigs);
+    sigaddset(&sigs, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &sigs);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     free(argv[2]);
     close(fds[0]);
@@ -422,8 +438,15 @@ static void run_alert(struct daemon_state *d, const char *json)
         return;
     }
     fcntl(fds[1], F_SETFL, O_NONBLOCK);
-    if (write(fds[1], json, strlen(json)) != (ssize_t)strlen(json))
-        log_error("alert_command: the incident did not fit the pipe; the command gets part of it");
+    {
+        ssize_t n = write(fds[1], json, strlen(json));
+
+        if (n < 0 && errno == EPIPE)
+            log_warning("alert_command: the command did not read the incident (it exited)");
+        else if (n != (ssize_t)strlen(json))
+            log_error("alert_command: the incident did not fit the pipe; the command gets "
+                      "part of it");
+    }
     close(fds[1]);
     d->alerts_run++;
     child = calloc(1, sizeof(*child));
@@ -446,6 +469,8 @@ static void defend(struct daemon_state *d, double now)
 
     localtime_r(&wall, &tm);
     in.now = now;
+    in.wall = ev_time();
+    d->wall_offset = in.wall - now;
     in.hour = tm.tm_hour;
     in.own_dns = d->resolver != NULL;
     store_get_state(d->store, &st);
@@ -614,7 +639,7 @@ static void throttle_to_store(void *ctx, bool set, const struct throttle_record 
     snprintf(field, sizeof(field), "%s:%s", culprit_kind_name(r->kind), r->key);
     if (set)
         throttle_record_format(r, value, sizeof(value));
-    store_batch_throttle(b, field, set ? value : NULL);
+    store_batch_throttle(b, field, set ? value : NULL, r->changed);
 }
 
 static void store_collect_all(void *ctx, struct store_batch *b)

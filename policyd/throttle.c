@@ -23,7 +23,7 @@ struct slot {
 };
 
 struct throttle_table {
-    unsigned capacity, count;
+    unsigned capacity, count, next_free;
     struct slot *slot;
     uint32_t *index; /* slot number + 1; 0 empty */
     size_t mask;
@@ -155,8 +155,10 @@ bool throttle_put(struct throttle_table *t, const struct throttle_record *r, boo
 
         if (t->count == t->capacity)
             return false;
-        for (n = 0; t->slot[n].used; n++)
+        /* Round-robin from the last slot taken: no scan from 0 per insert. */
+        for (n = t->next_free; t->slot[n].used; n = n + 1 == t->capacity ? 0 : n + 1)
             ;
+        t->next_free = n + 1 == t->capacity ? 0 : n + 1;
         s = &t->slot[n];
         memset(s, 0, sizeof(*s));
         s->used = true;
@@ -174,6 +176,10 @@ bool throttle_put(struct throttle_table *t, const struct throttle_record *r, boo
     }
     s->dirty = dirty;
     s->seen = true;
+    /* Back before its delete went out: the delete is moot. */
+    for (unsigned k = 0; k < t->deleted_count; k++)
+        if (t->deleted[k].kind == r->kind && strcmp(t->deleted[k].key, r->key) == 0)
+            t->deleted[k--] = t->deleted[--t->deleted_count];
     return true;
 }
 
@@ -244,11 +250,11 @@ void throttle_sync_record(struct throttle_table *t, const struct throttle_record
 
         s->seen = true;
         s->written = true;
-        /* Ours is newer: it goes out at the next write.  The store holds times to the
-         * millisecond, so a copy of ours may read up to half a millisecond older. */
-        if (r->changed < s->r.changed - 0.001 && !s->r.local)
+        /* Ours is newer: it goes out at the next write.  (Records are made with times in
+         * whole milliseconds, as the store keeps them, so a copy of ours reads equal.) */
+        if (r->changed < s->r.changed && !s->r.local)
             s->dirty = true;
-        if (r->changed <= s->r.changed + 0.001)
+        if (r->changed <= s->r.changed)
             return;
         throttle_put(t, r, false);
         return;

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -63,6 +64,7 @@ struct store {
     double tdns_updated, next_tdns_updated;
     bool tdns_read;
     bool history_done;
+    bool baseline_done; /* this host's stored baselines were read (or found absent) */
     void (*final_done)(void *);
     void *final_arg;
     bool final_round; /* the round under way is the last write before exit */
@@ -291,6 +293,8 @@ static void connect_now(struct store *s)
     ac->data = s;
     s->ac = ac;
     s->setup_failed = false;
+    /* Not for alert_command's children. */
+    fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
     /* Setting up has a deadline too: a server that accepts and never answers. */
     ev_timer_stop(s->loop, &s->deadline);
     ev_timer_set(&s->deadline, s->set.timeout, 0.0);
@@ -408,11 +412,39 @@ void store_batch_minute(struct store_batch *b, int64_t minute, const uint64_t *c
     write_counts(b->s, key, counts);
 }
 
-void store_batch_throttle(struct store_batch *b, const char *field, const char *value)
-{
-    const char *argv[4] = {value ? "HSET" : "HDEL", "rw:throttle", field, value};
+/*
+ * Writes to rw:throttle are conditional, in Redis itself: a record replaces the field only if
+ * the field's record did not change later (its CHANGED time), and a delete removes only a
+ * record that did not change after the one deleted.  So a daemon writing everything again
+ * (after a reconnect) or deleting an expired record never undoes a newer release or block.
+ */
+static const char throttle_set_script[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1]) "
+    "if cur then "
+    "  local c = tonumber(string.match(cur, '^v1 (%S+)')) "
+    "  local n = tonumber(string.match(ARGV[2], '^v1 (%S+)')) "
+    "  if c and n and c > n then return 0 end "
+    "end "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1";
+static const char throttle_delete_script[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1]) "
+    "if not cur then return 0 end "
+    "local c = tonumber(string.match(cur, '^v1 (%S+)')) "
+    "if c and c > tonumber(ARGV[2]) then return 0 end "
+    "redis.call('HDEL', KEYS[1], ARGV[1]) return 1";
 
-    send_strings(b->s, write_cb, value ? 4 : 3, argv);
+void store_batch_throttle(struct store_batch *b, const char *field, const char *value,
+                          double changed)
+{
+    char when[32];
+    const char *argv[6] = {"EVAL", value ? throttle_set_script : throttle_delete_script, "1",
+                           "rw:throttle", field, value};
+
+    if (value == NULL) {
+        snprintf(when, sizeof(when), "%.3f", changed);
+        argv[5] = when;
+    }
+    send_strings(b->s, write_cb, 6, argv);
 }
 
 void store_batch_baseline(struct store_batch *b, const char *text)
@@ -637,7 +669,9 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
                                      r->element[i + 1]->len);
             s->src.throttles(s->src.ctx, false, true, NULL, 0, NULL, 0);
         } else if (t->what == 7 && s->src.baseline) {
-            /* Told even when there is none, so that the daemon saves its own only after. */
+            /* Told even when there is none (or it cannot be read), so that the daemon saves
+             * its own only after. */
+            s->baseline_done = true;
             if (r->type == REDIS_REPLY_STRING)
                 s->src.baseline(s->src.ctx, r->str, r->len);
             else
@@ -769,7 +803,8 @@ static void start_reading(struct store *s)
         const char *get[2] = {"GET", key};
 
         send_read(s, 0, 6, 0, 0, 2, hgetall);
-        if (!s->history_done) {
+        /* Asked again at every read until an answer came. */
+        if (!s->baseline_done) {
             snprintf(key, sizeof(key), "rw:{%s}:baseline", s->host_id);
             send_read(s, 0, 7, 0, 0, 2, get);
         }

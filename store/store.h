@@ -75,8 +75,10 @@ void store_batch_totals(struct store_batch *b, const uint64_t *counts);
 void store_batch_culprits(struct store_batch *b, const char *const *members, const uint64_t *scores,
                           unsigned n);
 
-/* Write a field of the fleet's throttle table rw:throttle (value NULL: delete the field). */
-void store_batch_throttle(struct store_batch *b, const char *field, const char *value);
+/* Write a field of the fleet's throttle table rw:throttle, unless Redis holds a record that
+ * changed later; value NULL: delete the field unless its record changed after `changed`. */
+void store_batch_throttle(struct store_batch *b, const char *field, const char *value,
+                          double changed);
 /* Save this host's learned baselines (rw:{HOST}:baseline, kept store_retention). */
 void store_batch_baseline(struct store_batch *b, const char *text);
 
