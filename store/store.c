@@ -687,6 +687,15 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
             }
         }
     }
+    /* This host's baselines unreadable (a key of another type): none, said once; the first
+     * save replaces the key.  Not answered at all (a lost connection): asked again. */
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && t->what == 7 && s->src.baseline) {
+        log_warning("store: rw:{%s}:baseline cannot be read (%s): learning from "
+                    "baseline_start; the first save replaces it",
+                    s->host_id, r->str);
+        s->baseline_done = true;
+        s->src.baseline(s->src.ctx, NULL, 0);
+    }
     free(t);
     /* A bad key of some host (another version, a hand edit) leaves that figure out;
      * it does not fail the round. Only a lost connection does. */

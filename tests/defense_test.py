@@ -2,7 +2,8 @@
 """Integration test of relaywatchd's defense: the detector (quiet/loud) on a relay burst, the
 throttling of its culprit, GET/POST /throttle, alert_command, monitor_only, static limits,
 throttles shared by a fleet through a real Redis (with relaywatch block / release), baselines
-kept in Redis across a restart, and a SIGHUP that changes culprit_action.
+kept in Redis across a restart (and read again after a failed read), a SIGHUP that changes
+culprit_action, a reconnect that must not undo a newer release, and relaywatch list's text view.
 
 Real processes only: relaywatchd (every one with -e and dns_lookups empty, so that nothing
 leaves loopback) on free loopback ports, a private redis-server (store_test.Redis: no
@@ -634,9 +635,82 @@ def test_sighup_changes_culprit_action():
     d.stop()
 
 
+def test_reconnect_keeps_release():
+    """A daemon that writes its throttles again after a reconnect does not undo a release
+    made meanwhile with relaywatch release (rw:throttle keeps the newer record)."""
+    r = store_test.Redis()
+    store = "redis+unix://" + r.sock
+    d = Daemon("mx-reconnect", store=store)
+    client, key = "10.6.6.6", "client_address:10.6.6.6"
+    status, body = d.http("POST", "/throttle?block=" + key)
+    assert status == 200, (status, body)
+    wait_until(lambda: key in r.hgetall("rw:throttle"), 5, "the block in rw:throttle")
+    assert parse_record(r.hgetall("rw:throttle")[key])["source"] == "manual"
+    assert d.rcpt(client, "x@partner-a.example") == "action=" + BLOCK_ACTION
+    # Stopped, the daemon cannot read the release before its connection is killed: after
+    # the reconnect it writes its own (older) block record again.
+    d.signal(signal.SIGSTOP)
+    try:
+        cli(store, "release", key)
+        killed = r.cli("client", "kill", "type", "normal").strip()  # SKIPME yes: not itself
+    finally:
+        d.signal(signal.SIGCONT)
+    assert killed == "1", killed
+    wait_until(lambda: len(re.findall(r"store: \S+ connected", d.text())) >= 2, 10,
+               "the daemon to reconnect")
+    time.sleep(3)
+    rec = parse_record(r.hgetall("rw:throttle")[key])
+    answer = d.rcpt(client, "x@partner-a.example")
+    assert rec["source"] == "released" and rec["host"] == "cli", (rec, d.text()[-2000:])
+    assert answer == DUNNO, answer
+    d.stop()
+    r.stop()
+
+
+def test_list_text_view():
+    """relaywatch list (text view, asking a daemon on the memory store) while a key is
+    throttled: the daemon's JSON carries a number ("answers") the view does not show."""
+    d = Daemon("mx-list")
+    status, body = d.http("POST", "/throttle?block=client_address:10.4.4.4")
+    assert status == 200, (status, body)
+    assert d.rcpt("10.4.4.4", "x@partner-a.example") == "action=" + BLOCK_ACTION
+    p = subprocess.run([RELAYWATCH, "list", "-c", empty_config(),
+                        "-o", "http_listen=inet:127.0.0.1:%d" % d.http_port],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert "10.4.4.4" in p.stdout and BLOCK_ACTION in p.stdout, p.stdout
+    d.stop()
+
+
+def test_baseline_read_retried():
+    """rw:{HOST}:baseline cannot be read (a key of the wrong type): the daemon says so, learns
+    from baseline_start after detect_window, and its first save replaces the key."""
+    r = store_test.Redis()
+    store = "redis+unix://" + r.sock
+    r.cli("hset", "rw:{mx-bad}:baseline", "x", "1")
+    d = Daemon("mx-bad", "-o", "detect_window=1m", store=store)
+    start = time.time()
+    ordinary = Ordinary()
+    wait_until(lambda: d.log_has(r"rw:\{mx-bad\}:baseline cannot be read"), 5,
+               "the unreadable baselines reported")
+    learned = 0
+    while time.time() - start < 150 and learned < 1:
+        ordinary.send(d)
+        time.sleep(0.7)
+        learned = d.me()["detector"]["minutes_learned"]
+    say("minutes_learned %d after %.0fs", learned, time.time() - start)
+    assert learned >= 1, d.text()[-2000:]
+    wait_until(lambda: r.cli("type", "rw:{mx-bad}:baseline").strip() == "string" and
+               ("nc", "global") in baseline_lines(r, "mx-bad"), 5,
+               "the learned baselines in rw:{mx-bad}:baseline")
+    d.stop()
+    r.stop()
+
+
 TESTS = [test_burst_throttles_culprit, test_alert_command, test_monitor_only,
          test_static_limit, test_fleet_shares_throttles, test_baselines_persist,
-         test_sighup_changes_culprit_action]
+         test_sighup_changes_culprit_action, test_reconnect_keeps_release, test_list_text_view,
+         test_baseline_read_retried]
 
 
 def run_side_by_side(tests):

@@ -378,10 +378,10 @@ static void test_defense_keys(void **state)
     assert_string_equal(c->never_throttle_senders[0], "lists.example.com");
     assert_string_equal(c->never_throttle_senders[1], "news@example.org");
     assert_true(c->limit_count_messages && c->monitor_only);
-    assert_true(config_address_in("192.0.2.77", 10, c->never_throttle_clients, 2));
-    assert_false(config_address_in("192.0.3.1", 9, c->never_throttle_clients, 2));
-    assert_true(config_address_in("2001:db8::1", 11, c->never_throttle_clients, 2));
-    assert_false(config_address_in("2001:db8::2", 11, c->never_throttle_clients, 2));
+    assert_true(config_address_in("192.0.2.77", 10, c->never_throttle_nets, 2));
+    assert_false(config_address_in("192.0.3.1", 9, c->never_throttle_nets, 2));
+    assert_true(config_address_in("2001:db8::1", 11, c->never_throttle_nets, 2));
+    assert_false(config_address_in("2001:db8::2", 11, c->never_throttle_nets, 2));
 
     assert_int_equal(parse(c, "culprit_action = DISCARD\n", &r), 1);
     assert_non_null(strstr(r.lines[0], "relaywatch.conf:1: culprit_action: 'DISCARD' is not DUNNO"));

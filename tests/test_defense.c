@@ -934,6 +934,60 @@ static void test_block_release(void **state)
     sim_free(s);
 }
 
+/* A released key hides only what is automatic: a block by hand of another key of the same
+ * request (here its client address) still applies, whatever key is looked at first. */
+static void test_release_does_not_hide_block(void **state)
+{
+    struct sim *s = sim_new("");
+    char err[512], ans[ANS];
+    double t;
+
+    (void)state;
+    sim_run(s, T0 + 5, NULL, NULL);
+    t = s->now;
+    assert_true(defense_block(s->d, "client_address:192.0.2.1", 0, t, err, sizeof(err)));
+    assert_true(defense_release(s->d, "sasl_username:alice", t, err, sizeof(err)));
+    assert_int_equal(one_relay(s, t + 1, "192.0.2.1", "alice", "x@partner0.test", ans),
+                     AK_REJECT);
+    assert_string_equal(ans, DEFAULT_BLOCK);
+    /* The other way round: bob blocked, his client address released. */
+    assert_true(defense_block(s->d, "sasl_username:bob", 0, t, err, sizeof(err)));
+    assert_true(defense_release(s->d, "client_address:192.0.2.2", t, err, sizeof(err)));
+    assert_int_equal(one_relay(s, t + 1, "192.0.2.2", "bob", "x@partner0.test", ans), AK_REJECT);
+    assert_string_equal(ans, DEFAULT_BLOCK);
+    sim_free(s);
+}
+
+/* never_throttle_senders with an upper-case local part matches that sender as it is written
+ * (the domain in any case); a block by hand applies to exempt senders all the same. */
+static void test_never_throttle_sender_case(void **state)
+{
+    struct sim *s = sim_new("limit_sender_domain = 5\nnever_throttle_senders = News@Example.com");
+    const char *rcpt = "x@partner0.test";
+    struct throttle_record *r;
+    struct message m;
+    char err[512];
+
+    (void)state;
+    for (unsigned i = 0; i < 8; i++)
+        sim_message(s, T0 + 1 + i, "198.51.100.50", "", "other@example.com", &rcpt, 1, &m);
+    sim_run(s, s->now + 2, NULL, NULL);
+    r = find_key(s, CULPRIT_SENDER_DOMAIN, "example.com");
+    assert_non_null(r);
+    assert_int_equal(r->source, THROTTLE_LIMIT);
+    sim_message(s, s->now, "198.51.100.51", "", "other@example.com", &rcpt, 1, &m);
+    assert_string_equal(m.ans[0], DEFAULT_LIMIT);
+    sim_message(s, s->now, "198.51.100.51", "", "News@example.com", &rcpt, 1, &m);
+    assert_string_equal(m.ans[0], "action=DUNNO");
+    sim_message(s, s->now, "198.51.100.51", "", "News@EXAMPLE.COM", &rcpt, 1, &m);
+    assert_string_equal(m.ans[0], "action=DUNNO");
+    /* Blocked by hand: the exempt sender too. */
+    assert_true(defense_block(s->d, "sender_domain:example.com", 0, s->now, err, sizeof(err)));
+    sim_message(s, s->now + 1, "198.51.100.51", "", "News@example.com", &rcpt, 1, &m);
+    assert_string_equal(m.ans[0], DEFAULT_BLOCK);
+    sim_free(s);
+}
+
 /* ------------------------------------------------------------ 8. monitor_only */
 
 static void test_monitor_only(void **state)
@@ -1362,6 +1416,44 @@ static void test_throttle_sync_older_in_store(void **state)
     assert_string_equal(got.last_set.action, "REJECT 5.7.1 blocked");
 }
 
+/* A detector throttle runs out while loud and the culprit still sends: the same tick throttles
+ * it again, and the store gets the new record, not a delete that would follow it. */
+static void test_rethrottle_at_expiry(void **state)
+{
+    struct sim *s = sim_new("throttle_cooldown = 10m");
+    struct throttle_table *t = defense_throttles(s->d);
+    struct throttle_record *r;
+    struct collected got;
+    struct burst b;
+    double start, until;
+
+    (void)state;
+    start = quiet_start(s);
+    burst_init(&b, CULPRIT, "", "info@bulk-sender.test", start, start + 3600);
+    while ((r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT)) == NULL && s->now < start + 120)
+        sim_run(s, s->now + 1, &b, NULL);
+    assert_non_null(r);
+    until = r->until;
+    got = collect(t);
+    assert_true(has_key(&got, true, "client_address:" CULPRIT));
+    sim_run(s, until - 1, &b, NULL);
+    collect(t);
+    sim_run(s, until + 1.5, &b, NULL);
+    assert_true(sim_loud(s));
+    r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT);
+    assert_non_null(r);
+    print_message("  cool-down until +%.0fs; throttled again since +%.0fs\n", until - T0,
+                  r->since - T0);
+    assert_int_equal(r->source, THROTTLE_DETECTOR);
+    assert_true(r->since == until);
+    got = collect(t);
+    if (got.dels > 0)
+        print_message("  the store is told to delete %s after the new record\n", got.del_keys[0]);
+    assert_true(has_key(&got, true, "client_address:" CULPRIT));
+    assert_int_equal(got.dels, 0);
+    sim_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1376,6 +1468,8 @@ int main(void)
         cmocka_unit_test(test_escalation),
         cmocka_unit_test(test_cooldown),
         cmocka_unit_test(test_block_release),
+        cmocka_unit_test(test_release_does_not_hide_block),
+        cmocka_unit_test(test_never_throttle_sender_case),
         cmocka_unit_test(test_monitor_only),
         cmocka_unit_test(test_limit_client_recipients),
         cmocka_unit_test(test_limit_client_messages),
@@ -1383,6 +1477,7 @@ int main(void)
         cmocka_unit_test(test_alerts),
         cmocka_unit_test(test_throttle_store_sync),
         cmocka_unit_test(test_throttle_sync_older_in_store),
+        cmocka_unit_test(test_rethrottle_at_expiry),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
