@@ -288,11 +288,17 @@ enum detector_event detector_observe(struct detector *d, const struct detector_s
         else if (d->condition_since == 0)
             d->condition_since = smp->now;
         if (quiet_cond && smp->now - d->condition_since >= set->quiet_after) {
-            snprintf(d->reason, sizeof(d->reason),
-                     "quiet: MX %.0f/%s (below %.0f) or relay domains %.0f (below %.0f) with "
-                     "alpha %s, for %.0fs; loud for %.0fs",
-                     value[DS_MX], set->window_name, mx_threshold / 2, value[DS_RELAY_DOMAINS],
-                     dom_threshold / 2, alpha_out ? "out of band" : "in band or not judged",
+            char why[160];
+
+            if (value[DS_MX] < mx_threshold / 2)
+                snprintf(why, sizeof(why), "MX %.0f/%s below %.0f (half the loud threshold)",
+                         value[DS_MX], set->window_name, mx_threshold / 2);
+            else
+                snprintf(why, sizeof(why),
+                         "relay domains %.0f/%s below %.0f (half the loud threshold), alpha %s",
+                         value[DS_RELAY_DOMAINS], set->window_name, dom_threshold / 2,
+                         judged_alpha ? "in band" : "not judged");
+            snprintf(d->reason, sizeof(d->reason), "quiet: %s for %.0fs; loud for %.0fs", why,
                      smp->now - d->condition_since, smp->now - d->since);
             d->state = DETECTOR_QUIET;
             d->since = smp->now;
