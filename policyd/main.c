@@ -653,6 +653,7 @@ static void store_collect_all(void *ctx, struct store_batch *b)
 
     traffic_store_collect(d->traffic, b);
     throttle_collect(defense_throttles(d->defense), throttle_to_store, b);
+    store_batch_state(b, detector_state_name(detector_state(defense_detector(d->defense))));
     /* Saved when the detector learned something (once a minute at most); not before the
      * stored ones were read, or this run would overwrite what earlier runs learned. */
     if (d->baseline_read && learned != d->baseline_saved_learned) {

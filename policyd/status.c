@@ -396,9 +396,10 @@ static void json_other_hosts(struct http_body *b, const struct status_sources *s
             continue;
         http_body_printf(b, ",{\"host\":");
         status_json_string(b, h->host, strlen(h->host));
-        http_body_printf(b, ",\"state\":\"quiet\",\"source\":\"store\",\"updated\":%.3f,"
+        /* A host of an older version writes no state: shown quiet, as it was then. */
+        http_body_printf(b, ",\"state\":\"%s\",\"source\":\"store\",\"updated\":%.3f,"
                          "\"totals\":{",
-                         h->updated);
+                         h->state[0] ? h->state : "quiet", h->updated);
         json_counts(b, h->totals);
         http_body_printf(b, "},");
         json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])h->window, h->domains);

@@ -447,6 +447,16 @@ void store_batch_throttle(struct store_batch *b, const char *field, const char *
     send_strings(b->s, write_cb, 6, argv);
 }
 
+void store_batch_state(struct store_batch *b, const char *state)
+{
+    char key[STORE_HOST_MAX + 32], ttl[32];
+    const char *argv[5] = {"SET", key, state, "EX", ttl};
+
+    snprintf(key, sizeof(key), "rw:{%s}:state", b->s->host_id);
+    snprintf(ttl, sizeof(ttl), "%.0f", b->s->set.retention);
+    send_strings(b->s, write_cb, 5, argv);
+}
+
 void store_batch_baseline(struct store_batch *b, const char *text)
 {
     char key[STORE_HOST_MAX + 32], ttl[32];
@@ -584,7 +594,8 @@ struct read_tag {
     struct store *s;
     unsigned host;  /* index in next_hosts */
     int what; /* 0: totals, 1: a minute, 2: PFCOUNT of window `w`, 3: culprits, 4: a tdns
-               * minute, 5: tdns updated, 6: rw:throttle, 7: this host's baselines */
+               * minute, 5: tdns updated, 6: rw:throttle, 7: this host's baselines, 8: a
+               * host's state */
     int64_t minute;
     unsigned w;
 };
@@ -659,6 +670,10 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
             add_tdns(s, r, now_minute() - t->minute);
         } else if (t->what == 5 && r->type == REDIS_REPLY_STRING) {
             s->next_tdns_updated = strtod(r->str, NULL);
+        } else if (t->what == 8 && r->type == REDIS_REPLY_STRING) {
+            if ((r->len == 5 && memcmp(r->str, "quiet", 5) == 0) ||
+                (r->len == 4 && memcmp(r->str, "loud", 4) == 0))
+                snprintf(h->state, sizeof(h->state), "%.*s", (int)r->len, r->str);
         } else if (t->what == 6 && r->type == REDIS_REPLY_ARRAY && s->src.throttles) {
             s->src.throttles(s->src.ctx, true, false, NULL, 0, NULL, 0);
             for (size_t i = 0; i + 1 < r->elements; i += 2)
@@ -760,6 +775,12 @@ static void hosts_cb(redisAsyncContext *ac, void *reply, void *priv)
             argv[0] = "HGETALL";
             argv[1] = key;
             send_read(s, hi, 0, 0, 0, 2, argv);
+            {
+                const char *get[2] = {"GET", key};
+
+                snprintf(key, sizeof(key), "rw:{%s}:state", h->host);
+                send_read(s, hi, 8, 0, 0, 2, get);
+            }
             {
                 const char *zr[5] = {"ZREVRANGE", key, "0", "19", "WITHSCORES"};
                 snprintf(key, sizeof(key), "rw:{%s}:culprits", h->host);

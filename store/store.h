@@ -79,6 +79,8 @@ void store_batch_culprits(struct store_batch *b, const char *const *members, con
  * changed later; value NULL: delete the field unless its record changed after `changed`. */
 void store_batch_throttle(struct store_batch *b, const char *field, const char *value,
                           double changed);
+/* This host's detector state ("quiet" or "loud"; rw:{HOST}:state) for the fleet view. */
+void store_batch_state(struct store_batch *b, const char *state);
 /* Save this host's learned baselines (rw:{HOST}:baseline, kept store_retention). */
 void store_batch_baseline(struct store_batch *b, const char *text);
 
@@ -88,6 +90,7 @@ void store_batch_baseline(struct store_batch *b, const char *text);
 struct store_host {
     char host[STORE_HOST_MAX];
     double updated; /* its last write, Unix time */
+    char state[8];  /* its detector state as it wrote it ("" not written: an older version) */
     uint64_t totals[STORE_MAX_COUNTERS];
     uint64_t window[STORE_MAX_WINDOWS][STORE_MAX_COUNTERS]; /* whole minutes */
     uint64_t domains[STORE_MAX_WINDOWS];

@@ -478,6 +478,14 @@ def test_fleet_shares_throttles():
     wait_until(mx2_refuses, 3.5, "mx2 to refuse the culprit mx1 throttled", interval=0.2)
     say("mx2 refused it %.2fs after mx1 did", time.time() - t1)
     assert mx2.me()["state"] == "quiet", "mx2 saw no burst"
+
+    def mx2_sees_mx1_loud():
+        st = mx2.get_json("/status")
+        return any(h["host"] == "mx1" and h["state"] == "loud" for h in st["hosts"])
+
+    # The fleet view: mx1's state as it wrote it (rw:{mx1}:state).
+    wait_until(mx2_sees_mx1_loud, 3.5, "mx2's /status to show mx1 loud", interval=0.2)
+    assert r.cli("get", "rw:{mx2}:state").strip() == "quiet"
     assert mx2.log_has(r"throttle client_address:%s from the store \(detector by mx1\)"
                        % re.escape(culprit)), mx2.text()[-2000:]
     e = mx2.throttled()["client_address:" + culprit]
