@@ -152,11 +152,6 @@ static void collect_record(void *ctx, const char *field, size_t flen, const char
         l->unreadable++;
 }
 
-/* Throttled now: not a release's grace, not run out. */
-static bool in_force(const struct throttle_record *r, double now)
-{
-    return r->source != THROTTLE_RELEASED && !(r->until != 0 && r->until < now);
-}
 
 static int by_since(const void *a, const void *b)
 {
@@ -220,7 +215,7 @@ static int print_json(struct record_list *l, double now)
         const struct throttle_record *r = &l->v[i];
         char since[32], until[32];
 
-        if (!in_force(r, now))
+        if (!throttle_in_force(r, now))
             continue;
         rfc3339(r->since, since, sizeof(since));
         rfc3339(r->until, until, sizeof(until));
@@ -254,7 +249,7 @@ static int print_table(struct record_list *l, double now)
     for (size_t i = 0; i < l->n; i++) {
         char m[MEMBER_MAX];
 
-        if (!in_force(&l->v[i], now))
+        if (!throttle_in_force(&l->v[i], now))
             continue;
         member_of(&l->v[i], m, sizeof(m));
         if ((int)strlen(m) > wm)
@@ -273,7 +268,7 @@ static int print_table(struct record_list *l, double now)
         const struct throttle_record *r = &l->v[i];
         char m[MEMBER_MAX], since[32], until[32];
 
-        if (!in_force(r, now))
+        if (!throttle_in_force(r, now))
             continue;
         member_of(r, m, sizeof(m));
         rfc3339(r->since, since, sizeof(since));
@@ -700,7 +695,7 @@ int throttle_release(const struct config *cfg, const char *member)
     }
     now = now_unix();
     for (size_t i = 0; i < l.n; i++)
-        if (l.v[i].kind == r.kind && strcmp(l.v[i].key, r.key) == 0 && in_force(&l.v[i], now))
+        if (l.v[i].kind == r.kind && strcmp(l.v[i].key, r.key) == 0 && throttle_in_force(&l.v[i], now))
             before = &l.v[i];
     if (before != NULL) {
         char since[32];

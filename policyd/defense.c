@@ -592,35 +592,26 @@ static void check_limits(struct defense *d, double now)
     }
 }
 
-static void format_time(char *out, size_t len, double t)
-{
-    time_t s = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The incident as JSON, for alert_command. */
 static void incident_alert(struct defense *d, const char *event, const char *reason)
 {
     struct http_body b = {0};
     struct incident *in = &d->incident;
-    char start[32], end[32];
 
     if (d->alert_pending) {
         d->stats.alerts_dropped++;
         return;
     }
-    format_time(start, sizeof(start), in->start);
-    format_time(end, sizeof(end), in->end);
     http_body_printf(&b, "{\"event\":\"%s\",\"host\":", event);
     status_json_string(&b, d->cfg->host_id, strlen(d->cfg->host_id));
-    http_body_printf(&b, ",\"start\":\"%s\",\"end\":", start);
+    http_body_printf(&b, ",\"start\":");
+    status_json_time(&b, in->start);
+    http_body_printf(&b, ",\"end\":");
+    status_json_time(&b, in->end);
     if (in->end > 0)
-        http_body_printf(&b, "\"%s\",\"duration_seconds\":%.0f", end, in->end - in->start);
+        http_body_printf(&b, ",\"duration_seconds\":%.0f", in->end - in->start);
     else
-        http_body_printf(&b, "null,\"duration_seconds\":null");
+        http_body_printf(&b, ",\"duration_seconds\":null");
     http_body_printf(&b, ",\"reason\":");
     status_json_string(&b, reason, strlen(reason));
     http_body_printf(&b, ",\"window\":\"%s\",\"peak\":{",
@@ -854,12 +845,9 @@ struct json_ctx {
 static bool json_record(void *arg, const struct throttle_record *r)
 {
     struct json_ctx *j = arg;
-    char since[32], until[32];
 
-    if (r->source == THROTTLE_RELEASED || (r->until != 0 && r->until <= j->now))
+    if (!throttle_in_force(r, j->now))
         return true;
-    format_time(since, sizeof(since), r->since);
-    format_time(until, sizeof(until), r->until);
     http_body_printf(j->b, "%s{\"kind\":\"%s\",\"key\":", j->n++ ? "," : "",
                      culprit_kind_name(r->kind));
     status_json_string(j->b, r->key, strlen(r->key));
@@ -867,11 +855,10 @@ static bool json_record(void *arg, const struct throttle_record *r)
     status_json_string(j->b, r->action, strlen(r->action));
     http_body_printf(j->b, ",\"reason\":");
     status_json_string(j->b, r->reason, strlen(r->reason));
-    http_body_printf(j->b, ",\"since\":\"%s\",\"until\":", since);
-    if (r->until == 0)
-        http_body_printf(j->b, "null");
-    else
-        http_body_printf(j->b, "\"%s\"", until);
+    http_body_printf(j->b, ",\"since\":");
+    status_json_time(j->b, r->since);
+    http_body_printf(j->b, ",\"until\":");
+    status_json_time(j->b, r->until); /* null: until released */
     http_body_printf(j->b, ",\"source\":\"%s\",\"host\":", throttle_source_name(r->source));
     status_json_string(j->b, r->host, strlen(r->host));
     http_body_printf(j->b, ",\"answers\":%llu}", (unsigned long long)r->hits);

@@ -283,7 +283,7 @@ static void json_number_or_null(struct http_body *b, double v)
         http_body_printf(b, "%.6g", v);
 }
 
-static void json_time(struct http_body *b, double t)
+void status_json_time(struct http_body *b, double t)
 {
     if (t <= 0) {
         http_body_printf(b, "null");
@@ -316,7 +316,7 @@ static bool text_throttle(void *arg, const struct throttle_record *r)
 {
     struct text_ctx *t = arg;
 
-    if (r->source == THROTTLE_RELEASED || (r->until != 0 && r->until <= t->now))
+    if (!throttle_in_force(r, t->now))
         return true;
     if (t->n++ == 0)
         http_body_printf(t->b, "\nthrottled keys\n");
@@ -325,6 +325,15 @@ static bool text_throttle(void *arg, const struct throttle_record *r)
                      (unsigned long long)r->hits, r->until ? "ends in " : "until released",
                      r->until ? r->until - t->now : 0, r->reason);
     return true;
+}
+
+/* {"DUNNO":n,...}: counts by answer kind. */
+static void json_by_action(struct http_body *b, const uint64_t *counts)
+{
+    for (int a = 0; a < AK_COUNT; a++)
+        http_body_printf(b, "%s\"%s\":%llu", a ? "," : "{", action_kind_name(a),
+                         (unsigned long long)counts[a]);
+    http_body_printf(b, "}");
 }
 
 /* The detector's view, the baselines, incidents, answers and throttled keys. */
@@ -338,7 +347,7 @@ static void json_defense(struct http_body *b, const struct status_sources *s)
     defense_get_stats(s->defense, &st);
     http_body_printf(b, ",\"detector\":{\"state\":\"%s\",\"since\":",
                      detector_state_name(v.state));
-    json_time(b, v.since);
+    status_json_time(b, v.since);
     http_body_printf(b, ",\"reason\":");
     status_json_string(b, detector_reason(det), strlen(detector_reason(det)));
     http_body_printf(b, ",\"window\":\"%s\",\"dns_source\":\"%s\",\"missing\":",
@@ -346,7 +355,7 @@ static void json_defense(struct http_body *b, const struct status_sources *s)
     status_json_string(b, v.missing, strlen(v.missing));
     http_body_printf(b, ",\"loud_condition\":%s,\"condition_since\":",
                      v.loud_condition ? "true" : "false");
-    json_time(b, v.condition_since);
+    status_json_time(b, v.condition_since);
     http_body_printf(b, ",\"minutes_learned\":%llu,\"signals\":{",
                      (unsigned long long)v.samples_learned);
     for (int i = 0; i < DS_COUNT; i++) {
@@ -360,17 +369,13 @@ static void json_defense(struct http_body *b, const struct status_sources *s)
         http_body_printf(b, "%s\"%s\":%.6g", i ? "," : "", detector_signal_name(i), v.baseline[i]);
     http_body_printf(b, "},\"incidents\":{\"started\":%llu,\"open_since\":",
                      (unsigned long long)st.incidents);
-    json_time(b, st.incident_start);
-    http_body_printf(b, "},\"monitor_only\":%s,\"relay_answers\":{",
+    status_json_time(b, st.incident_start);
+    http_body_printf(b, "},\"monitor_only\":%s,\"relay_answers\":",
                      s->cfg->monitor_only ? "true" : "false");
-    for (int a = 0; a < AK_COUNT; a++)
-        http_body_printf(b, "%s\"%s\":%llu", a ? "," : "", action_kind_name(a),
-                         (unsigned long long)st.actions[a]);
-    http_body_printf(b, "},\"would_answer\":{");
-    for (int a = 0; a < AK_COUNT; a++)
-        http_body_printf(b, "%s\"%s\":%llu", a ? "," : "", action_kind_name(a),
-                         (unsigned long long)st.would_have[a]);
-    http_body_printf(b, "},");
+    json_by_action(b, st.actions);
+    http_body_printf(b, ",\"would_answer\":");
+    json_by_action(b, st.would_have);
+    http_body_printf(b, ",");
     /* {"throttled":[...]} without its braces. */
     {
         size_t start = b->len;
@@ -664,6 +669,17 @@ static void metric_windows(struct http_body *b, const char *name, const char *he
                          (unsigned long long)traffic_window(s->traffic, c, w, now));
 }
 
+/* A counter by answer kind, the kinds still at 0 left out. */
+static void metric_by_action(struct http_body *b, const char *name, const char *help,
+                             const uint64_t *counts)
+{
+    metric_head(b, name, "counter", help);
+    for (int a = 0; a < AK_COUNT; a++)
+        if (counts[a] > 0)
+            http_body_printf(b, "%s{action=\"%s\"} %llu\n", name, action_kind_name(a),
+                             (unsigned long long)counts[a]);
+}
+
 void status_metrics(struct http_body *b, const struct status_sources *s, double now)
 {
     const struct traffic *t = s->traffic;
@@ -689,18 +705,12 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
         http_body_printf(b, "relaywatch_loud %d\n", ds.state == DETECTOR_LOUD);
         metric_head(b, "relaywatch_incidents_total", "counter", "Incidents (quiet to loud) started.");
         http_body_printf(b, "relaywatch_incidents_total %llu\n", (unsigned long long)ds.incidents);
-        metric_head(b, "relaywatch_relay_answers_total", "counter",
-                    "Answers to relay recipients while throttling applied, by action.");
-        for (int a = 0; a < AK_COUNT; a++)
-            if (ds.actions[a] > 0)
-                http_body_printf(b, "relaywatch_relay_answers_total{action=\"%s\"} %llu\n",
-                                 action_kind_name(a), (unsigned long long)ds.actions[a]);
-        metric_head(b, "relaywatch_monitor_would_answer_total", "counter",
-                    "monitor_only: answers that would have been given, by action.");
-        for (int a = 0; a < AK_COUNT; a++)
-            if (ds.would_have[a] > 0)
-                http_body_printf(b, "relaywatch_monitor_would_answer_total{action=\"%s\"} %llu\n",
-                                 action_kind_name(a), (unsigned long long)ds.would_have[a]);
+        metric_by_action(b, "relaywatch_relay_answers_total",
+                         "Answers to relay recipients while throttling applied, by action.",
+                         ds.actions);
+        metric_by_action(b, "relaywatch_monitor_would_answer_total",
+                         "monitor_only: answers that would have been given, by action.",
+                         ds.would_have);
         metric_head(b, "relaywatch_throttles_total", "counter",
                     "Keys throttled by this daemon (detector and limits).");
         http_body_printf(b, "relaywatch_throttles_total %llu\n",

@@ -37,6 +37,10 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
 void status_text(struct http_body *b, const struct status_sources *s, double now);
 void status_metrics(struct http_body *b, const struct status_sources *s, double now);
 
+/* Append Unix time t as an RFC 3339 JSON string in UTC ("2026-11-25T05:30:00Z"); null for
+ * t <= 0. */
+void status_json_time(struct http_body *b, double t);
+
 /* Append s as a JSON string (quotes included); invalid UTF-8 becomes U+FFFD. */
 void status_json_string(struct http_body *b, const char *s, size_t len);
 

@@ -84,6 +84,12 @@ bool throttle_parse_member(const char *member, size_t len, enum culprit_kind *ki
 
 const char *throttle_source_name(enum throttle_source s);
 
+/* Whether r throttles its key at time now: not expired, not a release's grace. */
+static inline bool throttle_in_force(const struct throttle_record *r, double now)
+{
+    return r->source != THROTTLE_RELEASED && (r->until == 0 || r->until > now);
+}
+
 /* The table in the daemon. */
 struct throttle_table;
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 SKIP = 77
 
@@ -446,6 +447,33 @@ biff = no
     def sent_lines(self):
         return re.findall(r"postfix/smtp\[\d+\]: \w+: to=<([^>]*)>.*\bstatus=sent\b",
                           read_text(self.maillog))
+
+
+def execute_run(r):
+    """Run r.execute() and then r.teardown(), whatever happens in between (signals held off
+    while tearing down, so that no process is left behind); every failure becomes a failed
+    check of r.  Returns True if the run was interrupted by a signal."""
+    ran = interrupted = False
+    try:
+        r.execute()
+        ran = True
+    except SetupError as e:
+        r.check(False, "harness setup and run", str(e))
+    except Interrupted as e:
+        r.check(False, "test was not interrupted", str(e))
+        interrupted = True
+    except Exception:
+        r.check(False, "harness ran without a Python error", traceback.format_exc())
+    finally:
+        old = (signal.signal(signal.SIGINT, signal.SIG_IGN),
+               signal.signal(signal.SIGTERM, signal.SIG_IGN))
+        try:
+            r.teardown(check_daemon_exit=ran)
+        except Exception as e:   # never leave processes behind silently
+            r.check(False, "teardown", repr(e))
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
+    return interrupted
 
 
 def prerequisites(programs=("postfix", "postconf", "postqueue", "smtp-sink",

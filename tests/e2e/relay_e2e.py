@@ -95,7 +95,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
 
@@ -103,7 +102,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from postfix_harness import (  # noqa: E402  (after the path set-up)
-    DAEMON_ADDR, SINK_ADDR, SKIP, SMTPD_ADDR, Checks, Interrupted, PostfixInstance,
+    DAEMON_ADDR, SINK_ADDR, SKIP, SMTPD_ADDR, Checks, Interrupted, PostfixInstance, execute_run,
     SetupError, budget, free_port, listening, on_signal, prepare_environment,
     prerequisites, read_text, remaining, run, set_budget, start_logged, stop_pid,
     tail_text, wait_listening)
@@ -1004,27 +1003,7 @@ def main(argv):
         r = Run(args, name, results)
         runs.append(r)
         failed_before = results.failed
-        ran = False
-        interrupted = False
-        try:
-            r.execute()
-            ran = True
-        except SetupError as e:
-            r.check(False, "harness setup and run", str(e))
-        except Interrupted as e:
-            r.check(False, "test was not interrupted", str(e))
-            interrupted = True
-        except Exception:
-            r.check(False, "harness ran without a Python error", traceback.format_exc())
-        finally:
-            old = (signal.signal(signal.SIGINT, signal.SIG_IGN),
-                   signal.signal(signal.SIGTERM, signal.SIG_IGN))
-            try:
-                r.teardown(check_daemon_exit=ran)
-            except Exception as e:   # never leave processes behind silently
-                r.check(False, "teardown", repr(e))
-            signal.signal(signal.SIGINT, old[0])
-            signal.signal(signal.SIGTERM, old[1])
+        interrupted = execute_run(r)
         print("# run %s took %.1f s" % (name, now() - t0))
         r.run_failed = results.failed > failed_before
         if r.run_failed:
