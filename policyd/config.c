@@ -1174,6 +1174,48 @@ static bool set_monitor_only(struct config *c, const char *key, const char *valu
     return set_yes_no(&c->monitor_only, key, value, r);
 }
 
+static bool set_fast_path(struct config *c, const char *key, const char *value,
+                          struct reporter *r)
+{
+    return set_yes_no(&c->fast_path, key, value, r);
+}
+
+static bool set_fast_window(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    return set_duration(&c->fast_window, 0.1, key, value, r);
+}
+
+static bool set_fast_halflife(struct config *c, const char *key, const char *value,
+                              struct reporter *r)
+{
+    return set_duration(&c->fast_halflife, 60, key, value, r);
+}
+
+static bool set_fast_min_domains(struct config *c, const char *key, const char *value,
+                                 struct reporter *r)
+{
+    return set_slots(&c->fast_min_domains, 1, 1000000, key, value, r);
+}
+
+static bool set_fast_min_mx(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    return set_slots(&c->fast_min_mx, 1, 1000000, key, value, r);
+}
+
+static bool set_fast_factor(struct config *c, const char *key, const char *value,
+                            struct reporter *r)
+{
+    return set_number(&c->fast_factor, 1, 1000, key, value, r);
+}
+
+static bool set_fast_slots(struct config *c, const char *key, const char *value,
+                           struct reporter *r)
+{
+    return set_slots(&c->fast_slots, 16, 1000000, key, value, r);
+}
+
 static bool set_alert_command(struct config *c, const char *key, const char *value,
                               struct reporter *r)
 {
@@ -1308,6 +1350,13 @@ static const struct key_entry {
     [CK_LIMIT_DOMAINS] = {"limit_domains", set_limit_domains, "0"},
     [CK_LIMIT_ACTION] = {"limit_action", set_limit_action,
                          "DEFER 4.7.1 Sending limit reached: try again later"},
+    [CK_FAST_PATH] = {"fast_path", set_fast_path, "yes"},
+    [CK_FAST_WINDOW] = {"fast_window", set_fast_window, "10s"},
+    [CK_FAST_MIN_DOMAINS] = {"fast_min_domains", set_fast_min_domains, "50"},
+    [CK_FAST_MIN_MX] = {"fast_min_mx", set_fast_min_mx, "50"},
+    [CK_FAST_FACTOR] = {"fast_factor", set_fast_factor, "4"},
+    [CK_FAST_HALFLIFE] = {"fast_halflife", set_fast_halflife, "7d"},
+    [CK_FAST_SLOTS] = {"fast_slots", set_fast_slots, "1024"},
     [CK_MONITOR_ONLY] = {"monitor_only", set_monitor_only, "no"},
     [CK_ALERT_COMMAND] = {"alert_command", set_alert_command, ""},
 };

@@ -96,6 +96,13 @@ enum config_key {
     CK_LIMIT_SENDER_DOMAIN,
     CK_LIMIT_DOMAINS,
     CK_LIMIT_ACTION,
+    CK_FAST_PATH,
+    CK_FAST_WINDOW,
+    CK_FAST_MIN_DOMAINS,
+    CK_FAST_MIN_MX,
+    CK_FAST_FACTOR,
+    CK_FAST_HALFLIFE,
+    CK_FAST_SLOTS,
     CK_MONITOR_ONLY,
     CK_ALERT_COMMAND,
     CK_COUNT
@@ -161,6 +168,12 @@ struct config {
     double limit_window;
     bool limit_count_messages; /* limits count messages, not recipients */
     unsigned limit_sasl_username, limit_client_address, limit_sender_domain, limit_domains;
+    /* The per-key fast path (fastpath.h): a key is stopped when its distinct relay domains
+     * (or the MX queries it caused) in fast_window pass max(floor, fast_factor x its usual). */
+    bool fast_path;
+    double fast_window, fast_halflife; /* seconds */
+    unsigned fast_min_domains, fast_min_mx, fast_slots;
+    double fast_factor;
     bool monitor_only;
     char *alert_command; /* "" none */
 };
