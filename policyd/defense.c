@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "fastpath.h"
 #include "http.h"
 #include "log.h"
 #include "status.h"
@@ -53,6 +54,7 @@ struct defense {
     const struct traffic *traffic;
     struct detector *det;
     struct throttle_table *throttles;
+    struct fast_table *fast;
     unsigned detect_w, limit_w, short_w; /* window indexes */
     const struct action *culprit, *escalate, *loud_relay, *limit, *block, *dunno;
     struct action *answers; /* ANSWERS_MAX, interned */
@@ -189,6 +191,16 @@ static void detector_settings_from(const struct config *c, const struct window_s
     snprintf(s->window_name, sizeof(s->window_name), "%s", ws->name[w]);
 }
 
+static void fast_settings_from(const struct config *c, struct fast_settings *s)
+{
+    s->window = c->fast_window;
+    s->min_domains = c->fast_min_domains;
+    s->min_mx = c->fast_min_mx;
+    s->factor = c->fast_factor;
+    s->halflife = c->fast_halflife;
+    s->slots = c->fast_slots;
+}
+
 static void apply_config(struct defense *d, const struct config *c)
 {
     const struct window_set *ws = traffic_windows(d->traffic);
@@ -217,6 +229,12 @@ static void apply_config(struct defense *d, const struct config *c)
      * they are, they match a request's sender with its domain folded. */
     d->never_senders = hash_list(c->never_throttle_senders, c->never_throttle_sender_count, 0);
     d->never_sender_count = c->never_throttle_sender_count;
+    if (d->fast != NULL) {
+        struct fast_settings fs;
+
+        fast_settings_from(c, &fs);
+        fast_reconfigure(d->fast, &fs);
+    }
     d->limits_on = c->limit_sasl_username || c->limit_client_address || c->limit_sender_domain ||
                    c->limit_domains;
 }
@@ -232,6 +250,13 @@ struct defense *defense_new(const struct config *cfg, const struct traffic *t)
     d->answers = calloc(ANSWERS_MAX, sizeof(*d->answers));
     if (d->answers == NULL)
         abort();
+    {
+        struct fast_settings fs;
+
+        /* Made even while fast_path is off, so that a reload can turn it on. */
+        fast_settings_from(cfg, &fs);
+        d->fast = fast_table_new(&fs);
+    }
     apply_config(d, cfg);
     detector_settings_from(cfg, traffic_windows(t), d->detect_w, &s);
     d->det = detector_new(&s);
@@ -250,6 +275,7 @@ void defense_free(struct defense *d)
         return;
     detector_free(d->det);
     throttle_table_free(d->throttles);
+    fast_table_free(d->fast);
     free(d->all);
     free(d->answers);
     free(d->never_users);
@@ -268,7 +294,8 @@ void defense_reconfigure(struct defense *d, const struct config *cfg)
 
 bool defense_wants_news(const struct defense *d)
 {
-    return throttle_count(d->throttles) > 0 || detector_state(d->det) == DETECTOR_LOUD;
+    return d->cfg->fast_path || throttle_count(d->throttles) > 0 ||
+           detector_state(d->det) == DETECTOR_LOUD;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -361,6 +388,73 @@ static void count_answer(struct defense *d, enum action_kind kind, bool would)
     }
 }
 
+static void throttle_key(struct defense *d, const struct culprit_view *v,
+                         enum throttle_source source, const struct action *a, double now,
+                         const char *reason);
+
+/* The key a relay RCPT is judged by (SASL user, else client address): false for none. */
+static bool fast_key(const struct policy_request *req, const struct traffic_news *news,
+                     struct culprit_view *v, uint64_t *hash)
+{
+    struct policy_slice user = req->attr[PA_SASL_USERNAME];
+    struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
+    struct policy_slice key = user.len > 0 ? user : client;
+    size_t len = key.len < CULPRIT_KEY_MAX ? key.len : CULPRIT_KEY_MAX;
+
+    if (key.len == 0)
+        return false;
+    v->kind = user.len > 0 ? CULPRIT_SASL_USERNAME : CULPRIT_CLIENT_ADDRESS;
+    memcpy(v->key, key.ptr, len);
+    v->key[len] = '\0';
+    *hash = news->who ? news->who : culprit_key_hash(v->kind, v->key, len);
+    return true;
+}
+
+/* The fast path: count the relay RCPT for its key, and stop the key at once when it is far
+ * over what is usual for it. */
+static void fast_check(struct defense *d, const struct policy_request *req,
+                       const struct traffic_news *news, double now)
+{
+    struct culprit_view v;
+    struct fast_verdict fv;
+    uint64_t hash;
+    char reason[THROTTLE_REASON_MAX];
+    const char *what;
+    unsigned figure, limit;
+    double usual, floor_value;
+
+    if (!fast_key(req, news, &v, &hash))
+        return;
+    fast_note_rcpt(d->fast, v.kind, v.key, strlen(v.key), hash, news->relay_domain, now, &fv);
+    /* A key throttled already, or released (its grace), is left alone. */
+    if (!fv.over || throttle_find(d->throttles, v.kind, hash) != NULL)
+        return;
+    if (request_exempt(d, req))
+        return; /* never_throttle_*: counted and learned, never stopped */
+    if (fv.domains > fv.limit_domains) {
+        what = "new relay domains";
+        figure = fv.domains;
+        limit = fv.limit_domains;
+        usual = fv.usual_domains;
+        floor_value = d->cfg->fast_min_domains;
+    } else {
+        what = "MX queries sent upstream for it";
+        figure = fv.mx;
+        limit = fv.limit_mx;
+        usual = fv.usual_mx;
+        floor_value = d->cfg->fast_min_mx;
+    }
+    snprintf(reason, sizeof(reason),
+             "fast: %s:%s sent to %u %s in %.1fs; %s %.3g per %gs (limit %u: the larger of %.0f "
+             "and %g x that); %u new relay domains and %u upstream MX queries in the window",
+             culprit_kind_name(v.kind), v.key, figure, what, fv.span,
+             fv.history ? "its usual is" : "it has no history, the site's usual is", usual,
+             d->cfg->fast_window, limit, floor_value, d->cfg->fast_factor, fv.domains, fv.mx);
+    d->wall = now;
+    d->stats.fast_stops++;
+    throttle_key(d, &v, THROTTLE_FAST, d->culprit, now, reason);
+}
+
 void defense_decide(struct defense *d, const struct policy_request *req,
                     const struct traffic_news *news, double now, struct decision *out)
 {
@@ -372,6 +466,8 @@ void defense_decide(struct defense *d, const struct policy_request *req,
     /* Only relay RCPTs: inbound mail (local_domains) is never touched. */
     if (req->state != PS_RCPT || !news->relay)
         return;
+    if (d->cfg->fast_path && news->relay_recipient)
+        fast_check(d, req, news, now);
     loud = detector_state(d->det) == DETECTOR_LOUD;
     if (!loud && throttle_count(d->throttles) == 0)
         return;
@@ -382,7 +478,7 @@ void defense_decide(struct defense *d, const struct policy_request *req,
         return;
     if (r != NULL) {
         /* monitor_only changes nothing for the fleet: no escalation written. */
-        if (r->source == THROTTLE_DETECTOR && !r->escalated && d->cfg->escalate_after > 0 &&
+        if ((r->source == THROTTLE_DETECTOR || r->source == THROTTLE_FAST) && !r->escalated && d->cfg->escalate_after > 0 &&
             !d->cfg->monitor_only && now - r->since >= d->cfg->escalate_after) {
             /* Still sending after escalate_after: the stronger action, for the fleet too. */
             r->escalated = true;
@@ -654,6 +750,43 @@ static void culprit_list(const struct incident *in, char *out, size_t len)
         snprintf(out, len, "none identified");
 }
 
+/* Whether a key is throttled now (its fast-path period is not learned). */
+static bool key_stopped(void *ctx, enum culprit_kind kind, const char *key, uint64_t hash)
+{
+    struct defense *d = ctx;
+    const struct throttle_record *r = throttle_find(d->throttles, kind, hash);
+
+    (void)key;
+    return r != NULL && throttle_in_force(r, d->wall);
+}
+
+void defense_learn_now(struct defense *d, double wall)
+{
+    d->wall = wall;
+    fast_learn_now(d->fast, wall, key_stopped, d);
+}
+
+void defense_dns(struct defense *d, uint64_t who, uint32_t mx_upstream, double now)
+{
+    if (who != 0 && mx_upstream > 0)
+        fast_note_mx(d->fast, who, mx_upstream, now);
+}
+
+size_t defense_fast_save(const struct defense *d, double now, char *out, size_t outlen)
+{
+    return fast_save(d->fast, now, out, outlen);
+}
+
+unsigned defense_fast_load(struct defense *d, const char *text, size_t len, double now)
+{
+    return fast_load(d->fast, text, len, now);
+}
+
+void defense_fast_stats(const struct defense *d, struct fast_stats *out)
+{
+    fast_get_stats(d->fast, out);
+}
+
 void defense_tick(struct defense *d, const struct defense_inputs *in)
 {
     const struct traffic *t = d->traffic;
@@ -668,6 +801,7 @@ void defense_tick(struct defense *d, const struct defense_inputs *in)
      * the counting clock. */
     d->wall = in->wall != 0 ? in->wall : now;
     throttle_expire(d->throttles, d->wall);
+    fast_tick(d->fast, d->wall, key_stopped, d);
     s.now = now;
     s.hour = in->hour;
     s.warming_up = in->warming_up;

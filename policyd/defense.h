@@ -58,6 +58,18 @@ bool defense_wants_news(const struct defense *d);
 void defense_decide(struct defense *d, const struct policy_request *req,
                     const struct traffic_news *news, double wall, struct decision *out);
 
+/* MX queries sent upstream that a request of the key with hash who caused (the fast path
+ * counts them); now on the wall clock, as defense_decide's. */
+void defense_dns(struct defense *d, uint64_t who, uint32_t mx_upstream, double now);
+
+/* The fast path's learned levels, saved beside the baselines and read back (fastpath.h). */
+struct fast_stats;
+size_t defense_fast_save(const struct defense *d, double now, char *out, size_t outlen);
+unsigned defense_fast_load(struct defense *d, const char *text, size_t len, double now);
+void defense_fast_stats(const struct defense *d, struct fast_stats *out);
+/* Learn the fast path's periods under way now (at shutdown, before the last save). */
+void defense_learn_now(struct defense *d, double wall);
+
 /* About once a second. */
 void defense_tick(struct defense *d, const struct defense_inputs *in);
 
@@ -91,6 +103,7 @@ struct defense_stats {
     uint64_t throttled_total;      /* keys throttled (by detector and limits) */
     uint64_t throttle_full;        /* throttles dropped: the table was full */
     uint64_t alerts_dropped;       /* alerts not handed on (one still pending) */
+    uint64_t fast_stops;           /* keys throttled by the fast path (monitor_only: would) */
 };
 void defense_get_stats(const struct defense *d, struct defense_stats *out);
 

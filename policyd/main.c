@@ -24,6 +24,7 @@
 #include "config.h"
 #include "decision.h"
 #include "defense.h"
+#include "fastpath.h"
 #include "http.h"
 #include "log.h"
 #include "lookups.h"
@@ -199,6 +200,9 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     d->requests[req->state][out->kind]++;
     if (d->resolver != NULL && (news.new_session || news.new_transaction || news.relay_recipient)) {
         start_lookups(d, req, &news, out);
+        /* The fast path's MX figure: queries this request's lookups sent upstream. */
+        defense_dns(d->defense, d->request_tag.who, d->request_dns.n[DNS_MX][DNS_UPSTREAM],
+                    d->request_now + d->wall_offset);
         traffic_dns(d->traffic, &d->request_dns, d->request_tag, d->request_now);
     }
     d->request_now = 0;
@@ -217,6 +221,8 @@ static void count_dns(void *ctx, enum dns_type type, enum dns_outcome outcome,
         return;
     }
     dns_counts_add(&one, type, outcome);
+    if (type == DNS_MX && outcome == DNS_UPSTREAM)
+        defense_dns(d->defense, tag.who, 1, counting_now(d) + d->wall_offset);
     traffic_dns(d->traffic, &one, tag, counting_now(d));
 }
 
@@ -624,10 +630,12 @@ static void store_baseline(void *ctx, const char *text, size_t len)
     struct daemon_state *d = ctx;
 
     d->baseline_read = true;
-    if (text != NULL)
+    if (text != NULL) {
         log_info("baselines: %u learned values read back from the store",
                  detector_load(defense_detector_mut(d->defense), text, len));
-    else
+        log_info("fast path: %u keys' usual levels read back from the store",
+                 defense_fast_load(d->defense, text, len, ev_time()));
+    } else
         log_info("baselines: none in the store yet; starting from baseline_start");
 }
 
@@ -656,12 +664,29 @@ static void store_collect_all(void *ctx, struct store_batch *b)
     store_batch_state(b, detector_state_name(detector_state(defense_detector(d->defense))));
     /* Saved when the detector learned something (once a minute at most); not before the
      * stored ones were read, or this run would overwrite what earlier runs learned. */
-    if (d->baseline_read && learned != d->baseline_saved_learned) {
-        char text[16384];
+    {
+        struct fast_stats fs;
 
-        d->baseline_saved_learned = learned;
-        if (detector_save(defense_detector(d->defense), text, sizeof(text)) > 0)
-            store_batch_baseline(b, text);
+        defense_fast_stats(d->defense, &fs);
+        learned += fs.learned;
+    }
+    if (d->baseline_read && learned != d->baseline_saved_learned) {
+        /* The detector's baselines, then the fast path's levels (the busiest keys first, as
+         * many as fit): one text, one key. */
+        enum { DETECTOR_TEXT = 16384, FAST_TEXT = 256 * 1024 };
+        char *text = malloc(DETECTOR_TEXT + FAST_TEXT);
+        size_t n;
+
+        if (text != NULL) {
+            d->baseline_saved_learned = learned;
+            n = detector_save(defense_detector(d->defense), text, DETECTOR_TEXT);
+            if (n >= DETECTOR_TEXT)
+                n = strlen(text);
+            n += defense_fast_save(d->defense, ev_time(), text + n, FAST_TEXT);
+            if (n > 0)
+                store_batch_baseline(b, text);
+            free(text);
+        }
     }
 }
 
@@ -756,6 +781,8 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     http_server_free(d->http);
     d->http = NULL;
     ev_timer_stop(d->loop, &d->tick);
+    /* What the fast path saw so far is learned now, so the last flush saves it. */
+    defense_learn_now(d->defense, ev_time());
     /* Leaving: answers waiting for DNS go out now, not after dns_wait. */
     while (d->held != NULL)
         held_answer_send(d->held);

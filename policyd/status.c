@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "defense.h"
+#include "fastpath.h"
 #include "http.h"
 #include "resolver.h"
 #include "server.h"
@@ -375,6 +376,18 @@ static void json_defense(struct http_body *b, const struct status_sources *s)
     json_by_action(b, st.actions);
     http_body_printf(b, ",\"would_answer\":");
     json_by_action(b, st.would_have);
+    {
+        struct fast_stats fs;
+
+        defense_fast_stats(s->defense, &fs);
+        http_body_printf(b,
+                         ",\"fast_path\":{\"enabled\":%s,\"window_seconds\":%g,\"stops\":%llu,"
+                         "\"keys\":%u,\"keys_with_history\":%u,\"periods_learned\":%llu,"
+                         "\"site_usual\":{\"domains\":%.6g,\"mx\":%.6g}}",
+                         s->cfg->fast_path ? "true" : "false", s->cfg->fast_window,
+                         (unsigned long long)st.fast_stops, fs.keys, fs.keys_with_history,
+                         (unsigned long long)fs.learned, fs.site_domains, fs.site_mx);
+    }
     http_body_printf(b, ",");
     /* {"throttled":[...]} without its braces. */
     {
@@ -712,9 +725,28 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
                          "monitor_only: answers that would have been given, by action.",
                          ds.would_have);
         metric_head(b, "relaywatch_throttles_total", "counter",
-                    "Keys throttled by this daemon (detector and limits).");
+                    "Keys throttled by this daemon (detector, fast path and limits).");
         http_body_printf(b, "relaywatch_throttles_total %llu\n",
                          (unsigned long long)ds.throttled_total);
+        {
+            struct fast_stats fs;
+
+            defense_fast_stats(s->defense, &fs);
+            metric_head(b, "relaywatch_fast_stops_total", "counter",
+                        "Keys the fast path throttled (monitor_only: would have throttled).");
+            http_body_printf(b, "relaywatch_fast_stops_total %llu\n",
+                             (unsigned long long)ds.fast_stops);
+            metric_head(b, "relaywatch_fast_keys", "gauge",
+                        "Keys the fast path tracks, by whether they have a learned level.");
+            http_body_printf(b, "relaywatch_fast_keys{history=\"yes\"} %u\n", fs.keys_with_history);
+            http_body_printf(b, "relaywatch_fast_keys{history=\"no\"} %u\n",
+                             fs.keys - fs.keys_with_history);
+            metric_head(b, "relaywatch_fast_site_usual", "gauge",
+                        "The site's usual per fast_window (median of the learned key levels).");
+            http_body_printf(b, "relaywatch_fast_site_usual{signal=\"domains\"} %.6g\n",
+                             fs.site_domains);
+            http_body_printf(b, "relaywatch_fast_site_usual{signal=\"mx\"} %.6g\n", fs.site_mx);
+        }
         metric_head(b, "relaywatch_throttled_keys", "gauge",
                     "Records in the throttle table (released keys' grace included).");
         http_body_printf(b, "relaywatch_throttled_keys %u\n",

@@ -34,6 +34,7 @@ enum throttle_source {
     THROTTLE_LIMIT,    /* over a static limit */
     THROTTLE_MANUAL,   /* relaywatch block */
     THROTTLE_RELEASED, /* relaywatch release: a grace during which nothing automatic applies */
+    THROTTLE_FAST,     /* the per-key fast path: far over the key's usual in a few seconds */
     THROTTLE_SOURCES
 };
 

@@ -17,7 +17,7 @@
 #define TIME_TEXT_MAX 20    /* "99999999999.999" and some leeway */
 
 static const char *const source_names[THROTTLE_SOURCES] = {"detector", "limit", "manual",
-                                                            "released"};
+                                                            "released", "fast"};
 
 const char *throttle_source_name(enum throttle_source s)
 {

@@ -593,6 +593,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         bool relay = domain.len > 0 && !is_local(t, domain_hash);
 
         news->relay = relay;
+        news->relay_domain = relay ? domain_hash : 0;
         if (x != NULL) {
             /* The same recipient again at once: a second hook asking about the same RCPT
              * (say in smtpd_relay_restrictions and smtpd_recipient_restrictions). */

@@ -52,6 +52,7 @@ struct traffic_news {
     bool new_transaction; /* the first request of a transaction (RCPT or later) */
     bool relay_recipient; /* a RCPT (not a repeat) to a relay domain */
     bool relay;           /* a RCPT to a relay domain, repeat or not */
+    uint64_t relay_domain; /* its domain's hash (hash64, case folded), 0 for none */
     /* Who to blame for what it costs: the culprit keys (culprit_key_hash), 0 for none. */
     uint64_t who, sender_domain;
 };

@@ -1,0 +1,526 @@
+/*
+ * fastpath: per-key short-window figures and their limits.  See the header.
+ */
+#include "fastpath.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAST_WAYS 8
+#define FAST_DOMAINS 64 /* recent domains kept per key: exact up to this many per window */
+#define FAST_BUCKETS 16
+#define FAST_LINE_MAX (CULPRIT_KEY_MAX + 128)
+
+struct fast_entry {
+    uint64_t hash; /* 0: empty */
+    enum culprit_kind kind;
+    size_t len;
+    char key[CULPRIT_KEY_MAX + 1];
+    double last; /* last RCPT */
+    /* The window: FAST_BUCKETS buckets of window / FAST_BUCKETS seconds; bucket_at is the
+     * index (time / width) of the newest, 0 before the first. */
+    int64_t bucket_at;
+    uint32_t domains[FAST_BUCKETS], mx[FAST_BUCKETS];
+    /* Domains sent to lately: one is new again once it was not seen for a window. */
+    uint64_t seen_hash[FAST_DOMAINS];
+    double seen_at[FAST_DOMAINS];
+    unsigned seen_count;
+    /* The learning period under way (0: none) and its peaks. */
+    double period_start;
+    unsigned peak_domains, peak_mx;
+    /* The learned level, as it was at level_at. */
+    bool has_level;
+    double level_domains, level_mx, level_at;
+};
+
+struct fast_table {
+    struct fast_settings set;
+    double width; /* a bucket's seconds */
+    struct fast_entry *entries;
+    size_t sets; /* power of two; entries = sets * FAST_WAYS */
+    double site_domains, site_mx;
+    double site_at; /* when the site's usual was last worked out */
+    bool site_stale;
+    uint64_t learned;
+    double *scratch; /* levels, for the median */
+};
+
+static size_t power_of_two(size_t n)
+{
+    size_t p = 1;
+
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+static void set_settings(struct fast_table *t, const struct fast_settings *s)
+{
+    bool new_window = t->set.window != s->window;
+    unsigned slots = t->set.slots;
+
+    t->set = *s;
+    t->set.slots = slots;
+    t->width = s->window / FAST_BUCKETS;
+    if (new_window && t->entries != NULL) {
+        /* The buckets' times mean something else now: start the windows again. */
+        for (size_t i = 0; i < t->sets * FAST_WAYS; i++) {
+            struct fast_entry *e = &t->entries[i];
+
+            e->bucket_at = 0;
+            memset(e->domains, 0, sizeof(e->domains));
+            memset(e->mx, 0, sizeof(e->mx));
+            e->seen_count = 0;
+        }
+    }
+}
+
+struct fast_table *fast_table_new(const struct fast_settings *s)
+{
+    struct fast_table *t = calloc(1, sizeof(*t));
+    size_t n;
+
+    if (t == NULL)
+        abort();
+    t->set.slots = s->slots;
+    t->sets = power_of_two((s->slots + FAST_WAYS - 1) / FAST_WAYS);
+    n = t->sets * FAST_WAYS;
+    t->entries = calloc(n, sizeof(*t->entries));
+    t->scratch = calloc(n, sizeof(*t->scratch) * 2);
+    if (t->entries == NULL || t->scratch == NULL)
+        abort();
+    set_settings(t, s);
+    return t;
+}
+
+void fast_table_free(struct fast_table *t)
+{
+    if (t == NULL)
+        return;
+    free(t->entries);
+    free(t->scratch);
+    free(t);
+}
+
+void fast_reconfigure(struct fast_table *t, const struct fast_settings *s)
+{
+    set_settings(t, s);
+    t->site_stale = true;
+}
+
+/* ------------------------------------------------------------- entries */
+
+static struct fast_entry *set_of(const struct fast_table *t, uint64_t hash)
+{
+    size_t set = (size_t)(hash ^ (hash >> 29)) & (t->sets - 1);
+
+    return &t->entries[set * FAST_WAYS];
+}
+
+static double faded(const struct fast_table *t, double level, double at, double now)
+{
+    if (now <= at || t->set.halflife <= 0)
+        return level;
+    return level * exp2(-(now - at) / t->set.halflife);
+}
+
+/* How much keeping e is worth when a new key needs its way: a level beats none, a higher
+ * level a lower one, and then the more recent activity. */
+static int less_worth(const struct fast_table *t, const struct fast_entry *a,
+                      const struct fast_entry *b, double now)
+{
+    if (a->has_level != b->has_level)
+        return !a->has_level;
+    if (a->has_level) {
+        double la = faded(t, a->level_domains, a->level_at, now);
+        double lb = faded(t, b->level_domains, b->level_at, now);
+
+        if (la != lb)
+            return la < lb;
+    }
+    return a->last < b->last;
+}
+
+static struct fast_entry *find(const struct fast_table *t, enum culprit_kind kind,
+                               const char *key, size_t len, uint64_t hash)
+{
+    struct fast_entry *ways = set_of(t, hash);
+
+    for (unsigned i = 0; i < FAST_WAYS; i++) {
+        struct fast_entry *e = &ways[i];
+
+        if (e->hash == hash && e->kind == kind && e->len == len && memcmp(e->key, key, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* The key's entry, taking the least worth way of its set for a new key. */
+static struct fast_entry *find_or_add(struct fast_table *t, enum culprit_kind kind,
+                                      const char *key, size_t len, uint64_t hash, double now)
+{
+    struct fast_entry *ways, *victim = NULL;
+
+    if (len > CULPRIT_KEY_MAX)
+        len = CULPRIT_KEY_MAX; /* as the culprit tables keep it (and culprit_key_hash hashes) */
+    victim = find(t, kind, key, len, hash);
+    if (victim != NULL)
+        return victim;
+    ways = set_of(t, hash);
+    for (unsigned i = 0; i < FAST_WAYS; i++) {
+        struct fast_entry *e = &ways[i];
+
+        if (e->hash == 0) {
+            victim = e;
+            break;
+        }
+        if (victim == NULL || less_worth(t, e, victim, now))
+            victim = e;
+    }
+    if (victim->has_level)
+        t->site_stale = true;
+    memset(victim, 0, sizeof(*victim));
+    victim->hash = hash ? hash : 1;
+    victim->kind = kind;
+    victim->len = len;
+    memcpy(victim->key, key, len);
+    victim->key[len] = '\0';
+    return victim;
+}
+
+/* Move e's window to now (old buckets emptied); returns the newest bucket's index. */
+static int64_t advance(const struct fast_table *t, struct fast_entry *e, double now)
+{
+    int64_t b = (int64_t)floor(now / t->width);
+
+    if (e->bucket_at == 0 || b - e->bucket_at >= FAST_BUCKETS) {
+        memset(e->domains, 0, sizeof(e->domains));
+        memset(e->mx, 0, sizeof(e->mx));
+    } else {
+        for (int64_t i = e->bucket_at + 1; i <= b; i++) {
+            e->domains[i % FAST_BUCKETS] = 0;
+            e->mx[i % FAST_BUCKETS] = 0;
+        }
+    }
+    if (b > e->bucket_at)
+        e->bucket_at = b; /* a clock that steps back keeps the newest bucket */
+    return e->bucket_at;
+}
+
+static void window_sums(const struct fast_table *t, const struct fast_entry *e, double now,
+                        unsigned *domains, unsigned *mx, double *span)
+{
+    uint64_t d = 0, m = 0;
+
+    *span = 0;
+    for (unsigned k = FAST_BUCKETS; k-- > 0;) {
+        int64_t idx = e->bucket_at - (int64_t)k;
+        unsigned slot = (unsigned)(((idx % FAST_BUCKETS) + FAST_BUCKETS) % FAST_BUCKETS);
+
+        if ((e->domains[slot] || e->mx[slot]) && *span == 0)
+            *span = fmax(0, now - (double)idx * t->width);
+        d += e->domains[slot];
+        m += e->mx[slot];
+    }
+    *domains = d > UINT32_MAX ? UINT32_MAX : (unsigned)d;
+    *mx = m > UINT32_MAX ? UINT32_MAX : (unsigned)m;
+}
+
+/* Whether domain_hash is new for e (not seen within a window); notes it. */
+static bool new_domain(const struct fast_table *t, struct fast_entry *e, uint64_t domain_hash,
+                       double now)
+{
+    unsigned oldest = 0;
+
+    for (unsigned i = 0; i < e->seen_count; i++) {
+        if (e->seen_hash[i] == domain_hash) {
+            bool fresh = e->seen_at[i] > now - t->set.window;
+
+            e->seen_at[i] = now;
+            return !fresh;
+        }
+        if (e->seen_at[i] < e->seen_at[oldest])
+            oldest = i;
+    }
+    if (e->seen_count < FAST_DOMAINS)
+        oldest = e->seen_count++;
+    e->seen_hash[oldest] = domain_hash;
+    e->seen_at[oldest] = now;
+    return true;
+}
+
+static unsigned limit_of(double floor_value, double factor, double usual)
+{
+    double l = ceil(factor * usual);
+
+    if (l < floor_value)
+        l = floor_value;
+    return l > 4e9 ? 4000000000u : (unsigned)l;
+}
+
+static void judge(const struct fast_table *t, const struct fast_entry *e, double now,
+                  struct fast_verdict *out)
+{
+    window_sums(t, e, now, &out->domains, &out->mx, &out->span);
+    out->history = e->has_level;
+    if (e->has_level) {
+        out->usual_domains = faded(t, e->level_domains, e->level_at, now);
+        out->usual_mx = faded(t, e->level_mx, e->level_at, now);
+    } else {
+        out->usual_domains = t->site_domains;
+        out->usual_mx = t->site_mx;
+    }
+    out->limit_domains = limit_of(t->set.min_domains, t->set.factor, out->usual_domains);
+    out->limit_mx = limit_of(t->set.min_mx, t->set.factor, out->usual_mx);
+    out->over = out->domains > out->limit_domains || out->mx > out->limit_mx;
+}
+
+static void note_peaks(const struct fast_table *t, struct fast_entry *e, double now)
+{
+    unsigned d, m;
+    double span;
+
+    window_sums(t, e, now, &d, &m, &span);
+    if (e->period_start == 0)
+        e->period_start = now > 0 ? now : 1e-9;
+    if (d > e->peak_domains)
+        e->peak_domains = d;
+    if (m > e->peak_mx)
+        e->peak_mx = m;
+}
+
+void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,
+                    uint64_t hash, uint64_t domain_hash, double now, struct fast_verdict *out)
+{
+    struct fast_entry *e = find_or_add(t, kind, key, len, hash, now);
+    int64_t b = advance(t, e, now);
+
+    e->last = now;
+    if (domain_hash != 0 && new_domain(t, e, domain_hash, now))
+        e->domains[b % FAST_BUCKETS]++;
+    note_peaks(t, e, now);
+    judge(t, e, now, out);
+}
+
+void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now)
+{
+    struct fast_entry *ways = set_of(t, hash ? hash : 1);
+    int64_t b;
+
+    for (unsigned i = 0; i < FAST_WAYS; i++) {
+        struct fast_entry *e = &ways[i];
+
+        if (e->hash != (hash ? hash : 1))
+            continue;
+        b = advance(t, e, now);
+        e->mx[b % FAST_BUCKETS] += n;
+        note_peaks(t, e, now);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------ learning */
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof(*v), compare_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void site_usual(struct fast_table *t, double now)
+{
+    size_t n = 0, total = t->sets * FAST_WAYS;
+    double *dom = t->scratch, *mx = t->scratch + total;
+
+    for (size_t i = 0; i < total; i++) {
+        const struct fast_entry *e = &t->entries[i];
+
+        if (e->hash == 0 || !e->has_level)
+            continue;
+        dom[n] = faded(t, e->level_domains, e->level_at, now);
+        mx[n++] = faded(t, e->level_mx, e->level_at, now);
+    }
+    t->site_domains = median(dom, n);
+    t->site_mx = median(mx, n);
+    t->site_at = now;
+    t->site_stale = false;
+}
+
+static void learn(struct fast_table *t, double now, double period, fast_stopped_fn *stopped,
+                  void *ctx)
+{
+    for (size_t i = 0; i < t->sets * FAST_WAYS; i++) {
+        struct fast_entry *e = &t->entries[i];
+
+        if (e->hash == 0 || e->period_start == 0 || now - e->period_start < period)
+            continue;
+        /* A throttled key's period says what a relay does, not what the key usually does. */
+        if (stopped == NULL || !stopped(ctx, e->kind, e->key, e->hash)) {
+            double d = faded(t, e->level_domains, e->level_at, now);
+            double m = faded(t, e->level_mx, e->level_at, now);
+
+            e->level_domains = fmax(d, (double)e->peak_domains);
+            e->level_mx = fmax(m, (double)e->peak_mx);
+            e->level_at = now;
+            e->has_level = true;
+            t->learned++;
+            t->site_stale = true;
+        }
+        e->period_start = 0;
+        e->peak_domains = e->peak_mx = 0;
+    }
+    if (t->site_stale || now - t->site_at >= FAST_LEARN_PERIOD)
+        site_usual(t, now);
+}
+
+void fast_tick(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)
+{
+    learn(t, now, FAST_LEARN_PERIOD, stopped, ctx);
+}
+
+void fast_learn_now(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)
+{
+    learn(t, now, 0, stopped, ctx);
+}
+
+void fast_get_stats(const struct fast_table *t, struct fast_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < t->sets * FAST_WAYS; i++) {
+        if (t->entries[i].hash == 0)
+            continue;
+        out->keys++;
+        out->keys_with_history += t->entries[i].has_level;
+    }
+    out->site_domains = t->site_domains;
+    out->site_mx = t->site_mx;
+    out->learned = t->learned;
+}
+
+/* ------------------------------------------------------------ save/load */
+
+struct ranked {
+    const struct fast_entry *e;
+    double domains, mx;
+};
+
+static int compare_ranked(const void *a, const void *b)
+{
+    const struct ranked *x = a, *y = b;
+
+    if (x->domains != y->domains)
+        return x->domains < y->domains ? 1 : -1;
+    return x->mx < y->mx ? 1 : x->mx > y->mx ? -1 : 0;
+}
+
+size_t fast_save(const struct fast_table *t, double now, char *out, size_t outlen)
+{
+    size_t total = t->sets * FAST_WAYS, n = 0, len = 0;
+    struct ranked *r;
+
+    if (outlen == 0)
+        return 0;
+    out[0] = '\0';
+    r = calloc(total ? total : 1, sizeof(*r));
+    if (r == NULL)
+        abort();
+    for (size_t i = 0; i < total; i++) {
+        const struct fast_entry *e = &t->entries[i];
+
+        if (e->hash == 0 || !e->has_level)
+            continue;
+        r[n].e = e;
+        r[n].domains = faded(t, e->level_domains, e->level_at, now);
+        r[n++].mx = faded(t, e->level_mx, e->level_at, now);
+    }
+    qsort(r, n, sizeof(*r), compare_ranked);
+    for (size_t i = 0; i < n; i++) {
+        char line[FAST_LINE_MAX];
+        int w = snprintf(line, sizeof(line), "fast %.6g %.6g %.3f %s:%s\n", r[i].domains,
+                         r[i].mx, now, culprit_kind_name(r[i].e->kind), r[i].e->key);
+
+        if (w < 0 || (size_t)w >= sizeof(line) || len + (size_t)w >= outlen)
+            continue; /* whole lines only */
+        memcpy(out + len, line, (size_t)w + 1);
+        len += (size_t)w;
+    }
+    free(r);
+    return len;
+}
+
+static bool parse_kind(const char *s, size_t n, enum culprit_kind *kind)
+{
+    static const enum culprit_kind kinds[] = {CULPRIT_SASL_USERNAME, CULPRIT_CLIENT_ADDRESS,
+                                              CULPRIT_SENDER_DOMAIN};
+
+    for (unsigned i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        const char *name = culprit_kind_name(kinds[i]);
+
+        if (strlen(name) == n && memcmp(name, s, n) == 0) {
+            *kind = kinds[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+unsigned fast_load(struct fast_table *t, const char *text, size_t len, double now)
+{
+    const char *p = text, *end = text + len;
+    unsigned taken = 0;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t linelen = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char line[FAST_LINE_MAX];
+        double dom, mx, at;
+        int used = 0;
+
+        if (linelen > 5 && linelen < sizeof(line) && memcmp(p, "fast ", 5) == 0 &&
+            memchr(p, '\0', linelen) == NULL) {
+            memcpy(line, p, linelen);
+            line[linelen] = '\0';
+            if (sscanf(line, "fast %lf %lf %lf %n", &dom, &mx, &at, &used) == 3 && used > 0 &&
+                isfinite(dom) && isfinite(mx) && isfinite(at) && dom >= 0 && mx >= 0 &&
+                dom < 1e9 && mx < 1e9 && at >= 0) {
+                const char *member = line + used, *colon = strchr(member, ':');
+                enum culprit_kind kind;
+                size_t klen = colon ? strlen(colon + 1) : 0;
+
+                if (colon != NULL && klen > 0 && klen <= CULPRIT_KEY_MAX &&
+                    parse_kind(member, (size_t)(colon - member), &kind)) {
+                    const char *key = colon + 1;
+                    struct fast_entry *e =
+                        find_or_add(t, kind, key, klen, culprit_key_hash(kind, key, klen), now);
+                    double d = faded(t, dom, at, now), m = faded(t, mx, at, now);
+
+                    if (e->has_level) {
+                        d = fmax(d, faded(t, e->level_domains, e->level_at, now));
+                        m = fmax(m, faded(t, e->level_mx, e->level_at, now));
+                    }
+                    e->level_domains = d;
+                    e->level_mx = m;
+                    e->level_at = now;
+                    e->has_level = true;
+                    e->last = now;
+                    taken++;
+                }
+            }
+        }
+        p += linelen + (nl != NULL);
+    }
+    if (taken > 0)
+        site_usual(t, now);
+    return taken;
+}
