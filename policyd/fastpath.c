@@ -351,8 +351,9 @@ static void site_usual(struct fast_table *t, double now)
         dom[n] = faded(t, e->level_domains, e->level_at, now);
         mx[n++] = faded(t, e->level_mx, e->level_at, now);
     }
-    t->site_domains = median(dom, n);
-    t->site_mx = median(mx, n);
+    /* With few keys the median says little (one list server would be "the site"). */
+    t->site_domains = n >= FAST_SITE_MIN_KEYS ? median(dom, n) : 0;
+    t->site_mx = n >= FAST_SITE_MIN_KEYS ? median(mx, n) : 0;
     t->site_at = now;
     t->site_stale = false;
 }
@@ -493,7 +494,7 @@ unsigned fast_load(struct fast_table *t, const char *text, size_t len, double no
             line[linelen] = '\0';
             if (sscanf(line, "fast %lf %lf %lf %n", &dom, &mx, &at, &used) == 3 && used > 0 &&
                 isfinite(dom) && isfinite(mx) && isfinite(at) && dom >= 0 && mx >= 0 &&
-                dom < 1e9 && mx < 1e9 && at >= 0) {
+                dom <= 1e9 && mx <= 1e9 && at >= 0) {
                 const char *member = line + used, *colon = strchr(member, ':');
                 enum culprit_kind kind;
                 size_t klen = colon ? strlen(colon + 1) : 0;

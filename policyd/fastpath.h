@@ -9,7 +9,8 @@
  * the MX queries it caused that went upstream.  A key is over its limit
  * when either figure passes max(floor, factor x usual), where usual is
  * the key's own learned level when it has one, else the site's usual (the
- * median of the learned levels of the keys that have one).
+ * median of the learned levels of the keys that have one, once at least
+ * FAST_SITE_MIN_KEYS have one; before that, 0: the floor alone).
  *
  * A key's level is its peak figure per window, learned once a learning
  * period (FAST_LEARN_PERIOD) is over from periods in which it was not
@@ -36,6 +37,7 @@
 #include "culprits.h"
 
 #define FAST_LEARN_PERIOD 60.0 /* seconds: a key's peak is learned once per period */
+#define FAST_SITE_MIN_KEYS 10  /* keys with a level before the site's usual counts */
 
 struct fast_settings {
     double window;   /* seconds */
