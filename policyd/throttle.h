@@ -3,7 +3,8 @@
  * relay mail gets an action other than DUNNO, and why.
  *
  * Entries come from the detector (culprits of a loud incident), from the
- * static limits, and by hand (relaywatch block / release).  The table is
+ * fast path (a key far over its usual within seconds), from the static
+ * limits, and by hand (relaywatch block / release).  The table is
  * shared through the store as the Redis hash `rw:throttle`: field
  * "KIND:KEY", value one throttle_record line (below).  Whoever changed an
  * entry last wins (its `changed` time), so a release by hand beats the
