@@ -4,12 +4,14 @@
 #include "fastpath.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FAST_WAYS 8
-#define FAST_DOMAINS 64 /* recent domains kept per key: exact up to this many per window */
+#define FAST_DOMAINS 128 /* recent domains kept per key (an open-addressing set) */
+#define FAST_PROBES 8    /* slots looked at per domain: bounded work */
 #define FAST_BUCKETS 16
 #define FAST_LINE_MAX (CULPRIT_KEY_MAX + 128)
 
@@ -23,16 +25,20 @@ struct fast_entry {
      * index (time / width) of the newest, 0 before the first. */
     int64_t bucket_at;
     uint32_t domains[FAST_BUCKETS], mx[FAST_BUCKETS];
-    /* Domains sent to lately: one is new again once it was not seen for a window. */
-    uint64_t seen_hash[FAST_DOMAINS];
-    double seen_at[FAST_DOMAINS];
-    unsigned seen_count;
+    uint64_t sum_domains, sum_mx; /* over the buckets */
     /* The learning period under way (0: none) and its peaks. */
     double period_start;
     unsigned peak_domains, peak_mx;
     /* The learned level, as it was at level_at. */
     bool has_level;
     double level_domains, level_mx, level_at;
+    double born;   /* when the key took this entry: older seen slots are a former key's */
+    uint64_t salt; /* seen_hash holds domain hashes ^ salt: a former key's never match */
+    /* Domains sent to lately: one is new again once it was not seen for a window.  Not
+     * cleared when the entry changes hands (born and salt tell): a new key costs no 3 KiB
+     * memset. */
+    uint64_t seen_hash[FAST_DOMAINS];
+    double seen_at[FAST_DOMAINS];
 };
 
 struct fast_table {
@@ -72,7 +78,9 @@ static void set_settings(struct fast_table *t, const struct fast_settings *s)
             e->bucket_at = 0;
             memset(e->domains, 0, sizeof(e->domains));
             memset(e->mx, 0, sizeof(e->mx));
-            e->seen_count = 0;
+            e->sum_domains = e->sum_mx = 0;
+            e->born = 0;
+            memset(e->seen_at, 0, sizeof(e->seen_at));
         }
     }
 }
@@ -181,7 +189,9 @@ static struct fast_entry *find_or_add(struct fast_table *t, enum culprit_kind ki
     }
     if (victim->has_level)
         t->site_stale = true;
-    memset(victim, 0, sizeof(*victim));
+    memset(victim, 0, offsetof(struct fast_entry, seen_hash));
+    victim->born = now;
+    victim->salt = (hash * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(int64_t)(now * 1e6);
     victim->hash = hash ? hash : 1;
     victim->kind = kind;
     victim->len = len;
@@ -195,11 +205,16 @@ static int64_t advance(const struct fast_table *t, struct fast_entry *e, double 
 {
     int64_t b = (int64_t)floor(now / t->width);
 
-    if (e->bucket_at == 0 || b - e->bucket_at >= FAST_BUCKETS) {
+    if (b == e->bucket_at) {
+        /* the common case: nothing leaves the window */
+    } else if (e->bucket_at == 0 || b - e->bucket_at >= FAST_BUCKETS) {
         memset(e->domains, 0, sizeof(e->domains));
         memset(e->mx, 0, sizeof(e->mx));
+        e->sum_domains = e->sum_mx = 0;
     } else {
         for (int64_t i = e->bucket_at + 1; i <= b; i++) {
+            e->sum_domains -= e->domains[i % FAST_BUCKETS];
+            e->sum_mx -= e->mx[i % FAST_BUCKETS];
             e->domains[i % FAST_BUCKETS] = 0;
             e->mx[i % FAST_BUCKETS] = 0;
         }
@@ -209,45 +224,55 @@ static int64_t advance(const struct fast_table *t, struct fast_entry *e, double 
     return e->bucket_at;
 }
 
-static void window_sums(const struct fast_table *t, const struct fast_entry *e, double now,
-                        unsigned *domains, unsigned *mx, double *span)
+static unsigned clamp32(uint64_t v)
 {
-    uint64_t d = 0, m = 0;
+    return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
 
-    *span = 0;
+/* Seconds since the oldest bucket with something in it began. */
+static double window_span(const struct fast_table *t, const struct fast_entry *e, double now)
+{
     for (unsigned k = FAST_BUCKETS; k-- > 0;) {
         int64_t idx = e->bucket_at - (int64_t)k;
         unsigned slot = (unsigned)(((idx % FAST_BUCKETS) + FAST_BUCKETS) % FAST_BUCKETS);
 
-        if ((e->domains[slot] || e->mx[slot]) && *span == 0)
-            *span = fmax(0, now - (double)idx * t->width);
-        d += e->domains[slot];
-        m += e->mx[slot];
+        if (e->domains[slot] || e->mx[slot])
+            return fmax(0, now - (double)idx * t->width);
     }
-    *domains = d > UINT32_MAX ? UINT32_MAX : (unsigned)d;
-    *mx = m > UINT32_MAX ? UINT32_MAX : (unsigned)m;
+    return 0;
 }
 
-/* Whether domain_hash is new for e (not seen within a window); notes it. */
+/*
+ * Whether domain_hash is new for e (not seen within a window); notes it.  FAST_PROBES slots
+ * from the hash's own: the domain's, else an empty or stale one, else the oldest of them (a
+ * key sending to more than FAST_DOMAINS domains a window may see a few counted twice).
+ */
 static bool new_domain(const struct fast_table *t, struct fast_entry *e, uint64_t domain_hash,
                        double now)
 {
-    unsigned oldest = 0;
+    unsigned start = (unsigned)(domain_hash ^ (domain_hash >> 32)) & (FAST_DOMAINS - 1);
+    unsigned take = 0;
+    double take_at = INFINITY;
+    uint64_t tag = domain_hash ^ e->salt;
 
-    for (unsigned i = 0; i < e->seen_count; i++) {
-        if (e->seen_hash[i] == domain_hash) {
-            bool fresh = e->seen_at[i] > now - t->set.window;
+    for (unsigned k = 0; k < FAST_PROBES; k++) {
+        unsigned i = (start + k) & (FAST_DOMAINS - 1);
+        /* A former key's slot is as good as empty. */
+        double at = e->seen_at[i] >= e->born ? e->seen_at[i] : 0;
+
+        if (at != 0 && e->seen_hash[i] == tag) {
+            bool fresh = at > now - t->set.window;
 
             e->seen_at[i] = now;
             return !fresh;
         }
-        if (e->seen_at[i] < e->seen_at[oldest])
-            oldest = i;
+        if (at < take_at) {
+            take = i; /* empty and stale slots are the oldest */
+            take_at = at;
+        }
     }
-    if (e->seen_count < FAST_DOMAINS)
-        oldest = e->seen_count++;
-    e->seen_hash[oldest] = domain_hash;
-    e->seen_at[oldest] = now;
+    e->seen_hash[take] = tag;
+    e->seen_at[take] = now > 0 ? now : 1e-9;
     return true;
 }
 
@@ -263,8 +288,20 @@ static unsigned limit_of(double floor_value, double factor, double usual)
 static void judge(const struct fast_table *t, const struct fast_entry *e, double now,
                   struct fast_verdict *out)
 {
-    window_sums(t, e, now, &out->domains, &out->mx, &out->span);
+    out->domains = clamp32(e->sum_domains);
+    out->mx = clamp32(e->sum_mx);
     out->history = e->has_level;
+    /* Under the floors nothing can be over (every limit is at least its floor): the usual
+     * case costs no more. */
+    if (out->domains <= t->set.min_domains && out->mx <= t->set.min_mx) {
+        out->over = false;
+        out->span = 0;
+        out->limit_domains = t->set.min_domains;
+        out->limit_mx = t->set.min_mx;
+        out->usual_domains = out->usual_mx = 0;
+        return;
+    }
+    out->span = window_span(t, e, now);
     if (e->has_level) {
         out->usual_domains = faded(t, e->level_domains, e->level_at, now);
         out->usual_mx = faded(t, e->level_mx, e->level_at, now);
@@ -277,18 +314,14 @@ static void judge(const struct fast_table *t, const struct fast_entry *e, double
     out->over = out->domains > out->limit_domains || out->mx > out->limit_mx;
 }
 
-static void note_peaks(const struct fast_table *t, struct fast_entry *e, double now)
+static void note_peaks(struct fast_entry *e, double now)
 {
-    unsigned d, m;
-    double span;
-
-    window_sums(t, e, now, &d, &m, &span);
     if (e->period_start == 0)
         e->period_start = now > 0 ? now : 1e-9;
-    if (d > e->peak_domains)
-        e->peak_domains = d;
-    if (m > e->peak_mx)
-        e->peak_mx = m;
+    if (e->sum_domains > e->peak_domains)
+        e->peak_domains = clamp32(e->sum_domains);
+    if (e->sum_mx > e->peak_mx)
+        e->peak_mx = clamp32(e->sum_mx);
 }
 
 void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,
@@ -298,9 +331,11 @@ void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *ke
     int64_t b = advance(t, e, now);
 
     e->last = now;
-    if (domain_hash != 0 && new_domain(t, e, domain_hash, now))
+    if (domain_hash != 0 && new_domain(t, e, domain_hash, now)) {
         e->domains[b % FAST_BUCKETS]++;
-    note_peaks(t, e, now);
+        e->sum_domains++;
+    }
+    note_peaks(e, now);
     judge(t, e, now, out);
 }
 
@@ -316,7 +351,8 @@ void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now)
             continue;
         b = advance(t, e, now);
         e->mx[b % FAST_BUCKETS] += n;
-        note_peaks(t, e, now);
+        e->sum_mx += n;
+        note_peaks(e, now);
         return;
     }
 }

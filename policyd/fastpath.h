@@ -47,7 +47,9 @@ struct fast_settings {
     unsigned slots;  /* taken by fast_table_new only */
 };
 
-/* One key's figures at a relay RCPT, and the limit they were judged by. */
+/* One key's figures at a relay RCPT, and the limit they were judged by.  While both figures
+ * are within their floors (the usual case) nothing else is worked out: the limits are the
+ * floors, span and the usual levels 0. */
 struct fast_verdict {
     bool over;                       /* a figure passed its limit */
     bool history;                    /* judged by its own level (else the site's) */

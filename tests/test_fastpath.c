@@ -266,17 +266,27 @@ static void test_fading(void **state)
 {
     struct fast_table *t = fast_table_new(&defaults);
     struct fast_verdict v;
+    double later = T0 + FAST_LEARN_PERIOD + 7 * DAY;
 
     (void)state;
     burst(t, "192.0.2.50", "f", 100, T0, 2);
     learn_all(t, T0 + FAST_LEARN_PERIOD);
-    /* One half-life later the usual level is half. */
-    rcpt(t, "192.0.2.50", "g", 0, T0 + FAST_LEARN_PERIOD + 7 * DAY, &v);
-    assert_true(fabs(v.usual_domains - 50) < 1e-6);
+    /* One half-life later the usual level is half: 200 pass, the 201st is over. */
+    assert_int_equal(burst(t, "192.0.2.50", "g", 201, later, 1), 201);
+    rcpt(t, "192.0.2.50", "g", 201, later + 1, &v);
+    assert_true(fabs(v.usual_domains - 50) < 1e-3);
     assert_int_equal(v.limit_domains, 200);
+    fast_table_free(t);
+
     /* A smaller period does not lower the level below its faded value. */
-    learn_all(t, T0 + 2 * FAST_LEARN_PERIOD + 7 * DAY);
-    rcpt(t, "192.0.2.50", "g", 1, T0 + 2 * FAST_LEARN_PERIOD + 7 * DAY + 1, &v);
+    t = fast_table_new(&defaults);
+    burst(t, "192.0.2.50", "f", 100, T0, 2);
+    learn_all(t, T0 + FAST_LEARN_PERIOD);
+    rcpt(t, "192.0.2.50", "h", 0, later, &v);
+    learn_all(t, later + FAST_LEARN_PERIOD);
+    assert_int_equal(burst(t, "192.0.2.50", "i", 200, later + 100, 1), 0);
+    rcpt(t, "192.0.2.50", "i", 500, later + 101, &v);
+    assert_true(v.over);
     assert_true(v.usual_domains > 49.9 && v.usual_domains <= 50);
     fast_table_free(t);
 }
