@@ -787,6 +787,16 @@ void defense_fast_stats(const struct defense *d, struct fast_stats *out)
     fast_get_stats(d->fast, out);
 }
 
+static bool fast_culprit(void *arg, const struct throttle_record *r)
+{
+    struct defense *d = arg;
+
+    if (r->source == THROTTLE_FAST && throttle_in_force(r, d->wall) &&
+        r->since >= d->wall - d->cfg->detect_window)
+        incident_add_culprit(&d->incident, r);
+    return true;
+}
+
 void defense_tick(struct defense *d, const struct defense_inputs *in)
 {
     const struct traffic *t = d->traffic;
@@ -842,6 +852,8 @@ void defense_tick(struct defense *d, const struct defense_inputs *in)
             if (view.value[i] > d->incident.peak[i])
                 d->incident.peak[i] = view.value[i];
         if (ev == DETECTOR_WENT_LOUD) {
+            /* Keys the fast path stopped within the window belong to this incident too. */
+            throttle_each(d->throttles, fast_culprit, d);
             pick_culprits(d, now, s.relay_domains, upstream);
             incident_alert(d, "start", d->incident.start_reason);
         }

@@ -23,6 +23,7 @@
 #include "culprits.h"
 #include "decision.h"
 #include "defense.h"
+#include "detector.h"
 #include "fastpath.h"
 #include "policy_request.h"
 #include "throttle.h"
@@ -403,7 +404,7 @@ struct sim {
     struct config *cfg;
     struct traffic *t;
     struct defense *d;
-    double now;
+    double now, next_tick;
     unsigned port, txn;
 };
 
@@ -422,6 +423,7 @@ static struct sim *sim_new(const char *overrides)
     s->t = traffic_new(s->cfg);
     s->d = defense_new(s->cfg, s->t);
     s->now = T0;
+    s->next_tick = T0 + 1;
     s->port = 20000;
     return s;
 }
@@ -437,10 +439,11 @@ static void sim_free(struct sim *s)
 /* The daemon's ticks (every second here) up to at. */
 static void sim_until(struct sim *s, double at)
 {
-    while (s->now + 1 <= at) {
+    while (s->next_tick <= at) {
         struct defense_inputs in = {0};
 
-        s->now += 1;
+        s->now = s->next_tick;
+        s->next_tick += 1;
         traffic_tick(s->t, s->now);
         in.now = s->now;
         in.missing = "";
@@ -547,6 +550,24 @@ static void test_defense_bot_and_others(void **state)
     sim_until(s, s->now + 60);
     assert_int_equal(message(s, "198.51.100.5", "", "friend", 100, 40, &accepted), 0);
     assert_int_equal(message(s, "198.51.100.6", "", "bulk", 0, 10, &accepted), 0);
+    sim_free(s);
+}
+
+static void test_defense_incident_names_fast_stop(void **state)
+{
+    struct sim *s = sim_new("detect_loud_after = 5s");
+    const char *alert;
+
+    (void)state;
+    /* The bot goes on being refused; its refused RCPTs still count as relay domains, the
+     * host turns loud, and the incident names the key the fast path stopped before.  (The
+     * detector judges once it has seen its first window.) */
+    sim_until(s, T0 + 660);
+    assert_int_equal(bot(s, "203.0.113.30", "", 20), 50);
+    alert = defense_pending_alert(s->d);
+    assert_non_null(alert);
+    assert_non_null(strstr(alert, "\"event\":\"start\""));
+    assert_non_null(strstr(alert, "\"culprits\":[\"client_address:203.0.113.30\"]"));
     sim_free(s);
 }
 
@@ -657,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_same_hash_other_name),
         cmocka_unit_test(test_reconfigure_window),
         cmocka_unit_test(test_defense_bot_and_others),
+        cmocka_unit_test(test_defense_incident_names_fast_stop),
         cmocka_unit_test(test_defense_sasl_bot_shares_address),
         cmocka_unit_test(test_defense_list_server_history_restart),
         cmocka_unit_test(test_defense_monitor_only_and_release),
