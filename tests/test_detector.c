@@ -745,6 +745,403 @@ static void test_baselines_survive_restart(void **state)
     free(s);
 }
 
+/* ---- each rule at its threshold: hand-made samples, one a second ---- */
+
+#define TR0 (T0 + 43200.0) /* noon of day one */
+
+/* Figures over the window: MX (own lookups), relay domains, sessions and from= lines.  The
+ * samples are marked warming_up (nothing learned), so the baselines stay at baseline_start
+ * and every threshold is known exactly. */
+struct figures {
+    uint64_t mx, domains, nc, nf;
+};
+
+static struct detector_sample sample_of(double now, struct figures f, bool learn)
+{
+    struct detector_sample smp;
+
+    memset(&smp, 0, sizeof(smp));
+    smp.now = now;
+    smp.hour = 12;
+    smp.warming_up = !learn;
+    smp.own_dns = true;
+    smp.own_mx = f.mx;
+    smp.nc = f.nc;
+    smp.nf = f.nf;
+    smp.relay_rcpt = f.domains;
+    smp.relay_domains = f.domains;
+    return smp;
+}
+
+/* The same figures once a second for [from, to): returns the time of the first transition
+ * (its kind in *ev), or 0 if none; *next: the time after the last sample. */
+static double hold_figures(struct detector *d, double from, double to, struct figures f,
+                           enum detector_event *ev)
+{
+    for (double t = from; t < to; t += 1) {
+        struct detector_sample smp = sample_of(t, f, false);
+        enum detector_event e = detector_observe(d, &smp);
+
+        if (e != DETECTOR_NO_CHANGE) {
+            *ev = e;
+            return t;
+        }
+    }
+    *ev = DETECTOR_NO_CHANGE;
+    return 0;
+}
+
+/* Two minutes of the figures through a fresh detector: it must stay quiet (loud false), or go
+ * loud exactly detect_loud_after after they start. */
+static void expect_loud(const struct detector_settings *set, struct figures f, bool loud,
+                        const char *what)
+{
+    struct detector *d = detector_new(set);
+    enum detector_event ev;
+    double t;
+
+    assert_non_null(d);
+    t = hold_figures(d, TR0, TR0 + 120, f, &ev);
+    if (loud ? t != TR0 + set->loud_after : t != 0)
+        fail_msg("%s: MX %llu, relay domains %llu, nc %llu, nf %llu: %s after %.0fs, expected %s: %s",
+                 what, (unsigned long long)f.mx, (unsigned long long)f.domains,
+                 (unsigned long long)f.nc, (unsigned long long)f.nf,
+                 t != 0 ? "loud" : "quiet", t != 0 ? t - TR0 : 120.0,
+                 loud ? "loud after detect_loud_after" : "quiet", detector_reason(d));
+    assert_int_equal(detector_state(d), loud ? DETECTOR_LOUD : DETECTOR_QUIET);
+    detector_free(d);
+}
+
+static void assert_stays_quiet(const struct detector_settings *set, struct figures f, const char *what)
+{
+    expect_loud(set, f, false, what);
+}
+
+static void assert_goes_loud(const struct detector_settings *set, struct figures f, const char *what)
+{
+    expect_loud(set, f, true, what);
+}
+
+/* One below a threshold stays quiet, at it goes loud; signal s's baseline set to base. */
+static void check_threshold(enum detector_signal s, double base, struct figures below,
+                            struct figures at, const char *what)
+{
+    struct detector_settings set = default_settings();
+
+    set.start[s] = base;
+    print_message("  %s: %s one below stays quiet, at it loud\n", what, detector_signal_name(s));
+    assert_stays_quiet(&set, below, what);
+    assert_goes_loud(&set, at, what);
+}
+
+/* MX and relay domains, each at its floor (20, while 10 x a baseline of 1 is 10) and at 10 x
+ * its baseline (5: 50, above the floor); the other signal well over its threshold, alpha in
+ * band. */
+static void test_threshold_mx_and_domains(void **state)
+{
+    (void)state;
+    check_threshold(DS_MX, 1, (struct figures){19, 100, 50, 100},
+                    (struct figures){20, 100, 50, 100}, "MX at detect_min_mx");
+    check_threshold(DS_MX, 5, (struct figures){49, 100, 50, 100},
+                    (struct figures){50, 100, 50, 100}, "MX at 10 x baseline");
+    check_threshold(DS_RELAY_DOMAINS, 1, (struct figures){100, 19, 50, 100},
+                    (struct figures){100, 20, 50, 100}, "relay domains at detect_min_domains");
+    check_threshold(DS_RELAY_DOMAINS, 5, (struct figures){100, 49, 50, 100},
+                    (struct figures){100, 50, 50, 100}, "relay domains at 10 x baseline");
+}
+
+/* With MX over its threshold and few relay domains, alpha out of its band alone makes the host
+ * loud: the learned band 0.5 / 1.5 .. 0.5 x 1.5 = 0.333-0.75, and a fixed band 0.35-0.70, each
+ * edge inside the band. */
+static void test_threshold_alpha_band(void **state)
+{
+    struct detector_settings set = default_settings();
+
+    (void)state;
+    /* Learned band. */
+    assert_stays_quiet(&set, (struct figures){40, 5, 34, 100}, "alpha 0.34, in the learned band");
+    assert_goes_loud(&set, (struct figures){40, 5, 33, 100}, "alpha 0.33, below the learned band");
+    assert_stays_quiet(&set, (struct figures){40, 5, 75, 100}, "alpha 0.75, the band's top");
+    assert_goes_loud(&set, (struct figures){40, 5, 76, 100}, "alpha 0.76, above the learned band");
+    /* MX one below its threshold: alpha out of band is not enough. */
+    assert_stays_quiet(&set, (struct figures){19, 5, 10, 100}, "alpha out of band, MX low");
+    /* A fixed band. */
+    set.alpha_low = 0.35;
+    set.alpha_high = 0.70;
+    assert_stays_quiet(&set, (struct figures){40, 5, 35, 100}, "alpha 0.35, the fixed band's bottom");
+    assert_goes_loud(&set, (struct figures){40, 5, 34, 100}, "alpha 0.34, below the fixed band");
+    assert_stays_quiet(&set, (struct figures){40, 5, 70, 100}, "alpha 0.70, the fixed band's top");
+    assert_goes_loud(&set, (struct figures){40, 5, 71, 100}, "alpha 0.71, above the fixed band");
+}
+
+/* Alpha is judged from detect_min_messages (20) from= lines on. */
+static void test_threshold_alpha_min_messages(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct detector *d = detector_new(&set);
+    struct detector_sample smp = sample_of(TR0, (struct figures){40, 5, 1, 19}, false);
+    struct detector_view v;
+
+    (void)state;
+    assert_non_null(d);
+    detector_observe(d, &smp);
+    detector_get_view(d, &v);
+    assert_true(v.value[DS_ALPHA] < 0);
+    assert_non_null(strstr(v.missing, "alpha not judged"));
+    detector_free(d);
+    assert_stays_quiet(&set, (struct figures){40, 5, 1, 19}, "alpha 0.05 from 19 from= lines");
+    assert_goes_loud(&set, (struct figures){40, 5, 1, 20}, "alpha 0.05 from 20 from= lines");
+}
+
+/* The loud condition must hold detect_loud_after without a break: loud at exactly 20 s, and a
+ * break starts the count again. */
+static void test_threshold_loud_after(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct figures burst = {40, 40, 50, 100}, calm = {5, 5, 50, 100};
+    struct detector *d = detector_new(&set);
+    struct detector_view v;
+    enum detector_event ev;
+    double t;
+
+    (void)state;
+    assert_non_null(d);
+    /* 19 s of the condition, a break, 19 s again: never loud. */
+    assert_true(hold_figures(d, TR0, TR0 + 19, burst, &ev) == 0);
+    detector_get_view(d, &v);
+    assert_true(v.loud_condition);
+    assert_true(v.condition_since == TR0);
+    assert_true(hold_figures(d, TR0 + 19, TR0 + 20, calm, &ev) == 0);
+    detector_get_view(d, &v);
+    assert_true(v.condition_since == 0);
+    assert_true(hold_figures(d, TR0 + 20, TR0 + 39, burst, &ev) == 0);
+    assert_int_equal(detector_state(d), DETECTOR_QUIET);
+    /* Held on: loud when it has held 20 s (since TR0 + 20). */
+    t = hold_figures(d, TR0 + 39, TR0 + 100, burst, &ev);
+    assert_int_equal(ev, DETECTOR_WENT_LOUD);
+    assert_true(t == TR0 + 40);
+    assert_true(detector_since(d) == TR0 + 40);
+    assert_non_null(strstr(detector_reason(d), "held for 20s"));
+    detector_free(d);
+    /* Another detect_loud_after: the same rule. */
+    set.loud_after = 45;
+    assert_goes_loud(&set, burst, "detect_loud_after 45s");
+}
+
+/* Loud, then the given figures: returns when it went quiet (0: not within `within`). */
+static double quiet_after_loud(const struct detector_settings *set, struct figures after,
+                               double within)
+{
+    struct detector *d = detector_new(set);
+    enum detector_event ev;
+    double t;
+
+    assert_non_null(d);
+    t = hold_figures(d, TR0, TR0 + 60, (struct figures){40, 40, 50, 100}, &ev);
+    assert_int_equal(ev, DETECTOR_WENT_LOUD);
+    t = hold_figures(d, t + 1, t + 1 + within, after, &ev);
+    if (t != 0) {
+        assert_int_equal(ev, DETECTOR_WENT_QUIET);
+        print_message("  quiet with MX %llu, relay domains %llu, alpha %.2f: %s\n",
+                      (unsigned long long)after.mx, (unsigned long long)after.domains,
+                      (double)after.nc / (double)after.nf, detector_reason(d));
+    }
+    detector_free(d);
+    return t;
+}
+
+/* Hysteresis: loud at MX and relay domains 20, quiet only when MX falls below half (10), or
+ * relay domains below half with alpha in band, for detect_quiet_after (600 s) exactly. */
+static void test_threshold_quiet_hysteresis(void **state)
+{
+    struct detector_settings set = default_settings();
+    double start = TR0 + 20 + 1; /* the first sample after going loud (at TR0 + 20) */
+
+    (void)state;
+    /* At half the thresholds: loud for good (an hour). */
+    assert_true(quiet_after_loud(&set, (struct figures){10, 40, 50, 100}, 3600) == 0);
+    assert_true(quiet_after_loud(&set, (struct figures){40, 10, 50, 100}, 3600) == 0);
+    assert_true(quiet_after_loud(&set, (struct figures){19, 19, 50, 100}, 3600) == 0);
+    /* One below half: quiet after exactly detect_quiet_after. */
+    assert_true(quiet_after_loud(&set, (struct figures){9, 40, 50, 100}, 3600) == start + 600);
+    assert_true(quiet_after_loud(&set, (struct figures){40, 9, 50, 100}, 3600) == start + 600);
+    /* Relay domains below half but alpha out of band: still loud. */
+    assert_true(quiet_after_loud(&set, (struct figures){40, 9, 10, 100}, 3600) == 0);
+    /* Another detect_quiet_after: the same rule. */
+    set.quiet_after = 120;
+    assert_true(quiet_after_loud(&set, (struct figures){9, 9, 50, 100}, 3600) == start + 120);
+}
+
+/* A break in the quiet condition starts detect_quiet_after again. */
+static void test_threshold_quiet_after_break(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct detector *d = detector_new(&set);
+    struct figures low = {5, 5, 50, 100}, high = {15, 15, 50, 100};
+    enum detector_event ev;
+    double t;
+
+    (void)state;
+    assert_non_null(d);
+    t = hold_figures(d, TR0, TR0 + 60, (struct figures){40, 40, 50, 100}, &ev);
+    assert_true(t == TR0 + 20);
+    assert_true(hold_figures(d, TR0 + 21, TR0 + 620, low, &ev) == 0); /* 599 s of quiet */
+    assert_true(hold_figures(d, TR0 + 620, TR0 + 621, high, &ev) == 0);
+    assert_true(hold_figures(d, TR0 + 621, TR0 + 1220, low, &ev) == 0);
+    assert_int_equal(detector_state(d), DETECTOR_LOUD);
+    assert_true(hold_figures(d, TR0 + 1220, TR0 + 1300, low, &ev) == TR0 + 1221);
+    assert_int_equal(ev, DETECTOR_WENT_QUIET);
+    detector_free(d);
+}
+
+/* The MX figure is the larger of the upstream server's and our own; with neither, relay
+ * domains stand in. */
+static void test_threshold_dns_sources(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct detector *d = detector_new(&set);
+    struct detector_sample smp = sample_of(TR0, (struct figures){20, 40, 50, 100}, false);
+    struct detector_view v;
+    enum detector_event ev = DETECTOR_NO_CHANGE;
+
+    (void)state;
+    assert_non_null(d);
+    smp.tdns = true;
+    smp.tdns_mx = 19;
+    for (int i = 0; i <= 20; i++, smp.now += 1)
+        ev = detector_observe(d, &smp);
+    detector_get_view(d, &v);
+    assert_int_equal(v.dns_source, DNS_FROM_TDNS);
+    assert_true(v.value[DS_MX] == 20);
+    assert_int_equal(ev, DETECTOR_WENT_LOUD);
+    detector_free(d);
+
+    d = detector_new(&set);
+    assert_non_null(d);
+    smp = sample_of(TR0, (struct figures){0, 40, 50, 100}, false);
+    smp.tdns = true;
+    smp.tdns_mx = 20;
+    for (int i = 0; i <= 20; i++, smp.now += 1)
+        ev = detector_observe(d, &smp);
+    assert_int_equal(ev, DETECTOR_WENT_LOUD);
+    detector_free(d);
+
+    /* Neither: relay domains (19, then 20) are MX too. */
+    smp = sample_of(TR0, (struct figures){0, 19, 50, 100}, false);
+    smp.own_dns = false;
+    d = detector_new(&set);
+    assert_non_null(d);
+    for (int i = 0; i <= 60; i++, smp.now += 1)
+        assert_int_equal(detector_observe(d, &smp), DETECTOR_NO_CHANGE);
+    detector_get_view(d, &v);
+    assert_int_equal(v.dns_source, DNS_FROM_RELAY_DOMAINS);
+    assert_true(v.value[DS_MX] == 19);
+    smp.relay_domains = 20;
+    for (int i = 0; i <= 20; i++, smp.now += 1)
+        ev = detector_observe(d, &smp);
+    assert_int_equal(ev, DETECTOR_WENT_LOUD);
+    detector_free(d);
+}
+
+/* Learning: a quiet minute's value is clipped at 3 x baseline + the signal's floor, and joins
+ * the mean with the cold-start value counting as one minute. */
+static void test_threshold_learning_clip(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct detector *d = detector_new(&set);
+    struct figures huge_mx = {1000, 5, 50, 100}; /* MX alone: not loud */
+    struct detector_sample smp;
+    struct detector_view v;
+
+    (void)state;
+    assert_non_null(d);
+    smp = sample_of(TR0, huge_mx, true);
+    assert_int_equal(detector_observe(d, &smp), DETECTOR_NO_CHANGE);
+    smp = sample_of(TR0 + 60, huge_mx, true);
+    assert_int_equal(detector_observe(d, &smp), DETECTOR_NO_CHANGE);
+    detector_get_view(d, &v);
+    /* 1000 clipped at 3 x 2 + 20 = 26: the mean of 2 and 26. */
+    print_message("  MX baseline after one minute of MX 1000: %g\n", v.baseline[DS_MX]);
+    assert_true(v.baseline[DS_MX] == 14);
+    assert_int_equal(v.samples_learned, 2);
+    smp = sample_of(TR0 + 120, huge_mx, true);
+    detector_observe(d, &smp);
+    detector_get_view(d, &v);
+    /* The second minute clipped at 3 x 14 + 20 = 62: 14 + (62 - 14) / 3. */
+    assert_true(v.baseline[DS_MX] == 30);
+    detector_free(d);
+}
+
+/* Learning happens once a minute, only while quiet with nothing pending and not warming up. */
+static void test_threshold_learning_only_quiet(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct detector *d = detector_new(&set);
+    struct figures calm = {5, 5, 50, 100}, burst = {40, 40, 50, 100};
+    struct detector_sample smp;
+    struct detector_view v;
+    double t = TR0;
+
+    (void)state;
+    assert_non_null(d);
+    /* Warming up: judged, not learned. */
+    for (; t < TR0 + 120; t += 1) {
+        smp = sample_of(t, calm, false);
+        detector_observe(d, &smp);
+    }
+    detector_get_view(d, &v);
+    assert_int_equal(v.samples_learned, 0);
+    /* Quiet minutes: one learned each (the first sample of the minute). */
+    for (; t < TR0 + 240; t += 1) {
+        smp = sample_of(t, calm, true);
+        detector_observe(d, &smp);
+    }
+    detector_get_view(d, &v);
+    assert_int_equal(v.samples_learned, 2);
+    /* A minute that starts with the loud condition pending: not learned; nor loud minutes. */
+    for (; t < TR0 + 600; t += 1) {
+        smp = sample_of(t, burst, true);
+        detector_observe(d, &smp);
+    }
+    assert_int_equal(detector_state(d), DETECTOR_LOUD);
+    detector_get_view(d, &v);
+    assert_int_equal(v.samples_learned, 2);
+    assert_true(v.baseline[DS_MX] < 5);
+    detector_free(d);
+}
+
+/* An hour's own baseline is used once it has baseline_hour_days x 60 minutes. */
+static void test_threshold_hour_days(void **state)
+{
+    struct detector_settings set = default_settings();
+    struct detector *d;
+    struct detector_sample smp;
+    struct detector_view v;
+
+    (void)state;
+    set.hour_days = 1;
+    d = detector_new(&set);
+    assert_non_null(d);
+    for (int m = 0; m < 60; m++) {
+        smp = sample_of(TR0 + 60.0 * m, (struct figures){5, 5, 50, 100}, true);
+        smp.hour = 5;
+        detector_observe(d, &smp);
+        detector_get_view(d, &v);
+        assert_false(v.hourly[DS_MX]); /* judged with m minutes learned */
+    }
+    smp = sample_of(TR0 + 3600, (struct figures){5, 5, 50, 100}, true);
+    smp.hour = 5;
+    detector_observe(d, &smp);
+    detector_get_view(d, &v);
+    assert_true(v.hourly[DS_MX]);
+    smp.now += 60;
+    smp.hour = 6;
+    detector_observe(d, &smp);
+    detector_get_view(d, &v);
+    assert_false(v.hourly[DS_MX]);
+    detector_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -754,6 +1151,16 @@ int main(void)
         cmocka_unit_test(test_odd_minute_below_minimum),
         cmocka_unit_test(test_missing_dns_relay_domains_alone),
         cmocka_unit_test(test_baselines_survive_restart),
+        cmocka_unit_test(test_threshold_mx_and_domains),
+        cmocka_unit_test(test_threshold_alpha_band),
+        cmocka_unit_test(test_threshold_alpha_min_messages),
+        cmocka_unit_test(test_threshold_loud_after),
+        cmocka_unit_test(test_threshold_quiet_hysteresis),
+        cmocka_unit_test(test_threshold_quiet_after_break),
+        cmocka_unit_test(test_threshold_dns_sources),
+        cmocka_unit_test(test_threshold_learning_clip),
+        cmocka_unit_test(test_threshold_learning_only_quiet),
+        cmocka_unit_test(test_threshold_hour_days),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
