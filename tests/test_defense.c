@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -544,10 +545,121 @@ static void newsletter_run(const char *overrides)
     sim_free(s);
 }
 
+/* The windows (windows = 1m, 10m, 1h): the detector's and the limits'. */
+#define W_DETECT 1
+#define W_LIMIT 2
+
+/* A key's figures in window w, if its table tracks it (culprit_slots: at most 1000). */
+static bool key_view(struct sim *s, enum culprit_kind kind, unsigned w, const char *key,
+                     struct culprit_view *out)
+{
+    static struct culprit_view v[1000];
+    unsigned n = traffic_culprits(s->t, kind == CULPRIT_SENDER_DOMAIN, w, s->now, v, 1000);
+
+    for (unsigned i = 0; i < n; i++)
+        if (v[i].kind == kind && strcmp(v[i].key, key) == 0) {
+            *out = v[i];
+            return true;
+        }
+    return false;
+}
+
+/* A key's share of the host's relay domains in the detector's window, as pick_culprits
+ * judges it (dns_lookups is empty: no share of queries). */
+static double key_share(struct sim *s, const struct culprit_view *v)
+{
+    uint64_t all = traffic_relay_domains(s->t, W_DETECT, s->now);
+
+    return all ? (double)(v->domains < all ? v->domains : all) / (double)all : 0;
+}
+
+#define LIST_SENDER "news@lists.example.edu"
+#define LIST_DOMAIN "lists.example.edu"
+#define LIST_SERVERS 30
+
+/*
+ * A mailing list to subscribers in many domains: a message to a new domain every 0.5 s for
+ * `seconds`, from a pool of LIST_SERVERS outbound servers in turn (none of which stands out),
+ * all with sender LIST_SENDER.  The host goes loud, and the list's sender domain is the only
+ * key that meets the culprit rules.  Returns the sim; the list's answers by kind in count.
+ */
+static struct sim *list_run(const char *overrides, double seconds, unsigned *count)
+{
+    struct sim *s = sim_new(overrides);
+    double start = quiet_start(s), t;
+    unsigned i = 0;
+
+    memset(count, 0, AK_COUNT * sizeof(*count));
+    for (t = start; t < start + seconds; t += 0.5, i++) {
+        char client[32], rcpt[64];
+        const char *r = rcpt;
+        struct message m;
+
+        sim_run(s, t, NULL, NULL);
+        snprintf(client, sizeof(client), "192.0.2.%u", 10 + i % LIST_SERVERS);
+        snprintf(rcpt, sizeof(rcpt), "reader%u@sub%u.test", i, i);
+        sim_message(s, t, client, "", LIST_SENDER, &r, 1, &m);
+        count[m.kind[0]]++;
+    }
+    sim_run(s, t + 2, NULL, NULL);
+    return s;
+}
+
+/* The list as a culprit would see it: loud, its sender domain among the busiest with the
+ * culprit's figures, and no client that meets them. */
+static void check_list_is_culprit(struct sim *s)
+{
+    struct culprit_view v;
+    const struct config *c = s->cfg;
+
+    assert_true(s->ever_loud);
+    assert_true(sim_loud(s));
+    assert_true(key_view(s, CULPRIT_SENDER_DOMAIN, W_DETECT, LIST_DOMAIN, &v));
+    print_message("  %s: %llu relay domains, share %.2f of the host's\n", LIST_DOMAIN,
+                  (unsigned long long)v.domains, key_share(s, &v));
+    assert_true(v.domains >= c->culprit_min_domains);
+    assert_true(key_share(s, &v) >= c->culprit_min_share);
+    for (unsigned i = 0; i < LIST_SERVERS; i++) {
+        char client[32];
+
+        snprintf(client, sizeof(client), "192.0.2.%u", 10 + i);
+        assert_true(key_view(s, CULPRIT_CLIENT_ADDRESS, W_DETECT, client, &v));
+        assert_true(v.domains < c->culprit_min_domains || key_share(s, &v) < c->culprit_min_share);
+    }
+}
+
+/* never_throttle_senders keeps the list's sender domain from being throttled while its burst
+ * of domains makes the host loud; without it, the same list is throttled. */
 static void test_newsletter_exempt(void **state)
 {
+    unsigned count[AK_COUNT];
+    struct sim *s;
+    struct throttle_record *r;
+    struct defense_stats st;
+
     (void)state;
-    newsletter_run("never_throttle_senders = lists.example.edu");
+    s = list_run(SLOW_PATH "never_throttle_senders = " LIST_DOMAIN, 180, count);
+    check_list_is_culprit(s);
+    print_message("  exempt: %u DUNNO, %u DEFER\n", count[AK_DUNNO], count[AK_DEFER]);
+    assert_int_equal(count[AK_DUNNO], 360);
+    assert_null(find_key(s, CULPRIT_SENDER_DOMAIN, LIST_DOMAIN));
+    assert_int_equal(throttle_count(defense_throttles(s->d)), 0);
+    defense_get_stats(s->d, &st);
+    assert_int_equal(st.throttled_total, 0);
+    assert_int_equal(s->ord_bad, 0);
+    sim_free(s);
+
+    /* The control: the same list without the exemption. */
+    s = list_run(SLOW_PATH, 180, count);
+    check_list_is_culprit(s);
+    print_message("  not exempt: %u DUNNO, %u DEFER\n", count[AK_DUNNO], count[AK_DEFER]);
+    r = find_key(s, CULPRIT_SENDER_DOMAIN, LIST_DOMAIN);
+    assert_non_null(r);
+    assert_int_equal(r->source, THROTTLE_DETECTOR);
+    assert_true(count[AK_DEFER] > 0);
+    assert_int_equal(count[AK_DUNNO] + count[AK_DEFER], 360);
+    assert_int_equal(throttle_count(defense_throttles(s->d)), 1);
+    sim_free(s);
 }
 
 static void test_newsletter_not_exempt(void **state)
@@ -569,6 +681,19 @@ static struct sim *burst_run(const char *overrides, struct burst *b, double burs
     burst_init(b, CULPRIT, "", "info@bulk-sender.test", start, start + burst);
     sim_run(s, start + burst + after, b, NULL);
     return s;
+}
+
+/* CULPRIT's burst over [start, end) until it is throttled (within two minutes): its record. */
+static struct throttle_record *burst_until_throttled(struct sim *s, struct burst *b, double start,
+                                                     double end)
+{
+    struct throttle_record *r;
+
+    burst_init(b, CULPRIT, "", "info@bulk-sender.test", start, end);
+    while ((r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT)) == NULL && s->now < start + 120)
+        sim_run(s, s->now + 1, b, NULL);
+    assert_non_null(r);
+    return r;
 }
 
 static void check_culprit_record(struct sim *s, const char *action)
@@ -799,14 +924,161 @@ static void test_escalation(void **state)
     sim_free(s);
 }
 
+/* The culprit stops once throttled; its retry just before escalate_after is deferred, the
+ * one at escalate_after rejected. */
+static void test_escalate_at_threshold(void **state)
+{
+    struct burst b;
+    struct sim *s = sim_new(SLOW_PATH "escalate_after = 5m");
+    struct throttle_record *r;
+    double start, since;
+    char ans[ANS];
+
+    (void)state;
+    start = quiet_start(s);
+    r = burst_until_throttled(s, &b, start, start + 600);
+    since = r->since;
+    assert_int_equal(one_relay(s, since + 299.9, CULPRIT, "", "late@r1.example", ans), AK_DEFER);
+    assert_string_equal(ans, DEFAULT_CULPRIT);
+    assert_false(find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT)->escalated);
+    assert_int_equal(one_relay(s, since + 300, CULPRIT, "", "late@r1.example", ans), AK_REJECT);
+    assert_string_equal(ans, DEFAULT_ESCALATE);
+    r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT);
+    assert_true(r->escalated);
+    assert_true(r->since == since);
+    assert_true(r->changed == since + 300);
+    sim_free(s);
+}
+
+/* ------------------------------------------------------------ 5b. the culprit rules */
+
+#define KEY_CLIENT "198.51.100.77"
+
+/* Relay mail from n clients, each with its own sender domain, to a new domain each, one every
+ * 0.5 s (none of them stands out); then on until the host is loud. */
+static void spray_until_loud(struct sim *s, unsigned n)
+{
+    double t = s->now;
+
+    for (unsigned i = 0; i < n; i++, t += 0.5) {
+        char client[32], sender[64], rcpt[64];
+        const char *r = rcpt;
+        struct message m;
+
+        sim_run(s, t, NULL, NULL);
+        snprintf(client, sizeof(client), "198.18.%u.%u", 1 + i / 250, 1 + i % 250);
+        snprintf(sender, sizeof(sender), "x@spray%u.test", i);
+        snprintf(rcpt, sizeof(rcpt), "y@dom%u.test", i);
+        sim_message(s, t, client, "", sender, &r, 1, &m);
+        assert_string_equal(m.ans[0], "action=DUNNO");
+    }
+    sim_run(s, t + 0.5, NULL, NULL);
+    assert_true(sim_run_until_loud(s, s->now + 120, NULL));
+    print_message("  loud after a spray of %u relay domains: %llu relay domains in 10m\n", n,
+                  (unsigned long long)traffic_relay_domains(s->t, W_DETECT, s->now));
+}
+
+/*
+ * While loud, KEY_CLIENT sends to a new domain every 2 s.  After each message, at the tick
+ * that follows it, it must be throttled exactly when its figures meet the culprit rules:
+ * at least culprit_min_domains relay domains, and at least culprit_min_share of the host's.
+ * Returns its relay domains when it was throttled (0: not within max messages); *share_before:
+ * its share at the tick before, *share_at: at that tick.
+ */
+static uint64_t culprit_crossing(struct sim *s, unsigned max, double *share_before,
+                                 double *share_at)
+{
+    const struct config *c = s->cfg;
+
+    *share_before = *share_at = 0;
+    for (unsigned i = 1; i <= max; i++) {
+        char rcpt[64];
+        const char *r = rcpt;
+        struct message m;
+        struct culprit_view v;
+        double share;
+        bool meets, throttled;
+
+        /* Half a second before a defense_tick (every whole second from T0). */
+        double at = T0 + floor(s->now - T0) + 0.5;
+
+        snprintf(rcpt, sizeof(rcpt), "k%u@kdom%u.test", i, i);
+        sim_message(s, at, KEY_CLIENT, "", "k@k-shop.test", &r, 1, &m);
+        assert_string_equal(m.ans[0], "action=DUNNO");
+        sim_run(s, at + 0.5, NULL, NULL); /* the tick after it */
+        assert_true(sim_loud(s));
+        assert_true(key_view(s, CULPRIT_CLIENT_ADDRESS, W_DETECT, KEY_CLIENT, &v));
+        share = key_share(s, &v);
+        meets = v.domains >= c->culprit_min_domains && share >= c->culprit_min_share;
+        throttled = find_key(s, CULPRIT_CLIENT_ADDRESS, KEY_CLIENT) != NULL;
+        print_message("  after %u domains: estimate %llu, share %.3f: %s\n", i,
+                      (unsigned long long)v.domains, share, throttled ? "throttled" : "not throttled");
+        if (throttled != meets)
+            fail_msg("%s with %llu relay domains, share %.3f", throttled ? "throttled" : "not throttled",
+                     (unsigned long long)v.domains, share);
+        if (throttled) {
+            assert_int_equal(find_key(s, CULPRIT_CLIENT_ADDRESS, KEY_CLIENT)->source,
+                             THROTTLE_DETECTOR);
+            *share_at = share;
+            return v.domains;
+        }
+        *share_before = share;
+        sim_run(s, s->now + 1, NULL, NULL);
+    }
+    return 0;
+}
+
+/* culprit_min_domains (10): with a share well over culprit_min_share all along, the key is
+ * throttled at its 10th relay domain, not at its 9th. */
+static void test_culprit_min_domains(void **state)
+{
+    struct sim *s = sim_new(SLOW_PATH);
+    double before, at;
+
+    (void)state;
+    assert_int_equal(s->cfg->culprit_min_domains, 10);
+    quiet_start(s);
+    spray_until_loud(s, 70);
+    assert_true(culprit_crossing(s, 20, &before, &at) == 10);
+    assert_true(before >= 0.1);
+    assert_null(find_key(s, CULPRIT_SENDER_DOMAIN, "k-shop.test"));
+    assert_int_equal(throttle_count(defense_throttles(s->d)), 1);
+    assert_int_equal(s->ord_bad, 0);
+    sim_free(s);
+}
+
+/* culprit_min_share (0.1): with enough relay domains, the key is throttled at the first tick
+ * its share of the host's relay domains reaches 0.1, not before. */
+static void test_culprit_min_share(void **state)
+{
+    struct sim *s = sim_new(SLOW_PATH);
+    double before, at;
+    uint64_t domains;
+
+    (void)state;
+    assert_true(s->cfg->culprit_min_share == 0.1);
+    quiet_start(s);
+    spray_until_loud(s, 110);
+    domains = culprit_crossing(s, 30, &before, &at);
+    print_message("  throttled at %llu relay domains: share %.3f, %.3f at the tick before\n",
+                  (unsigned long long)domains, at, before);
+    assert_true(domains > 10);
+    assert_true(before >= 0.09 && before < 0.1);
+    assert_true(at >= 0.1 && at < 0.11);
+    assert_int_equal(throttle_count(defense_throttles(s->d)), 1);
+    assert_int_equal(s->ord_bad, 0);
+    sim_free(s);
+}
+
 /* ------------------------------------------------------------ 6. cool-down */
 
 static void test_cooldown(void **state)
 {
     struct burst b;
     struct sim *s = sim_new(SLOW_PATH "throttle_cooldown = 10m");
-    double start, since, until;
+    double start, since, until, again;
     struct throttle_record *r;
+    struct culprit_view v;
     char ans[ANS];
 
     (void)state;
@@ -820,30 +1092,44 @@ static void test_cooldown(void **state)
     until = r->until;
     assert_true(until - since == 600.0);
     assert_true(b.count[AK_DEFER] > 0);
-    /* Still throttled a little before the cool-down ends (an old domain: nothing new). */
-    sim_run(s, until - 5, NULL, NULL);
-    assert_int_equal(one_relay(s, until - 5, CULPRIT, "", "again@r1.example", ans), AK_DEFER);
-    /* At the end of the cool-down the record goes; while the incident is still loud the key is
-     * a culprit again by the window's figures (its sends of the last 10 minutes). */
+    /* Still throttled 90 s before the cool-down ends (an old domain: nothing new). */
+    sim_run(s, until - 90, NULL, NULL);
+    assert_int_equal(one_relay(s, until - 90, CULPRIT, "", "again@r1.example", ans), AK_DEFER);
+    assert_string_equal(ans, DEFAULT_CULPRIT);
+    /* At the end of the cool-down the record goes.  The incident is still loud and the key is
+     * a culprit by the window's figures (its sends of the last 10 minutes), but it sent no
+     * relay mail in the last minute: it is not throttled again. */
     sim_run(s, until + 2, NULL, NULL);
+    assert_true(sim_loud(s));
+    assert_true(key_view(s, CULPRIT_CLIENT_ADDRESS, W_DETECT, CULPRIT, &v));
+    print_message("  at the end of the cool-down (+%.0fs, detector loud, culprit silent since "
+                  "+%.0fs): %llu relay domains in 10m, share %.2f\n",
+                  s->now - T0, until - 90 - T0, (unsigned long long)v.domains, key_share(s, &v));
+    assert_true(v.domains >= s->cfg->culprit_min_domains);
+    assert_true(key_share(s, &v) >= s->cfg->culprit_min_share);
     r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT);
-    print_message("  at the end of the cool-down (+%.0fs, detector %s, culprit silent since "
-                  "+%.0fs): %s%s\n",
-                  s->now - T0, sim_loud(s) ? "loud" : "quiet", start + 120 - T0,
-                  r ? "throttled again: " : "not throttled", r ? r->reason : "");
     if (r != NULL)
-        print_message("    new record since +%.0fs until +%.0fs\n", r->since - T0, r->until - T0);
-    /* Quiet again: the relay domains of the burst leave the window, then detect_quiet_after. */
+        fail_msg("throttled again though silent for 90 s: %s", r->reason);
+    /* It sends again: that answer is DUNNO (nothing in force), the next tick throttles it. */
+    again = s->now;
+    assert_int_equal(one_relay(s, again, CULPRIT, "", "back@r2.example", ans), AK_DUNNO);
+    sim_run(s, again + 1.25, NULL, NULL);
+    r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT);
+    assert_non_null(r);
+    assert_int_equal(r->source, THROTTLE_DETECTOR);
+    print_message("  sent again at +%.0fs: throttled again since +%.0fs until +%.0fs\n",
+                  again - T0, r->since - T0, r->until - T0);
+    assert_true(r->since > again && r->since <= again + 1.25);
+    assert_true(r->until - r->since == 600.0);
+    assert_int_equal(one_relay(s, s->now, CULPRIT, "", "back@r2.example", ans), AK_DEFER);
+    until = r->until;
+    /* Quiet again: the relay domains of the burst leave the window, then detect_quiet_after;
+     * by then the second cool-down is over too. */
     assert_true(sim_run_until_quiet(s, start + 3600, NULL));
-    print_message("  throttled at +%.0fs until +%.0fs; quiet again at +%.0fs\n", since - T0,
-                  until - T0, s->quiet_at - T0);
+    print_message("  quiet again at +%.0fs\n", s->quiet_at - T0);
     assert_true(s->quiet_at > until);
     sim_run(s, s->now + 2, NULL, NULL);
-    r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT);
-    if (r != NULL)
-        print_message("  still a record: source %s since +%.0fs until +%.0fs: %s\n",
-                      throttle_source_name(r->source), r->since - T0, r->until - T0, r->reason);
-    assert_null(r);
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT));
     assert_int_equal(throttle_count(defense_throttles(s->d)), 0);
     assert_int_equal(one_relay(s, s->now + 1, CULPRIT, "", "back@r1.example", ans), AK_DUNNO);
     assert_string_equal(ans, "action=DUNNO");
@@ -928,8 +1214,11 @@ static void test_block_release(void **state)
     print_message("  released at +%.0fs: DUNNO until +%.1fs, DEFER again from +%.1fs\n",
                   released - T0, b.last_at[AK_DUNNO] - T0, b.first_at[AK_DEFER] - T0);
     assert_true(b.count[AK_DEFER] > 0);
+    /* release_grace to the tick: the burst's last DUNNO within half a second before it ends, its
+     * first DEFER within half a second after. */
+    assert_true(b.last_at[AK_DUNNO] >= released + 299.5);
     assert_true(b.first_at[AK_DEFER] >= released + 300);
-    assert_true(b.first_at[AK_DEFER] <= released + 302);
+    assert_true(b.first_at[AK_DEFER] <= released + 300.5);
     r = find_key(s, CULPRIT_CLIENT_ADDRESS, key);
     assert_non_null(r);
     assert_int_equal(r->source, THROTTLE_DETECTOR);
@@ -1001,12 +1290,16 @@ static void test_monitor_only(void **state)
     struct throttle_record *r;
 
     (void)state;
-    s = burst_run(SLOW_PATH "monitor_only = yes", &b, 180, 0);
+    /* escalate_after passes during the burst: monitor_only writes no escalation either. */
+    s = burst_run(SLOW_PATH "monitor_only = yes\nescalate_after = 1m", &b, 180, 0);
     assert_true(s->ever_loud);
     r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT);
     assert_non_null(r);
     assert_int_equal(r->source, THROTTLE_DETECTOR);
     assert_true(r->hits > 0);
+    assert_true(r->local);
+    assert_true(s->now - r->since > 60);
+    assert_false(r->escalated);
     assert_int_equal(b.count[AK_DUNNO], b.sent);
     assert_int_equal(b.inbound_bad, 0);
     assert_int_equal(s->ord_bad, 0);
@@ -1018,17 +1311,21 @@ static void test_monitor_only(void **state)
     assert_true(st.would_have[AK_DEFER] == r->hits);
     assert_int_equal(st.actions[AK_DEFER], 0);
     assert_int_equal(st.actions[AK_REJECT] + st.actions[AK_HOLD], 0);
+    assert_int_equal(st.would_have[AK_REJECT], 0);
     sim_free(s);
 }
 
 /* ------------------------------------------------------------ 9. static limits */
 
 /* The limit client sends count messages of n recipients (domains cycling over ndomains, or all
- * new when ndomains is 0), one every `every` seconds; returns the index (1-based) of the first
- * message with a non-DUNNO answer, 0 if none, and that answer in ans. */
-static unsigned limit_client(struct sim *s, const char *client, unsigned count, unsigned n,
-                             unsigned ndomains, double every, char *first_ans,
-                             unsigned *not_dunno_after)
+ * new when ndomains is 0), one every `every` seconds, from client (with SASL user sasl, "":
+ * none) as sender; returns the index (1-based) of the first message with a non-DUNNO answer, 0
+ * if none, and that answer in ans.  domains_before, if not NULL, gets the client's relay domains
+ * in limit_window before each message (at the tick that judged it), from index 1. */
+static unsigned limit_send(struct sim *s, const char *client, const char *sasl,
+                           const char *sender, unsigned count, unsigned n, unsigned ndomains,
+                           double every, char *first_ans, unsigned *not_dunno_after,
+                           uint64_t *domains_before)
 {
     unsigned first = 0;
     double t = s->now;
@@ -1038,14 +1335,19 @@ static unsigned limit_client(struct sim *s, const char *client, unsigned count, 
         char rbuf[MAX_RCPTS][128];
         const char *rcpts[MAX_RCPTS];
         struct message m;
+        struct culprit_view v;
 
         sim_run(s, t, NULL, NULL);
+        if (domains_before != NULL)
+            domains_before[i] = key_view(s, CULPRIT_CLIENT_ADDRESS, W_LIMIT, client, &v)
+                                    ? v.domains
+                                    : 0;
         for (unsigned j = 0; j < n; j++) {
             unsigned dom = ndomains ? (i * n + j) % ndomains : i;
             snprintf(rbuf[j], sizeof(rbuf[j]), "r%u.%u@lim%u.test", i, j, dom);
             rcpts[j] = rbuf[j];
         }
-        sim_message(s, s->now, client, "", "shop@shop.test", rcpts, n, &m);
+        sim_message(s, s->now, client, sasl, sender, rcpts, n, &m);
         for (unsigned j = 0; j < n; j++) {
             if (m.kind[j] != AK_DUNNO) {
                 if (first == 0) {
@@ -1061,10 +1363,44 @@ static unsigned limit_client(struct sim *s, const char *client, unsigned count, 
     return first;
 }
 
+static unsigned limit_client(struct sim *s, const char *client, unsigned count, unsigned n,
+                             unsigned ndomains, double every, char *first_ans,
+                             unsigned *not_dunno_after)
+{
+    return limit_send(s, client, "", "shop@shop.test", count, n, ndomains, every, first_ans,
+                      not_dunno_after, NULL);
+}
+
+/* A limit's throttle: source, the reason's words (the count that passed it first), the
+ * cool-down. */
+static void check_limit_record(struct sim *s, enum culprit_kind kind, const char *key,
+                               const char *limit, const char *count)
+{
+    struct throttle_record *r = find_key(s, kind, key);
+
+    assert_non_null(r);
+    print_message("  %s:%s: %s\n", culprit_kind_name(kind), key, r->reason);
+    assert_int_equal(r->source, THROTTLE_LIMIT);
+    assert_non_null(strstr(r->reason, limit));
+    assert_non_null(strstr(r->reason, count));
+    assert_true(r->until - r->since == 3600.0);
+}
+
+/* The end of a limit scenario: ordinary traffic untouched, never loud, `throttles` keys
+ * throttled. */
+static void limit_done(struct sim *s, unsigned throttles)
+{
+    assert_int_equal(s->ord_bad, 0);
+    assert_false(s->ever_loud);
+    assert_int_equal(throttle_count(defense_throttles(s->d)), throttles);
+    sim_free(s);
+}
+
+/* At the limit (50) a key is left alone; the 51st puts it over (51 > 50), the next tick
+ * throttles it, and the 52nd is the first refused (a message every 5 s). */
 static void test_limit_client_recipients(void **state)
 {
     struct sim *s = sim_new("limit_client_address = 50");
-    struct throttle_record *r;
     char ans[ANS], other_ans[ANS];
     unsigned first, dunno_after, ofirst, odunno;
 
@@ -1072,89 +1408,162 @@ static void test_limit_client_recipients(void **state)
     quiet_start(s);
     first = limit_client(s, "198.51.100.40", 60, 1, 3, 5.0, ans, &dunno_after);
     print_message("  limit_client_address = 50: first refused recipient #%u: %s\n", first, ans);
-    /* Over the limit at the 51st; one defense_tick of lag: the 52nd at the latest. */
-    assert_true(first == 51 || first == 52);
+    assert_int_equal(first, 52);
     assert_string_equal(ans, DEFAULT_LIMIT);
     assert_int_equal(dunno_after, 0);
-    r = find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.40");
-    assert_non_null(r);
-    assert_int_equal(r->source, THROTTLE_LIMIT);
-    print_message("  reason: %s\n", r->reason);
-    assert_non_null(strstr(r->reason, "limit_client_address"));
-    assert_non_null(strstr(r->reason, "recipients"));
-    assert_true(r->until - r->since == 3600.0);
-    /* Another client at 40 recipients an hour is left alone, as is ordinary traffic. */
-    ofirst = limit_client(s, "198.51.100.41", 40, 1, 3, 5.0, other_ans, &odunno);
+    check_limit_record(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.40", "limit_client_address",
+                       "51 recipients in 1h > 50");
+    /* Another client at exactly 50 recipients an hour is left alone, as is ordinary traffic. */
+    ofirst = limit_client(s, "198.51.100.41", 50, 1, 3, 5.0, other_ans, &odunno);
+    sim_run(s, s->now + 2, NULL, NULL);
     assert_int_equal(ofirst, 0);
-    assert_int_equal(s->ord_bad, 0);
-    assert_false(s->ever_loud);
-    assert_int_equal(throttle_count(defense_throttles(s->d)), 1);
-    sim_free(s);
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.41"));
+    limit_done(s, 1);
 }
 
 static void test_limit_client_messages(void **state)
 {
     struct sim *s = sim_new("limit_client_address = 50\nlimit_count = messages");
+    char ans[ANS];
+    unsigned first, dunno_after;
+
+    (void)state;
+    quiet_start(s);
+    /* 2 recipients a message: 100 recipients by message 50, still not over 50 messages. */
+    first = limit_client(s, "198.51.100.40", 60, 2, 3, 5.0, ans, &dunno_after);
+    print_message("  limit_count = messages: first refused at message #%u: %s\n", first, ans);
+    assert_int_equal(first, 52);
+    assert_string_equal(ans, DEFAULT_LIMIT);
+    assert_int_equal(dunno_after, 0);
+    check_limit_record(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.40", "limit_client_address",
+                       "51 messages in 1h > 50");
+    limit_done(s, 1);
+}
+
+/* limit_sasl_username and limit_sender_domain at their limits; a limit's throttle is never
+ * escalated. */
+static void test_limit_sasl_and_sender_domain(void **state)
+{
+    struct sim *s = sim_new("limit_sasl_username = 20\nlimit_sender_domain = 40\nescalate_after = 1m");
     struct throttle_record *r;
     char ans[ANS];
     unsigned first, dunno_after;
 
     (void)state;
     quiet_start(s);
-    /* 2 recipients a message: 100 recipients by message 50, still under 50 messages. */
-    first = limit_client(s, "198.51.100.40", 60, 2, 3, 5.0, ans, &dunno_after);
-    print_message("  limit_count = messages: first refused at message #%u: %s\n", first, ans);
-    assert_true(first == 51 || first == 52);
+    /* erin at exactly 20: left alone; dave: the 21st puts him over, the 22nd is refused. */
+    first = limit_send(s, "198.51.100.60", "erin", "erin@erin.test", 20, 1, 3, 5.0, ans,
+                       &dunno_after, NULL);
+    assert_int_equal(first, 0);
+    first = limit_send(s, "198.51.100.60", "dave", "dave@dave.test", 25, 1, 3, 5.0, ans,
+                       &dunno_after, NULL);
+    print_message("  limit_sasl_username = 20: first refused #%u: %s\n", first, ans);
+    assert_int_equal(first, 22);
     assert_string_equal(ans, DEFAULT_LIMIT);
     assert_int_equal(dunno_after, 0);
-    r = find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.40");
-    assert_non_null(r);
-    assert_int_equal(r->source, THROTTLE_LIMIT);
-    print_message("  reason: %s\n", r->reason);
-    assert_non_null(strstr(r->reason, "messages"));
-    assert_int_equal(s->ord_bad, 0);
-    assert_false(s->ever_loud);
-    sim_free(s);
+    assert_null(find_key(s, CULPRIT_SASL_USERNAME, "erin"));
+    check_limit_record(s, CULPRIT_SASL_USERNAME, "dave", "limit_sasl_username",
+                       "21 recipients in 1h > 20");
+    /* Their shared client address and their sender domains are under their limits (none, 40). */
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.60"));
+    assert_null(find_key(s, CULPRIT_SENDER_DOMAIN, "dave.test"));
+    /* Past escalate_after: still limit_action. */
+    r = find_key(s, CULPRIT_SASL_USERNAME, "dave");
+    assert_int_equal(one_relay(s, r->since + 120, "198.51.100.60", "dave", "x@lim1.test", ans),
+                     AK_DEFER);
+    assert_string_equal(ans, DEFAULT_LIMIT);
+    assert_false(find_key(s, CULPRIT_SASL_USERNAME, "dave")->escalated);
+
+    /* A sender domain: 41 recipients put it over 40. */
+    first = limit_send(s, "198.51.100.61", "", "sales@bulk.test", 45, 1, 3, 5.0, ans,
+                       &dunno_after, NULL);
+    print_message("  limit_sender_domain = 40: first refused #%u: %s\n", first, ans);
+    assert_int_equal(first, 42);
+    assert_int_equal(dunno_after, 0);
+    check_limit_record(s, CULPRIT_SENDER_DOMAIN, "bulk.test", "limit_sender_domain",
+                       "41 recipients in 1h > 40");
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.61"));
+    limit_done(s, 2);
 }
 
+/* limit_domains = 20: each message is judged by the client's relay domains in the hour as the
+ * last tick saw them (an estimate, a little high from 20 on): at 20 it passes, over 20 it is
+ * refused.  Sender domains have no domain limit. */
 static void test_limit_domains(void **state)
 {
     struct sim *s = sim_new("limit_domains = 20");
-    struct throttle_record *r;
+    uint64_t before[31] = {0};
+    struct culprit_view v;
     char ans[ANS];
-    unsigned first, dunno_after;
+    unsigned first, dunno_after, at_limit = 0;
 
     (void)state;
     quiet_start(s);
     /* A new domain every 30 s: not a burst (about 20 in the 10m window), over 20 in the hour. */
-    first = limit_client(s, "198.51.100.42", 30, 1, 0, 30.0, ans, &dunno_after);
-    print_message("  limit_domains = 20: first refused at domain #%u: %s (max relay domains "
-                  "%.0f/10m)\n",
-                  first, ans, s->max_relay_domains);
+    first = limit_send(s, "198.51.100.42", "", "shop@shop.test", 30, 1, 0, 30.0, ans,
+                       &dunno_after, before);
+    print_message("  limit_domains = 20: first refused at domain #%u (estimate before it %llu): "
+                  "%s (max relay domains %.0f/10m)\n",
+                  first, (unsigned long long)before[first], ans, s->max_relay_domains);
     assert_false(s->ever_loud);
-    /* The per-key domain count is an estimate (64 registers): exact-ish at this size. */
     assert_true(first >= 20 && first <= 24);
+    for (unsigned i = 1; i < first; i++) {
+        assert_true(before[i] <= 20);
+        at_limit += before[i] == 20;
+    }
+    assert_true(at_limit > 0); /* a message sent at the limit passed */
+    assert_true(before[first] > 20);
     assert_string_equal(ans, DEFAULT_LIMIT);
     assert_int_equal(dunno_after, 0);
-    r = find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.42");
+    check_limit_record(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.42", "limit_domains",
+                       "relay domains in 1h > 20");
+    /* The estimate after 30 distinct domains, within 7 %. */
+    assert_true(key_view(s, CULPRIT_CLIENT_ADDRESS, W_LIMIT, "198.51.100.42", &v));
+    print_message("  the client's estimate after 30 distinct domains: %llu\n",
+                  (unsigned long long)v.domains);
+    assert_true(v.domains >= 28 && v.domains <= 32);
+    /* Its sender domain shop.test has as many, and is not throttled: no domain limit for sender
+     * domains; nor is the site's own (bob, carol, alice: five relay domains). */
+    assert_true(key_view(s, CULPRIT_SENDER_DOMAIN, W_LIMIT, "shop.test", &v));
+    assert_true(v.domains > 20);
+    assert_null(find_key(s, CULPRIT_SENDER_DOMAIN, "shop.test"));
+    assert_null(find_key(s, CULPRIT_SENDER_DOMAIN, "example.edu"));
+    limit_done(s, 1);
+}
+
+/* monitor_only holds back what RelayWatch decides by itself (here a limit's throttle), not
+ * an operator's block. */
+static void test_monitor_only_block(void **state)
+{
+    struct sim *s = sim_new("monitor_only = yes\nlimit_client_address = 5");
+    struct throttle_record *r;
+    struct defense_stats st;
+    char ans[ANS], err[512];
+    unsigned first, dunno_after;
+
+    (void)state;
+    quiet_start(s);
+    first = limit_client(s, "198.51.100.40", 8, 1, 3, 5.0, ans, &dunno_after);
+    assert_int_equal(first, 0);
+    r = find_key(s, CULPRIT_CLIENT_ADDRESS, "198.51.100.40");
     assert_non_null(r);
     assert_int_equal(r->source, THROTTLE_LIMIT);
-    print_message("  reason: %s\n", r->reason);
-    assert_non_null(strstr(r->reason, "limit_domains"));
-    {
-        struct culprit_view v[8];
-        unsigned n = traffic_culprits(s->t, false, 2, s->now, v, 8);
-
-        for (unsigned i = 0; i < n; i++)
-            if (strcmp(v[i].key, "198.51.100.42") == 0)
-                print_message("  the client's estimate after 30 distinct domains: %llu\n",
-                              (unsigned long long)v[i].domains);
-    }
-    r = find_key(s, CULPRIT_SENDER_DOMAIN, "shop.test");
-    print_message("  its sender domain shop.test: %s\n",
-                  r ? r->reason : "not throttled");
-    /* The site's own sender domain (bob, carol, alice: five relay domains) is not. */
-    assert_null(find_key(s, CULPRIT_SENDER_DOMAIN, "example.edu"));
+    assert_true(r->local);
+    defense_get_stats(s->d, &st);
+    assert_true(st.would_have[AK_DEFER] > 0);
+    assert_int_equal(st.actions[AK_DEFER], 0);
+    /* Blocked by hand: enforced, a new key and the would-be throttled one alike. */
+    assert_true(defense_block(s->d, "client_address:198.51.100.7", 0, s->now, err, sizeof(err)));
+    assert_int_equal(one_relay(s, s->now + 1, "198.51.100.7", "", "a@partner0.test", ans),
+                     AK_REJECT);
+    assert_string_equal(ans, DEFAULT_BLOCK);
+    assert_true(defense_block(s->d, "client_address:198.51.100.40", 0, s->now, err, sizeof(err)));
+    assert_int_equal(one_relay(s, s->now + 1, "198.51.100.40", "", "a@partner0.test", ans),
+                     AK_REJECT);
+    assert_string_equal(ans, DEFAULT_BLOCK);
+    defense_get_stats(s->d, &st);
+    assert_int_equal(st.actions[AK_REJECT], 2);
+    assert_int_equal(st.would_have[AK_REJECT], 0);
     assert_int_equal(s->ord_bad, 0);
     sim_free(s);
 }
@@ -1432,10 +1841,7 @@ static void test_rethrottle_at_expiry(void **state)
 
     (void)state;
     start = quiet_start(s);
-    burst_init(&b, CULPRIT, "", "info@bulk-sender.test", start, start + 3600);
-    while ((r = find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT)) == NULL && s->now < start + 120)
-        sim_run(s, s->now + 1, &b, NULL);
-    assert_non_null(r);
+    r = burst_until_throttled(s, &b, start, start + 3600);
     until = r->until;
     got = collect(t);
     assert_true(has_key(&got, true, "client_address:" CULPRIT));
@@ -1469,13 +1875,18 @@ int main(void)
         cmocka_unit_test(test_never_throttle_client_cidr),
         cmocka_unit_test(test_never_throttle_sasl_user),
         cmocka_unit_test(test_escalation),
+        cmocka_unit_test(test_escalate_at_threshold),
+        cmocka_unit_test(test_culprit_min_domains),
+        cmocka_unit_test(test_culprit_min_share),
         cmocka_unit_test(test_cooldown),
         cmocka_unit_test(test_block_release),
         cmocka_unit_test(test_release_does_not_hide_block),
         cmocka_unit_test(test_never_throttle_sender_case),
         cmocka_unit_test(test_monitor_only),
+        cmocka_unit_test(test_monitor_only_block),
         cmocka_unit_test(test_limit_client_recipients),
         cmocka_unit_test(test_limit_client_messages),
+        cmocka_unit_test(test_limit_sasl_and_sender_domain),
         cmocka_unit_test(test_limit_domains),
         cmocka_unit_test(test_alerts),
         cmocka_unit_test(test_throttle_store_sync),
