@@ -34,7 +34,9 @@ Each run has its own temp dir below /tmp with:
     for the partner domains): the daemon's resolver; its query log shows
     the MX burst the daemon sends upstream;
   - relaywatchd -c RUN/relaywatch.conf -e, with store_flush_interval=1s,
-    host_id=mx-e2e, local_domains=local.test (stderr captured);
+    host_id=mx-e2e, local_domains=local.test and fast_path=no (these runs
+    test the host-level detector, which the per-key fast path would pre-empt;
+    fast_e2e.py tests that) (stderr captured);
     `relaywatch list/release -c RUN/relaywatch.conf` use the same file.
 
 Runs (--runs, default all three):
@@ -409,13 +411,14 @@ smtpd_end_of_data_restrictions = {hook}
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.writelines(out)
 
-    def setup_sasl(self):
-        """smtpd.conf and a sasldb with alice and mallory, at DIR/sasl and
-        at the same path below the chroot (the queue directory)."""
+    def setup_sasl(self, users=None):
+        """smtpd.conf and a sasldb with 'users' (name: password; default alice
+        and mallory), at DIR/sasl and at the same path below the chroot (the
+        queue directory)."""
         self.sasl_dir = os.path.join(self.conf, "sasl")
         os.mkdir(self.sasl_dir, 0o755)
         db = os.path.join(self.sasl_dir, "sasldb2")
-        for user, password in SASL_USERS.items():
+        for user, password in (users or SASL_USERS).items():
             cp = subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u", SASL_REALM, user],
                                 input=password, universal_newlines=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
@@ -452,11 +455,11 @@ smtpd_end_of_data_restrictions = {hook}
             z.a("mx.%s" % label, SINK_ADDR)
         return {"example": z}
 
-    def write_daemon_conf(self):
-        """The keys relaywatchd and relaywatch share (-c for both)."""
-        self.daemon_conf = os.path.join(self.dir, "relaywatch.conf")
+    def daemon_conf_lines(self):
+        """The keys relaywatchd and relaywatch share (-c for both): listeners,
+        store, host, local domains, resolver."""
         lines = [
-            "# relay_e2e.py run %s" % self.name,
+            "# %s run %s" % (os.path.basename(sys.argv[0]), self.name),
             "listen = inet:%s:%d" % (DAEMON_ADDR, self.daemon_port),
             "http_listen = inet:%s:%d" % (DAEMON_ADDR, self.http_port),
             "store = redis://127.0.0.1:%d" % self.redis.port,
@@ -468,6 +471,15 @@ smtpd_end_of_data_restrictions = {hook}
             lines.append("resolver = %s" % self.named.address)
         if not self.spec["lookups"]:
             lines.append("dns_lookups =")
+        return lines
+
+    def write_daemon_conf(self):
+        """relaywatch.conf.  The fast path is off: these runs test the host-level
+        detector (a burst seen for detect_loud_after, culprits named from its window),
+        which the fast path would pre-empt by stopping the culprit within seconds
+        (fast_e2e.py tests the fast path)."""
+        self.daemon_conf = os.path.join(self.dir, "relaywatch.conf")
+        lines = self.daemon_conf_lines() + ["fast_path = no"]
         with open(self.daemon_conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -956,20 +968,23 @@ smtpd_end_of_data_restrictions = {hook}
                     print("# " + line)
 
 
-def main(argv):
+def main(argv, run_class=Run, run_names=tuple(RUNS), run_budget=RUN_BUDGET, doc=__doc__):
+    """The command line, the runs (each a run_class(args, name, results), run_names
+    among RUNS), the figures and the "N passed, M failed" line; fast_e2e.py runs its
+    own Run subclass through it."""
     start = now()
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--relaywatchd", metavar="PATH", required=True)
     ap.add_argument("--relaywatch", metavar="PATH", required=True)
-    ap.add_argument("--runs", default="client,sasl,hold",
-                    help="runs, comma separated: client, sasl, hold (default: all)")
+    ap.add_argument("--runs", default=",".join(run_names),
+                    help="runs, comma separated: %s (default: all)" % ", ".join(run_names))
     ap.add_argument("--daemon-opt", metavar="NAME=VALUE", action="append", default=[],
                     help="extra -o NAME=VALUE for relaywatchd (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs")
     args = ap.parse_args(argv)
     names = [r.strip() for r in args.runs.split(",") if r.strip()]
-    if not names or any(r not in RUNS for r in names):
-        ap.error("--runs takes a comma separated list of %s" % ", ".join(RUNS))
+    if not names or any(r not in run_names for r in names):
+        ap.error("--runs takes a comma separated list of %s" % ", ".join(run_names))
 
     results = Checks()
     for what in ("relaywatchd", "relaywatch"):
@@ -998,9 +1013,9 @@ def main(argv):
     signal.signal(signal.SIGINT, on_signal)
     runs = []
     for name in names:
-        set_budget(RUN_BUDGET)
+        set_budget(run_budget)
         t0 = now()
-        r = Run(args, name, results)
+        r = run_class(args, name, results)
         runs.append(r)
         failed_before = results.failed
         interrupted = execute_run(r)
