@@ -75,28 +75,13 @@ def empty_config():
 
 # ---------------------------------------------------------------- daemon
 
-_ports_lock = threading.Lock()
-_ports_given = set()
-
-
-def unique_port():
-    """A free loopback port no other test thread of this run was given: the tests run side
-    by side, and the kernel may hand two threads the same port before either binds it."""
-    with _ports_lock:
-        while True:
-            port = free_port()
-            if port not in _ports_given:
-                _ports_given.add(port)
-                return port
-
-
 class Daemon(DaemonProcess):
     """relaywatchd on free loopback ports: policy, status; no DNS of its own."""
 
     def __init__(self, host, *opts, conf=None, store="memory"):
         self.host = host
-        self.port = unique_port()
-        self.http_port = unique_port()
+        self.port = free_port()
+        self.http_port = free_port()
         argv = [RELAYWATCHD, "-e", "-c", conf or empty_config(),
                 "-o", "listen=inet:127.0.0.1:%d" % self.port,
                 "-o", "http_listen=inet:127.0.0.1:%d" % self.http_port,

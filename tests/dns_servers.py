@@ -38,6 +38,8 @@ import socket
 import subprocess
 import time
 
+import ports
+
 NAMED = "/usr/sbin/named"
 RNDC = "rndc"
 TSIG_KEYGEN = "tsig-keygen"
@@ -46,18 +48,9 @@ UNBOUND = "/usr/sbin/unbound"
 
 
 def free_port(host="127.0.0.1"):
-    """A port free for both TCP and UDP on host (DNS servers take both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port for TCP and UDP on %s" % host)
+    """A port free for both TCP and UDP on host (DNS servers take both), held for this test
+    process alone (ports.py)."""
+    return ports.reserve_port(host, udp=True)
 
 
 def named_available():

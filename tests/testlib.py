@@ -9,6 +9,8 @@ import tempfile
 import time
 import traceback
 
+import ports
+
 # A request as Postfix 3.7 sends it at RCPT time.
 RCPT = (
     "request=smtpd_access_policy\n"
@@ -63,9 +65,8 @@ STARTED = []  # every daemon a test started, so that none outlives a failed test
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port no other test holds (ports.py says why not the kernel's choice)."""
+    return ports.reserve_port()
 
 
 def listening_tcp(port):

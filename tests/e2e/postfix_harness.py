@@ -33,6 +33,9 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ports  # noqa: E402  (tests/ports.py, after the path set-up)
+
 SKIP = 77
 
 SINK_ADDR = "127.0.0.25"    # not inet_interfaces, or Postfix reports a mail loop
@@ -92,10 +95,8 @@ def run(cmd, timeout=20, check=True, **kw):
 
 
 def free_port(addr):
-    """A TCP port that is free on addr right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+    """A TCP port free on addr and held for this test process alone (tests/ports.py)."""
+    return ports.reserve_port(addr)
 
 
 def listening(addr, port):
