@@ -656,9 +656,16 @@ static void test_defense_monitor_only_and_release(void **state)
     assert_int_equal(st.fast_stops, 1);
     sim_free(s);
 
-    /* fast_path = no: the same bot is not stopped within its first seconds. */
+    /* fast_path = no: the same bot is not stopped within its first seconds, also while the
+     * defence looks at every relay RCPT anyway (another key blocked by hand). */
     s = sim_new("fast_path = no");
     assert_int_equal(bot(s, "203.0.113.22", "", 2), 32 * 20);
+    assert_true(defense_block(s->d, "client_address:198.51.100.99", 3600, s->now, err,
+                              sizeof(err)));
+    assert_true(defense_wants_news(s->d));
+    assert_int_equal(bot(s, "203.0.113.23", "", 2), 32 * 20);
+    defense_get_stats(s->d, &st);
+    assert_int_equal(st.fast_stops, 0);
     sim_free(s);
 }
 
