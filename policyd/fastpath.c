@@ -10,17 +10,22 @@
 #include <string.h>
 
 #define FAST_WAYS 8
-#define FAST_DOMAINS 128 /* recent domains kept per key (an open-addressing set) */
-#define FAST_PROBES 8    /* slots looked at per domain: bounded work */
+#define FAST_DOMAINS 128 /* recent domains kept per key */
+#define FAST_GROUP 8     /* slots looked at per domain, in one cache line: bounded work */
 #define FAST_BUCKETS 16
+#define FAST_TICKS 16.0  /* a recent domain's time is kept in 1/16 s */
 #define FAST_LINE_MAX (CULPRIT_KEY_MAX + 128)
 
+/* A recent domain of a key: its hash's high half ^ the entry's salt, and when it was last
+ * seen (table ticks, 0: empty).  Eight bytes, so that a domain's group is one cache line. */
+struct seen_slot {
+    uint32_t tag;
+    uint32_t at;
+};
+
 struct fast_entry {
-    uint64_t hash; /* 0: empty */
+    uint64_t hash; /* 0: empty (as its set's copy) */
     enum culprit_kind kind;
-    size_t len;
-    char key[CULPRIT_KEY_MAX + 1];
-    double last; /* last RCPT */
     /* The window: FAST_BUCKETS buckets of window / FAST_BUCKETS seconds; bucket_at is the
      * index (time / width) of the newest, 0 before the first. */
     int64_t bucket_at;
@@ -32,20 +37,33 @@ struct fast_entry {
     /* The learned level, as it was at level_at. */
     bool has_level;
     double level_domains, level_mx, level_at;
-    double born;   /* when the key took this entry: older seen slots are a former key's */
-    uint64_t salt; /* seen_hash holds domain hashes ^ salt: a former key's never match */
-    /* Domains sent to lately: one is new again once it was not seen for a window.  Not
-     * cleared when the entry changes hands (born and salt tell): a new key costs no 3 KiB
-     * memset. */
-    uint64_t seen_hash[FAST_DOMAINS];
-    double seen_at[FAST_DOMAINS];
+    uint32_t born; /* table tick the key took this entry: older seen slots are a former key's */
+    uint32_t salt; /* tags are domain hashes ^ salt: a former key's do not match */
+    size_t len;
+    char key[CULPRIT_KEY_MAX + 1];
+    /* Domains sent to lately, FAST_DOMAINS / FAST_GROUP groups of FAST_GROUP slots: one is
+     * new again once it was not seen for a window.  Not cleared when the entry changes hands
+     * (born and salt tell): a new key costs no 1 KiB memset. */
+    _Alignas(64) struct seen_slot seen[FAST_DOMAINS];
+};
+
+/* A set's ways as a new key or a lookup needs them, so that neither touches the entries
+ * (each in cache lines of its own): the hashes (0: empty), the last RCPT, and the rank of
+ * the learned level, log2(level) + level_at / halflife, which orders the ways as their faded
+ * levels do at any time (-INFINITY: no level). */
+struct fast_set {
+    _Alignas(64) uint64_t hash[FAST_WAYS];
+    double last[FAST_WAYS];
+    double rank[FAST_WAYS];
 };
 
 struct fast_table {
     struct fast_settings set;
     double width; /* a bucket's seconds */
     struct fast_entry *entries;
+    struct fast_set *setv;
     size_t sets; /* power of two; entries = sets * FAST_WAYS */
+    double epoch; /* time of tick 0: the first time seen, less a second */
     double site_domains, site_mx;
     double site_at; /* when the site's usual was last worked out */
     bool site_stale;
@@ -80,9 +98,23 @@ static void set_settings(struct fast_table *t, const struct fast_settings *s)
             memset(e->mx, 0, sizeof(e->mx));
             e->sum_domains = e->sum_mx = 0;
             e->born = 0;
-            memset(e->seen_at, 0, sizeof(e->seen_at));
+            memset(e->seen, 0, sizeof(e->seen));
         }
     }
+}
+
+static double rank_of(const struct fast_table *t, const struct fast_entry *e)
+{
+    if (!e->has_level)
+        return -INFINITY;
+    return log2(fmax(e->level_domains, 1e-9)) +
+           (t->set.halflife > 0 ? e->level_at / t->set.halflife : 0);
+}
+
+static void rank_all(struct fast_table *t)
+{
+    for (size_t i = 0; i < t->sets * FAST_WAYS; i++)
+        t->setv[i / FAST_WAYS].rank[i % FAST_WAYS] = rank_of(t, &t->entries[i]);
 }
 
 struct fast_table *fast_table_new(const struct fast_settings *s)
@@ -95,10 +127,15 @@ struct fast_table *fast_table_new(const struct fast_settings *s)
     t->set.slots = s->slots;
     t->sets = power_of_two((s->slots + FAST_WAYS - 1) / FAST_WAYS);
     n = t->sets * FAST_WAYS;
-    t->entries = calloc(n, sizeof(*t->entries));
+    t->entries = aligned_alloc(64, n * sizeof(*t->entries));
+    t->setv = aligned_alloc(64, t->sets * sizeof(*t->setv));
     t->scratch = calloc(n, sizeof(*t->scratch) * 2);
-    if (t->entries == NULL || t->scratch == NULL)
+    if (t->entries == NULL || t->setv == NULL || t->scratch == NULL)
         abort();
+    memset(t->entries, 0, n * sizeof(*t->entries));
+    memset(t->setv, 0, t->sets * sizeof(*t->setv));
+    for (size_t i = 0; i < n; i++)
+        t->setv[i / FAST_WAYS].rank[i % FAST_WAYS] = -INFINITY;
     set_settings(t, s);
     return t;
 }
@@ -108,6 +145,7 @@ void fast_table_free(struct fast_table *t)
     if (t == NULL)
         return;
     free(t->entries);
+    free(t->setv);
     free(t->scratch);
     free(t);
 }
@@ -115,16 +153,15 @@ void fast_table_free(struct fast_table *t)
 void fast_reconfigure(struct fast_table *t, const struct fast_settings *s)
 {
     set_settings(t, s);
+    rank_all(t); /* the halflife is in the ranks */
     t->site_stale = true;
 }
 
 /* ------------------------------------------------------------- entries */
 
-static struct fast_entry *set_of(const struct fast_table *t, uint64_t hash)
+static size_t set_index(const struct fast_table *t, uint64_t hash)
 {
-    size_t set = (size_t)(hash ^ (hash >> 29)) & (t->sets - 1);
-
-    return &t->entries[set * FAST_WAYS];
+    return (size_t)(hash ^ (hash >> 29)) & (t->sets - 1);
 }
 
 static double faded(const struct fast_table *t, double level, double at, double now)
@@ -134,69 +171,80 @@ static double faded(const struct fast_table *t, double level, double at, double 
     return level * exp2(-(now - at) / t->set.halflife);
 }
 
-/* How much keeping e is worth when a new key needs its way: a level beats none, a higher
- * level a lower one, and then the more recent activity. */
-static int less_worth(const struct fast_table *t, const struct fast_entry *a,
-                      const struct fast_entry *b, double now)
+/* Table ticks: 1/FAST_TICKS s since the epoch, from 1 (0 is "never"). */
+static uint32_t tick_of(struct fast_table *t, double now)
 {
-    if (a->has_level != b->has_level)
-        return !a->has_level;
-    if (a->has_level) {
-        double la = faded(t, a->level_domains, a->level_at, now);
-        double lb = faded(t, b->level_domains, b->level_at, now);
+    double v;
 
-        if (la != lb)
-            return la < lb;
-    }
-    return a->last < b->last;
+    if (t->epoch == 0)
+        t->epoch = now - 1;
+    v = (now - t->epoch) * FAST_TICKS;
+    return v < 1 ? 1 : v >= UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)v + 1;
 }
 
 static struct fast_entry *find(const struct fast_table *t, enum culprit_kind kind,
-                               const char *key, size_t len, uint64_t hash)
+                               const char *key, size_t len, uint64_t hash, size_t *index)
 {
-    struct fast_entry *ways = set_of(t, hash);
+    size_t set = set_index(t, hash);
+    const struct fast_set *ways = &t->setv[set];
 
     for (unsigned i = 0; i < FAST_WAYS; i++) {
-        struct fast_entry *e = &ways[i];
+        struct fast_entry *e;
 
-        if (e->hash == hash && e->kind == kind && e->len == len && memcmp(e->key, key, len) == 0)
+        if (ways->hash[i] != hash)
+            continue;
+        e = &t->entries[set * FAST_WAYS + i];
+        if (e->kind == kind && e->len == len && memcmp(e->key, key, len) == 0) {
+            *index = set * FAST_WAYS + i;
             return e;
+        }
     }
     return NULL;
 }
 
-/* The key's entry, taking the least worth way of its set for a new key. */
+/* The key's entry, taking the least worth way of its set for a new key: no level before a
+ * level, a lower level before a higher one, then the longest idle. */
 static struct fast_entry *find_or_add(struct fast_table *t, enum culprit_kind kind,
-                                      const char *key, size_t len, uint64_t hash, double now)
+                                      const char *key, size_t len, uint64_t hash, double now,
+                                      size_t *index)
 {
-    struct fast_entry *ways, *victim = NULL;
+    struct fast_entry *victim;
+    struct fast_set *ways;
+    size_t set;
+    unsigned way = 0;
 
     if (len > CULPRIT_KEY_MAX)
         len = CULPRIT_KEY_MAX; /* as the culprit tables keep it (and culprit_key_hash hashes) */
-    victim = find(t, kind, key, len, hash);
+    hash = hash ? hash : 1;
+    victim = find(t, kind, key, len, hash, index);
     if (victim != NULL)
         return victim;
-    ways = set_of(t, hash);
+    set = set_index(t, hash);
+    ways = &t->setv[set];
     for (unsigned i = 0; i < FAST_WAYS; i++) {
-        struct fast_entry *e = &ways[i];
-
-        if (e->hash == 0) {
-            victim = e;
+        if (ways->hash[i] == 0) {
+            way = i;
             break;
         }
-        if (victim == NULL || less_worth(t, e, victim, now))
-            victim = e;
+        if (ways->rank[i] < ways->rank[way] ||
+            (ways->rank[i] == ways->rank[way] && ways->last[i] < ways->last[way]))
+            way = i;
     }
+    *index = set * FAST_WAYS + way;
+    victim = &t->entries[*index];
     if (victim->has_level)
         t->site_stale = true;
-    memset(victim, 0, offsetof(struct fast_entry, seen_hash));
-    victim->born = now;
-    victim->salt = (hash * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(int64_t)(now * 1e6);
-    victim->hash = hash ? hash : 1;
+    memset(victim, 0, offsetof(struct fast_entry, seen));
+    victim->born = tick_of(t, now);
+    victim->salt = (uint32_t)((hash * 0x9E3779B97F4A7C15ull) >> 32) ^ (uint32_t)(now * 1e6);
+    victim->hash = hash;
     victim->kind = kind;
     victim->len = len;
     memcpy(victim->key, key, len);
     victim->key[len] = '\0';
+    ways->hash[way] = hash;
+    ways->last[way] = now;
+    ways->rank[way] = -INFINITY;
     return victim;
 }
 
@@ -243,36 +291,37 @@ static double window_span(const struct fast_table *t, const struct fast_entry *e
 }
 
 /*
- * Whether domain_hash is new for e (not seen within a window); notes it.  FAST_PROBES slots
- * from the hash's own: the domain's, else an empty or stale one, else the oldest of them (a
- * key sending to more than FAST_DOMAINS domains a window may see a few counted twice).
+ * Whether domain_hash is new for e (not seen within a window); notes it.  The FAST_GROUP
+ * slots of the hash's group: the domain's, else an empty or stale one, else the oldest of
+ * them (a key sending to more than FAST_DOMAINS domains a window may see a few counted
+ * twice).
  */
-static bool new_domain(const struct fast_table *t, struct fast_entry *e, uint64_t domain_hash,
+static bool new_domain(struct fast_table *t, struct fast_entry *e, uint64_t domain_hash,
                        double now)
 {
-    unsigned start = (unsigned)(domain_hash ^ (domain_hash >> 32)) & (FAST_DOMAINS - 1);
+    struct seen_slot *group =
+        &e->seen[(domain_hash & (FAST_DOMAINS / FAST_GROUP - 1)) * FAST_GROUP];
+    uint32_t tag = (uint32_t)(domain_hash >> 32) ^ e->salt;
+    uint32_t tnow = tick_of(t, now);
+    uint32_t fresh_after = tick_of(t, now - t->set.window);
     unsigned take = 0;
-    double take_at = INFINITY;
-    uint64_t tag = domain_hash ^ e->salt;
+    uint32_t take_at = UINT32_MAX;
 
-    for (unsigned k = 0; k < FAST_PROBES; k++) {
-        unsigned i = (start + k) & (FAST_DOMAINS - 1);
+    for (unsigned k = 0; k < FAST_GROUP; k++) {
         /* A former key's slot is as good as empty. */
-        double at = e->seen_at[i] >= e->born ? e->seen_at[i] : 0;
+        uint32_t at = group[k].at >= e->born ? group[k].at : 0;
 
-        if (at != 0 && e->seen_hash[i] == tag) {
-            bool fresh = at > now - t->set.window;
-
-            e->seen_at[i] = now;
-            return !fresh;
+        if (at != 0 && group[k].tag == tag) {
+            group[k].at = tnow;
+            return at <= fresh_after;
         }
         if (at < take_at) {
-            take = i; /* empty and stale slots are the oldest */
+            take = k; /* empty and stale slots are the oldest */
             take_at = at;
         }
     }
-    e->seen_hash[take] = tag;
-    e->seen_at[take] = now > 0 ? now : 1e-9;
+    group[take].tag = tag;
+    group[take].at = tnow;
     return true;
 }
 
@@ -327,10 +376,11 @@ static void note_peaks(struct fast_entry *e, double now)
 void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,
                     uint64_t hash, uint64_t domain_hash, double now, struct fast_verdict *out)
 {
-    struct fast_entry *e = find_or_add(t, kind, key, len, hash, now);
+    size_t index;
+    struct fast_entry *e = find_or_add(t, kind, key, len, hash, now, &index);
     int64_t b = advance(t, e, now);
 
-    e->last = now;
+    t->setv[index / FAST_WAYS].last[index % FAST_WAYS] = now;
     if (domain_hash != 0 && new_domain(t, e, domain_hash, now)) {
         e->domains[b % FAST_BUCKETS]++;
         e->sum_domains++;
@@ -341,13 +391,15 @@ void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *ke
 
 void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now)
 {
-    struct fast_entry *ways = set_of(t, hash ? hash : 1);
+    size_t set;
     int64_t b;
 
+    hash = hash ? hash : 1;
+    set = set_index(t, hash);
     for (unsigned i = 0; i < FAST_WAYS; i++) {
-        struct fast_entry *e = &ways[i];
+        struct fast_entry *e = &t->entries[set * FAST_WAYS + i];
 
-        if (e->hash != (hash ? hash : 1))
+        if (t->setv[set].hash[i] != hash)
             continue;
         b = advance(t, e, now);
         e->mx[b % FAST_BUCKETS] += n;
@@ -411,6 +463,7 @@ static void learn(struct fast_table *t, double now, double period, fast_stopped_
             e->level_mx = fmax(m, (double)e->peak_mx);
             e->level_at = now;
             e->has_level = true;
+            t->setv[i / FAST_WAYS].rank[i % FAST_WAYS] = rank_of(t, e);
             t->learned++;
             t->site_stale = true;
         }
@@ -538,8 +591,9 @@ unsigned fast_load(struct fast_table *t, const char *text, size_t len, double no
                 if (colon != NULL && klen > 0 && klen <= CULPRIT_KEY_MAX &&
                     parse_kind(member, (size_t)(colon - member), &kind)) {
                     const char *key = colon + 1;
-                    struct fast_entry *e =
-                        find_or_add(t, kind, key, klen, culprit_key_hash(kind, key, klen), now);
+                    size_t index;
+                    struct fast_entry *e = find_or_add(
+                        t, kind, key, klen, culprit_key_hash(kind, key, klen), now, &index);
                     double d = faded(t, dom, at, now), m = faded(t, mx, at, now);
 
                     if (e->has_level) {
@@ -550,7 +604,8 @@ unsigned fast_load(struct fast_table *t, const char *text, size_t len, double no
                     e->level_mx = m;
                     e->level_at = now;
                     e->has_level = true;
-                    e->last = now;
+                    t->setv[index / FAST_WAYS].rank[index % FAST_WAYS] = rank_of(t, e);
+                    t->setv[index / FAST_WAYS].last[index % FAST_WAYS] = now;
                     taken++;
                 }
             }

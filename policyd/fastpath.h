@@ -21,10 +21,13 @@
  *
  * Identity is the key's name (kind and bytes compared), not its hash; MX
  * queries, which arrive with the key's hash only, go to the tracked key of
- * that hash.  Memory: `slots` entries fixed at fast_table_new (about 1.2
- * KiB each), 8-way sets, no allocation afterwards; a new key takes the
- * least valuable way of its set (no level, then the longest idle).  Work
- * per RCPT: one set of 8, one key's 64 recent domains, 16 buckets.  Pure:
+ * that hash.  Memory: `slots` entries fixed at fast_table_new (1.5 KiB
+ * each, 128 recent domains among them) and 192 bytes per set of 8, no
+ * allocation afterwards; a new key takes the least valuable way of its
+ * set (no level, then the lowest level, then the longest idle), chosen
+ * from the set's own line of hashes, times and ranks.  Work per RCPT: one
+ * set's hashes, one key's entry, one group of 8 recent domains (one cache
+ * line), 16 buckets.  Pure:
  * no I/O, the clock is passed in.
  */
 #ifndef RELAYWATCH_FASTPATH_H
