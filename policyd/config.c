@@ -1213,7 +1213,7 @@ static bool set_fast_factor(struct config *c, const char *key, const char *value
 static bool set_fast_slots(struct config *c, const char *key, const char *value,
                            struct reporter *r)
 {
-    return set_slots(&c->fast_slots, 16, 1000000, key, value, r);
+    return set_slots(&c->fast_slots, 16, 65536, key, value, r);
 }
 
 static bool set_alert_command(struct config *c, const char *key, const char *value,

@@ -54,6 +54,7 @@ struct defense {
     const struct traffic *traffic;
     struct detector *det;
     struct throttle_table *throttles;
+    double full_logged_at; /* the last "throttle table is full" error (one a minute) */
     struct fast_table *fast;
     unsigned detect_w, limit_w, short_w; /* window indexes */
     const struct action *culprit, *escalate, *loud_relay, *limit, *block, *dunno;
@@ -388,7 +389,7 @@ static void count_answer(struct defense *d, enum action_kind kind, bool would)
     }
 }
 
-static void throttle_key(struct defense *d, const struct culprit_view *v,
+static bool throttle_key(struct defense *d, const struct culprit_view *v,
                          enum throttle_source source, const struct action *a, double now,
                          const char *reason);
 
@@ -419,40 +420,52 @@ static void fast_check(struct defense *d, const struct policy_request *req,
     struct fast_verdict fv;
     uint64_t hash;
     char reason[THROTTLE_REASON_MAX];
-    const char *what;
+    const struct throttle_record *r;
+    const char *verb, *what;
     unsigned figure, limit;
     double usual, floor_value;
+    size_t len;
 
     if (!fast_key(req, news, &v, &hash))
         return;
-    fast_note_rcpt(d->fast, v.kind, v.key, strlen(v.key), hash, news->relay_domain, now, &fv);
-    /* A key throttled already, or released (its grace), is left alone. */
-    if (!fv.over || throttle_find(d->throttles, v.kind, hash) != NULL)
+    len = strlen(v.key);
+    fast_note_rcpt(d->fast, v.kind, v.key, len, hash, news->relay_domain, now, &fv);
+    if (!fv.over && throttle_count(d->throttles) == 0)
+        return; /* the usual case: no lookup */
+    /* A key throttled already, or released (its grace), is left alone; a throttled key's
+     * learning period is not learned, even if the throttle ends before the period does. */
+    r = throttle_find(d->throttles, v.kind, hash);
+    if (r != NULL) {
+        if (throttle_in_force(r, now))
+            fast_mark_stopped(d->fast, v.kind, v.key, len, hash);
         return;
-    if (request_exempt(d, req))
+    }
+    if (!fv.over || request_exempt(d, req))
         return; /* never_throttle_*: counted and learned, never stopped */
     if (fv.domains > fv.limit_domains) {
+        verb = "sent to";
         what = "new relay domains";
         figure = fv.domains;
         limit = fv.limit_domains;
         usual = fv.usual_domains;
         floor_value = d->cfg->fast_min_domains;
     } else {
-        what = "MX queries sent upstream for it";
+        verb = "caused";
+        what = "MX queries sent upstream";
         figure = fv.mx;
         limit = fv.limit_mx;
         usual = fv.usual_mx;
         floor_value = d->cfg->fast_min_mx;
     }
     snprintf(reason, sizeof(reason),
-             "fast: %s:%s sent to %u %s in %.1fs; %s %.3g per %gs (limit %u: the larger of %.0f "
-             "and %g x that); %u new relay domains and %u upstream MX queries in the window",
-             culprit_kind_name(v.kind), v.key, figure, what, fv.span,
+             "fast: %s:%s %s %u %s in %.1fs; %s %.1f per %gs (limit %u: the larger of %.0f and "
+             "%g x that); %u new relay domains and %u upstream MX queries in the window",
+             culprit_kind_name(v.kind), v.key, verb, figure, what, fv.span,
              fv.history ? "its usual is" : "it has no history, the site's usual is", usual,
              d->cfg->fast_window, limit, floor_value, d->cfg->fast_factor, fv.domains, fv.mx);
     d->wall = now;
-    d->stats.fast_stops++;
-    throttle_key(d, &v, THROTTLE_FAST, d->culprit, now, reason);
+    if (throttle_key(d, &v, THROTTLE_FAST, d->culprit, now, reason))
+        d->stats.fast_stops++;
 }
 
 void defense_decide(struct defense *d, const struct policy_request *req,
@@ -554,7 +567,7 @@ static bool view_exempt(const struct defense *d, const struct culprit_view *v)
 }
 
 /* Throttle a key: a new record, logged, in the incident. */
-static void throttle_key(struct defense *d, const struct culprit_view *v,
+static bool throttle_key(struct defense *d, const struct culprit_view *v,
                          enum throttle_source source, const struct action *a, double now,
                          const char *reason)
 {
@@ -574,16 +587,26 @@ static void throttle_key(struct defense *d, const struct culprit_view *v,
      * enforce them. */
     r.local = d->cfg->monitor_only;
     if (!throttle_put(d->throttles, &r, true)) {
-        d->stats.throttle_full++;
-        log_error("cannot throttle %s:%s: the throttle table is full (throttle_slots %u)",
-                  culprit_kind_name(r.kind), r.key, d->cfg->throttle_slots);
-        return;
+        /* Said once a minute: the fast path would try again at every RCPT of the key. */
+        if (d->stats.throttle_full++ == 0 || d->wall - d->full_logged_at >= 60) {
+            d->full_logged_at = d->wall;
+            log_error("cannot throttle %s:%s: the throttle table is full (throttle_slots %u; "
+                      "%llu throttles dropped so far)",
+                      culprit_kind_name(r.kind), r.key, d->cfg->throttle_slots,
+                      (unsigned long long)d->stats.throttle_full);
+        }
+        return false;
     }
+    /* Its fast-path period under way is not learned (a relay's figures). */
+    if (d->fast != NULL && r.kind != CULPRIT_SENDER_DOMAIN)
+        fast_mark_stopped(d->fast, r.kind, r.key, strlen(r.key),
+                          culprit_key_hash(r.kind, r.key, strlen(r.key)));
     d->stats.throttled_total++;
     incident_add_culprit(&d->incident, &r);
     log_warning("%sthrottle %s:%s with '%s' until %.0fs from now: %s",
                 d->cfg->monitor_only ? "monitor_only: would " : "", culprit_kind_name(r.kind),
                 r.key, r.action, d->cfg->throttle_cooldown, r.reason);
+    return true;
 }
 
 static bool has_record(const struct defense *d, const struct culprit_view *v)

@@ -31,9 +31,11 @@ struct fast_entry {
     int64_t bucket_at;
     uint32_t domains[FAST_BUCKETS], mx[FAST_BUCKETS];
     uint64_t sum_domains, sum_mx; /* over the buckets */
-    /* The learning period under way (0: none) and its peaks. */
+    /* The learning period under way (0: none), its peaks, and whether the key was throttled
+     * during it (then it is not learned). */
     double period_start;
     unsigned peak_domains, peak_mx;
+    bool stopped;
     /* The learned level, as it was at level_at. */
     bool has_level;
     double level_domains, level_mx, level_at;
@@ -64,6 +66,10 @@ struct fast_table {
     struct fast_set *setv;
     size_t sets; /* power of two; entries = sets * FAST_WAYS */
     double epoch; /* time of tick 0: the first time seen, less a second */
+    /* The table's own clock: the times passed in plus skew, which grows when they step back,
+     * so that windows and ticks never run backwards (an NTP step, a restored VM). */
+    double clock, skew;
+    uint32_t generation; /* entries handed out: salts */
     double site_domains, site_mx;
     double site_at; /* when the site's usual was last worked out */
     bool site_stale;
@@ -83,6 +89,7 @@ static size_t power_of_two(size_t n)
 static void set_settings(struct fast_table *t, const struct fast_settings *s)
 {
     bool new_window = t->set.window != s->window;
+    double scale = t->set.window > 0 ? s->window / t->set.window : 1;
     unsigned slots = t->set.slots;
 
     t->set = *s;
@@ -99,6 +106,10 @@ static void set_settings(struct fast_table *t, const struct fast_settings *s)
             e->sum_domains = e->sum_mx = 0;
             e->born = 0;
             memset(e->seen, 0, sizeof(e->seen));
+            /* Levels are per window: a level of 20 per 10 s is about 60 per 30 s. */
+            e->level_domains *= scale;
+            e->level_mx *= scale;
+            e->peak_domains = e->peak_mx = 0;
         }
     }
 }
@@ -171,7 +182,41 @@ static double faded(const struct fast_table *t, double level, double at, double 
     return level * exp2(-(now - at) / t->set.halflife);
 }
 
-/* Table ticks: 1/FAST_TICKS s since the epoch, from 1 (0 is "never"). */
+/* The table's time for now: never before the last one, never below 1 (or NaN). */
+static double clock_of(struct fast_table *t, double now)
+{
+    if (!(now >= 1))
+        now = 1;
+    if (now > 1e15)
+        now = 1e15; /* far beyond any real clock: keeps the arithmetic exact enough */
+    if (now + t->skew < t->clock)
+        t->skew = t->clock - now;
+    t->clock = now + t->skew;
+    return t->clock;
+}
+
+/* Ticks run out after 2^31 / FAST_TICKS s (4 years): move the epoch up to a window ago and
+ * every recent domain's time with it (older ones are stale: emptied). */
+static void rebase_ticks(struct fast_table *t, double now)
+{
+    double new_epoch = now - t->set.window - 1;
+    double shift = floor((new_epoch - t->epoch) * FAST_TICKS);
+    uint32_t delta;
+
+    if (shift <= 0)
+        return;
+    delta = shift >= UINT32_MAX ? UINT32_MAX : (uint32_t)shift;
+    t->epoch += delta / FAST_TICKS;
+    for (size_t i = 0; i < t->sets * FAST_WAYS; i++) {
+        struct fast_entry *e = &t->entries[i];
+
+        e->born = e->born > delta ? e->born - delta : 1;
+        for (unsigned k = 0; k < FAST_DOMAINS; k++)
+            e->seen[k].at = e->seen[k].at > delta ? e->seen[k].at - delta : 0;
+    }
+}
+
+/* Table ticks: 1/FAST_TICKS s since the epoch, from 1 (0 is "never"); now from clock_of. */
 static uint32_t tick_of(struct fast_table *t, double now)
 {
     double v;
@@ -179,6 +224,10 @@ static uint32_t tick_of(struct fast_table *t, double now)
     if (t->epoch == 0)
         t->epoch = now - 1;
     v = (now - t->epoch) * FAST_TICKS;
+    if (v >= 2147483648.0) {
+        rebase_ticks(t, now);
+        v = (now - t->epoch) * FAST_TICKS;
+    }
     return v < 1 ? 1 : v >= UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)v + 1;
 }
 
@@ -236,7 +285,7 @@ static struct fast_entry *find_or_add(struct fast_table *t, enum culprit_kind ki
         t->site_stale = true;
     memset(victim, 0, offsetof(struct fast_entry, seen));
     victim->born = tick_of(t, now);
-    victim->salt = (uint32_t)((hash * 0x9E3779B97F4A7C15ull) >> 32) ^ (uint32_t)(now * 1e6);
+    victim->salt = (uint32_t)(((hash ^ ++t->generation) * 0x9E3779B97F4A7C15ull) >> 32);
     victim->hash = hash;
     victim->kind = kind;
     victim->len = len;
@@ -303,7 +352,8 @@ static bool new_domain(struct fast_table *t, struct fast_entry *e, uint64_t doma
         &e->seen[(domain_hash & (FAST_DOMAINS / FAST_GROUP - 1)) * FAST_GROUP];
     uint32_t tag = (uint32_t)(domain_hash >> 32) ^ e->salt;
     uint32_t tnow = tick_of(t, now);
-    uint32_t fresh_after = tick_of(t, now - t->set.window);
+    double back = t->set.window * FAST_TICKS;
+    uint32_t fresh_after = back >= tnow ? 0 : tnow - (uint32_t)back;
     unsigned take = 0;
     uint32_t take_at = UINT32_MAX;
 
@@ -377,8 +427,12 @@ void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *ke
                     uint64_t hash, uint64_t domain_hash, double now, struct fast_verdict *out)
 {
     size_t index;
-    struct fast_entry *e = find_or_add(t, kind, key, len, hash, now, &index);
-    int64_t b = advance(t, e, now);
+    struct fast_entry *e;
+    int64_t b;
+
+    now = clock_of(t, now);
+    e = find_or_add(t, kind, key, len, hash, now, &index);
+    b = advance(t, e, now);
 
     t->setv[index / FAST_WAYS].last[index % FAST_WAYS] = now;
     if (domain_hash != 0 && new_domain(t, e, domain_hash, now)) {
@@ -394,6 +448,7 @@ void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now)
     size_t set;
     int64_t b;
 
+    now = clock_of(t, now);
     hash = hash ? hash : 1;
     set = set_index(t, hash);
     for (unsigned i = 0; i < FAST_WAYS; i++) {
@@ -454,8 +509,9 @@ static void learn(struct fast_table *t, double now, double period, fast_stopped_
 
         if (e->hash == 0 || e->period_start == 0 || now - e->period_start < period)
             continue;
-        /* A throttled key's period says what a relay does, not what the key usually does. */
-        if (stopped == NULL || !stopped(ctx, e->kind, e->key, e->hash)) {
+        /* A throttled key's period says what a relay does, not what the key usually does:
+         * throttled at any time during it (marked), or still now. */
+        if (!e->stopped && (stopped == NULL || !stopped(ctx, e->kind, e->key, e->hash))) {
             double d = faded(t, e->level_domains, e->level_at, now);
             double m = faded(t, e->level_mx, e->level_at, now);
 
@@ -469,6 +525,7 @@ static void learn(struct fast_table *t, double now, double period, fast_stopped_
         }
         e->period_start = 0;
         e->peak_domains = e->peak_mx = 0;
+        e->stopped = false;
     }
     if (t->site_stale || now - t->site_at >= FAST_LEARN_PERIOD)
         site_usual(t, now);
@@ -476,12 +533,25 @@ static void learn(struct fast_table *t, double now, double period, fast_stopped_
 
 void fast_tick(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)
 {
-    learn(t, now, FAST_LEARN_PERIOD, stopped, ctx);
+    learn(t, clock_of(t, now), FAST_LEARN_PERIOD, stopped, ctx);
 }
 
 void fast_learn_now(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)
 {
-    learn(t, now, 0, stopped, ctx);
+    learn(t, clock_of(t, now), 0, stopped, ctx);
+}
+
+void fast_mark_stopped(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,
+                       uint64_t hash)
+{
+    size_t index;
+    struct fast_entry *e;
+
+    if (len > CULPRIT_KEY_MAX)
+        len = CULPRIT_KEY_MAX;
+    e = find(t, kind, key, len, hash ? hash : 1, &index);
+    if (e != NULL)
+        e->stopped = true;
 }
 
 void fast_get_stats(const struct fast_table *t, struct fast_stats *out)
@@ -522,6 +592,10 @@ size_t fast_save(const struct fast_table *t, double now, char *out, size_t outle
     if (outlen == 0)
         return 0;
     out[0] = '\0';
+    /* The table's clock (const: as clock_of would give it, without moving it). */
+    now = fmin(fmax(now, 1), 1e15) + t->skew;
+    if (now < t->clock)
+        now = t->clock;
     r = calloc(total ? total : 1, sizeof(*r));
     if (r == NULL)
         abort();
@@ -570,6 +644,7 @@ unsigned fast_load(struct fast_table *t, const char *text, size_t len, double no
     const char *p = text, *end = text + len;
     unsigned taken = 0;
 
+    now = clock_of(t, now);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t linelen = nl ? (size_t)(nl - p) : (size_t)(end - p);

@@ -28,7 +28,8 @@
  * from the set's own line of hashes, times and ranks.  Work per RCPT: one
  * set's hashes, one key's entry, one group of 8 recent domains (one cache
  * line), 16 buckets.  Pure:
- * no I/O, the clock is passed in.
+ * no I/O, the clock is passed in (a clock that steps back is taken as
+ * standing still: the table keeps its own time, which never runs back).
  */
 #ifndef RELAYWATCH_FASTPATH_H
 #define RELAYWATCH_FASTPATH_H
@@ -87,6 +88,11 @@ void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *ke
 
 /* MX queries sent upstream for the key with this hash (ignored when not tracked). */
 void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now);
+
+/* The key was throttled: its learning period under way is not learned (a throttle shorter
+ * than the period has ended before the period does).  Nothing if the key is not tracked. */
+void fast_mark_stopped(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,
+                       uint64_t hash);
 
 /* Whether a key is throttled now: its period is not learned. */
 typedef bool fast_stopped_fn(void *ctx, enum culprit_kind kind, const char *key, uint64_t hash);

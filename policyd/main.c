@@ -65,6 +65,8 @@ struct daemon_state {
     unsigned ticks;
     double wall_offset; /* wall clock minus counting clock, as of the last tick */
     uint64_t baseline_saved_learned; /* minutes_learned when the baselines were last saved */
+    uint64_t fast_saved_learned;     /* the fast path's periods learned then */
+    double baseline_saved_at;        /* when (ev_time) */
     bool history_seen; /* the store gave back counts of earlier runs: the windows are full */
     bool baseline_read; /* the store's baselines were read (or there were none) */
     uint64_t alerts_run, alerts_failed;
@@ -546,10 +548,10 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
     for (unsigned w = 0; windows_same && w < cfg->window_count; w++)
         windows_same = strcmp(old->window_name[w], cfg->window_name[w]) == 0;
     if (!windows_same || old->culprit_slots != cfg->culprit_slots ||
-        old->session_slots != cfg->session_slots || old->throttle_slots != cfg->throttle_slots)
-        log_warning("reload: windows, culprit_slots, session_slots and throttle_slots take effect "
-                    "at the next "
-                    "restart; counting goes on with the running values");
+        old->session_slots != cfg->session_slots || old->throttle_slots != cfg->throttle_slots ||
+        old->fast_slots != cfg->fast_slots)
+        log_warning("reload: windows, culprit_slots, session_slots, throttle_slots and fast_slots "
+                    "take effect at the next restart; counting goes on with the running values");
     if (strcmp(old->store, cfg->store) != 0 || strcmp(old->host_id, cfg->host_id) != 0 ||
         strcmp(old->redis_password, cfg->redis_password) != 0 ||
         old->store_flush_interval != cfg->store_flush_interval ||
@@ -613,6 +615,7 @@ static void store_rewrite_all(void *ctx)
     traffic_store_rewrite_all(d->traffic);
     throttle_rewrite_all(defense_throttles(d->defense));
     d->baseline_saved_learned = UINT64_MAX; /* save again */
+    d->baseline_saved_at = 0;
 }
 
 static void store_history(void *ctx, int64_t minute, const uint64_t *counts)
@@ -654,23 +657,24 @@ static void store_collect_all(void *ctx, struct store_batch *b)
 {
     struct daemon_state *d = ctx;
     struct detector_view view;
-    uint64_t learned;
+    struct fast_stats fs;
+    bool changed;
+    double now = ev_time();
 
     detector_get_view(defense_detector(d->defense), &view);
-    learned = view.samples_learned;
+    defense_fast_stats(d->defense, &fs);
 
     traffic_store_collect(d->traffic, b);
     throttle_collect(defense_throttles(d->defense), throttle_to_store, b);
     store_batch_state(b, detector_state_name(detector_state(defense_detector(d->defense))));
-    /* Saved when the detector learned something (once a minute at most); not before the
-     * stored ones were read, or this run would overwrite what earlier runs learned. */
-    {
-        struct fast_stats fs;
-
-        defense_fast_stats(d->defense, &fs);
-        learned += fs.learned;
-    }
-    if (d->baseline_read && learned != d->baseline_saved_learned) {
+    /* Saved when the detector learned something (once a minute at most), or the fast path
+     * did (keys' periods end at any second: once a minute at most, and when stopping); not
+     * before the stored ones were read, or this run would overwrite what earlier runs
+     * learned. */
+    changed = view.samples_learned != d->baseline_saved_learned ||
+              (fs.learned != d->fast_saved_learned &&
+               (d->stopping || now - d->baseline_saved_at >= 60));
+    if (d->baseline_read && changed) {
         /* The detector's baselines, then the fast path's levels (the busiest keys first, as
          * many as fit): one text, one key. */
         enum { DETECTOR_TEXT = 16384, FAST_TEXT = 256 * 1024 };
@@ -678,11 +682,13 @@ static void store_collect_all(void *ctx, struct store_batch *b)
         size_t n;
 
         if (text != NULL) {
-            d->baseline_saved_learned = learned;
+            d->baseline_saved_learned = view.samples_learned;
+            d->fast_saved_learned = fs.learned;
+            d->baseline_saved_at = now;
             n = detector_save(defense_detector(d->defense), text, DETECTOR_TEXT);
             if (n >= DETECTOR_TEXT)
                 n = strlen(text);
-            n += defense_fast_save(d->defense, ev_time(), text + n, FAST_TEXT);
+            n += defense_fast_save(d->defense, now, text + n, FAST_TEXT);
             if (n > 0)
                 store_batch_baseline(b, text);
             free(text);

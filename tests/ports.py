@@ -34,7 +34,9 @@ def _range():
         low, high = 32768, 60999
     if low - 10000 >= 2000:
         return 10000, low - 1
-    return high + 1, 65535
+    if 65535 - high >= 2000:
+        return high + 1, 65535
+    return 10000, 65535  # no room outside the range: the locks alone keep tests apart
 
 
 def _bindable(addr, port, udp):
@@ -51,14 +53,23 @@ def _bindable(addr, port, udp):
 def reserve_port(addr="127.0.0.1", udp=False):
     """A port on addr (TCP, and UDP too if udp) that no other test process or thread holds
     and that nothing listens on now; it stays this process's until it exits."""
-    os.makedirs(LOCK_DIR, mode=0o1777, exist_ok=True)
+    try:
+        os.makedirs(LOCK_DIR, exist_ok=True)
+        os.chmod(LOCK_DIR, 0o1777)  # tests of other users share it (the umask would not)
+    except PermissionError:
+        pass  # another user's directory, already 1777
     first, last = _range()
     with _lock:
         for _ in range(2000):
             port = random.randint(first, last)
             if port in _held:
                 continue
-            f = open(os.path.join(LOCK_DIR, str(port)), "a")
+            try:
+                # flock needs no write access: a file another user made serves as well.
+                fd = os.open(os.path.join(LOCK_DIR, str(port)), os.O_RDONLY | os.O_CREAT, 0o666)
+            except OSError:
+                continue
+            f = os.fdopen(fd, "rb")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

@@ -356,10 +356,62 @@ static void test_eviction_keeps_levels(void **state)
         rcpt(t, key, "flood", i, T0 + 100 + i * 0.001, &v);
     }
     fast_get_stats(t, &st);
-    assert_true(st.keys <= 16);
+    assert_int_equal(st.keys, 16);
     assert_int_equal(st.keys_with_history, 1);
     rcpt(t, "192.0.2.70", "keep", 0, T0 + 200, &v);
     assert_true(v.history);
+    fast_table_free(t);
+}
+
+/* The wall clock steps back an hour (an NTP step, a restored VM): nothing piles up, a bulk
+ * sender's one domain stays at most one new domain, windows go on moving, a bot is still
+ * stopped. */
+static void test_clock_steps_back(void **state)
+{
+    struct fast_table *t = fast_table_new(&defaults);
+    struct fast_verdict v;
+    double at = T0;
+
+    (void)state;
+    for (unsigned sec = 0; sec < 60; sec++) {
+        if (sec == 30)
+            at -= 3600;
+        for (unsigned i = 0; i < 10; i++) {
+            rcpt(t, "192.0.2.80", "bulk", 0, at + i * 0.1, &v);
+            assert_false(v.over);
+            assert_true(v.domains <= 1); /* new once; then seen all along, never new again */
+        }
+        at += 1;
+    }
+    /* A person's 40 domains, and 40 others 20 s later (the first have left the window). */
+    assert_int_equal(burst(t, "192.0.2.81", "p", 40, at, 1), 0);
+    assert_int_equal(burst(t, "192.0.2.81", "q", 40, at + 20, 1), 0);
+    rcpt(t, "192.0.2.81", "q", 0, at + 21.5, &v);
+    assert_int_equal(v.domains, 40);
+    assert_int_equal(burst(t, "192.0.2.82", "spam", 200, at + 30, 4), 51);
+    fast_table_free(t);
+}
+
+/* Years of uptime: the recent domains' ticks are moved along (they would run out after
+ * about four years), and a domain is new again once a window has passed. */
+static void test_years_of_uptime(void **state)
+{
+    struct fast_table *t = fast_table_new(&defaults);
+    struct fast_verdict v;
+    double later = T0 + 5 * 365 * DAY;
+
+    (void)state;
+    rcpt(t, "192.0.2.90", "old", 0, T0, &v);
+    for (unsigned round = 0; round < 2; round++, later += 6 * 365 * DAY) {
+        rcpt(t, "192.0.2.90", "d", 0, later, &v);
+        assert_int_equal(v.domains, 1);
+        rcpt(t, "192.0.2.90", "d", 0, later + 1, &v);
+        assert_int_equal(v.domains, 1);
+        rcpt(t, "192.0.2.90", "d", 0, later + 20, &v);
+        assert_int_equal(v.domains, 1); /* new again, the earlier one out of the window */
+        rcpt(t, "192.0.2.90", "d", 1, later + 20.5, &v);
+        assert_int_equal(v.domains, 2);
+    }
     fast_table_free(t);
 }
 
@@ -395,6 +447,16 @@ static void test_reconfigure_window(void **state)
     rcpt(t, "192.0.2.90", "w2-", 0, T0 + 2, &v);
     assert_int_equal(v.domains, 1); /* the windows start again */
     assert_int_equal(v.limit_domains, 30);
+    fast_table_free(t);
+
+    /* A learned level follows the window: 60 per 10 s is 180 per 30 s (limit 4 x 180). */
+    s = defaults;
+    t = fast_table_new(&s);
+    burst(t, "192.0.2.91", "l", 60, T0, 5);
+    learn_all(t, T0 + FAST_LEARN_PERIOD);
+    s.window = 30;
+    fast_reconfigure(t, &s);
+    assert_int_equal(burst(t, "192.0.2.91", "m", 800, T0 + 100, 20), 721);
     fast_table_free(t);
 }
 
@@ -632,10 +694,49 @@ static void test_defense_list_server_history_restart(void **state)
     sim_free(s);
 }
 
+/* A throttle shorter than the learning period: it is over when the period ends, and the
+ * bot's burst is still not learned as its usual (it would let 4 x 640 domains through). */
+static void test_defense_short_throttle_not_learned(void **state)
+{
+    struct sim *s = sim_new("throttle_cooldown = 5s");
+    struct defense_stats st;
+
+    (void)state;
+    assert_int_equal(bot(s, "203.0.113.30", "", 2), 50);
+    sim_until(s, s->now + 2 * FAST_LEARN_PERIOD);
+    assert_null(throttle_find(defense_throttles(s->d), CULPRIT_CLIENT_ADDRESS,
+                              key_hash(CULPRIT_CLIENT_ADDRESS, "203.0.113.30")));
+    assert_int_equal(bot(s, "203.0.113.30", "", 2), 50);
+    defense_get_stats(s->d, &st);
+    assert_int_equal(st.fast_stops, 2);
+    sim_free(s);
+}
+
+/* The throttle table full: the stop is not counted, the bot passes (nothing can hold it),
+ * and the error is logged once, not at every RCPT. */
+static void test_defense_throttle_table_full(void **state)
+{
+    struct sim *s = sim_new("throttle_slots = 16");
+    struct defense_stats st;
+    char err[256], member[64];
+
+    (void)state;
+    for (unsigned i = 0; i < 16; i++) {
+        snprintf(member, sizeof(member), "client_address:198.51.100.%u", 100 + i);
+        assert_true(defense_block(s->d, member, 3600, s->now, err, sizeof(err)));
+    }
+    assert_int_equal(bot(s, "203.0.113.31", "", 1), 16 * 20);
+    defense_get_stats(s->d, &st);
+    assert_int_equal(st.fast_stops, 0);
+    assert_true(st.throttle_full > 100); /* every RCPT over the limit tried */
+    sim_free(s);
+}
+
 static void test_defense_monitor_only_and_release(void **state)
 {
     struct sim *s = sim_new("monitor_only = yes");
     struct defense_stats st;
+    struct fast_stats fs;
     char err[256];
 
     (void)state;
@@ -654,6 +755,14 @@ static void test_defense_monitor_only_and_release(void **state)
     assert_int_equal(bot(s, "203.0.113.21", "", 2), 32 * 20);
     defense_get_stats(s->d, &st);
     assert_int_equal(st.fast_stops, 1);
+    /* The minute it was stopped in is not learned; a later one, let through, is. */
+    sim_until(s, s->now + 2 * FAST_LEARN_PERIOD);
+    defense_fast_stats(s->d, &fs);
+    assert_int_equal(fs.keys_with_history, 0);
+    assert_int_equal(bot(s, "203.0.113.21", "", 2), 32 * 20);
+    sim_until(s, s->now + 2 * FAST_LEARN_PERIOD);
+    defense_fast_stats(s->d, &fs);
+    assert_int_equal(fs.keys_with_history, 1);
     sim_free(s);
 
     /* fast_path = no: the same bot is not stopped within its first seconds, also while the
@@ -682,12 +791,16 @@ int main(void)
         cmocka_unit_test(test_fading),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_eviction_keeps_levels),
+        cmocka_unit_test(test_clock_steps_back),
+        cmocka_unit_test(test_years_of_uptime),
         cmocka_unit_test(test_same_hash_other_name),
         cmocka_unit_test(test_reconfigure_window),
         cmocka_unit_test(test_defense_bot_and_others),
         cmocka_unit_test(test_defense_incident_names_fast_stop),
         cmocka_unit_test(test_defense_sasl_bot_shares_address),
         cmocka_unit_test(test_defense_list_server_history_restart),
+        cmocka_unit_test(test_defense_short_throttle_not_learned),
+        cmocka_unit_test(test_defense_throttle_table_full),
         cmocka_unit_test(test_defense_monitor_only_and_release),
     };
 

@@ -570,9 +570,7 @@ smtpd_end_of_data_restrictions = {hook}
         self.daemon_log = os.path.join(self.dir, "relaywatchd.log")
         self.pick_ports()
         self.daemon_port = free_port(DAEMON_ADDR)
-        self.http_port = free_port(DAEMON_ADDR)
-        while self.http_port == self.daemon_port:
-            self.http_port = free_port(DAEMON_ADDR)
+        self.http_port = free_port(DAEMON_ADDR)  # never the same one (tests/ports.py)
         self.write_postfix_config()
         print("# run delay_reject=%s: temp dir %s; smtpd %s:%d, relaywatchd %s:%d "
               "(http %d), smtp-sink port %d"
