@@ -437,7 +437,7 @@ static void fast_check(struct defense *d, const struct policy_request *req,
     r = throttle_find(d->throttles, v.kind, hash);
     if (r != NULL) {
         if (throttle_in_force(r, now))
-            fast_mark_stopped(d->fast, v.kind, v.key, len, hash);
+            fast_entry_stopped(d->fast, fv.entry);
         return;
     }
     if (!fv.over || request_exempt(d, req))

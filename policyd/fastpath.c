@@ -441,6 +441,7 @@ void fast_note_rcpt(struct fast_table *t, enum culprit_kind kind, const char *ke
     }
     note_peaks(e, now);
     judge(t, e, now, out);
+    out->entry = index;
 }
 
 void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now)
@@ -539,6 +540,12 @@ void fast_tick(struct fast_table *t, double now, fast_stopped_fn *stopped, void 
 void fast_learn_now(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)
 {
     learn(t, clock_of(t, now), 0, stopped, ctx);
+}
+
+void fast_entry_stopped(struct fast_table *t, size_t entry)
+{
+    if (entry < t->sets * FAST_WAYS)
+        t->entries[entry].stopped = true;
 }
 
 void fast_mark_stopped(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,

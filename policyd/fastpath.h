@@ -61,6 +61,8 @@ struct fast_verdict {
     double span;                     /* seconds since the window's first counted event */
     unsigned limit_domains, limit_mx;
     double usual_domains, usual_mx;  /* the level the limits came from */
+    size_t entry;                    /* the key's place, for fast_entry_stopped (until the
+                                        table's next call) */
 };
 
 struct fast_stats {
@@ -93,6 +95,9 @@ void fast_note_mx(struct fast_table *t, uint64_t hash, uint32_t n, double now);
  * than the period has ended before the period does).  Nothing if the key is not tracked. */
 void fast_mark_stopped(struct fast_table *t, enum culprit_kind kind, const char *key, size_t len,
                        uint64_t hash);
+
+/* The same for the key fast_note_rcpt just gave a verdict for (v->entry): no lookup. */
+void fast_entry_stopped(struct fast_table *t, size_t entry);
 
 /* Whether a key is throttled now: its period is not learned. */
 typedef bool fast_stopped_fn(void *ctx, enum culprit_kind kind, const char *key, uint64_t hash);

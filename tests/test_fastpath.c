@@ -710,6 +710,18 @@ static void test_defense_short_throttle_not_learned(void **state)
     defense_get_stats(s->d, &st);
     assert_int_equal(st.fast_stops, 2);
     sim_free(s);
+
+    /* A period that begins while the key is throttled and outlives the throttle: the RCPTs
+     * refused in it mark it. */
+    s = sim_new("throttle_cooldown = 90s\ndetect_loud_after = 1h"); /* the detector stays out */
+    assert_int_equal(bot(s, "203.0.113.32", "", 2), 50);
+    sim_until(s, s->now + FAST_LEARN_PERIOD + 5);
+    assert_int_equal(bot(s, "203.0.113.32", "", 2), 0);
+    sim_until(s, s->now + 3 * FAST_LEARN_PERIOD);
+    assert_null(throttle_find(defense_throttles(s->d), CULPRIT_CLIENT_ADDRESS,
+                              key_hash(CULPRIT_CLIENT_ADDRESS, "203.0.113.32")));
+    assert_int_equal(bot(s, "203.0.113.32", "", 2), 50);
+    sim_free(s);
 }
 
 /* The throttle table full: the stop is not counted, the bot passes (nothing can hold it),
