@@ -1210,6 +1210,18 @@ static bool set_fast_factor(struct config *c, const char *key, const char *value
     return set_number(&c->fast_factor, 1, 1000, key, value, r);
 }
 
+static bool set_fast_learn_period(struct config *c, const char *key, const char *value,
+                                  struct reporter *r)
+{
+    return set_duration(&c->fast_learn_period, 1, key, value, r);
+}
+
+static bool set_fast_site_min_keys(struct config *c, const char *key, const char *value,
+                                   struct reporter *r)
+{
+    return set_slots(&c->fast_site_min_keys, 1, 65536, key, value, r);
+}
+
 static bool set_fast_slots(struct config *c, const char *key, const char *value,
                            struct reporter *r)
 {
@@ -1357,6 +1369,8 @@ static const struct key_entry {
     [CK_FAST_FACTOR] = {"fast_factor", set_fast_factor, "4"},
     [CK_FAST_HALFLIFE] = {"fast_halflife", set_fast_halflife, "7d"},
     [CK_FAST_SLOTS] = {"fast_slots", set_fast_slots, "1024"},
+    [CK_FAST_LEARN_PERIOD] = {"fast_learn_period", set_fast_learn_period, "1m"},
+    [CK_FAST_SITE_MIN_KEYS] = {"fast_site_min_keys", set_fast_site_min_keys, "10"},
     [CK_MONITOR_ONLY] = {"monitor_only", set_monitor_only, "no"},
     [CK_ALERT_COMMAND] = {"alert_command", set_alert_command, ""},
 };

@@ -103,6 +103,8 @@ enum config_key {
     CK_FAST_FACTOR,
     CK_FAST_HALFLIFE,
     CK_FAST_SLOTS,
+    CK_FAST_LEARN_PERIOD,
+    CK_FAST_SITE_MIN_KEYS,
     CK_MONITOR_ONLY,
     CK_ALERT_COMMAND,
     CK_COUNT
@@ -173,6 +175,8 @@ struct config {
     bool fast_path;
     double fast_window, fast_halflife; /* seconds */
     unsigned fast_min_domains, fast_min_mx, fast_slots;
+    double fast_learn_period; /* seconds: how often a key's peak is learned */
+    unsigned fast_site_min_keys; /* keys with a level before the site's usual is used */
     double fast_factor;
     bool monitor_only;
     char *alert_command; /* "" none */

@@ -200,6 +200,8 @@ static void fast_settings_from(const struct config *c, struct fast_settings *s)
     s->factor = c->fast_factor;
     s->halflife = c->fast_halflife;
     s->slots = c->fast_slots;
+    s->learn_period = c->fast_learn_period;
+    s->site_min_keys = c->fast_site_min_keys;
 }
 
 static void apply_config(struct defense *d, const struct config *c)

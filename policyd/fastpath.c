@@ -496,8 +496,8 @@ static void site_usual(struct fast_table *t, double now)
         mx[n++] = faded(t, e->level_mx, e->level_at, now);
     }
     /* With few keys the median says little (one list server would be "the site"). */
-    t->site_domains = n >= FAST_SITE_MIN_KEYS ? median(dom, n) : 0;
-    t->site_mx = n >= FAST_SITE_MIN_KEYS ? median(mx, n) : 0;
+    t->site_domains = n >= t->set.site_min_keys ? median(dom, n) : 0;
+    t->site_mx = n >= t->set.site_min_keys ? median(mx, n) : 0;
     t->site_at = now;
     t->site_stale = false;
 }
@@ -528,13 +528,13 @@ static void learn(struct fast_table *t, double now, double period, fast_stopped_
         e->peak_domains = e->peak_mx = 0;
         e->stopped = false;
     }
-    if (t->site_stale || now - t->site_at >= FAST_LEARN_PERIOD)
+    if (t->site_stale || now - t->site_at >= t->set.learn_period)
         site_usual(t, now);
 }
 
 void fast_tick(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)
 {
-    learn(t, clock_of(t, now), FAST_LEARN_PERIOD, stopped, ctx);
+    learn(t, clock_of(t, now), t->set.learn_period, stopped, ctx);
 }
 
 void fast_learn_now(struct fast_table *t, double now, fast_stopped_fn *stopped, void *ctx)

@@ -10,10 +10,10 @@
  * when either figure passes max(floor, factor x usual), where usual is
  * the key's own learned level when it has one, else the site's usual (the
  * median of the learned levels of the keys that have one, once at least
- * FAST_SITE_MIN_KEYS have one; before that, 0: the floor alone).
+ * site_min_keys have one; before that, 0: the floor alone).
  *
  * A key's level is its peak figure per window, learned once a learning
- * period (FAST_LEARN_PERIOD) is over from periods in which it was not
+ * period (learn_period) is over from periods in which it was not
  * throttled (the caller says which keys are), and fading with `halflife`
  * when the key no longer sends as much.  Levels are saved as text lines
  * ("fast DOMAINS MX TIME KIND:KEY") beside the detector's baselines and
@@ -40,8 +40,8 @@
 
 #include "culprits.h"
 
-#define FAST_LEARN_PERIOD 60.0 /* seconds: a key's peak is learned once per period */
-#define FAST_SITE_MIN_KEYS 10  /* keys with a level before the site's usual counts */
+#define FAST_LEARN_PERIOD 60.0 /* fast_learn_period's default */
+#define FAST_SITE_MIN_KEYS 10  /* fast_site_min_keys's default */
 
 struct fast_settings {
     double window;   /* seconds */
@@ -49,6 +49,8 @@ struct fast_settings {
     double factor;
     double halflife; /* seconds */
     unsigned slots;  /* taken by fast_table_new only */
+    double learn_period;    /* seconds: a key's peak is learned once per period */
+    unsigned site_min_keys; /* keys with a level before the site's usual counts */
 };
 
 /* One key's figures at a relay RCPT, and the limit they were judged by.  While both figures

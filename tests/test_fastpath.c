@@ -33,7 +33,8 @@
 #define T0 1700000000.0
 #define DAY 86400.0
 
-static const struct fast_settings defaults = {10.0, 50, 50, 4.0, 7 * DAY, 64};
+static const struct fast_settings defaults = {10.0, 50, 50, 4.0, 7 * DAY, 64, FAST_LEARN_PERIOD,
+                                              FAST_SITE_MIN_KEYS};
 
 static uint64_t key_hash(enum culprit_kind kind, const char *key)
 {
@@ -260,6 +261,43 @@ static void test_site_usual(void **state)
     assert_true(st.site_domains == 0);
     rcpt(t, "192.0.2.98", "n", 0, T0 + 100, &v);
     assert_int_equal(v.limit_domains, 50);
+    fast_table_free(t);
+
+    /* fast_site_min_keys = 3: three keys (levels 100, 102, 104) are the site. */
+    {
+        struct fast_settings s = defaults;
+
+        s.site_min_keys = 3;
+        t = fast_table_new(&s);
+        for (unsigned k = 0; k < 3; k++) {
+            snprintf(key, sizeof(key), "192.0.2.%u", 40 + k);
+            snprintf(prefix, sizeof(prefix), "k%u-", k);
+            burst(t, key, prefix, 100 + 2 * k, T0, 1);
+        }
+        learn_all(t, T0 + FAST_LEARN_PERIOD);
+        fast_get_stats(t, &st);
+        assert_true(fabs(st.site_domains - 102) < 1e-9);
+        fast_table_free(t);
+    }
+}
+
+/* fast_learn_period: a key's peak is learned once its period is over, not before. */
+static void test_learn_period_setting(void **state)
+{
+    struct fast_settings s = defaults;
+    struct fast_table *t;
+    struct fast_stats st;
+
+    (void)state;
+    s.learn_period = 300;
+    t = fast_table_new(&s);
+    burst(t, "192.0.2.60", "lp", 30, T0, 1);
+    fast_tick(t, T0 + 299, never_stopped, NULL);
+    fast_get_stats(t, &st);
+    assert_int_equal(st.keys_with_history, 0);
+    fast_tick(t, T0 + 301, never_stopped, NULL);
+    fast_get_stats(t, &st);
+    assert_int_equal(st.keys_with_history, 1);
     fast_table_free(t);
 }
 
@@ -694,6 +732,22 @@ static void test_defense_list_server_history_restart(void **state)
     sim_free(s);
 }
 
+/* fast_learn_period and fast_site_min_keys reach the table from the configuration. */
+static void test_defense_fast_settings(void **state)
+{
+    struct sim *s = sim_new("fast_site_min_keys = 2\nfast_learn_period = 10s");
+    struct fast_stats fs;
+
+    (void)state;
+    assert_int_equal(message(s, "198.51.100.40", "", "a", 0, 20, NULL), 0);
+    assert_int_equal(message(s, "198.51.100.41", "", "b", 0, 20, NULL), 0);
+    sim_until(s, s->now + 12);
+    defense_fast_stats(s->d, &fs);
+    assert_int_equal(fs.keys_with_history, 2);
+    assert_true(fabs(fs.site_domains - 20) < 1e-9);
+    sim_free(s);
+}
+
 /* A throttle shorter than the learning period: it is over when the period ends, and the
  * bot's burst is still not learned as its usual (it would let 4 x 640 domains through). */
 static void test_defense_short_throttle_not_learned(void **state)
@@ -800,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_own_level),
         cmocka_unit_test(test_learning_period_and_stopped),
         cmocka_unit_test(test_site_usual),
+        cmocka_unit_test(test_learn_period_setting),
         cmocka_unit_test(test_fading),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_eviction_keeps_levels),
@@ -811,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_defense_incident_names_fast_stop),
         cmocka_unit_test(test_defense_sasl_bot_shares_address),
         cmocka_unit_test(test_defense_list_server_history_restart),
+        cmocka_unit_test(test_defense_fast_settings),
         cmocka_unit_test(test_defense_short_throttle_not_learned),
         cmocka_unit_test(test_defense_throttle_table_full),
         cmocka_unit_test(test_defense_monitor_only_and_release),

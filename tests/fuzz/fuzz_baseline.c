@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     detector_free(a);
     detector_free(b);
     {
-        static const struct fast_settings fs = {10, 50, 50, 4, 604800, 64};
+        static const struct fast_settings fs = {10, 50, 50, 4, 604800, 64, FAST_LEARN_PERIOD,
+                                                 FAST_SITE_MIN_KEYS};
         struct fast_table *f = fast_table_new(&fs), *g = fast_table_new(&fs);
         unsigned taken = fast_load(f, copy, size, 1700000000.0);
         size_t n = fast_save(f, 1700000000.0, first, sizeof(first));
