@@ -395,9 +395,9 @@ static bool throttle_key(struct defense *d, const struct culprit_view *v,
                          enum throttle_source source, const struct action *a, double now,
                          const char *reason);
 
-/* The key a relay RCPT is judged by (SASL user, else client address): false for none. */
-static bool fast_key(const struct policy_request *req, const struct traffic_news *news,
-                     struct culprit_view *v, uint64_t *hash)
+/* The key a relay RCPT is judged by (SASL user, else client address): its length, 0 for none. */
+static size_t fast_key(const struct policy_request *req, const struct traffic_news *news,
+                       struct culprit_view *v, uint64_t *hash)
 {
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
@@ -405,12 +405,12 @@ static bool fast_key(const struct policy_request *req, const struct traffic_news
     size_t len = key.len < CULPRIT_KEY_MAX ? key.len : CULPRIT_KEY_MAX;
 
     if (key.len == 0)
-        return false;
+        return 0;
     v->kind = user.len > 0 ? CULPRIT_SASL_USERNAME : CULPRIT_CLIENT_ADDRESS;
     memcpy(v->key, key.ptr, len);
     v->key[len] = '\0';
     *hash = news->who ? news->who : culprit_key_hash(v->kind, v->key, len);
-    return true;
+    return len;
 }
 
 /* The fast path: count the relay RCPT for its key, and stop the key at once when it is far
@@ -428,9 +428,9 @@ static void fast_check(struct defense *d, const struct policy_request *req,
     double usual, floor_value;
     size_t len;
 
-    if (!fast_key(req, news, &v, &hash))
+    len = fast_key(req, news, &v, &hash);
+    if (len == 0)
         return;
-    len = strlen(v.key);
     fast_note_rcpt(d->fast, v.kind, v.key, len, hash, news->relay_domain, now, &fv);
     if (!fv.over && throttle_count(d->throttles) == 0)
         return; /* the usual case: no lookup */

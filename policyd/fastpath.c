@@ -24,8 +24,7 @@ struct seen_slot {
 };
 
 struct fast_entry {
-    uint64_t hash; /* 0: empty (as its set's copy) */
-    enum culprit_kind kind;
+    enum culprit_kind kind; /* its hash (0: empty) is in its set's line */
     /* The window: FAST_BUCKETS buckets of window / FAST_BUCKETS seconds; bucket_at is the
      * index (time / width) of the newest, 0 before the first. */
     int64_t bucket_at;
@@ -120,6 +119,12 @@ static double rank_of(const struct fast_table *t, const struct fast_entry *e)
         return -INFINITY;
     return log2(fmax(e->level_domains, 1e-9)) +
            (t->set.halflife > 0 ? e->level_at / t->set.halflife : 0);
+}
+
+/* Entry i's key hash, 0 for an empty entry. */
+static uint64_t hash_at(const struct fast_table *t, size_t i)
+{
+    return t->setv[i / FAST_WAYS].hash[i % FAST_WAYS];
 }
 
 static void rank_all(struct fast_table *t)
@@ -286,7 +291,6 @@ static struct fast_entry *find_or_add(struct fast_table *t, enum culprit_kind ki
     memset(victim, 0, offsetof(struct fast_entry, seen));
     victim->born = tick_of(t, now);
     victim->salt = (uint32_t)(((hash ^ ++t->generation) * 0x9E3779B97F4A7C15ull) >> 32);
-    victim->hash = hash;
     victim->kind = kind;
     victim->len = len;
     memcpy(victim->key, key, len);
@@ -490,7 +494,7 @@ static void site_usual(struct fast_table *t, double now)
     for (size_t i = 0; i < total; i++) {
         const struct fast_entry *e = &t->entries[i];
 
-        if (e->hash == 0 || !e->has_level)
+        if (hash_at(t, i) == 0 || !e->has_level)
             continue;
         dom[n] = faded(t, e->level_domains, e->level_at, now);
         mx[n++] = faded(t, e->level_mx, e->level_at, now);
@@ -508,11 +512,11 @@ static void learn(struct fast_table *t, double now, double period, fast_stopped_
     for (size_t i = 0; i < t->sets * FAST_WAYS; i++) {
         struct fast_entry *e = &t->entries[i];
 
-        if (e->hash == 0 || e->period_start == 0 || now - e->period_start < period)
+        if (hash_at(t, i) == 0 || e->period_start == 0 || now - e->period_start < period)
             continue;
         /* A throttled key's period says what a relay does, not what the key usually does:
          * throttled at any time during it (marked), or still now. */
-        if (!e->stopped && (stopped == NULL || !stopped(ctx, e->kind, e->key, e->hash))) {
+        if (!e->stopped && (stopped == NULL || !stopped(ctx, e->kind, e->key, hash_at(t, i)))) {
             double d = faded(t, e->level_domains, e->level_at, now);
             double m = faded(t, e->level_mx, e->level_at, now);
 
@@ -565,7 +569,7 @@ void fast_get_stats(const struct fast_table *t, struct fast_stats *out)
 {
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < t->sets * FAST_WAYS; i++) {
-        if (t->entries[i].hash == 0)
+        if (hash_at(t, i) == 0)
             continue;
         out->keys++;
         out->keys_with_history += t->entries[i].has_level;
@@ -609,7 +613,7 @@ size_t fast_save(const struct fast_table *t, double now, char *out, size_t outle
     for (size_t i = 0; i < total; i++) {
         const struct fast_entry *e = &t->entries[i];
 
-        if (e->hash == 0 || !e->has_level)
+        if (hash_at(t, i) == 0 || !e->has_level)
             continue;
         r[n].e = e;
         r[n].domains = faded(t, e->level_domains, e->level_at, now);
