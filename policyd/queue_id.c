@@ -3,6 +3,8 @@
  */
 #include "queue_id.h"
 
+#include <string.h>
+
 static bool is_hex_upper(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
@@ -46,4 +48,18 @@ static bool long_form(const char *s, size_t len)
 bool queue_id_valid(const char *s, size_t len)
 {
     return s != NULL && (short_form(s, len) || long_form(s, len));
+}
+
+bool queue_id_listed(const char *list, size_t len, const char *id, size_t idlen)
+{
+    for (size_t i = 0; i < len;) {
+        size_t w = 0;
+
+        while (i + w < len && list[i + w] != ' ')
+            w++;
+        if (w == idlen && memcmp(list + i, id, idlen) == 0)
+            return true;
+        i += w + 1;
+    }
+    return false;
 }

@@ -24,4 +24,8 @@
 /* Whether s[0..len) is a Postfix queue ID (len counts bytes; a NUL inside is not). */
 bool queue_id_valid(const char *s, size_t len);
 
+/* Whether id[0..idlen) is one of the words of list[0..len), a list of IDs each after the
+ * other with one space between (the postsuper runner's requests and answers). */
+bool queue_id_listed(const char *list, size_t len, const char *id, size_t idlen);
+
 #endif

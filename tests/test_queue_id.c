@@ -81,6 +81,21 @@ static void test_refused(void **state)
     assert_false(queue_id_valid(NULL, 0));
 }
 
+/* queue_id_listed: whole words of a space-separated list only. */
+static void test_listed(void **state)
+{
+    static const char list[] = "14E9AA766D1 4jjlNN6lMqz1bhJ7 31558A766D1";
+
+    (void)state;
+    assert_true(queue_id_listed(list, strlen(list), "14E9AA766D1", 11));
+    assert_true(queue_id_listed(list, strlen(list), "4jjlNN6lMqz1bhJ7", 16));
+    assert_true(queue_id_listed(list, strlen(list), "31558A766D1", 11));
+    assert_false(queue_id_listed(list, strlen(list), "14E9AA766D", 10)); /* a prefix */
+    assert_false(queue_id_listed(list, strlen(list), "1558A766D1", 10));  /* a suffix */
+    assert_false(queue_id_listed(list, strlen(list) - 1, "31558A766D1", 11)); /* cut */
+    assert_false(queue_id_listed("", 0, "14E9AA766D1", 11));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +103,7 @@ int main(void)
         cmocka_unit_test(test_real_long_ids),
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_listed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
