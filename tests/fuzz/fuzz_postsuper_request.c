@@ -1,0 +1,60 @@
+/*
+ * Fuzz target for the postsuper runner's two parsers: the daemon's request and postsuper's
+ * output.  No crash, no read past the input; a request accepted is "h" or "r", a space, and
+ * space-separated Postfix queue IDs (each accepted by queue_id_valid, none starting with '-',
+ * never "ALL"); the IDs read from the output as done are some of the request's.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "postsuper_runner.h"
+#include "queue_id.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size ? size : 1), op;
+    unsigned count;
+    const char *why;
+
+    if (s == NULL)
+        abort();
+    memcpy(s, data, size);
+    if (postsuper_request_check(s, size, &op, &count, &why)) {
+        unsigned words = 0;
+
+        if ((op != 'h' && op != 'r') || s[0] != op || s[1] != ' ' || count == 0)
+            abort();
+        for (size_t i = 2; i <= size;) {
+            size_t w = 0;
+
+            while (i + w < size && s[i + w] != ' ')
+                w++;
+            if (!queue_id_valid(s + i, w) || s[i] == '-' || (w == 3 && memcmp(s + i, "ALL", 3) == 0))
+                abort();
+            words++;
+            i += w + 1;
+        }
+        if (words != count)
+            abort();
+        {
+            /* The input read as postsuper's output, for this request. */
+            char out[POSTSUPER_ANSWER_MAX];
+            unsigned done = postsuper_output_done(s, size, op, s, size, out, sizeof(out));
+
+            if (done > count || strlen(out) >= sizeof(out))
+                abort();
+        }
+    } else {
+        char out[64];
+        /* Any output against a fixed request: what comes out is that request's ID. */
+        unsigned done = postsuper_output_done(s, size, 'h', "h 14E9AA766D1", 13, out, sizeof(out));
+
+        if (done > 0 && strncmp(out, "14E9AA766D1", 11) != 0)
+            abort();
+    }
+    free(s);
+    return 0;
+}
