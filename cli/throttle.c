@@ -188,6 +188,77 @@ static bool read_store(struct store_throttle_client *c, struct record_list *l)
     return false;
 }
 
+/* ------------------------------------------------------ held messages */
+
+/* What the local daemon holds (GET /held): the quarantine is per host, as its queue is. */
+struct held_entry {
+    enum culprit_kind kind;
+    char key[CULPRIT_KEY_MAX + 1];
+    unsigned held, being_held, released;
+    double since, released_at;
+};
+
+struct held_list {
+    struct held_entry *v;
+    size_t n;
+    bool known; /* the daemon answered */
+};
+
+/* GET /held into h; false (said on stderr by daemon_request) when the daemon cannot say. */
+static bool fetch_held(const struct config *cfg, const char *command, struct held_list *h)
+{
+    struct daemon_answer ans;
+    size_t i = 0;
+
+    free(h->v);
+    memset(h, 0, sizeof(*h));
+    if (daemon_request(cfg, command, "GET", "/held", "text/plain", &ans) != 0)
+        return false;
+    if (ans.code != 200) {
+        fprintf(stderr, "relaywatch: relaywatchd at %s answered %d %s to GET /held\n", ans.where,
+                ans.code, ans.reason);
+        free(ans.raw);
+        return false;
+    }
+    while (i < ans.body_len) {
+        const char *line = ans.body + i;
+        const char *nl = memchr(line, '\n', ans.body_len - i);
+        size_t l = nl ? (size_t)(nl - line) : ans.body_len - i;
+        char buf[MEMBER_MAX + 128];
+        struct held_entry e;
+        int used = 0;
+        void *grown;
+
+        i += l + 1;
+        if (l >= sizeof(buf))
+            continue;
+        memcpy(buf, line, l);
+        buf[l] = '\0';
+        memset(&e, 0, sizeof(e));
+        if (sscanf(buf, "%u %u %lf %u %lf %n", &e.held, &e.being_held, &e.since, &e.released,
+                   &e.released_at, &used) != 5 || used == 0 ||
+            !throttle_parse_member(buf + used, strlen(buf + used), &e.kind, e.key, sizeof(e.key)))
+            continue;
+        grown = realloc(h->v, (h->n + 1) * sizeof(*h->v));
+        if (grown == NULL)
+            break;
+        h->v = grown;
+        h->v[h->n++] = e;
+    }
+    free(ans.raw);
+    h->known = true;
+    return true;
+}
+
+static const struct held_entry *held_for(const struct held_list *h, enum culprit_kind kind,
+                                         const char *key)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].kind == kind && strcmp(h->v[i].key, key) == 0)
+            return &h->v[i];
+    return NULL;
+}
+
 /* ------------------------------------------------------------ output */
 
 static int finish_stdout(void)
@@ -204,8 +275,33 @@ static void json_field(struct http_body *b, const char *name, const char *s)
     status_json_string(b, s, strlen(s));
 }
 
+/* The held array, as GET /throttle gives it (null when the daemon could not say). */
+static void json_held(struct http_body *b, const struct held_list *h)
+{
+    if (!h->known) {
+        http_body_printf(b, "null");
+        return;
+    }
+    http_body_printf(b, "[");
+    for (size_t i = 0; i < h->n; i++) {
+        const struct held_entry *e = &h->v[i];
+        char since[32], at[32];
+
+        rfc3339(e->since, since, sizeof(since));
+        rfc3339(e->released_at, at, sizeof(at));
+        http_body_printf(b, "%s\n  { \"kind\": \"%s\"", i ? "," : "", culprit_kind_name(e->kind));
+        json_field(b, "key", e->key);
+        http_body_printf(b, ", \"messages\": %u, \"being_held\": %u, \"since\": ", e->held,
+                         e->being_held);
+        http_body_printf(b, e->since > 0 ? "\"%s\"" : "null", since);
+        http_body_printf(b, ", \"released\": %u, \"released_at\": ", e->released);
+        http_body_printf(b, e->released_at > 0 ? "\"%s\" }" : "null }", at);
+    }
+    http_body_printf(b, "%s]", h->n ? "\n" : "");
+}
+
 /* The records in force, sorted by since, as GET /throttle gives them. */
-static int print_json(struct record_list *l, double now)
+static int print_json(struct record_list *l, const struct held_list *h, double now)
 {
     struct http_body b = {0};
     bool any = false;
@@ -234,14 +330,60 @@ static int print_json(struct record_list *l, double now)
         http_body_printf(&b, " }");
         any = true;
     }
-    http_body_printf(&b, "%s] }\n", any ? "\n" : " ");
+    http_body_printf(&b, "%s], \"held\": ", any ? "\n" : " ");
+    json_held(&b, h);
+    http_body_printf(&b, " }\n");
     fwrite(b.data, 1, b.len, stdout);
     free(b.data);
     return finish_stdout();
 }
 
+/* "N since TIME" for a key's held messages, "-" for none. */
+static void held_text(const struct held_list *h, enum culprit_kind kind, const char *key,
+                      char *out, size_t len)
+{
+    const struct held_entry *e = held_for(h, kind, key);
+    char since[32];
+
+    if (!h->known) {
+        snprintf(out, len, "?");
+    } else if (e == NULL || e->held + e->being_held == 0) {
+        snprintf(out, len, "-");
+    } else {
+        rfc3339(e->since, since, sizeof(since));
+        snprintf(out, len, "%u since %s", e->held + e->being_held, e->since > 0 ? since : "now");
+    }
+}
+
+/* Keys holding messages whose throttle has ended (the holds stay until released). */
+static void print_held_alone(struct record_list *l, const struct held_list *h, double now)
+{
+    bool header = false;
+
+    for (size_t i = 0; i < h->n; i++) {
+        const struct held_entry *e = &h->v[i];
+        bool listed = false;
+        char m[MEMBER_MAX], held[64];
+
+        if (e->held + e->being_held == 0)
+            continue;
+        for (size_t j = 0; j < l->n && !listed; j++)
+            listed = l->v[j].kind == e->kind && strcmp(l->v[j].key, e->key) == 0 &&
+                     throttle_in_force(&l->v[j], now);
+        if (listed)
+            continue;
+        if (!header)
+            printf("\nheld on this host, no longer throttled (relaywatch release KIND:KEY frees "
+                   "them):\n");
+        header = true;
+        snprintf(m, sizeof(m), "%s:%s", culprit_kind_name(e->kind), e->key);
+        held_text(h, e->kind, e->key, held, sizeof(held));
+        printf("  %s  %s\n", m, held);
+    }
+}
+
 /* A table for a person. */
-static int print_table(struct record_list *l, double now)
+static int print_table(struct record_list *l, const struct held_list *h, double now)
 {
     int wm = (int)strlen("KIND:KEY"), wa = (int)strlen("ACTION");
     unsigned shown = 0;
@@ -260,13 +402,14 @@ static int print_table(struct record_list *l, double now)
     }
     if (shown == 0) {
         printf("nothing is throttled\n");
+        print_held_alone(l, h, now);
         return finish_stdout();
     }
-    printf("%-*s  %-*s  %-8s  %-20s  %-20s  %s\n", wm, "KIND:KEY", wa, "ACTION", "SOURCE",
-           "SINCE", "UNTIL", "REASON");
+    printf("%-*s  %-*s  %-8s  %-20s  %-20s  %-31s  %s\n", wm, "KIND:KEY", wa, "ACTION", "SOURCE",
+           "SINCE", "UNTIL", "HELD", "REASON");
     for (size_t i = 0; i < l->n; i++) {
         const struct throttle_record *r = &l->v[i];
-        char m[MEMBER_MAX], since[32], until[32];
+        char m[MEMBER_MAX], since[32], until[32], held[64];
 
         if (!throttle_in_force(r, now))
             continue;
@@ -276,13 +419,15 @@ static int print_table(struct record_list *l, double now)
             rfc3339(r->until, until, sizeof(until));
         else
             snprintf(until, sizeof(until), "until released");
-        printf("%-*s  %-*s  %-8s  %-20s  %-20s  %s\n", wm, m, wa, r->action,
-               throttle_source_name(r->source), since, until, r->reason);
+        held_text(h, r->kind, r->key, held, sizeof(held));
+        printf("%-*s  %-*s  %-8s  %-20s  %-20s  %-31s  %s\n", wm, m, wa, r->action,
+               throttle_source_name(r->source), since, until, held, r->reason);
     }
+    print_held_alone(l, h, now);
     return finish_stdout();
 }
 
-static int print_list(struct record_list *l, bool json)
+static int print_list(struct record_list *l, const struct held_list *h, bool json)
 {
     double now = now_unix();
 
@@ -291,7 +436,7 @@ static int print_list(struct record_list *l, bool json)
     if (l->unreadable > 0)
         fprintf(stderr, "relaywatch: %u record(s) of %s could not be read and are left out\n",
                 l->unreadable, STORE_THROTTLE_KEY);
-    return json ? print_json(l, now) : print_table(l, now);
+    return json ? print_json(l, h, now) : print_table(l, h, now);
 }
 
 /* ------------------------------------------------- the daemon's JSON */
@@ -508,7 +653,8 @@ static bool json_list(const char *body, size_t len, struct record_list *l)
         if (!json_eat(&j, ']'))
             return false;
     }
-    return json_eat(&j, '}');
+    /* What follows (the "held" array) comes from GET /held for the table. */
+    return json_eat(&j, '}') || json_eat(&j, ',');
 }
 
 /* ------------------------------------------------- via the daemon */
@@ -547,7 +693,11 @@ static int list_via_daemon(const struct config *cfg, bool json)
     if (json) {
         rc = daemon_print_body(&ans);
     } else if (json_list(ans.body, ans.body_len, &l)) {
-        rc = print_list(&l, false);
+        struct held_list h = {0};
+
+        fetch_held(cfg, "relaywatch list", &h);
+        rc = print_list(&l, &h, false);
+        free(h.v);
     } else {
         fprintf(stderr, "relaywatch: relaywatchd at %s sent a /throttle answer that is not the "
                         "expected JSON\n", ans.where);
@@ -586,8 +736,15 @@ int throttle_list(const struct config *cfg, bool json)
     c = open_store(cfg);
     if (c == NULL)
         return 1;
-    if (read_store(c, &l))
-        rc = print_list(&l, json);
+    if (read_store(c, &l)) {
+        struct held_list h = {0};
+
+        /* The held counts are this host's daemon's (its Postfix queue); without it, unknown. */
+        if (!fetch_held(cfg, "relaywatch list (for the held messages)", &h))
+            fprintf(stderr, "relaywatch: the held messages are left out\n");
+        rc = print_list(&l, &h, json);
+        free(h.v);
+    }
     store_throttle_client_free(c);
     free(l.v);
     return rc;
@@ -666,11 +823,55 @@ int throttle_block(const struct config *cfg, const char *member, const char *dur
     return finish_stdout();
 }
 
+/*
+ * After a release: wait (up to RELEASE_WAIT) for this host's daemon to release the key's held
+ * messages and say how many it freed.  before: the key's held messages before the release.
+ */
+#define RELEASE_WAIT 20.0
+static void report_release(const struct config *cfg, const struct throttle_record *r,
+                           const char *m, const struct held_list *before, double t0)
+{
+    const struct held_entry *e = before->known ? held_for(before, r->kind, r->key) : NULL;
+    unsigned asked = e ? e->held + e->being_held : 0;
+    struct held_list now = {0};
+
+    if (!before->known) {
+        printf("held messages of %s: unknown (relaywatchd not reachable); it releases them when "
+               "it reads the release\n", m);
+        return;
+    }
+    if (asked == 0) {
+        printf("no messages of %s were on hold on this host\n", m);
+        return;
+    }
+    for (double waited = 0; waited < RELEASE_WAIT; waited += 0.2) {
+        const struct held_entry *x;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+
+        if (!fetch_held(cfg, "relaywatch release", &now))
+            break;
+        x = held_for(&now, r->kind, r->key);
+        if (x == NULL || (x->held + x->being_held == 0 && x->released_at >= t0 - 1)) {
+            printf("released %u held messages of %s from Postfix's hold queue on this host "
+                   "(postsuper -H)%s\n", x ? x->released : 0, m,
+                   x && x->released < asked ? "; the others had left the hold queue already"
+                                            : "");
+            free(now.v);
+            return;
+        }
+        nanosleep(&ts, NULL);
+    }
+    printf("%u held messages of %s are not released yet; see relaywatch list and the daemon's "
+           "log\n", asked, m);
+    free(now.v);
+}
+
 int throttle_release(const struct config *cfg, const char *member)
 {
     struct throttle_record r, *before = NULL;
     struct store_throttle_client *c;
     struct record_list l = {0};
+    struct held_list held_then = {0};
     char m[MEMBER_MAX], grace[32], was[THROTTLE_ACTION_MAX + 128];
     double now;
     int rc;
@@ -682,9 +883,18 @@ int throttle_release(const struct config *cfg, const char *member)
     if (!uses_redis(cfg)) {
         char enc[3 * MEMBER_MAX + 1], query[3 * MEMBER_MAX + 64];
 
+        double t0 = now_unix();
+
         url_encode(m, enc, sizeof(enc));
         snprintf(query, sizeof(query), "release=%s", enc);
-        return change_via_daemon(cfg, "relaywatch release with store = memory", query);
+        fetch_held(cfg, "relaywatch release", &held_then);
+        rc = change_via_daemon(cfg, "relaywatch release with store = memory", query);
+        if (rc == 0) {
+            report_release(cfg, &r, m, &held_then, t0);
+            rc = finish_stdout();
+        }
+        free(held_then.v);
+        return rc;
     }
     c = open_store(cfg);
     if (c == NULL)
@@ -712,12 +922,20 @@ int throttle_release(const struct config *cfg, const char *member)
     if (r.until == 0)
         r.until = r.since;
     snprintf(r.reason, sizeof(r.reason), "released by hand with relaywatch release");
+    /* What this host holds, read before the daemon can act on the release. */
+    if (!fetch_held(cfg, "relaywatch release (for the held messages)", &held_then))
+        held_then.known = false;
     rc = write_record(c, &r);
     store_throttle_client_free(c);
     free(l.v);
-    if (rc != 0)
+    if (rc != 0) {
+        free(held_then.v);
         return rc;
+    }
     rfc3339(r.until, grace, sizeof(grace));
     printf("released %s: it %s before %s\n", m, was, grace);
+    fflush(stdout);
+    report_release(cfg, &r, m, &held_then, r.changed);
+    free(held_then.v);
     return finish_stdout();
 }

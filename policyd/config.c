@@ -1063,6 +1063,57 @@ static bool set_throttle_slots(struct config *c, const char *key, const char *va
     return set_slots(&c->throttle_slots, 16, 1000000, key, value, r);
 }
 
+static bool set_quarantine(struct config *c, const char *key, const char *value,
+                           struct reporter *r)
+{
+    return set_yes_no(&c->quarantine, key, value, r);
+}
+
+static bool set_postfix_config_directory(struct config *c, const char *key, const char *value,
+                                         struct reporter *r)
+{
+    /* Handed to a program run as root: an absolute path of plain characters only. */
+    if (value[0] != '/' || strlen(value) > 1024 || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                 "abcdefghijklmnopqrstuvwxyz"
+                                                                 "0123456789/._-+@") !=
+                                                         strlen(value)) {
+        problem(r, "%s: '%s' must be an absolute path of letters, digits and / . _ - + @", key,
+                value);
+        return false;
+    }
+    replace_string(&c->postfix_config_directory, value);
+    return true;
+}
+
+static bool set_quarantine_lookback(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_duration(&c->quarantine_lookback, 1, key, value, r);
+}
+
+static bool set_quarantine_messages(struct config *c, const char *key, const char *value,
+                                    struct reporter *r)
+{
+    return set_slots(&c->quarantine_messages, 1, 100000, key, value, r);
+}
+
+static bool set_quarantine_slots(struct config *c, const char *key, const char *value,
+                                 struct reporter *r)
+{
+    return set_slots(&c->quarantine_slots, 16, 65536, key, value, r);
+}
+
+static bool set_user(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    if (*value == '\0' || strcmp(value, "root") == 0 || strcmp(value, "0") == 0) {
+        problem(r, "%s: '%s': the daemon parses what senders send and must not run as root",
+                key, value);
+        return false;
+    }
+    replace_string(&c->user, value);
+    return true;
+}
+
 static bool network_parse(const char *net, struct config_network *out);
 
 static bool set_never_throttle_clients(struct config *c, const char *key, const char *value,
@@ -1373,6 +1424,13 @@ static const struct key_entry {
     [CK_FAST_SITE_MIN_KEYS] = {"fast_site_min_keys", set_fast_site_min_keys, "10"},
     [CK_MONITOR_ONLY] = {"monitor_only", set_monitor_only, "no"},
     [CK_ALERT_COMMAND] = {"alert_command", set_alert_command, ""},
+    [CK_QUARANTINE] = {"quarantine", set_quarantine, "yes"},
+    [CK_POSTFIX_CONFIG_DIRECTORY] = {"postfix_config_directory", set_postfix_config_directory,
+                                     "/etc/postfix"},
+    [CK_QUARANTINE_LOOKBACK] = {"quarantine_lookback", set_quarantine_lookback, "1h"},
+    [CK_QUARANTINE_MESSAGES] = {"quarantine_messages", set_quarantine_messages, "1000"},
+    [CK_QUARANTINE_SLOTS] = {"quarantine_slots", set_quarantine_slots, "1024"},
+    [CK_USER] = {"user", set_user, "relaywatch"},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -1451,6 +1509,8 @@ void config_free(struct config *c)
     strings_free(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count);
     strings_free(c->never_throttle_senders, c->never_throttle_sender_count);
     free(c->alert_command);
+    free(c->postfix_config_directory);
+    free(c->user);
     free(c);
 }
 

@@ -107,6 +107,12 @@ enum config_key {
     CK_FAST_SITE_MIN_KEYS,
     CK_MONITOR_ONLY,
     CK_ALERT_COMMAND,
+    CK_QUARANTINE,
+    CK_POSTFIX_CONFIG_DIRECTORY,
+    CK_QUARANTINE_LOOKBACK,
+    CK_QUARANTINE_MESSAGES,
+    CK_QUARANTINE_SLOTS,
+    CK_USER,
     CK_COUNT
 };
 
@@ -180,6 +186,14 @@ struct config {
     double fast_factor;
     bool monitor_only;
     char *alert_command; /* "" none */
+    /* Holds (quarantine.h, hold_service.h): the queued messages of a stopped key are put
+     * on hold with postsuper -c postfix_config_directory -h. */
+    bool quarantine;
+    char *postfix_config_directory;
+    double quarantine_lookback;   /* seconds: how far back a stop reaches */
+    unsigned quarantine_messages; /* queue IDs remembered per key */
+    unsigned quarantine_slots;    /* keys remembered */
+    char *user; /* started as root: the user the daemon runs as (the postsuper part stays root) */
 };
 
 /* The baseline_start names, in detector_signal order (detector.h). */

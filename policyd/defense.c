@@ -15,6 +15,7 @@
 #include "fastpath.h"
 #include "http.h"
 #include "log.h"
+#include "quarantine.h"
 #include "status.h"
 #include "traffic.h"
 
@@ -29,6 +30,8 @@ _Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every 
 #define INCIDENT_CULPRITS 16
 #define ALERT_MAX 8192
 #define LOG_EVERY 60.0 /* seconds between log lines about answers to the same key */
+/* END-OF-MESSAGE of a stopped key's message (quarantine): Postfix holds it itself. */
+#define HOLD_ACTION "HOLD relay mail of a sender RelayWatch stopped"
 
 /* An action with its answer ready: the hot path formats nothing.  Never changed once made. */
 struct action {
@@ -57,7 +60,7 @@ struct defense {
     double full_logged_at; /* the last "throttle table is full" error (one a minute) */
     struct fast_table *fast;
     unsigned detect_w, limit_w, short_w; /* window indexes */
-    const struct action *culprit, *escalate, *loud_relay, *limit, *block, *dunno;
+    const struct action *culprit, *escalate, *loud_relay, *limit, *block, *dunno, *hold;
     struct action *answers; /* ANSWERS_MAX, interned */
     unsigned answer_count;
     bool answers_full_logged;
@@ -71,6 +74,7 @@ struct defense {
     double wall; /* wall-clock time of the tick under way */
     struct culprit_view views[CULPRIT_VIEWS], recent[CULPRIT_VIEWS];
     struct culprit_view *all; /* every tracked key (culprit_slots), for the limits */
+    const struct quarantine *quarantine; /* for the alerts' held counts; NULL: none */
     unsigned all_count;
 };
 
@@ -219,6 +223,7 @@ static void apply_config(struct defense *d, const struct config *c)
     if (d->answer_count + 6 > ANSWERS_MAX)
         d->answer_count = 0; /* reuse would break held answers: only after 40+ reloads */
     d->dunno = intern(d, "DUNNO");
+    d->hold = intern(d, HOLD_ACTION);
     d->culprit = intern(d, c->culprit_action);
     d->escalate = intern(d, c->culprit_escalate_action);
     d->loud_relay = intern(d, c->loud_relay_action);
@@ -297,7 +302,7 @@ void defense_reconfigure(struct defense *d, const struct config *cfg)
 
 bool defense_wants_news(const struct defense *d)
 {
-    return d->cfg->fast_path || throttle_count(d->throttles) > 0 ||
+    return d->cfg->fast_path || d->cfg->quarantine || throttle_count(d->throttles) > 0 ||
            detector_state(d->det) == DETECTOR_LOUD;
 }
 
@@ -470,6 +475,30 @@ static void fast_check(struct defense *d, const struct policy_request *req,
         d->stats.fast_stops++;
 }
 
+/* quarantine: a message of a stopped key that Postfix is about to queue (its RCPTs came
+ * before the stop) is held as it is queued. */
+static void end_of_message(struct defense *d, const struct policy_request *req,
+                           const struct traffic_news *news, double now, struct decision *out)
+{
+    bool released;
+    struct throttle_record *r;
+
+    if (!d->cfg->quarantine || !news->relay_message || throttle_count(d->throttles) == 0)
+        return;
+    r = record_for(d, req, news, now, &released);
+    if (r == NULL || (r->source != THROTTLE_MANUAL && request_exempt(d, req)))
+        return;
+    if (d->cfg->monitor_only || r->local) {
+        count_answer(d, AK_HOLD, true);
+        log_info("monitor_only: would hold message %.*s of %s:%s as it is queued",
+                 (int)req->attr[PA_QUEUE_ID].len, req->attr[PA_QUEUE_ID].ptr,
+                 culprit_kind_name(r->kind), r->key);
+        return;
+    }
+    count_answer(d, AK_HOLD, false);
+    answer_with(d->hold, out);
+}
+
 void defense_decide(struct defense *d, const struct policy_request *req,
                     const struct traffic_news *news, double now, struct decision *out)
 {
@@ -478,6 +507,10 @@ void defense_decide(struct defense *d, const struct policy_request *req,
     bool loud, released, manual;
 
     answer_with(d->dunno, out);
+    if (req->state == PS_END_OF_MESSAGE) {
+        end_of_message(d, req, news, now, out);
+        return;
+    }
     /* Only relay RCPTs: inbound mail (local_domains) is never touched. */
     if (req->state != PS_RCPT || !news->relay)
         return;
@@ -744,7 +777,27 @@ static void incident_alert(struct defense *d, const char *event, const char *rea
         http_body_printf(&b, "%s", i ? "," : "");
         status_json_string(&b, in->culprits[i], strlen(in->culprits[i]));
     }
-    http_body_printf(&b, "],\"answers\":{\"deferred\":%llu,\"rejected\":%llu,\"held\":%llu}",
+    {
+        /* The culprits' queued messages: on hold, and being put on hold (at the start the
+         * holds are under way: they follow the stop by a second or so). */
+        unsigned held = 0, holding = 0;
+
+        for (unsigned i = 0; d->quarantine != NULL && i < in->culprit_count; i++) {
+            struct quarantine_key_info k;
+            enum culprit_kind kind;
+            char key[CULPRIT_KEY_MAX + 1];
+
+            if (throttle_parse_member(in->culprits[i], strlen(in->culprits[i]), &kind, key,
+                                      sizeof(key)) &&
+                quarantine_info(d->quarantine, kind, key, strlen(key),
+                                culprit_key_hash(kind, key, strlen(key)), d->wall, &k)) {
+                held += k.held;
+                holding += k.asked + (d->cfg->monitor_only ? 0 : k.due);
+            }
+        }
+        http_body_printf(&b, "],\"quarantine\":{\"held\":%u,\"being_held\":%u}", held, holding);
+    }
+    http_body_printf(&b, ",\"answers\":{\"deferred\":%llu,\"rejected\":%llu,\"held\":%llu}",
                      (unsigned long long)in->answers[AK_DEFER],
                      (unsigned long long)in->answers[AK_REJECT],
                      (unsigned long long)in->answers[AK_HOLD]);
@@ -919,6 +972,11 @@ const char *defense_pending_alert(const struct defense *d)
 void defense_alert_taken(struct defense *d)
 {
     d->alert_pending = false;
+}
+
+void defense_set_quarantine(struct defense *d, const struct quarantine *q)
+{
+    d->quarantine = q;
 }
 
 struct throttle_table *defense_throttles(struct defense *d)

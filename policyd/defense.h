@@ -78,6 +78,10 @@ void defense_tick(struct defense *d, const struct defense_inputs *in);
 const char *defense_pending_alert(const struct defense *d);
 void defense_alert_taken(struct defense *d);
 
+/* The quarantine's ledger, for the held counts in the alerts (NULL: none). */
+struct quarantine;
+void defense_set_quarantine(struct defense *d, const struct quarantine *q);
+
 /* The throttle table, for the store's sync and the views. */
 struct throttle_table *defense_throttles(struct defense *d);
 const struct throttle_table *defense_throttles_const(const struct defense *d);

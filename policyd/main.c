@@ -24,6 +24,9 @@
 #include "config.h"
 #include "decision.h"
 #include "defense.h"
+#include "hold_service.h"
+#include "postsuper_runner.h"
+#include "privsep.h"
 #include "fastpath.h"
 #include "http.h"
 #include "log.h"
@@ -54,6 +57,10 @@ struct daemon_state {
     struct store *store;
     struct resolver *resolver; /* NULL: dns_lookups is empty */
     struct defense *defense;
+    struct hold_service *holds; /* the quarantine (hold_service.h) */
+    uint64_t holds_saved_version; /* quarantine_held_version when last saved */
+    uint64_t holds_saved_ids;
+    double holds_saved_at;
     struct held_answer *held;  /* answers waiting for lookups (dns_wait) */
     uint64_t requests[STATUS_STATES][AK_COUNT];
     double started;           /* wall clock at start */
@@ -71,6 +78,11 @@ struct daemon_state {
     bool baseline_read; /* the store's baselines were read (or there were none) */
     uint64_t alerts_run, alerts_failed;
     bool stopping;
+    /* The postsuper runner (postsuper_runner.h): forked before root is given up. */
+    int runner_fd;
+    pid_t runner_pid;
+    char runner_unavailable[256]; /* why there is none */
+    char runs_as[128];            /* "NAME (uid N, gid N)" when root was given up */
 };
 
 extern char **environ;
@@ -195,6 +207,14 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     /* What the request started matters only to the lookups and to throttling. */
     traffic_request(d->traffic, req, d->request_now, want_news ? &news : NULL);
     defense_decide(d->defense, req, &news, d->request_now + d->wall_offset, out);
+    if (req->state == PS_END_OF_MESSAGE) {
+        if (news.relay_message)
+            hold_service_message(d->holds, req, out->kind == AK_HOLD,
+                                 defense_throttles_const(d->defense),
+                                 d->request_now + d->wall_offset);
+        else
+            hold_service_saw_end_of_message(d->holds);
+    }
     /* A refused or held recipient costs Postfix no MX lookup, and the daemon's own would keep
      * the MX signal up while a throttled culprit's queue retries. */
     if (out->kind != AK_DUNNO)
@@ -303,7 +323,12 @@ static int handle_throttle(struct daemon_state *d, const char *method, const cha
 
     if (strcmp(method, "GET") == 0) {
         defense_throttled_json(d->defense, body, now);
-        http_body_printf(body, "\n");
+        /* {"throttled":[...],"held":[...]} */
+        if (body->len > 0 && body->data[body->len - 1] == '}')
+            body->len--;
+        http_body_printf(body, ",\"held\":");
+        status_held_json(body, d->holds, now);
+        http_body_printf(body, "}\n");
         *content_type = "application/json";
         return 200;
     }
@@ -348,7 +373,7 @@ static int handle_http(void *ctx, const char *method, const char *path, const ch
     struct resolver_stats dns;
     struct status_sources src = {d->cfg, d->traffic, policy_server_stats(d->server),
                                  (const uint64_t(*)[AK_COUNT])d->requests, d->started, &store,
-                                 d->resolver ? &dns : NULL, ev_time(), d->defense};
+                                 d->resolver ? &dns : NULL, ev_time(), d->defense, d->holds};
     double now = counting_now(d);
 
     store_get_state(d->store, &store);
@@ -369,6 +394,11 @@ static int handle_http(void *ctx, const char *method, const char *path, const ch
             status_json(body, &src, now);
             *content_type = "application/json";
         }
+        return 200;
+    }
+    if (strcmp(path, "/held") == 0) {
+        status_held_text(body, d->holds, ev_time());
+        *content_type = "text/plain; charset=utf-8";
         return 200;
     }
     if (strcmp(path, "/metrics") == 0) {
@@ -510,6 +540,7 @@ static void defend(struct daemon_state *d, double now)
                  "store down (throttles not shared); ");
     in.missing = missing;
     defense_tick(d->defense, &in);
+    hold_service_tick(d->holds, defense_throttles_const(d->defense), in.wall);
     alert = defense_pending_alert(d->defense);
     if (alert != NULL) {
         run_alert(d, alert);
@@ -552,6 +583,12 @@ static void warn_restart_keys(const struct config *old, const struct config *cfg
         old->fast_slots != cfg->fast_slots)
         log_warning("reload: windows, culprit_slots, session_slots, throttle_slots and fast_slots "
                     "take effect at the next restart; counting goes on with the running values");
+    if (strcmp(old->postfix_config_directory, cfg->postfix_config_directory) != 0 ||
+        strcmp(old->user, cfg->user) != 0 || old->quarantine_slots != cfg->quarantine_slots ||
+        (cfg->quarantine && !old->quarantine))
+        log_warning("reload: user, postfix_config_directory, quarantine_slots and turning "
+                    "quarantine on take effect at the next restart (they are fixed when root is "
+                    "given up)");
     if (strcmp(old->store, cfg->store) != 0 || strcmp(old->host_id, cfg->host_id) != 0 ||
         strcmp(old->redis_password, cfg->redis_password) != 0 ||
         old->store_flush_interval != cfg->store_flush_interval ||
@@ -631,6 +668,7 @@ static void store_history(void *ctx, int64_t minute, const uint64_t *counts)
 static void store_baseline(void *ctx, const char *text, size_t len)
 {
     struct daemon_state *d = ctx;
+    struct quarantine_stats qs;
 
     d->baseline_read = true;
     if (text != NULL) {
@@ -638,6 +676,11 @@ static void store_baseline(void *ctx, const char *text, size_t len)
                  detector_load(defense_detector_mut(d->defense), text, len));
         log_info("fast path: %u keys' usual levels read back from the store",
                  defense_fast_load(d->defense, text, len, ev_time()));
+        log_info("quarantine: %u queue IDs of earlier runs read back from the store",
+                 hold_service_load(d->holds, text, len, ev_time()));
+        quarantine_get_stats(hold_service_ledger(d->holds), &qs);
+        d->holds_saved_version = quarantine_held_version(hold_service_ledger(d->holds));
+        d->holds_saved_ids = qs.ids;
     } else
         log_info("baselines: none in the store yet; starting from baseline_start");
 }
@@ -658,6 +701,7 @@ static void store_collect_all(void *ctx, struct store_batch *b)
     struct daemon_state *d = ctx;
     struct detector_view view;
     struct fast_stats fs;
+    struct quarantine_stats qs;
     bool changed;
     double now = ev_time();
 
@@ -671,14 +715,18 @@ static void store_collect_all(void *ctx, struct store_batch *b)
      * did (keys' periods end at any second: once a minute at most, and when stopping); not
      * before the stored ones were read, or this run would overwrite what earlier runs
      * learned. */
+    quarantine_get_stats(hold_service_ledger(d->holds), &qs);
+    /* The quarantine's held IDs at once (a release after a crash needs them), the others
+     * once a minute at most. */
     changed = view.samples_learned != d->baseline_saved_learned ||
-              (fs.learned != d->fast_saved_learned &&
+              quarantine_held_version(hold_service_ledger(d->holds)) != d->holds_saved_version ||
+              ((fs.learned != d->fast_saved_learned || qs.ids != d->holds_saved_ids) &&
                (d->stopping || now - d->baseline_saved_at >= 60));
     if (d->baseline_read && changed) {
         /* The detector's baselines, then the fast path's levels (the busiest keys first, as
          * many as fit): one text, one key. */
-        enum { DETECTOR_TEXT = 16384, FAST_TEXT = 256 * 1024 };
-        char *text = malloc(DETECTOR_TEXT + FAST_TEXT);
+        enum { DETECTOR_TEXT = 16384, FAST_TEXT = 256 * 1024, HOLDS_TEXT = 1024 * 1024 };
+        char *text = malloc(DETECTOR_TEXT + FAST_TEXT + HOLDS_TEXT);
         size_t n;
 
         if (text != NULL) {
@@ -689,6 +737,9 @@ static void store_collect_all(void *ctx, struct store_batch *b)
             if (n >= DETECTOR_TEXT)
                 n = strlen(text);
             n += defense_fast_save(d->defense, now, text + n, FAST_TEXT);
+            n += hold_service_save(d->holds, text + n, HOLDS_TEXT);
+            d->holds_saved_version = quarantine_held_version(hold_service_ledger(d->holds));
+            d->holds_saved_ids = qs.ids;
             if (n > 0)
                 store_batch_baseline(b, text);
             free(text);
@@ -795,6 +846,68 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     policy_server_shutdown(d->server, on_drained, d);
 }
 
+/*
+ * Started as root: fork the postsuper runner (the only part that keeps root) when the
+ * quarantine is on, then become cfg->user for good.  Not root: nothing to give up, and
+ * nothing can be held.  false (the reason on stderr and in the log): do not start.
+ */
+static bool give_up_root(struct daemon_state *d, bool to_stderr)
+{
+    const struct config *c = d->cfg;
+    char err[512];
+    const char *fallback;
+
+    d->runner_fd = -1;
+    if (!c->quarantine) {
+        snprintf(d->runner_unavailable, sizeof(d->runner_unavailable), "quarantine = no");
+    } else if (geteuid() != 0) {
+        snprintf(d->runner_unavailable, sizeof(d->runner_unavailable),
+                 "relaywatchd was not started as root: postsuper cannot be run");
+    }
+    if (geteuid() != 0)
+        return true;
+    if (c->quarantine) {
+        d->runner_pid = postsuper_runner_start(POSTSUPER_PATH, c->postfix_config_directory,
+                                               &d->runner_fd, err, sizeof(err));
+        if (d->runner_pid < 0) {
+            log_error("quarantine: %s: nothing can be held", err);
+            snprintf(d->runner_unavailable, sizeof(d->runner_unavailable), "%.200s", err);
+            d->runner_fd = -1;
+        }
+    }
+    /* The built-in user may not exist on a fresh machine: nobody then, said in the log. */
+    fallback = c->origin[CK_USER].source == NULL ? "nobody" : NULL;
+    if (!privsep_become(c->user, fallback, d->runs_as, sizeof(d->runs_as), err, sizeof(err))) {
+        fprintf(stderr, "relaywatchd: %s\n", err);
+        if (!to_stderr)
+            log_error("%s", err);
+        return false;
+    }
+    /* Said once started (log_privileges): a start that fails says one line only. */
+    return true;
+}
+
+static void log_privileges(const struct daemon_state *d)
+{
+    const struct config *c = d->cfg;
+
+    if (d->runs_as[0] == '\0') {
+        if (c->quarantine)
+            log_warning("quarantine: %s: nothing can be held", d->runner_unavailable);
+        return;
+    }
+    if (strncmp(d->runs_as, c->user, strlen(c->user)) != 0 || d->runs_as[strlen(c->user)] != ' ')
+        log_warning("user %s does not exist: running as %s (create it: useradd --system "
+                    "--no-create-home --shell /usr/sbin/nologin %s)",
+                    c->user, d->runs_as, c->user);
+    if (d->runner_fd >= 0)
+        log_info("gave up root: running as %s; the postsuper runner (pid %d) keeps root for "
+                 "postsuper -h/-H only",
+                 d->runs_as, (int)d->runner_pid);
+    else
+        log_info("gave up root: running as %s; %s", d->runs_as, d->runner_unavailable);
+}
+
 /* Each connection is a descriptor: make room for max_connections of them. */
 static void raise_fd_limit(unsigned max_connections)
 {
@@ -849,6 +962,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
     warn_restart_keys(d->cfg, cfg);
     traffic_reconfigure(d->traffic, cfg);
     defense_reconfigure(d->defense, cfg);
+    hold_service_reconfigure(d->holds, cfg);
     config_free(d->cfg);
     d->cfg = cfg;
     raise_fd_limit(cfg->max_connections);
@@ -916,6 +1030,8 @@ int main(int argc, char **argv)
     log_open(to_stderr);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(d.cfg->max_connections);
+    if (!give_up_root(&d, to_stderr))
+        return 2;
 
     d.loop = ev_default_loop(EVFLAG_AUTO);
     if (d.loop == NULL) {
@@ -932,6 +1048,8 @@ int main(int argc, char **argv)
     }
     d.traffic = traffic_new(d.cfg);
     d.defense = defense_new(d.cfg, d.traffic);
+    d.holds = hold_service_new(d.loop, d.cfg, d.runner_fd, d.runner_pid, d.runner_unavailable);
+    defense_set_quarantine(d.defense, hold_service_ledger(d.holds));
     err[0] = '\0';
     d.resolver = open_resolver(&d, err, sizeof(err));
     d.store = err[0] == '\0' ? open_store(&d, err, sizeof(err)) : NULL;
@@ -944,6 +1062,7 @@ int main(int argc, char **argv)
         policy_server_free(d.server);
         resolver_free(d.resolver);
         store_free(d.store);
+        hold_service_free(d.holds);
         defense_free(d.defense);
         traffic_free(d.traffic);
         config_free(d.cfg);
@@ -974,6 +1093,7 @@ int main(int argc, char **argv)
                  where, d.cfg->http_listen ? d.cfg->http_listen->spec : "(off)", d.cfg->store,
                  d.cfg->host_id, d.cfg->max_connections, d.cfg->resolver,
                  d.resolver ? "" : " (dns_lookups empty: no lookups)");
+        log_privileges(&d);
     }
     ev_run(d.loop, 0);
 
@@ -982,6 +1102,7 @@ int main(int argc, char **argv)
     resolver_free(d.resolver);
     http_server_free(d.http);
     store_free(d.store);
+    hold_service_free(d.holds);
     defense_free(d.defense);
     traffic_free(d.traffic);
     config_free(d.cfg);

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "defense.h"
+#include "hold_service.h"
 #include "fastpath.h"
 #include "http.h"
 #include "resolver.h"
@@ -337,6 +338,75 @@ static void json_by_action(struct http_body *b, const uint64_t *counts)
     http_body_printf(b, "}");
 }
 
+struct held_ctx {
+    struct http_body *b;
+    bool text;
+    unsigned n;
+};
+
+static bool held_key(void *arg, const struct quarantine_key_info *k)
+{
+    struct held_ctx *h = arg;
+
+    if (k->held == 0 && k->asked == 0 && k->released_at == 0)
+        return true;
+    if (h->text) {
+        http_body_printf(h->b, "%u %u %.3f %u %.3f %s:%s\n", k->held, k->asked, k->held_since,
+                         k->released, k->released_at, culprit_kind_name(k->kind), k->key);
+        return true;
+    }
+    http_body_printf(h->b, "%s{\"kind\":\"%s\",\"key\":", h->n++ ? "," : "",
+                     culprit_kind_name(k->kind));
+    status_json_string(h->b, k->key, strlen(k->key));
+    http_body_printf(h->b, ",\"messages\":%u,\"being_held\":%u,\"since\":", k->held, k->asked);
+    status_json_time(h->b, k->held_since);
+    http_body_printf(h->b, ",\"released\":%u,\"released_at\":", k->released);
+    status_json_time(h->b, k->released_at);
+    http_body_printf(h->b, "}");
+    return true;
+}
+
+void status_held_json(struct http_body *b, const struct hold_service *holds, double wall_now)
+{
+    struct held_ctx h = {b, false, 0};
+
+    http_body_printf(b, "[");
+    if (holds != NULL)
+        quarantine_each(hold_service_ledger(holds), wall_now, held_key, &h);
+    http_body_printf(b, "]");
+}
+
+void status_held_text(struct http_body *b, const struct hold_service *holds, double wall_now)
+{
+    struct held_ctx h = {b, true, 0};
+
+    if (holds != NULL)
+        quarantine_each(hold_service_ledger(holds), wall_now, held_key, &h);
+}
+
+static void json_quarantine(struct http_body *b, const struct status_sources *s)
+{
+    struct hold_service_stats hs;
+
+    if (s->holds == NULL)
+        return;
+    hold_service_get_stats(s->holds, &hs);
+    http_body_printf(b, ",\"quarantine\":{\"enabled\":%s,\"postsuper_runner\":%s,\"unavailable\":",
+                     hs.enabled ? "true" : "false", hs.runner ? "true" : "false");
+    status_json_string(b, hs.unavailable, strlen(hs.unavailable));
+    http_body_printf(b,
+                     ",\"end_of_message_seen\":%s,\"keys\":%u,\"queue_ids\":%llu,\"held\":%llu,"
+                     "\"held_total\":%llu,\"released_total\":%llu,\"forgotten_held\":%llu,"
+                     "\"postsuper_runs\":%llu,\"postsuper_failures\":%llu,\"held_keys\":",
+                     hs.end_of_message_seen ? "true" : "false", hs.q.keys,
+                     (unsigned long long)hs.q.ids, (unsigned long long)hs.q.held,
+                     (unsigned long long)hs.q.held_total, (unsigned long long)hs.q.released_total,
+                     (unsigned long long)hs.q.forgotten_held, (unsigned long long)hs.runs,
+                     (unsigned long long)hs.failures);
+    status_held_json(b, s->holds, s->wall_now);
+    http_body_printf(b, "}");
+}
+
 /* The detector's view, the baselines, incidents, answers and throttled keys. */
 static void json_defense(struct http_body *b, const struct status_sources *s)
 {
@@ -388,6 +458,7 @@ static void json_defense(struct http_body *b, const struct status_sources *s)
                          (unsigned long long)st.fast_stops, fs.keys, fs.keys_with_history,
                          (unsigned long long)fs.learned, fs.site_domains, fs.site_mx);
     }
+    json_quarantine(b, s);
     http_body_printf(b, ",");
     /* {"throttled":[...]} without its braces. */
     {
@@ -746,6 +817,31 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
             http_body_printf(b, "relaywatch_fast_site_usual{signal=\"domains\"} %.6g\n",
                              fs.site_domains);
             http_body_printf(b, "relaywatch_fast_site_usual{signal=\"mx\"} %.6g\n", fs.site_mx);
+        }
+        if (s->holds != NULL) {
+            struct hold_service_stats hs;
+
+            hold_service_get_stats(s->holds, &hs);
+            metric_head(b, "relaywatch_held_messages", "gauge",
+                        "Queued messages RelayWatch holds now (postsuper -h, or HOLD as queued).");
+            http_body_printf(b, "relaywatch_held_messages %llu\n", (unsigned long long)hs.q.held);
+            metric_head(b, "relaywatch_held_messages_total", "counter",
+                        "Messages put on hold since start.");
+            http_body_printf(b, "relaywatch_held_messages_total %llu\n",
+                             (unsigned long long)hs.q.held_total);
+            metric_head(b, "relaywatch_released_messages_total", "counter",
+                        "Held messages released since start (relaywatch release).");
+            http_body_printf(b, "relaywatch_released_messages_total %llu\n",
+                             (unsigned long long)hs.q.released_total);
+            metric_head(b, "relaywatch_postsuper_runs_total", "counter",
+                        "postsuper runs asked of the privileged runner, by result.");
+            http_body_printf(b, "relaywatch_postsuper_runs_total{result=\"ok\"} %llu\n",
+                             (unsigned long long)(hs.runs - hs.failures));
+            http_body_printf(b, "relaywatch_postsuper_runs_total{result=\"failed\"} %llu\n",
+                             (unsigned long long)hs.failures);
+            metric_head(b, "relaywatch_postsuper_runner_up", "gauge",
+                        "1 while the privileged postsuper runner is there.");
+            http_body_printf(b, "relaywatch_postsuper_runner_up %d\n", hs.runner ? 1 : 0);
         }
         metric_head(b, "relaywatch_throttled_keys", "gauge",
                     "Records in the throttle table (released keys' grace included).");

@@ -18,6 +18,7 @@ struct policy_server_stats;
 struct store_state;
 struct resolver_stats;
 struct defense;
+struct hold_service;
 
 #define STATUS_STATES (PS_OTHER + 1)
 
@@ -31,11 +32,18 @@ struct status_sources {
     const struct resolver_stats *resolver; /* NULL: no lookups of its own (dns_lookups empty) */
     double wall_now; /* Unix time now, for the age of the feed's counts */
     const struct defense *defense;
+    const struct hold_service *holds; /* the quarantine; NULL: none */
 };
 
 void status_json(struct http_body *b, const struct status_sources *s, double now);
 void status_text(struct http_body *b, const struct status_sources *s, double now);
 void status_metrics(struct http_body *b, const struct status_sources *s, double now);
+
+/* The keys holding messages (or released lately), as a JSON array (GET /throttle's "held")
+ * and as text for relaywatch list and release (GET /held): one line per key,
+ * "HELD BEING_HELD HELD_SINCE RELEASED RELEASED_AT KIND:KEY" (Unix times, 0 for none). */
+void status_held_json(struct http_body *b, const struct hold_service *holds, double wall_now);
+void status_held_text(struct http_body *b, const struct hold_service *holds, double wall_now);
 
 /* Append Unix time t as an RFC 3339 JSON string in UTC ("2026-11-25T05:30:00Z"); null for
  * t <= 0. */

@@ -500,6 +500,34 @@ static void culprit_hashes(const struct policy_request *req, struct traffic_news
                               : 0;
 }
 
+unsigned traffic_request_keys(const struct policy_request *req, struct request_key out[3])
+{
+    struct policy_slice user = req->attr[PA_SASL_USERNAME];
+    struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
+    struct policy_slice sender_domain = policy_address_domain(req->attr[PA_SENDER]);
+    unsigned n = 0;
+
+    if (user.len > 0) {
+        out[n].kind = CULPRIT_SASL_USERNAME;
+        out[n].key = user.ptr;
+        out[n++].len = user.len < CULPRIT_KEY_MAX ? user.len : CULPRIT_KEY_MAX;
+    }
+    if (client.len > 0) {
+        out[n].kind = CULPRIT_CLIENT_ADDRESS;
+        out[n].key = client.ptr;
+        out[n++].len = client.len < CULPRIT_KEY_MAX ? client.len : CULPRIT_KEY_MAX;
+    }
+    if (sender_domain.len > 0) {
+        out[n].kind = CULPRIT_SENDER_DOMAIN;
+        out[n].len = fold_domain(sender_domain, out[n].folded);
+        out[n].key = out[n].folded;
+        n++;
+    }
+    for (unsigned i = 0; i < n; i++)
+        out[i].hash = culprit_key_hash(out[i].kind, out[i].key, out[i].len);
+    return n;
+}
+
 void traffic_dns(struct traffic *t, struct dns_counts *c, struct resolver_tag tag, double now)
 {
     uint32_t lookups = 0, upstream = 0;
@@ -635,6 +663,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
             accepted = accepted > 100000000 ? accepted : accepted * 10 + (uint32_t)(rc.ptr[i] - '0');
         if (t->count_at == COUNT_AT_AUTO)
             t->eom_mode = true;
+        news->relay_message = x->relay;
         if (!x->counted) {
             x->counted = true;
             count(t, TC_MESSAGES, now, 1);

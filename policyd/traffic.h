@@ -52,6 +52,7 @@ struct traffic_news {
     bool new_transaction; /* the first request of a transaction (RCPT or later) */
     bool relay_recipient; /* a RCPT (not a repeat) to a relay domain */
     bool relay;           /* a RCPT to a relay domain, repeat or not */
+    bool relay_message;   /* an END-OF-MESSAGE of a transaction with a relay recipient */
     uint64_t relay_domain; /* its domain's hash (hash64, case folded), 0 for none */
     /* Who to blame for what it costs: the culprit keys (culprit_key_hash), 0 for none. */
     uint64_t who, sender_domain;
@@ -66,6 +67,18 @@ void traffic_reconfigure(struct traffic *t, const struct config *cfg);
 /* Account for one request at time now (seconds); news (may be NULL) says what it started. */
 void traffic_request(struct traffic *t, const struct policy_request *req, double now,
                      struct traffic_news *news);
+
+/* A request's culprit keys as the tables know them: the SASL user or else the client
+ * address, the client address too for a SASL user, and the sender domain (folded). */
+struct request_key {
+    enum culprit_kind kind;
+    const char *key; /* into the request, or into folded */
+    size_t len;
+    uint64_t hash; /* culprit_key_hash */
+    char folded[CULPRIT_KEY_MAX];
+};
+/* Fills out[0..3); returns how many. */
+unsigned traffic_request_keys(const struct policy_request *req, struct request_key out[3]);
 
 /* DNS events of one cause (a request, or one answer): per type and outcome. */
 struct dns_counts {

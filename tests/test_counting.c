@@ -549,7 +549,7 @@ static void test_status_json_alpha_null(void **state)
     struct store_state store = {.backend = "memory", .connected = true};
     struct defense *def = defense_new(cfg, t);
     struct status_sources src = {cfg, t, &stats, (const uint64_t(*)[AK_COUNT])requests, 0, &store,
-                                 NULL, 0, def};
+                                 NULL, 0, def, NULL};
     struct http_body b = {0};
 
     (void)state;

@@ -34,6 +34,7 @@
 #include "defense.h"
 #include "detector.h"
 #include "policy_request.h"
+#include "quarantine.h"
 #include "throttle.h"
 #include "traffic.h"
 
@@ -1633,6 +1634,91 @@ static void test_alerts(void **state)
     sim_free(s);
 }
 
+/* The incident's alert carries the culprits' held messages (the quarantine's ledger). */
+static void test_alert_held_count(void **state)
+{
+    struct burst b;
+    struct sim *s = sim_new(SLOW_PATH);
+    struct quarantine_settings qs = {64, 100, 3600};
+    struct quarantine *q = quarantine_new(&qs);
+    uint64_t h = culprit_key_hash(CULPRIT_CLIENT_ADDRESS, CULPRIT, strlen(CULPRIT));
+    static const char *const ids[] = {"11111A766D1", "22222A766D1", "33333A766D1",
+                                      "44444A766D1", "55555A766D1"};
+    const char *alert;
+    double start;
+
+    (void)state;
+    s->keep_alerts = true;
+    defense_set_quarantine(s->d, q);
+    start = quiet_start(s);
+    /* Two held already, three queued (a stop holds them: "being held"). */
+    for (unsigned i = 0; i < 5; i++)
+        assert_true(quarantine_note(q, CULPRIT_CLIENT_ADDRESS, CULPRIT, strlen(CULPRIT), h,
+                                    ids[i], strlen(ids[i]), start - 60, i < 2));
+    /* Someone else's queued message counts for nobody here. */
+    assert_true(quarantine_note(q, CULPRIT_CLIENT_ADDRESS, "192.0.2.1", 9,
+                                culprit_key_hash(CULPRIT_CLIENT_ADDRESS, "192.0.2.1", 9),
+                                "66666A766D1", 11, start - 60, false));
+    burst_init(&b, CULPRIT, "", "info@bulk-sender.test", start, start + 180);
+    assert_true(sim_run_until_loud(s, start + 120, &b));
+    alert = defense_pending_alert(s->d);
+    assert_non_null(alert);
+    print_message("  start alert: %s", alert);
+    assert_non_null(strstr(alert, "\"quarantine\":{\"held\":2,\"being_held\":3}"));
+    defense_alert_taken(s->d);
+    sim_free(s);
+    quarantine_free(q);
+}
+
+/* END-OF-MESSAGE of a stopped key's relay message (RCPTs accepted before the stop): HOLD, so
+ * that Postfix holds it as it is queued; nobody else's, no inbound mail, not in monitor_only,
+ * not with quarantine = no. */
+static void eom_case(const char *overrides, enum action_kind want_blocked, unsigned want_would)
+{
+    struct sim *s = sim_new(overrides);
+    char ans[ANS], err[256];
+    struct defense_stats st;
+    const char *blocked = "198.51.100.7", *other = "198.51.100.8";
+
+    quiet_start(s);
+    /* A relay RCPT accepted, then the key is blocked, then its message ends. */
+    assert_int_equal(sim_request(s, s->now, "RCPT", blocked, 40001, "", "a@example.edu",
+                                 "aaaa.1.1.0", "x@partner0.test", 0, ans),
+                     AK_DUNNO);
+    assert_int_equal(sim_request(s, s->now, "RCPT", other, 40002, "", "b@example.edu",
+                                 "bbbb.1.1.0", "y@partner0.test", 0, ans),
+                     AK_DUNNO);
+    assert_int_equal(sim_request(s, s->now, "RCPT", blocked, 40003, "", "a@example.edu",
+                                 "cccc.1.1.0", "me@example.edu", 0, ans),
+                     AK_DUNNO); /* inbound */
+    assert_true(defense_block(s->d, "client_address:198.51.100.7", 0, s->now, err, sizeof(err)));
+    assert_int_equal(sim_request(s, s->now, "END-OF-MESSAGE", blocked, 40001, "", "a@example.edu",
+                                 "aaaa.1.1.0", "", 1, ans),
+                     want_blocked);
+    if (want_blocked == AK_HOLD)
+        assert_string_equal(ans, "action=HOLD relay mail of a sender RelayWatch stopped");
+    else
+        assert_string_equal(ans, "action=DUNNO");
+    assert_int_equal(sim_request(s, s->now, "END-OF-MESSAGE", other, 40002, "", "b@example.edu",
+                                 "bbbb.1.1.0", "", 1, ans),
+                     AK_DUNNO);
+    assert_int_equal(sim_request(s, s->now, "END-OF-MESSAGE", blocked, 40003, "", "a@example.edu",
+                                 "cccc.1.1.0", "", 1, ans),
+                     AK_DUNNO);
+    defense_get_stats(s->d, &st);
+    assert_int_equal(st.would_have[AK_HOLD], want_would);
+    assert_int_equal(st.actions[AK_HOLD], want_blocked == AK_HOLD ? 1 : 0);
+    sim_free(s);
+}
+
+static void test_hold_at_end_of_message(void **state)
+{
+    (void)state;
+    eom_case(SLOW_PATH, AK_HOLD, 0);
+    eom_case(SLOW_PATH "quarantine = no", AK_DUNNO, 0);
+    eom_case(SLOW_PATH "monitor_only = yes", AK_DUNNO, 1);
+}
+
 /* ------------------------------------------------------------ 11. the store's sync */
 
 struct collected {
@@ -1889,6 +1975,8 @@ int main(void)
         cmocka_unit_test(test_limit_sasl_and_sender_domain),
         cmocka_unit_test(test_limit_domains),
         cmocka_unit_test(test_alerts),
+        cmocka_unit_test(test_alert_held_count),
+        cmocka_unit_test(test_hold_at_end_of_message),
         cmocka_unit_test(test_throttle_store_sync),
         cmocka_unit_test(test_throttle_sync_older_in_store),
         cmocka_unit_test(test_rethrottle_at_expiry),
