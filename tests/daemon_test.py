@@ -7,6 +7,7 @@ talks the policy protocol to it over real sockets, and stops it by PID.
 Usage: daemon_test.py --relaywatchd PATH
 """
 import os
+import pwd
 import resource
 import signal
 import socket
@@ -260,6 +261,10 @@ def test_unix_sockets():
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(path)
     stale.close()
+    # relaywatchd started as root runs as nobody: a socket an earlier run left is nobody's.
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
     d = Daemon("-o", "listen=inet:127.0.0.1:%d unix:%s" % (free_port(), path),
                "-o", "unix_socket_mode=0660", wait=False)
     try:
@@ -285,6 +290,7 @@ def test_unix_sockets():
     # A live server whose backlog is full: "in use" at once, not a hang.
     busy = socket.socket(socket.AF_UNIX)
     busy.bind(path)
+    os.chmod(path, 0o777)
     busy.listen(0)
     fillers = []
     while True:

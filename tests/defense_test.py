@@ -326,6 +326,7 @@ def test_alert_command():
     """alert_command gets the incident as JSON at its start and at its end; a failing one is
     logged."""
     alerts = tempfile.mkdtemp(prefix="alerts-", dir=TMP)
+    os.chmod(alerts, 0o1777)  # the alert command runs as the daemon's user (nobody)
     script = os.path.join(alerts, "alert.sh")
     with open(script, "w") as f:
         f.write(ALERT_SCRIPT % (alerts, alerts, alerts))
@@ -774,7 +775,7 @@ def main():
         print("needed and missing: %s" % " ".join(missing))
         return 77
     TMP = tempfile.mkdtemp(prefix="defense-test-")
-    os.chmod(TMP, 0o755)
+    os.chmod(TMP, 0o1777)  # relaywatchd runs as nobody: its sockets and alerts go here
     store_test.TMP = TMP
     try:
         return run_side_by_side([t for t in TESTS if not args.k or args.k in t.__name__])

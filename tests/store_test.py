@@ -57,7 +57,8 @@ class Redis:
 
     def start(self):
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--unixsocket", self.sock, "--save", "", "--appendonly", "no",
+                "--unixsocket", self.sock, "--unixsocketperm", "777",  # relaywatchd runs as nobody
+                "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", self.dir]
         if self.password is not None:
             argv += ["--requirepass", self.password]

@@ -182,7 +182,9 @@ def main(module, tests, prefix, with_cli=False, requires=()):
         print("needed and missing: %s" % " ".join(missing))
         return 77
     module.TMP = tempfile.mkdtemp(prefix=prefix)
-    os.chmod(module.TMP, 0o755)  # users such as postfix and nobody may have to traverse it
+    # relaywatchd started as root runs as nobody (its unix sockets go here), and users such as
+    # postfix traverse it.
+    os.chmod(module.TMP, 0o1777)
     try:
         return run_tests(tests, args.k)
     finally:

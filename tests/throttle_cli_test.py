@@ -179,7 +179,8 @@ def test_list_reads_daemon_records_sorted():
         assert "1 record(s)" in err and "could not be read" in err, err
         # An empty list.
         r.cli("del", "rw:throttle")
-        assert json.loads(ok(store, "list", "--json")) == {"throttled": []}
+        # No daemon on this host to ask: the held messages are unknown (null).
+        assert json.loads(ok(store, "list", "--json")) == {"throttled": [], "held": None}
         assert ok(store, "list").strip() == "nothing is throttled"
 
 

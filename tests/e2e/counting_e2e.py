@@ -530,6 +530,7 @@ smtpd_end_of_data_restrictions = {hook}
                "-o", "listen=inet:%s:%d" % (DAEMON_ADDR, self.daemon_port),
                "-o", "http_listen=inet:%s:%d" % (DAEMON_ADDR, self.http_port),
                "-o", "local_domains=%s" % LOCAL_DOMAIN,
+               "-o", "postfix_config_directory=%s" % self.conf,
                # Like the Postfix instance, no lookups that could leave loopback.
                "-o", "dns_lookups="]
         if with_timeout:

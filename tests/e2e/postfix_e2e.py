@@ -222,6 +222,7 @@ smtpd_end_of_data_restrictions = {hook}
         return ([self.args.relaywatchd, "-e",
                  "-o", "listen=inet:%s:%d" % (DAEMON_ADDR, self.daemon_port),
                  "-o", "log_requests=yes",
+                 "-o", "postfix_config_directory=%s" % self.conf,
                  # Like the Postfix instance, no lookups that could leave loopback.
                  "-o", "dns_lookups="] + extra)
 
