@@ -357,6 +357,7 @@ struct conn {
     size_t ans_len;
     char req[REQUEST_BUF_SIZE];
     char ans[ANSWER_BUF_SIZE];
+    bool eom_next; /* --eom: the next request ends the transaction of the last one */
 };
 
 enum phase { PHASE_WARMUP, PHASE_MEASURE, PHASE_DRAIN, PHASE_HOLD, PHASE_DONE };
@@ -553,9 +554,41 @@ static bool flush_request(struct conn *c)
 
 static void enter_drain(void);
 
+/* --eom: each RCPT request is followed by the END-OF-MESSAGE request of its transaction
+ * (the same attributes, one recipient accepted), as Postfix sends it with the hook in
+ * smtpd_end_of_data_restrictions: the daemon's queue-ID bookkeeping works on every message. */
+static bool eom_mode;
+
+/* The request in buf (len bytes) turned into its END-OF-MESSAGE; returns the new length. */
+static size_t to_end_of_message(char *buf, size_t len, size_t size)
+{
+    static const char *const from[] = {"protocol_state=RCPT\n", "recipient_count=0\n"};
+    static const char *const to[] = {"protocol_state=END-OF-MESSAGE\n", "recipient_count=1\n"};
+    char out[REQUEST_BUF_SIZE];
+
+    for (int i = 0; i < 2; i++) {
+        char *at = memmem(buf, len, from[i], strlen(from[i]));
+        size_t head, fl = strlen(from[i]), tl = strlen(to[i]);
+
+        if (at == NULL || len - fl + tl > size || len - fl + tl > sizeof(out))
+            return 0;
+        head = (size_t)(at - buf);
+        memcpy(out, buf, head);
+        memcpy(out + head, to[i], tl);
+        memcpy(out + head + tl, at + fl, len - head - fl);
+        len = len - fl + tl;
+        memcpy(buf, out, len);
+    }
+    return len;
+}
+
 static void send_request(struct conn *c)
 {
-    c->req_len = build_request(c->req, sizeof c->req, run.next_seq++, run.users);
+    if (eom_mode && c->eom_next)
+        c->req_len = to_end_of_message(c->req, c->req_len, sizeof c->req);
+    else
+        c->req_len = build_request(c->req, sizeof c->req, run.next_seq++, run.users);
+    c->eom_next = eom_mode && !c->eom_next;
     if (c->req_len == 0) {
         fprintf(stderr, "policy_load: internal error: request does not fit its buffer\n");
         abort();
@@ -1025,6 +1058,8 @@ static void usage(FILE *out)
             "  --clients N   distinct client addresses in the mix, 0: a new one per request\n"
             "                (default 0)\n"
             "  -t SECONDS    answer/connect timeout, counted as an error (default 10)\n"
+            "  --eom         follow each RCPT request with its transaction's END-OF-MESSAGE\n"
+            "                request (half the requests, each with a queue ID)\n"
             "  --json        print one JSON object instead of text\n"
             "  --server-pid PID\n"
             "                also report that process's CPU use during the window\n"
@@ -1072,13 +1107,14 @@ static bool raise_fd_limit(unsigned needed)
 
 static int parse_options(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_HOLD, OPT_DUMP, OPT_SERVER_PID, OPT_CLIENTS };
+    enum { OPT_JSON = 256, OPT_HOLD, OPT_DUMP, OPT_SERVER_PID, OPT_CLIENTS, OPT_EOM };
     static const struct option long_options[] = {
         {"json", no_argument, NULL, OPT_JSON},
         {"clients", required_argument, NULL, OPT_CLIENTS},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"dump", required_argument, NULL, OPT_DUMP},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+        {"eom", no_argument, NULL, OPT_EOM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1137,6 +1173,9 @@ static int parse_options(int argc, char **argv)
             if (!parse_u64(optarg, 0, UINT32_MAX, &v))
                 goto bad;
             client_pool = (uint32_t)v;
+            break;
+        case OPT_EOM:
+            eom_mode = true;
             break;
         case OPT_SERVER_PID:
             if (!parse_u64(optarg, 1, INT32_MAX, &v))

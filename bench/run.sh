@@ -8,6 +8,7 @@
 # Environment knobs (defaults in brackets):
 #   CONNS [64]  DURATION [10]  WARMUP [1]  USERS [1000]  HOLD_CONNS [1000]
 #   CLIENTS [0]           distinct client addresses (0: a new one per request)
+#   EOM [0]               1: each RCPT request followed by its END-OF-MESSAGE (policy_load --eom)
 #   PIN [1]               1: pin load generator and server to different CPUs
 #   BENCH_BIN_DIR [build, else build/bench]  where policy_load and minimal_server are
 #   RELAYWATCHD_ARGS []   extra arguments for relaywatchd
@@ -50,6 +51,8 @@ duration=${DURATION:-10}
 warmup=${WARMUP:-1}
 users=${USERS:-1000}
 clients=${CLIENTS:-0}
+eom_args=()
+[[ ${EOM:-0} == 1 ]] && eom_args=(--eom)
 hold_conns=${HOLD_CONNS:-1000}
 pin=${PIN:-1}
 store=${STORE:-}
@@ -193,7 +196,8 @@ bench_server() {
     # --server-pid: policy_load samples the server's CPU time at the edges of
     # its measurement window.
     "${client_cmd[@]}" "$policy_load" -s "$target" -c "$conns" -d "$duration" -w "$warmup" \
-        -u "$users" --clients "$clients" --server-pid "$pid" --json >"$out_dir/$name.json" \
+        -u "$users" --clients "$clients" "${eom_args[@]}" --server-pid "$pid" --json \
+        >"$out_dir/$name.json" \
         2>"$out_dir/$name.load.err" || load_rc=$?
     if [[ -n $redis_before ]]; then
         # Over the whole load run, warm-up included: every second of it was loaded.
