@@ -490,9 +490,12 @@ static void end_of_message(struct defense *d, const struct policy_request *req,
         return;
     if (d->cfg->monitor_only || r->local) {
         count_answer(d, AK_HOLD, true);
-        log_info("monitor_only: would hold message %.*s of %s:%s as it is queued",
-                 (int)req->attr[PA_QUEUE_ID].len, req->attr[PA_QUEUE_ID].ptr,
-                 culprit_kind_name(r->kind), r->key);
+        if (r->last_logged + LOG_EVERY <= now) { /* once a minute per key, as the answers */
+            log_info("monitor_only: would hold message %.*s of %s:%s as it is queued",
+                     (int)req->attr[PA_QUEUE_ID].len, req->attr[PA_QUEUE_ID].ptr,
+                     culprit_kind_name(r->kind), r->key);
+            r->last_logged = now;
+        }
         return;
     }
     count_answer(d, AK_HOLD, false);
@@ -972,6 +975,11 @@ const char *defense_pending_alert(const struct defense *d)
 void defense_alert_taken(struct defense *d)
 {
     d->alert_pending = false;
+}
+
+bool defense_request_exempt(const struct defense *d, const struct policy_request *req)
+{
+    return request_exempt(d, req);
 }
 
 void defense_set_quarantine(struct defense *d, const struct quarantine *q)

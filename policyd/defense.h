@@ -78,6 +78,9 @@ void defense_tick(struct defense *d, const struct defense_inputs *in);
 const char *defense_pending_alert(const struct defense *d);
 void defense_alert_taken(struct defense *d);
 
+/* Whether a request is on a never_throttle_* list. */
+bool defense_request_exempt(const struct defense *d, const struct policy_request *req);
+
 /* The quarantine's ledger, for the held counts in the alerts (NULL: none). */
 struct quarantine;
 void defense_set_quarantine(struct defense *d, const struct quarantine *q);

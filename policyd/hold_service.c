@@ -16,11 +16,14 @@
 #include "config.h"
 #include "log.h"
 #include "postsuper_runner.h"
+#include "queue_id.h"
 #include "throttle.h"
 #include "traffic.h"
 
 #define NO_HOOK_LOG_EVERY 3600.0
-#define REQUEST_TIMEOUT (POSTSUPER_TIMEOUT + 15.0)
+/* The runner always answers (it kills a postsuper that hangs after POSTSUPER_TIMEOUT): an
+ * answer later than this is only said in the log. */
+#define SLOW_ANSWER (POSTSUPER_TIMEOUT + 30.0)
 #define IDS_LOGGED 20 /* queue IDs named in one log line */
 
 struct hold_service {
@@ -35,7 +38,7 @@ struct hold_service {
     double no_hook_logged;
     /* The request in flight (one at a time). */
     bool busy;
-    unsigned stale; /* answers still due to requests given up on (timed out) */
+    bool slow_logged;
     enum quarantine_op op;
     enum culprit_kind kind;
     char key[CULPRIT_KEY_MAX + 1];
@@ -46,6 +49,8 @@ struct hold_service {
     double now;                             /* of the last tick */
     uint64_t runs, failures;
     double pause_until; /* after a failed run: the next one not before */
+    uint64_t notes_failed;  /* queue IDs not noted: every key holds something */
+    double notes_failed_logged;
     char request[POSTSUPER_REQUEST_MAX];
 };
 
@@ -92,11 +97,17 @@ static void give_up_runner(struct hold_service *hs, const char *why)
     hs->fd = -1;
 }
 
+/*
+ * The runner's answer: "ok [ID...]" (postsuper ran; the IDs it did, even if it then failed),
+ * "failed: WHY" (it did not run: asked again later) or "refused: WHY" (never expected: the
+ * IDs are checked here first; taken as "none done", so they are not asked for ever).
+ */
 static void finish(struct hold_service *hs, const char *answer, size_t len)
 {
-    bool failed = !(len >= 2 && memcmp(answer, "ok", 2) == 0 && (len == 2 || answer[2] == ' '));
-    const char *done = len > 3 && !failed ? answer + 3 : "";
-    size_t done_len = len > 3 && !failed ? len - 3 : 0;
+    bool ok = len >= 2 && memcmp(answer, "ok", 2) == 0 && (len == 2 || answer[2] == ' ');
+    bool failed = !ok && !(len >= 8 && memcmp(answer, "refused:", 8) == 0);
+    const char *done = len > 3 && ok ? answer + 3 : "";
+    size_t done_len = len > 3 && ok ? len - 3 : 0;
     const char *name = culprit_kind_name(hs->kind);
     unsigned n;
     char listed[IDS_LOGGED * (QUEUE_ID_MAX + 1) + 32];
@@ -104,11 +115,12 @@ static void finish(struct hold_service *hs, const char *answer, size_t len)
     hs->busy = false;
     n = quarantine_done(hs->q, hs->kind, hs->key, strlen(hs->key), hs->hash, hs->op, done,
                         done_len, failed, hs->now);
-    if (failed) {
+    if (!ok) {
         hs->failures++;
         hs->pause_until = hs->now + 10;
-        log_error("quarantine: postsuper %s for %s:%s did not run: %.*s; asked again later",
-                  hs->op == QUARANTINE_HOLD ? "-h" : "-H", name, hs->key, (int)len, answer);
+        log_error("quarantine: postsuper %s for %s:%s: %.*s%s",
+                  hs->op == QUARANTINE_HOLD ? "-h" : "-H", name, hs->key, (int)len, answer,
+                  failed ? "; asked again in 10s" : "");
         return;
     }
     {
@@ -146,12 +158,8 @@ static void readable(struct ev_loop *loop, ev_io *w, int revents)
         give_up_runner(hs, got == 0 ? "exited" : strerror(errno));
         return;
     }
-    if (hs->stale > 0) {
-        hs->stale--; /* the answer to a request given up on */
-        return;
-    }
     if (!hs->busy)
-        return;
+        return; /* nothing asked: not an answer */
     finish(hs, answer, (size_t)got);
     sweep(hs); /* the next key's turn at once */
 }
@@ -207,26 +215,41 @@ void hold_service_saw_end_of_message(struct hold_service *hs)
 }
 
 void hold_service_message(struct hold_service *hs, const struct policy_request *req, bool held,
-                          const struct throttle_table *t, double now)
+                          bool exempt, const struct throttle_table *t, double now)
 {
     struct request_key keys[3];
     struct policy_slice id = req->attr[PA_QUEUE_ID];
     unsigned n;
+    bool counted = false;
 
     hs->eom_seen = true;
-    if (!hs->cfg->quarantine || id.len == 0)
+    /* never_throttle_*: kept out of the ledger, so no stop reaches back to their mail. */
+    if (!hs->cfg->quarantine || id.len == 0 || (exempt && !held))
         return;
     n = traffic_request_keys(req, keys);
     for (unsigned i = 0; i < n; i++) {
-        /* Held for the key that was stopped, not for the message's other keys (its sender
-         * domain, say): each hold is counted once, where it belongs. */
+        /* Held (HOLD answered) under the first of its keys that is stopped, queued under
+         * the others: each held message is counted once. */
         const struct throttle_record *r =
-            held ? throttle_find(t, keys[i].kind, keys[i].hash) : NULL;
+            held && !counted ? throttle_find(t, keys[i].kind, keys[i].hash) : NULL;
         bool stopped = r != NULL && throttle_in_force(r, now) && strlen(r->key) == keys[i].len &&
                        memcmp(r->key, keys[i].key, keys[i].len) == 0;
 
-        quarantine_note(hs->q, keys[i].kind, keys[i].key, keys[i].len, keys[i].hash, id.ptr,
-                        id.len, now, stopped);
+        counted |= stopped;
+        if (!quarantine_note(hs->q, keys[i].kind, keys[i].key, keys[i].len, keys[i].hash, id.ptr,
+                             id.len, now, stopped) &&
+            queue_id_valid(id.ptr, id.len)) {
+            hs->notes_failed++;
+            if (hs->notes_failed_logged == 0 || now - hs->notes_failed_logged >= 60) {
+                hs->notes_failed_logged = now;
+                log_error("quarantine: queue ID %.*s of %s:%.*s not remembered: every one of the "
+                          "%u keys (quarantine_slots) holds messages or has some with postsuper "
+                          "(%llu IDs left out so far); release or raise quarantine_slots",
+                          (int)id.len, id.ptr, culprit_kind_name(keys[i].kind),
+                          (int)keys[i].len, keys[i].key, hs->cfg->quarantine_slots,
+                          (unsigned long long)hs->notes_failed);
+            }
+        }
     }
 }
 
@@ -247,6 +270,7 @@ static void ask(struct hold_service *hs, const struct quarantine_key_info *k, en
     hs->hash = k->hash;
     hs->sent_at = hs->now;
     hs->busy = true;
+    hs->slow_logged = false;
     hs->runs++;
     n = 2 + strlen(hs->request + 2);
     if (send(hs->fd, hs->request, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n) {
@@ -283,24 +307,34 @@ struct pick {
     bool found, would;
 };
 
-static bool pick_key(void *arg, const struct quarantine_key_info *k)
+/* A key with work: a stopped one with messages due for a hold, a released one holding some.
+ * Keys without a throttle record cost a lookup; only the others' IDs are looked at. */
+static bool pick_key(void *arg, const struct quarantine_key_info *brief)
 {
     struct pick *p = arg;
-    const struct throttle_record *r = throttle_find(p->hs->throttles, k->kind, k->hash);
+    const struct throttle_record *r = throttle_find(p->hs->throttles, brief->kind, brief->hash);
+    struct quarantine_key_info k;
 
-    if (r == NULL || strcmp(r->key, k->key) != 0)
+    if (r == NULL || strcmp(r->key, brief->key) != 0)
         return true;
-    if (k->due > 0 && throttle_in_force(r, p->hs->now)) {
+    if (throttle_in_force(r, p->hs->now)) {
+        if (!quarantine_info(p->hs->q, brief->kind, brief->key, strlen(brief->key), brief->hash,
+                             p->hs->now, &k) ||
+            k.due == 0)
+            return true;
         p->op = QUARANTINE_HOLD;
         p->would = p->hs->cfg->monitor_only || r->local || p->hs->fd < 0 ||
                    !p->hs->cfg->quarantine;
-    } else if (k->held > 0 && r->source == THROTTLE_RELEASED) {
+    } else if (brief->held > 0 && r->source == THROTTLE_RELEASED) {
+        if (!quarantine_info(p->hs->q, brief->kind, brief->key, strlen(brief->key), brief->hash,
+                             p->hs->now, &k))
+            return true;
         p->op = QUARANTINE_RELEASE;
         p->would = false;
     } else {
         return true;
     }
-    p->k = *k;
+    p->k = k;
     p->found = true;
     return false;
 }
@@ -315,7 +349,7 @@ static void sweep(struct hold_service *hs)
 
         if (throttle_count(hs->throttles) == 0)
             return;
-        quarantine_each(hs->q, hs->now, pick_key, &p);
+        quarantine_each(hs->q, hs->now, false, pick_key, &p);
         if (!p.found)
             return;
         if (p.would) {
@@ -357,13 +391,13 @@ void hold_service_tick(struct hold_service *hs, const struct throttle_table *t, 
     hs->throttles = t;
     hs->now = now;
     quarantine_tick(hs->q, now);
-    if (hs->busy && now - hs->sent_at > REQUEST_TIMEOUT) {
-        hs->stale++;
-        finish(hs, "failed: no answer from the runner", 33);
+    if (hs->busy && !hs->slow_logged && now - hs->sent_at > SLOW_ANSWER) {
+        hs->slow_logged = true;
+        log_error("quarantine: the postsuper runner (pid %d) has not answered for %.0fs",
+                  (int)hs->pid, now - hs->sent_at);
     }
-    if (!hs->cfg->quarantine)
-        return;
-    if (!hs->eom_seen && throttle_count(t) > 0 &&
+    /* quarantine = no (after a reload): nothing new is held, releases go on. */
+    if (hs->cfg->quarantine && !hs->eom_seen && throttle_count(t) > 0 &&
         (hs->no_hook_logged == 0 || now - hs->no_hook_logged >= NO_HOOK_LOG_EVERY)) {
         struct no_hook h = {hs, NULL};
 
@@ -389,6 +423,7 @@ void hold_service_get_stats(const struct hold_service *hs, struct hold_service_s
     out->end_of_message_seen = hs->eom_seen;
     out->runs = hs->runs;
     out->failures = hs->failures;
+    out->notes_failed = hs->notes_failed;
     quarantine_get_stats(hs->q, &out->q);
 }
 

@@ -210,6 +210,7 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     if (req->state == PS_END_OF_MESSAGE) {
         if (news.relay_message)
             hold_service_message(d->holds, req, out->kind == AK_HOLD,
+                                 defense_request_exempt(d->defense, req),
                                  defense_throttles_const(d->defense),
                                  d->request_now + d->wall_offset);
         else
@@ -716,10 +717,11 @@ static void store_collect_all(void *ctx, struct store_batch *b)
      * before the stored ones were read, or this run would overwrite what earlier runs
      * learned. */
     quarantine_get_stats(hold_service_ledger(d->holds), &qs);
-    /* The quarantine's held IDs at once (a release after a crash needs them), the others
-     * once a minute at most. */
+    /* The quarantine's held IDs soon (a release after a crash needs them: within 5 s), the
+     * others once a minute at most. */
     changed = view.samples_learned != d->baseline_saved_learned ||
-              quarantine_held_version(hold_service_ledger(d->holds)) != d->holds_saved_version ||
+              (quarantine_held_version(hold_service_ledger(d->holds)) != d->holds_saved_version &&
+               (d->stopping || now - d->baseline_saved_at >= 5)) ||
               ((fs.learned != d->fast_saved_learned || qs.ids != d->holds_saved_ids) &&
                (d->stopping || now - d->baseline_saved_at >= 60));
     if (d->baseline_read && changed) {
@@ -851,10 +853,10 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
  * quarantine is on, then become cfg->user for good.  Not root: nothing to give up, and
  * nothing can be held.  false (the reason on stderr and in the log): do not start.
  */
-static bool give_up_root(struct daemon_state *d, bool to_stderr)
+static bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stderr)
 {
     const struct config *c = d->cfg;
-    char err[512];
+    char err[512], main_cf[1200];
     const char *fallback;
 
     d->runner_fd = -1;
@@ -866,7 +868,21 @@ static bool give_up_root(struct daemon_state *d, bool to_stderr)
     }
     if (geteuid() != 0)
         return true;
-    if (c->quarantine) {
+    /* What root reads must be root's alone: a file the daemon's user could write would hand
+     * it root's choices (the user to become, the Postfix instance postsuper reads) at the
+     * next start. */
+    if (config_file != NULL && !privsep_root_only(config_file, false, err, sizeof(err))) {
+        fprintf(stderr, "relaywatchd: %s\n", err);
+        if (!to_stderr)
+            log_error("%s", err);
+        return false;
+    }
+    snprintf(main_cf, sizeof(main_cf), "%s/main.cf", c->postfix_config_directory);
+    if (c->quarantine && (!privsep_root_only(c->postfix_config_directory, true, err, sizeof(err)) ||
+                          !privsep_root_only(main_cf, false, err, sizeof(err)))) {
+        snprintf(d->runner_unavailable, sizeof(d->runner_unavailable),
+                 "postfix_config_directory: %.200s", err);
+    } else if (c->quarantine) {
         d->runner_pid = postsuper_runner_start(POSTSUPER_PATH, c->postfix_config_directory,
                                                &d->runner_fd, err, sizeof(err));
         if (d->runner_pid < 0) {
@@ -988,6 +1004,12 @@ int main(int argc, char **argv)
     sigaddset(&stop_and_reload, SIGTERM);
     sigaddset(&stop_and_reload, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_and_reload, &old_mask);
+    /* Descriptors 0-2 open before anything else is (Postfix does the same): what is opened
+     * next never becomes a standard stream by accident (the runner's postsuper inherits
+     * them). */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            return 2;
 
     while ((ch = getopt(argc, argv, "c:eto:")) != -1) {
         switch (ch) {
@@ -1030,7 +1052,7 @@ int main(int argc, char **argv)
     log_open(to_stderr);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(d.cfg->max_connections);
-    if (!give_up_root(&d, to_stderr))
+    if (!give_up_root(&d, opts.config_file, to_stderr))
         return 2;
 
     d.loop = ev_default_loop(EVFLAG_AUTO);

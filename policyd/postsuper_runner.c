@@ -108,12 +108,17 @@ static void answer(int fd, const char *text)
         log_error("postsuper runner: cannot answer the daemon: %s", strerror(errno));
 }
 
-/* Run postsuper on the request's IDs; its output (stdout and stderr) into output. */
+/*
+ * Run postsuper on the request's IDs; its output (stdout and stderr) into output.  false
+ * when it did not run, or failed (why says how); its output is there either way, so that
+ * what it did before failing is known.
+ */
 static bool run_postsuper(const char *postsuper, const char *config_directory, char op,
                           const char *ids, size_t ids_len, char *output, size_t *output_len,
                           char *why, size_t whylen)
 {
-    int in[2], outp[2], status;
+    int in[2], outp[2], status = 0;
+    pid_t waited;
     pid_t pid;
     size_t n = 0;
     char dir[1100];
@@ -156,15 +161,24 @@ static bool run_postsuper(const char *postsuper, const char *config_directory, c
     }
     close(in[0]);
     close(outp[1]);
-    /* One ID a line; a request (16 KiB at most) fits a pipe, so this does not block for long. */
-    for (size_t i = 0; i < ids_len; i++) {
-        char c = ids[i] == ' ' ? '\n' : ids[i];
+    {
+        /* One ID a line, written at once: a request (16 KiB at most) fits the pipe of a root
+         * process (64 KiB), so this does not wait for postsuper's output to be read. */
+        char lines[POSTSUPER_REQUEST_MAX + 1];
+        size_t off = 0;
 
-        if (write(in[1], &c, 1) != 1)
-            break;
-    }
-    if (write(in[1], "\n", 1) != 1) {
-        /* postsuper exited early; its status says why */
+        for (size_t i = 0; i < ids_len && i < POSTSUPER_REQUEST_MAX; i++)
+            lines[i] = ids[i] == ' ' ? '\n' : ids[i];
+        lines[ids_len < POSTSUPER_REQUEST_MAX ? ids_len : POSTSUPER_REQUEST_MAX] = '\n';
+        while (off < ids_len + 1) {
+            ssize_t w = write(in[1], lines + off, ids_len + 1 - off);
+
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break; /* postsuper exited early: its status says why */
+            off += (size_t)w;
+        }
     }
     close(in[1]);
     for (;;) {
@@ -181,8 +195,12 @@ static bool run_postsuper(const char *postsuper, const char *config_directory, c
     close(outp[0]);
     output[n] = '\0';
     *output_len = n;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
         ;
+    if (waited != pid) {
+        snprintf(why, whylen, "waitpid: %s", strerror(errno));
+        return false;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         snprintf(why, whylen, "cannot run %s", postsuper);
         return false;
@@ -198,12 +216,13 @@ static bool run_postsuper(const char *postsuper, const char *config_directory, c
     return true;
 }
 
-/* recv gave 0: the end of the daemon's side, or an empty datagram. */
+/* recv gave 0: the end of the daemon's side (closed, or shut down for writing), or an
+ * empty datagram. */
 static bool peer_gone(int fd)
 {
-    struct pollfd p = {fd, POLLIN, 0};
+    struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
 
-    return poll(&p, 1, 0) != 0 && (p.revents & (POLLHUP | POLLERR)) != 0;
+    return poll(&p, 1, 0) != 0 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
 }
 
 static void serve(int fd, const char *postsuper, const char *config_directory)
@@ -220,6 +239,7 @@ static void serve(int fd, const char *postsuper, const char *config_directory)
         char op = 0, fail[512];
         unsigned count = 0, done;
         size_t out_len = 0, n;
+        bool ran;
 
         if (got < 0 && errno == EINTR)
             continue;
@@ -239,16 +259,23 @@ static void serve(int fd, const char *postsuper, const char *config_directory)
             answer(fd, reply);
             continue;
         }
-        if (!run_postsuper(postsuper, config_directory, op, request + 2, (size_t)got - 2, output,
-                           &out_len, fail, sizeof(fail))) {
-            log_error("postsuper runner: %s", fail);
-            snprintf(reply, POSTSUPER_ANSWER_MAX, "failed: %s", fail);
-            answer(fd, reply);
-            continue;
-        }
+        out_len = 0;
+        output[0] = '\0';
+        ran = run_postsuper(postsuper, config_directory, op, request + 2, (size_t)got - 2,
+                            output, &out_len, fail, sizeof(fail));
         n = (size_t)snprintf(reply, POSTSUPER_ANSWER_MAX, "ok");
         done = postsuper_output_done(output, out_len, op, request, (size_t)got, reply + n + 1,
                                      POSTSUPER_ANSWER_MAX - n - 1);
+        if (!ran) {
+            log_error("postsuper runner: %s (%u of its %u queue IDs done before)", fail, done,
+                      count);
+            /* What it did before failing is said, so that no hold goes unrecorded. */
+            if (done == 0) {
+                snprintf(reply, POSTSUPER_ANSWER_MAX, "failed: %s", fail);
+                answer(fd, reply);
+                continue;
+            }
+        }
         if (done > 0)
             reply[n] = ' ';
         answer(fd, reply);
@@ -279,6 +306,7 @@ pid_t postsuper_runner_start(const char *postsuper, const char *config_directory
         if (getppid() != parent)
             _exit(0);
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGCHLD, SIG_DFL); /* inherited SIG_IGN would make waitpid fail */
         serve(sv[1], postsuper, config_directory);
         _exit(0);
     }

@@ -21,4 +21,12 @@
 bool privsep_become(const char *user, const char *fallback, char *who, size_t wholen, char *err,
                     size_t errlen);
 
+/*
+ * Whether path (a file, or a directory) is root's and writable by root only: what root
+ * reads at start (the configuration file, Postfix's configuration directory and main.cf,
+ * which postsuper reads as root) must not be something the unprivileged user, or anyone
+ * else, could have written.  false with the reason in err.
+ */
+bool privsep_root_only(const char *path, bool directory, char *err, size_t errlen);
+
 #endif

@@ -29,6 +29,7 @@ struct key_entry {
     unsigned cap, count, head;
     double last_use;
     unsigned held;
+    unsigned busy; /* asked or releasing: handed to postsuper, no answer yet (never evicted) */
     unsigned released;
     double released_at;
 };
@@ -38,6 +39,9 @@ struct quarantine {
     struct key_entry *slots;
     size_t mask; /* slots - 1 (a power of two, twice the keys allowed) */
     unsigned keys;
+    uint64_t sample; /* where make_room looks next */
+    struct id_entry *spare; /* an evicted key's ring, for the next new key */
+    unsigned spare_cap;
     uint64_t version;
     struct quarantine_stats stats;
 };
@@ -78,6 +82,7 @@ void quarantine_free(struct quarantine *q)
         return;
     for (size_t i = 0; i <= q->mask; i++)
         free(q->slots[i].ids);
+    free(q->spare);
     free(q->slots);
     free(q);
 }
@@ -98,6 +103,8 @@ static void drop_oldest(struct quarantine *q, struct key_entry *k)
         q->stats.forgotten_held++;
         q->version++;
     }
+    if (e->state == ID_ASKED || e->state == ID_RELEASING)
+        k->busy--;
     k->head = (k->head + 1) % k->cap;
     k->count--;
     q->stats.ids--;
@@ -154,7 +161,14 @@ static void remove_key(struct quarantine *q, struct key_entry *k)
 
     q->stats.ids -= k->count;
     q->stats.held -= k->held;
-    free(k->ids);
+    /* Its ring serves the next new key: key churn costs no allocation. */
+    if (q->spare == NULL || k->cap > q->spare_cap) {
+        free(q->spare);
+        q->spare = k->ids;
+        q->spare_cap = k->cap;
+    } else {
+        free(k->ids);
+    }
     memset(k, 0, sizeof(*k));
     q->keys--;
     for (size_t i = (hole + 1) & q->mask; q->slots[i].used; i = (i + 1) & q->mask) {
@@ -169,17 +183,33 @@ static void remove_key(struct quarantine *q, struct key_entry *k)
     }
 }
 
-/* Room for a new key: the one used least lately that holds nothing goes. */
+static bool evictable(const struct key_entry *k)
+{
+    return k->used && k->held == 0 && k->busy == 0;
+}
+
+/*
+ * Room for a new key: of MAKE_ROOM_SAMPLE slots looked at, the key used least lately that
+ * holds nothing and has nothing with postsuper goes (Redis's sampled LRU: bounded work per
+ * new key, whatever the table size); only when none of them can go, every slot is looked at.
+ */
+#define MAKE_ROOM_SAMPLE 32
 static bool make_room(struct quarantine *q)
 {
     struct key_entry *victim = NULL;
 
-    for (size_t i = 0; i <= q->mask; i++) {
-        struct key_entry *k = &q->slots[i];
+    /* A small table is looked at whole (exact LRU). */
+    for (unsigned n = 0; q->mask >= 2 * MAKE_ROOM_SAMPLE && n < MAKE_ROOM_SAMPLE; n++) {
+        struct key_entry *k = &q->slots[(q->sample++ * 0x9E3779B97F4A7C15ULL >> 20) & q->mask];
 
-        if (k->used && k->held == 0 && (victim == NULL || k->last_use < victim->last_use))
+        if (evictable(k) && (victim == NULL || k->last_use < victim->last_use))
             victim = k;
     }
+    if (victim == NULL)
+        for (size_t i = 0; i <= q->mask; i++)
+            if (evictable(&q->slots[i]) &&
+                (victim == NULL || q->slots[i].last_use < victim->last_use))
+                victim = &q->slots[i];
     if (victim == NULL)
         return false;
     remove_key(q, victim);
@@ -208,6 +238,12 @@ static struct key_entry *find_or_add(struct quarantine *q, enum culprit_kind kin
     memcpy(k->key, key, len);
     k->key[len] = '\0';
     k->len = len;
+    if (q->spare != NULL) {
+        k->ids = q->spare;
+        k->cap = q->spare_cap > q->set.per_key ? q->set.per_key : q->spare_cap;
+        q->spare = NULL;
+        q->spare_cap = 0;
+    }
     q->keys++;
     return k;
 }
@@ -250,11 +286,12 @@ bool quarantine_note(struct quarantine *q, enum culprit_kind kind, const char *k
     if (k == NULL)
         return false;
     k->last_use = now;
-    /* The same message again (a second hook at END-OF-MESSAGE): once is enough. */
-    if (k->count > 0) {
-        e = at(k, k->count - 1);
+    /* The same message again (a second hook at END-OF-MESSAGE, maybe after another
+     * session's): once is enough. */
+    for (unsigned i = k->count, seen = 0; i > 0 && seen < 8; i--, seen++) {
+        e = at(k, i - 1);
         if (strlen(e->id) == idlen && memcmp(e->id, id, idlen) == 0) {
-            if (held && e->state != ID_HELD && e->state != ID_RELEASING)
+            if (held && e->state == ID_QUEUED)
                 set_held(q, k, e, now);
             return true;
         }
@@ -293,10 +330,10 @@ static void info_of(const struct quarantine *q, const struct key_entry *k, doubl
             out->due += due(q, e, now);
             break;
         case ID_ASKED:
-        case ID_RELEASING:
             out->asked++;
             break;
         case ID_HELD:
+        case ID_RELEASING: /* still held until postsuper says */
             break;
         case ID_WOULD:
             out->would++;
@@ -308,15 +345,25 @@ static void info_of(const struct quarantine *q, const struct key_entry *k, doubl
     }
 }
 
-void quarantine_each(const struct quarantine *q, double now,
+void quarantine_each(const struct quarantine *q, double now, bool detail,
                      bool (*fn)(void *ctx, const struct quarantine_key_info *k), void *ctx)
 {
     for (size_t i = 0; i <= q->mask; i++) {
+        const struct key_entry *k = &q->slots[i];
         struct quarantine_key_info info;
 
-        if (!q->slots[i].used)
+        if (!k->used)
             continue;
-        info_of(q, &q->slots[i], now, &info);
+        if (detail) {
+            info_of(q, k, now, &info);
+        } else {
+            memset(&info, 0, sizeof(info));
+            info.kind = k->kind;
+            info.key = k->key;
+            info.hash = k->hash;
+            info.held = k->held;
+            info.asked = k->busy;
+        }
         if (!fn(ctx, &info))
             return;
     }
@@ -363,6 +410,8 @@ static unsigned mark(struct quarantine *q, struct key_entry *k, enum id_state fr
         if (!append_id(out, outlen, &n, e->id))
             break;
         e->state = (unsigned char)to;
+        if (to == ID_ASKED || to == ID_RELEASING)
+            k->busy++;
         taken++;
     }
     return taken;
@@ -427,6 +476,9 @@ unsigned quarantine_done(struct quarantine *q, enum culprit_kind kind, const cha
     for (unsigned i = 0; i < k->count; i++) {
         struct id_entry *e = at(k, i);
 
+        if ((op == QUARANTINE_HOLD && e->state == ID_ASKED) ||
+            (op == QUARANTINE_RELEASE && e->state == ID_RELEASING))
+            k->busy--;
         if (op == QUARANTINE_HOLD && e->state == ID_ASKED) {
             if (failed) {
                 e->state = ID_QUEUED;
@@ -483,6 +535,15 @@ void quarantine_tick(struct quarantine *q, double now)
                 e->queued < now - q->set.lookback) {
                 e->state = 255;
                 gone = true;
+            } else if (e->state == ID_HELD && e->at < now - QUARANTINE_HELD_MAX_AGE) {
+                /* Deleted by hand long ago, or left for good: it stops taking a key's
+                 * place (forgotten_held counts it). */
+                e->state = 255;
+                gone = true;
+                k->held--;
+                q->stats.held--;
+                q->stats.forgotten_held++;
+                q->version++;
             }
         }
         if (gone)
@@ -519,12 +580,15 @@ static size_t save_key(const struct key_entry *k, char *out, size_t outlen)
     n = (size_t)w;
     for (unsigned i = 0; i < k->count; i++) {
         const struct id_entry *e = at(k, i);
-        char state = e->state == ID_HELD || e->state == ID_RELEASING ? 'h'
-                     : e->state == ID_WOULD                          ? 'w'
-                                                                     : 'q';
+        /* Asked and not answered (a stop in between): maybe held, so kept as held; a
+         * release of one that was not does no harm. */
+        char state = e->state == ID_HELD || e->state == ID_RELEASING || e->state == ID_ASKED
+                         ? 'h'
+                     : e->state == ID_WOULD ? 'w'
+                                            : 'q';
 
         w = snprintf(out + n, outlen - n, "quarantine-id %s %c %.3f %.3f\n", e->id, state,
-                     e->queued, state == 'h' ? e->at : 0.0);
+                     e->queued, state == 'h' ? (e->state == ID_ASKED ? e->queued : e->at) : 0.0);
         if (w < 0 || (size_t)w >= outlen - n)
             return 0;
         n += (size_t)w;
@@ -544,7 +608,7 @@ size_t quarantine_save(const struct quarantine *q, char *out, size_t outlen)
             const struct key_entry *k = &q->slots[i];
             size_t w;
 
-            if (!k->used || (pass == 0) != (k->held > 0))
+            if (!k->used || (pass == 0) != (k->held + k->busy > 0))
                 continue;
             w = save_key(k, out + n, outlen - n);
             if (w == 0) {

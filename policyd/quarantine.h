@@ -14,8 +14,11 @@
  *
  * An ID goes queued -> asked (handed to postsuper) -> held, or back to
  * queued once when postsuper did not find it (its queue file may still
- * have been in the making), then forgotten.  Release: held -> asked ->
- * forgotten, counted as released.
+ * have been in the making), then forgotten.  Release: held -> releasing ->
+ * forgotten, counted as released.  A held ID is forgotten after
+ * QUARANTINE_HELD_MAX_AGE.  A key with IDs held or with postsuper is never
+ * the one to make room; a new key takes the place of the key used least
+ * lately among a sample of slots (bounded work per new key).
  *
  * Pure: no I/O; memory is allocated when a key first needs room (per key,
  * doubling up to per_key entries), never per request otherwise.  Returned
@@ -35,6 +38,9 @@
  * enough for one datagram (QUARANTINE_BATCH x (QUEUE_ID_MAX + 1) bytes). */
 #define QUARANTINE_BATCH 500
 #define QUARANTINE_RETRY 2.0 /* seconds before a hold postsuper did not do is asked again */
+/* A held ID is forgotten after this long (deleted by hand, or left on hold for good): it
+ * no longer keeps its key's place.  Postfix's maximal_queue_lifetime is 5 days. */
+#define QUARANTINE_HELD_MAX_AGE (7 * 86400.0)
 
 struct quarantine_settings {
     unsigned slots;   /* keys */
@@ -51,7 +57,7 @@ struct quarantine_key_info {
     uint64_t hash;
     unsigned queued;   /* IDs not held, not asked */
     unsigned due;      /* of those, the ones a hold would ask for now */
-    unsigned asked;    /* handed to postsuper, no answer yet */
+    unsigned asked;    /* handed to postsuper for a hold, no answer yet ("being held") */
     unsigned held;     /* on hold by RelayWatch */
     double held_since; /* the first of them, Unix time; 0: none held */
     unsigned released; /* released by the last release */
@@ -84,8 +90,10 @@ void quarantine_reconfigure(struct quarantine *q, const struct quarantine_settin
 bool quarantine_note(struct quarantine *q, enum culprit_kind kind, const char *key, size_t len,
                      uint64_t hash, const char *id, size_t idlen, double now, bool held);
 
-/* Visit every key (due counted at now); fn must not change the table. */
-void quarantine_each(const struct quarantine *q, double now,
+/* Visit every key (due counted at now); fn must not change the table.  Without detail only
+ * kind, key, hash, held and asked (asked or releasing) are filled, without looking at the
+ * key's IDs. */
+void quarantine_each(const struct quarantine *q, double now, bool detail,
                      bool (*fn)(void *ctx, const struct quarantine_key_info *k), void *ctx);
 
 /* One key's figures; false when the table does not know it. */

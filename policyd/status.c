@@ -372,7 +372,7 @@ void status_held_json(struct http_body *b, const struct hold_service *holds, dou
 
     http_body_printf(b, "[");
     if (holds != NULL)
-        quarantine_each(hold_service_ledger(holds), wall_now, held_key, &h);
+        quarantine_each(hold_service_ledger(holds), wall_now, true, held_key, &h);
     http_body_printf(b, "]");
 }
 
@@ -381,7 +381,7 @@ void status_held_text(struct http_body *b, const struct hold_service *holds, dou
     struct held_ctx h = {b, true, 0};
 
     if (holds != NULL)
-        quarantine_each(hold_service_ledger(holds), wall_now, held_key, &h);
+        quarantine_each(hold_service_ledger(holds), wall_now, true, held_key, &h);
 }
 
 static void json_quarantine(struct http_body *b, const struct status_sources *s)

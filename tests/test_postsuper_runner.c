@@ -81,8 +81,8 @@ static void test_request_check(void **state)
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
         if (check(refused[i]))
             fail_msg("accepted '%s'", refused[i]);
-    /* A NUL inside. */
-    assert_false(postsuper_request_check("h 14E9AA\0766D1", 14, &op, &n, &why));
+    /* A NUL inside (two literals: "\0" then "766D1", not the octal escape "\076"). */
+    assert_false(postsuper_request_check("h 14E9AA\0" "766D1", 14, &op, &n, &why));
     /* Overlong: QUARANTINE_BATCH IDs pass, one more does not; nor does a request over the
      * size limit. */
     {
@@ -204,7 +204,7 @@ static void test_runner(void **state)
         if (strncmp(answer, "refused: ", 9) != 0)
             fail_msg("'%s' answered '%s'", refused[i], answer);
     }
-    ask(fd, "h 14E9AA\0766D1", 14, answer, sizeof(answer));
+    ask(fd, "h 14E9AA\0" "766D1", 14, answer, sizeof(answer));
     assert_string_equal(answer, "refused: NUL byte in the request");
     {
         char *big = malloc(POSTSUPER_REQUEST_MAX + 100);
@@ -247,8 +247,26 @@ static void test_runner(void **state)
     ask(fd, "h 14E9AA766D1", 13, answer, sizeof(answer));
     assert_true(strncmp(answer, "failed: ", 8) == 0);
     assert_non_null(strstr(answer, "no such directory"));
+    /* One that held one message and then failed: what it did is said, not lost. */
+    {
+        FILE *s = fopen(script, "w");
 
-    /* The runner goes when the daemon's end closes. */
+        assert_non_null(s);
+        fprintf(s, "#!/bin/sh\nread id\necho \"postsuper: $id: placed on hold\" >&2\n"
+                   "echo 'postsuper: fatal: out of memory' >&2\nexit 1\n");
+        fclose(s);
+    }
+    ask(fd, "h 14E9AA766D1 31558A766D1", 25, answer, sizeof(answer));
+    assert_string_equal(answer, "ok 14E9AA766D1");
+
+    /* The runner goes when the daemon's end shuts down for writing (no busy loop on the
+     * zero-length reads that follow), or closes. */
+    shutdown(fd, SHUT_WR);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fd);
+    pid = postsuper_runner_start(script, "/etc/postfix-second", &fd, err, sizeof(err));
+    assert_true(pid > 0);
     close(fd);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

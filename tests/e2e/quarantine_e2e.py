@@ -37,7 +37,8 @@ Runs:
               of the ordinary users' messages is; relaywatch list shows the
               held count; relaywatch release frees them (its count checked)
               and postqueue -j shows them back in the deferred queue.
-  monitor     monitor_only = yes: nothing is held; the log says what would be.
+  monitor     monitor_only = yes and user = daemon (a user that exists): nothing
+              is held; the log says what would be; the daemon runs as daemon.
 
 Exit status 0 when every check passes, 1 otherwise, 77 (skip) when not root or
 a program is missing.  Each run takes about 25 s.
@@ -45,6 +46,7 @@ a program is missing.  Each run takes about 25 s.
 
 import json
 import os
+import pwd
 import re
 import sys
 import time
@@ -64,6 +66,7 @@ BOT_SENDER = "offers@cheap-deals.example"
 WARMUP = 3.0          # ordinary traffic alone before the bot
 SETTLE = 15.0         # how long the holds may take after the bot's last message
 MONITOR_BOT_MESSAGES = 12
+REAL_USER = "daemon"   # in every Debian passwd (base-passwd); uid 1, group daemon
 RUNS = {
     "quarantine": {"culprit": "client", "action": "defer", "lookups": True},
     "monitor": {"culprit": "client", "action": "defer", "lookups": True},
@@ -116,7 +119,8 @@ class QuarantineRun(fast_e2e.FastRun):
         self.daemon_conf = os.path.join(self.dir, "relaywatch.conf")
         lines = self.daemon_conf_lines() + [fast_e2e.DETECTOR_OUT_OF_THE_WAY]
         if self.monitor:
-            lines.append("monitor_only = yes")
+            # And a user that exists (Debian's "daemon"): the path without the fallback.
+            lines += ["monitor_only = yes", "user = %s" % REAL_USER]
         with open(self.daemon_conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.chmod(self.daemon_conf, 0o644)  # read again by the daemon as nobody on SIGHUP
@@ -157,9 +161,17 @@ class QuarantineRun(fast_e2e.FastRun):
                    "children %s" % [(k, proc_status(k).get("Uid")) for k in kids])
         self.figure("relaywatchd uid", uids[0] if uids else None)
         text = read_text(self.daemon_log)
-        self.check("gave up root: running as nobody" in text,
-                   "the log says the daemon gave up root (the user relaywatch does not exist: "
-                   "nobody)", fast_e2e.tail_text(self.daemon_log, 10))
+        if self.monitor:
+            pw = pwd.getpwnam(REAL_USER)
+            self.check(uids == [str(pw.pw_uid)] * 4 and gids == [str(pw.pw_gid)] * 4
+                       and "gave up root: running as %s " % REAL_USER in text
+                       and "does not exist" not in text,
+                       "user = %s: the daemon runs as that user (no fallback)" % REAL_USER,
+                       "Uid %s Gid %s\n%s" % (uids, gids, fast_e2e.tail_text(self.daemon_log, 10)))
+        else:
+            self.check("gave up root: running as nobody" in text,
+                       "the log says the daemon gave up root (the user relaywatch does not "
+                       "exist: nobody)", fast_e2e.tail_text(self.daemon_log, 10))
 
     def execute(self):
         self.phase = 1

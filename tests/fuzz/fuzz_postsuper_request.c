@@ -2,9 +2,11 @@
  * Fuzz target for the postsuper runner's two parsers: the daemon's request and postsuper's
  * output.  No crash, no read past the input; a request accepted is "h" or "r", a space, and
  * space-separated Postfix queue IDs (each accepted by queue_id_valid, none starting with '-',
- * never "ALL"); the IDs read from the output as done are some of the request's.
+ * never "ALL"); postsuper's output saying every ID done reads back as exactly the request's
+ * IDs, and output against another request gives only that request's ID.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,11 +42,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (words != count)
             abort();
         {
-            /* The input read as postsuper's output, for this request. */
+            /* postsuper's output for this request, every ID done: read back, it gives the
+             * request's IDs in their order, all of them. */
+            static char output[POSTSUPER_REQUEST_MAX * 4];
             char out[POSTSUPER_ANSWER_MAX];
-            unsigned done = postsuper_output_done(s, size, op, s, size, out, sizeof(out));
+            size_t o = 0;
+            unsigned done;
 
-            if (done > count || strlen(out) >= sizeof(out))
+            for (size_t i = 2; i <= size;) {
+                size_t w = 0;
+
+                while (i + w < size && s[i + w] != ' ')
+                    w++;
+                o += (size_t)snprintf(output + o, sizeof(output) - o, "postsuper: %.*s: %s\n",
+                                      (int)w, s + i,
+                                      op == 'h' ? "placed on hold" : "released from hold");
+                i += w + 1;
+            }
+            done = postsuper_output_done(output, o, op, s, size, out, sizeof(out));
+            if (done != count || strlen(out) != size - 2 || memcmp(out, s + 2, size - 2) != 0)
                 abort();
         }
     } else {
