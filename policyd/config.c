@@ -1428,7 +1428,7 @@ static const struct key_entry {
     [CK_POSTFIX_CONFIG_DIRECTORY] = {"postfix_config_directory", set_postfix_config_directory,
                                      "/etc/postfix"},
     [CK_QUARANTINE_LOOKBACK] = {"quarantine_lookback", set_quarantine_lookback, "1h"},
-    [CK_QUARANTINE_MESSAGES] = {"quarantine_messages", set_quarantine_messages, "1000"},
+    [CK_QUARANTINE_MESSAGES] = {"quarantine_messages", set_quarantine_messages, "500"},
     [CK_QUARANTINE_SLOTS] = {"quarantine_slots", set_quarantine_slots, "1024"},
     [CK_USER] = {"user", set_user, "relaywatch"},
 };
