@@ -189,7 +189,6 @@ class QuarantineRun(fast_e2e.FastRun):
         bots = [self.start_thread(self.bot_loop, i) for i in range(fast_e2e.BOT_SESSIONS)]
         for t in bots:
             t.join(budget(40))
-        t_bot_done = fast_e2e.now()
         bot_ids = self.ids("bot")
         self.figure("bot messages queued (DATA 250)", len(bot_ids))
         if self.monitor:
@@ -210,8 +209,6 @@ class QuarantineRun(fast_e2e.FastRun):
             if all(q.get(i) == "hold" for i in bot_ids) and self.held()[1] == 0:
                 break
             time.sleep(0.2)
-        self.figure("seconds from the bot's last message to all of them held",
-                    "%.1f" % (fast_e2e.now() - t_bot_done))
         self.stop_background.set()
         for t in self.threads:
             t.join(budget(20))
