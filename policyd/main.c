@@ -921,7 +921,9 @@ static void log_privileges(const struct daemon_state *d)
                  "postsuper -h/-H only",
                  d->runs_as, (int)d->runner_pid);
     else
-        log_info("gave up root: running as %s; %s", d->runs_as, d->runner_unavailable);
+        log_warning("gave up root: running as %s; no postsuper runner, so nothing queued before a "
+                    "stop can be held: %s",
+                    d->runs_as, d->runner_unavailable);
 }
 
 /* Each connection is a descriptor: make room for max_connections of them. */
