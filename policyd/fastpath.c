@@ -76,15 +76,6 @@ struct fast_table {
     double *scratch; /* levels, for the median */
 };
 
-static size_t power_of_two(size_t n)
-{
-    size_t p = 1;
-
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
 static void set_settings(struct fast_table *t, const struct fast_settings *s)
 {
     bool new_window = t->set.window != s->window;
@@ -141,7 +132,7 @@ struct fast_table *fast_table_new(const struct fast_settings *s)
     if (t == NULL)
         abort();
     t->set.slots = s->slots;
-    t->sets = power_of_two((s->slots + FAST_WAYS - 1) / FAST_WAYS);
+    t->sets = power_of_two_at_least((s->slots + FAST_WAYS - 1) / FAST_WAYS, 1);
     n = t->sets * FAST_WAYS;
     t->entries = aligned_alloc(64, n * sizeof(*t->entries));
     t->setv = aligned_alloc(64, t->sets * sizeof(*t->setv));

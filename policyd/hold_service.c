@@ -214,8 +214,9 @@ void hold_service_saw_end_of_message(struct hold_service *hs)
     hs->eom_seen = true;
 }
 
-void hold_service_message(struct hold_service *hs, const struct policy_request *req, bool held,
-                          bool exempt, const struct throttle_table *t, double now)
+void hold_service_message(struct hold_service *hs, const struct policy_request *req,
+                          const struct traffic_news *news, bool held, bool exempt,
+                          const struct throttle_table *t, double now)
 {
     struct request_key keys[3];
     struct policy_slice id = req->attr[PA_QUEUE_ID];
@@ -226,7 +227,7 @@ void hold_service_message(struct hold_service *hs, const struct policy_request *
     /* never_throttle_*: kept out of the ledger, so no stop reaches back to their mail. */
     if (!hs->cfg->quarantine || id.len == 0 || (exempt && !held))
         return;
-    n = traffic_request_keys(req, keys);
+    n = traffic_request_keys(req, news, keys);
     for (unsigned i = 0; i < n; i++) {
         /* Held (HOLD answered) under the first of its keys that is stopped, queued under
          * the others: each held message is counted once. */
@@ -423,7 +424,6 @@ void hold_service_get_stats(const struct hold_service *hs, struct hold_service_s
     out->end_of_message_seen = hs->eom_seen;
     out->runs = hs->runs;
     out->failures = hs->failures;
-    out->notes_failed = hs->notes_failed;
     quarantine_get_stats(hs->q, &out->q);
 }
 

@@ -40,8 +40,10 @@ void hold_service_reconfigure(struct hold_service *hs, const struct config *cfg)
 /* An END-OF-MESSAGE request of relay mail: its queue ID, under each of its keys.  held: the
  * answer was HOLD (Postfix holds it itself): counted as held under the first key t stops.
  * exempt: the request is on a never_throttle_* list (not remembered unless held). */
-void hold_service_message(struct hold_service *hs, const struct policy_request *req, bool held,
-                          bool exempt, const struct throttle_table *t, double now);
+struct traffic_news;
+void hold_service_message(struct hold_service *hs, const struct policy_request *req,
+                          const struct traffic_news *news, bool held, bool exempt,
+                          const struct throttle_table *t, double now);
 /* Any END-OF-MESSAGE request: the hook is there. */
 void hold_service_saw_end_of_message(struct hold_service *hs);
 
@@ -54,7 +56,6 @@ struct hold_service_stats {
     const char *unavailable; /* why not ("" when it is) */
     bool end_of_message_seen;
     uint64_t runs, failures; /* postsuper runs asked for, and those that failed */
-    uint64_t notes_failed;   /* queue IDs not remembered: the key table was full */
     struct quarantine_stats q;
 };
 void hold_service_get_stats(const struct hold_service *hs, struct hold_service_stats *out);

@@ -209,8 +209,9 @@ static void handle_request(void *ctx, const struct policy_request *req, struct d
     defense_decide(d->defense, req, &news, d->request_now + d->wall_offset, out);
     if (req->state == PS_END_OF_MESSAGE) {
         if (news.relay_message)
-            hold_service_message(d->holds, req, out->kind == AK_HOLD,
-                                 defense_request_exempt(d->defense, req),
+            /* The never_throttle lists are looked at only when the quarantine needs them. */
+            hold_service_message(d->holds, req, &news, out->kind == AK_HOLD,
+                                 d->cfg->quarantine && defense_request_exempt(d->defense, req),
                                  defense_throttles_const(d->defense),
                                  d->request_now + d->wall_offset);
         else

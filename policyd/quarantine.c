@@ -46,15 +46,6 @@ struct quarantine {
     struct quarantine_stats stats;
 };
 
-static size_t power_of_two(size_t n)
-{
-    size_t p = 16;
-
-    while (p < n)
-        p *= 2;
-    return p;
-}
-
 struct quarantine *quarantine_new(const struct quarantine_settings *s)
 {
     struct quarantine *q = calloc(1, sizeof(*q));
@@ -68,7 +59,7 @@ struct quarantine *quarantine_new(const struct quarantine_settings *s)
     if (q->set.per_key < 1)
         q->set.per_key = 1;
     /* At most half full: probes stay short. */
-    n = power_of_two((size_t)q->set.slots * 2);
+    n = power_of_two_at_least((size_t)q->set.slots * 2, 16);
     q->slots = calloc(n, sizeof(*q->slots));
     if (q->slots == NULL)
         abort();

@@ -88,20 +88,11 @@ struct traffic {
     uint64_t run_totals_dirty;
 };
 
-static size_t power_of_two(size_t n)
-{
-    size_t p = 64;
-
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
 struct traffic *traffic_new(const struct config *cfg)
 {
     struct traffic *t = calloc(1, sizeof(*t));
     const char *names[WINDOW_MAX];
-    size_t slots = power_of_two(cfg->session_slots);
+    size_t slots = power_of_two_at_least(cfg->session_slots, 64);
 
     if (t == NULL)
         abort();
@@ -500,7 +491,8 @@ static void culprit_hashes(const struct policy_request *req, struct traffic_news
                               : 0;
 }
 
-unsigned traffic_request_keys(const struct policy_request *req, struct request_key out[3])
+unsigned traffic_request_keys(const struct policy_request *req, const struct traffic_news *news,
+                              struct request_key out[3])
 {
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
@@ -523,8 +515,13 @@ unsigned traffic_request_keys(const struct policy_request *req, struct request_k
         out[n].key = out[n].folded;
         n++;
     }
+    /* The hashes traffic_request worked out already are taken, not worked out again. */
     for (unsigned i = 0; i < n; i++)
-        out[i].hash = culprit_key_hash(out[i].kind, out[i].key, out[i].len);
+        out[i].hash = i == 0 && out[i].kind != CULPRIT_SENDER_DOMAIN && news->who
+                          ? news->who
+                      : out[i].kind == CULPRIT_SENDER_DOMAIN && news->sender_domain
+                          ? news->sender_domain
+                          : culprit_key_hash(out[i].kind, out[i].key, out[i].len);
     return n;
 }
 

@@ -77,8 +77,10 @@ struct request_key {
     uint64_t hash; /* culprit_key_hash */
     char folded[CULPRIT_KEY_MAX];
 };
-/* Fills out[0..3); returns how many. */
-unsigned traffic_request_keys(const struct policy_request *req, struct request_key out[3]);
+/* Fills out[0..3); returns how many.  news: what traffic_request said of req (its culprit
+ * hashes are used; zeros are worked out). */
+unsigned traffic_request_keys(const struct policy_request *req, const struct traffic_news *news,
+                              struct request_key out[3]);
 
 /* DNS events of one cause (a request, or one answer): per type and outcome. */
 struct dns_counts {

@@ -342,6 +342,15 @@ uint64_t hash64(const char *data, size_t len, int fold_case)
     return finalize(h);
 }
 
+size_t power_of_two_at_least(size_t n, size_t floor)
+{
+    size_t p = floor;
+
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
 uint64_t hash64_mix(uint64_t h, uint64_t v)
 {
     return finalize(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));

@@ -107,4 +107,7 @@ uint64_t hash64(const char *data, size_t len, int fold_case);
 /* Mix one more value into a hash (for keys made of several parts). */
 uint64_t hash64_mix(uint64_t h, uint64_t v);
 
+/* The smallest power of two >= n and >= floor (floor a power of two): hash tables' sizes. */
+size_t power_of_two_at_least(size_t n, size_t floor);
+
 #endif
