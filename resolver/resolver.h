@@ -21,28 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns_types.h"
+
 struct ev_loop;
 struct resolver;
-
-enum dns_type { DNS_A, DNS_AAAA, DNS_MX, DNS_PTR, DNS_TYPES };
-
-enum dns_outcome {
-    DNS_HIT,
-    DNS_MERGED,
-    DNS_UPSTREAM, /* a query packet sent, not a lookup's end */
-    DNS_ANSWERED,
-    DNS_NXDOMAIN,
-    DNS_NODATA,
-    DNS_SERVFAIL,
-    DNS_TIMEOUT,
-    DNS_SKIPPED,
-    DNS_OUTCOMES
-};
-
-/* The caller's names for who caused a lookup; the resolver only hands them back. */
-struct resolver_tag {
-    uint64_t who, sender_domain;
-};
 
 /* Every count: one lookup's end, or one packet sent (DNS_UPSTREAM). */
 typedef void resolver_count_fn(void *ctx, enum dns_type type, enum dns_outcome outcome,

@@ -23,7 +23,7 @@
 
 #include "culprits.h"
 #include "policy_request.h"
-#include "resolver.h"
+#include "dns_types.h"
 #include "window_counter.h"
 
 struct config;

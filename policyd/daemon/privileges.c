@@ -1,0 +1,91 @@
+/*
+ * privileges: giving up root at start; the postsuper runner, forked first, keeps it.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "config.h"
+#include "log.h"
+#include "postsuper_runner.h"
+#include "privsep.h"
+
+/*
+ * Started as root: fork the postsuper runner (the only part that keeps root) when the
+ * quarantine is on, then become cfg->user for good.  Not root: nothing to give up, and
+ * nothing can be held.  false (the reason on stderr and in the log): do not start.
+ */
+bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stderr)
+{
+    const struct config *c = d->cfg;
+    char err[512], main_cf[1200];
+    const char *fallback;
+
+    d->runner_fd = -1;
+    if (!c->quarantine) {
+        snprintf(d->runner_unavailable, sizeof(d->runner_unavailable), "quarantine = no");
+    } else if (geteuid() != 0) {
+        snprintf(d->runner_unavailable, sizeof(d->runner_unavailable),
+                 "relaywatchd was not started as root: postsuper cannot be run");
+    }
+    if (geteuid() != 0)
+        return true;
+    /* What root reads must be root's alone: a file the daemon's user could write would hand
+     * it root's choices (the user to become, the Postfix instance postsuper reads) at the
+     * next start. */
+    if (config_file != NULL && !privsep_root_only(config_file, false, err, sizeof(err))) {
+        fprintf(stderr, "relaywatchd: %s\n", err);
+        if (!to_stderr)
+            log_error("%s", err);
+        return false;
+    }
+    snprintf(main_cf, sizeof(main_cf), "%s/main.cf", c->postfix_config_directory);
+    if (c->quarantine && (!privsep_root_only(c->postfix_config_directory, true, err, sizeof(err)) ||
+                          !privsep_root_only(main_cf, false, err, sizeof(err)))) {
+        snprintf(d->runner_unavailable, sizeof(d->runner_unavailable),
+                 "postfix_config_directory: %.200s", err);
+    } else if (c->quarantine) {
+        d->runner_pid = postsuper_runner_start(POSTSUPER_PATH, c->postfix_config_directory,
+                                               &d->runner_fd, err, sizeof(err));
+        if (d->runner_pid < 0) {
+            log_error("quarantine: %s: nothing can be held", err);
+            snprintf(d->runner_unavailable, sizeof(d->runner_unavailable), "%.200s", err);
+            d->runner_fd = -1;
+        }
+    }
+    /* The built-in user may not exist on a fresh machine: nobody then, said in the log. */
+    fallback = c->origin[CK_USER].source == NULL ? "nobody" : NULL;
+    if (!privsep_become(c->user, fallback, d->runs_as, sizeof(d->runs_as), err, sizeof(err))) {
+        fprintf(stderr, "relaywatchd: %s\n", err);
+        if (!to_stderr)
+            log_error("%s", err);
+        return false;
+    }
+    /* Said once started (log_privileges): a start that fails says one line only. */
+    return true;
+}
+
+void log_privileges(const struct daemon_state *d)
+{
+    const struct config *c = d->cfg;
+
+    if (d->runs_as[0] == '\0') {
+        if (c->quarantine)
+            log_warning("quarantine: %s: nothing can be held", d->runner_unavailable);
+        return;
+    }
+    if (strncmp(d->runs_as, c->user, strlen(c->user)) != 0 || d->runs_as[strlen(c->user)] != ' ')
+        log_warning("user %s does not exist: running as %s (create it: useradd --system "
+                    "--no-create-home --shell /usr/sbin/nologin %s)",
+                    c->user, d->runs_as, c->user);
+    if (d->runner_fd >= 0)
+        log_info("gave up root: running as %s; the postsuper runner (pid %d) keeps root for "
+                 "postsuper -h/-H only",
+                 d->runs_as, (int)d->runner_pid);
+    else
+        log_warning("gave up root: running as %s; no postsuper runner, so nothing queued before a "
+                    "stop can be held: %s",
+                    d->runs_as, d->runner_unavailable);
+}
+
