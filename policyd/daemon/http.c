@@ -284,6 +284,19 @@ static bool is_tchar(unsigned char ch)
     return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
+/* Where stop ends a non-empty token (a method, a header name) at p, or NULL. */
+static char *token_end(char *p, size_t len, char stop)
+{
+    char *e = memchr(p, stop, len);
+
+    if (e == NULL || e == p)
+        return NULL;
+    for (char *q = p; q < e; q++)
+        if (!is_tchar((unsigned char)*q))
+            return NULL;
+    return e;
+}
+
 /* Length of the line at p (without its LF or CRLF); *next after it. */
 static size_t line_at(char *p, char *end, char **next)
 {
@@ -317,12 +330,9 @@ static enum parse_result parse_head(struct http_conn *c, size_t head_len, char *
     len = line_at(p, end, &next);
 
     /* METHOD SP TARGET SP HTTP/D.D, exactly. */
-    sp1 = memchr(line, ' ', len);
-    if (sp1 == NULL || sp1 == line)
+    sp1 = token_end(line, len, ' ');
+    if (sp1 == NULL)
         return PARSE_BAD;
-    for (char *q = line; q < sp1; q++)
-        if (!is_tchar((unsigned char)*q))
-            return PARSE_BAD;
     tstart = sp1 + 1;
     sp2 = memchr(tstart, ' ', (size_t)(line + len - tstart));
     if (sp2 == NULL || sp2 == tstart)
@@ -352,12 +362,9 @@ static enum parse_result parse_head(struct http_conn *c, size_t head_len, char *
 
         if (fl_len == 0)
             break; /* the empty line that ends the head */
-        colon = memchr(fl, ':', fl_len);
-        if (colon == NULL || colon == fl)
+        colon = token_end(fl, fl_len, ':');
+        if (colon == NULL)
             return PARSE_BAD;
-        for (char *q = fl; q < colon; q++)
-            if (!is_tchar((unsigned char)*q))
-                return PARSE_BAD;
         for (char *q = colon + 1; q < fl + fl_len; q++) {
             unsigned char ch = (unsigned char)*q;
 
