@@ -23,27 +23,25 @@
  * Oddities (malformed requests, timeouts, the limit) are logged at most
  * once per category every HTTP_LOG_INTERVAL seconds, with a count of the
  * ones not logged, never once per request.
+ *
+ * The connection layer (connections.h) accepts, enforces the limit, names
+ * peers and runs the deadline; this file reads requests and writes responses.
  */
 #include "http.h"
-#include "listen_socket.h"
 
 #include <errno.h>
 #include <ev.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "config.h"
+#include "connections.h"
 #include "log.h"
 
 #define HTTP_MAX_CONNECTIONS 64
@@ -54,7 +52,6 @@
 #define HTTP_ACCEPTS_PER_EVENT 16
 #define HTTP_LOG_INTERVAL 300.0
 #define HTTP_UNIX_MODE 0660
-#define HTTP_PEER_MAX 80
 
 /* ------------------------------------------------------------ http_body */
 
@@ -117,26 +114,15 @@ enum http_oddity {
     ODD_COUNT
 };
 
-struct http_listener {
-    ev_io io;
-    struct http_server *srv;
-    struct http_listener *next;
-};
-
 enum conn_phase { PHASE_READ, PHASE_WRITE, PHASE_LINGER };
 
 struct http_conn {
-    ev_io io;
-    ev_timer deadline;
-    struct http_server *srv;
-    struct http_conn *prev, *next;
-    int fd;
+    struct conn base; /* first: the layer's part (fd, peer, watchers, deadline) */
     enum conn_phase phase;
     size_t in_len;
     char *out;
     size_t out_len, out_off;
     size_t drained;
-    char peer[HTTP_PEER_MAX];
     char in[HTTP_HEAD_MAX];
 };
 
@@ -145,17 +131,18 @@ struct http_server {
     http_handler_fn *handler;
     void *ctx;
     char *spec;
-    char *unix_path; /* socket file we created, removed at free */
-    struct http_listener *listeners;
-    struct http_conn *conns;
-    unsigned conn_count;
-    ev_timer accept_retry;
+    struct conn_set *conns;
     struct {
         bool logged;
         ev_tstamp last;
         unsigned long suppressed;
     } odd[ODD_COUNT];
 };
+
+static struct http_server *server_of(const struct http_conn *c)
+{
+    return c->base.owner;
+}
 
 /* -------------------------------------------------------------- helpers */
 
@@ -214,86 +201,28 @@ static const char *reason_phrase(int code)
     }
 }
 
-static void format_peer(struct http_conn *c, const struct sockaddr_storage *ss)
-{
-    char host[INET6_ADDRSTRLEN], port[8];
-
-    if (ss->ss_family == AF_UNIX) {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-
-        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-            snprintf(c->peer, sizeof(c->peer), "unix(pid %ld)", (long)cred.pid);
-        else
-            snprintf(c->peer, sizeof(c->peer), "unix");
-        return;
-    }
-    if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(c->peer, sizeof(c->peer), "unknown");
-        return;
-    }
-    if (ss->ss_family == AF_INET6)
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%s", host, port);
-    else
-        snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
-}
-
 /* ---------------------------------------------------------- connections */
 
-static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void conn_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
-
-static void conn_close(struct http_conn *c)
-{
-    struct http_server *srv = c->srv;
-
-    ev_io_stop(srv->loop, &c->io);
-    ev_timer_stop(srv->loop, &c->deadline);
-    close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    srv->conn_count--;
-    free(c->out);
-    free(c);
-}
-
-/* Switch the one io watcher to other events (the fd stays the same). */
-static void conn_watch(struct http_conn *c, int events)
-{
-    ev_io_stop(c->srv->loop, &c->io);
-    ev_io_set(&c->io, c->fd, events);
-    ev_io_start(c->srv->loop, &c->io);
-}
-
 /* The response is out: half-close and wait briefly for the peer's EOF. */
-static void conn_linger(struct http_conn *c)
+static void linger(struct http_conn *c)
 {
-    ev_tstamp left = ev_timer_remaining(c->srv->loop, &c->deadline);
-
     free(c->out);
     c->out = NULL;
     c->phase = PHASE_LINGER;
-    if (shutdown(c->fd, SHUT_WR) != 0) {
-        conn_close(c);
+    if (shutdown(c->base.fd, SHUT_WR) != 0) {
+        conn_close(&c->base);
         return;
     }
     /* What is left of the deadline, but never more than HTTP_LINGER. */
-    ev_timer_stop(c->srv->loop, &c->deadline);
-    ev_timer_set(&c->deadline, left > 0 && left < HTTP_LINGER ? left : HTTP_LINGER, 0.0);
-    ev_timer_start(c->srv->loop, &c->deadline);
-    conn_watch(c, EV_READ);
+    conn_expire_within(&c->base, HTTP_LINGER);
+    conn_watch(&c->base, EV_READ);
 }
 
 /* Write what is pending; on EAGAIN wait for EV_WRITE. */
-static void conn_flush(struct http_conn *c)
+static void flush(struct http_conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = send(c->base.fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 
         if (n < 0) {
             if (errno == EINTR)
@@ -301,21 +230,21 @@ static void conn_flush(struct http_conn *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if (c->phase != PHASE_WRITE) {
                     c->phase = PHASE_WRITE;
-                    conn_watch(c, EV_WRITE);
+                    conn_watch(&c->base, EV_WRITE);
                 }
                 return;
             }
-            conn_close(c); /* EPIPE, ECONNRESET: the peer is gone */
+            conn_close(&c->base); /* EPIPE, ECONNRESET: the peer is gone */
             return;
         }
         c->out_off += (size_t)n;
     }
-    conn_linger(c);
+    linger(c);
 }
 
 /* Build the whole response (head and, unless HEAD, body) and start writing. */
-static void conn_respond(struct http_conn *c, int code, const char *content_type,
-                         const char *extra_headers, const struct http_body *body, bool head_only)
+static void respond(struct http_conn *c, int code, const char *content_type,
+                    const char *extra_headers, const struct http_body *body, bool head_only)
 {
     struct http_body out = {0};
     size_t body_len = body ? body->len : 0;
@@ -335,15 +264,15 @@ static void conn_respond(struct http_conn *c, int code, const char *content_type
     c->out = out.data;
     c->out_len = out.len;
     c->out_off = 0;
-    conn_flush(c);
+    flush(c);
 }
 
-static void conn_respond_error(struct http_conn *c, int code, const char *extra_headers)
+static void respond_error(struct http_conn *c, int code, const char *extra_headers)
 {
     struct http_body body = {0};
 
     http_body_printf(&body, "%d %s\n", code, reason_phrase(code));
-    conn_respond(c, code, "text/plain; charset=utf-8", extra_headers, &body, false);
+    respond(c, code, "text/plain; charset=utf-8", extra_headers, &body, false);
     free(body.data);
 }
 
@@ -353,6 +282,19 @@ static bool is_tchar(unsigned char ch)
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
         return true;
     return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Where stop ends a non-empty token (a method, a header name) at p, or NULL. */
+static char *token_end(char *p, size_t len, char stop)
+{
+    char *e = memchr(p, stop, len);
+
+    if (e == NULL || e == p)
+        return NULL;
+    for (char *q = p; q < e; q++)
+        if (!is_tchar((unsigned char)*q))
+            return NULL;
+    return e;
 }
 
 /* Length of the line at p (without its LF or CRLF); *next after it. */
@@ -388,12 +330,9 @@ static enum parse_result parse_head(struct http_conn *c, size_t head_len, char *
     len = line_at(p, end, &next);
 
     /* METHOD SP TARGET SP HTTP/D.D, exactly. */
-    sp1 = memchr(line, ' ', len);
-    if (sp1 == NULL || sp1 == line)
+    sp1 = token_end(line, len, ' ');
+    if (sp1 == NULL)
         return PARSE_BAD;
-    for (char *q = line; q < sp1; q++)
-        if (!is_tchar((unsigned char)*q))
-            return PARSE_BAD;
     tstart = sp1 + 1;
     sp2 = memchr(tstart, ' ', (size_t)(line + len - tstart));
     if (sp2 == NULL || sp2 == tstart)
@@ -423,12 +362,9 @@ static enum parse_result parse_head(struct http_conn *c, size_t head_len, char *
 
         if (fl_len == 0)
             break; /* the empty line that ends the head */
-        colon = memchr(fl, ':', fl_len);
-        if (colon == NULL || colon == fl)
+        colon = token_end(fl, fl_len, ':');
+        if (colon == NULL)
             return PARSE_BAD;
-        for (char *q = fl; q < colon; q++)
-            if (!is_tchar((unsigned char)*q))
-                return PARSE_BAD;
         for (char *q = colon + 1; q < fl + fl_len; q++) {
             unsigned char ch = (unsigned char)*q;
 
@@ -447,30 +383,30 @@ static enum parse_result parse_head(struct http_conn *c, size_t head_len, char *
 }
 
 /* The head is complete in c->in[0, head_len): answer it. */
-static void conn_handle(struct http_conn *c, size_t head_len)
+static void handle_head(struct http_conn *c, size_t head_len)
 {
-    struct http_server *srv = c->srv;
+    struct http_server *srv = server_of(c);
     char *method, *target, *query;
     bool head_only;
     enum parse_result r = parse_head(c, head_len, &method, &target);
 
-    ev_io_stop(srv->loop, &c->io);
+    conn_watch(&c->base, 0);
     if (r == PARSE_VERSION) {
-        oddity(srv, ODD_BAD, "%s: HTTP version other than 1.x; answered 505", c->peer);
-        conn_respond_error(c, 505, NULL);
+        oddity(srv, ODD_BAD, "%s: HTTP version other than 1.x; answered 505", c->base.peer);
+        respond_error(c, 505, NULL);
         return;
     }
     if (r != PARSE_OK) {
-        oddity(srv, ODD_BAD, "%s: malformed request line or header; answered 400", c->peer);
-        conn_respond_error(c, 400, NULL);
+        oddity(srv, ODD_BAD, "%s: malformed request line or header; answered 400", c->base.peer);
+        respond_error(c, 400, NULL);
         return;
     }
     head_only = strcmp(method, "HEAD") == 0;
     /* POST carries its parameters in the query (relaywatch block/release); a body is
      * neither needed nor read. */
     if (!head_only && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
-        oddity(srv, ODD_METHOD, "%s: method %.20s; answered 405", c->peer, method);
-        conn_respond_error(c, 405, "Allow: GET, HEAD, POST\r\n");
+        oddity(srv, ODD_METHOD, "%s: method %.20s; answered 405", c->base.peer, method);
+        respond_error(c, 405, "Allow: GET, HEAD, POST\r\n");
         return;
     }
     query = strchr(target, '?');
@@ -487,7 +423,7 @@ static void conn_handle(struct http_conn *c, size_t head_len)
         if (code < 100 || code > 999)
             code = 500;
         /* The handler's 405: a POST where only reading is possible. */
-        conn_respond(c, code, content_type ? content_type : "text/plain; charset=utf-8",
+        respond(c, code, content_type ? content_type : "text/plain; charset=utf-8",
                      code == 405 ? "Allow: GET, HEAD\r\n" : NULL, &body, head_only);
         free(body.data);
     }
@@ -516,65 +452,65 @@ static size_t head_end(const char *buf, size_t len, size_t from)
     return 0;
 }
 
-static void conn_read(struct http_conn *c)
+static void read_head(struct http_conn *c)
 {
     for (;;) {
         size_t before = c->in_len, end;
         ssize_t n;
 
         if (c->in_len == sizeof(c->in)) {
-            oddity(c->srv, ODD_TOO_LARGE, "%s: request head over %d bytes; answered 431", c->peer,
-                   HTTP_HEAD_MAX);
-            ev_io_stop(c->srv->loop, &c->io);
-            conn_respond_error(c, 431, NULL);
+            oddity(server_of(c), ODD_TOO_LARGE, "%s: request head over %d bytes; answered 431",
+                   c->base.peer, HTTP_HEAD_MAX);
+            conn_watch(&c->base, 0);
+            respond_error(c, 431, NULL);
             return;
         }
-        n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+        n = recv(c->base.fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_close(c);
+                conn_close(&c->base);
             return;
         }
         if (n == 0) {
-            conn_close(c); /* the peer gave up before the head was complete */
+            conn_close(&c->base); /* the peer gave up before the head was complete */
             return;
         }
         c->in_len += (size_t)n;
         end = head_end(c->in, c->in_len, before);
         if (end > 0) {
-            conn_handle(c, end);
+            handle_head(c, end);
             return;
         }
     }
 }
 
 /* After the response: throw input away until EOF, a cap or the timer. */
-static void conn_drain(struct http_conn *c)
+static void drain_input(struct http_conn *c)
 {
     char sink[4096];
 
     for (;;) {
-        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        ssize_t n = recv(c->base.fd, sink, sizeof(sink), 0);
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n <= 0) {
-            conn_close(c);
+            conn_close(&c->base);
             return;
         }
         c->drained += (size_t)n;
         if (c->drained > HTTP_LINGER_BYTES) {
-            conn_close(c);
+            conn_close(&c->base);
             return;
         }
     }
 }
 
-static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct http_conn *c = (struct http_conn *)w;
 
@@ -582,108 +518,68 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     switch (c->phase) {
     case PHASE_READ:
-        conn_read(c);
+        read_head(c);
         break;
     case PHASE_WRITE:
-        conn_flush(c);
+        flush(c);
         break;
     case PHASE_LINGER:
-        conn_drain(c);
+        drain_input(c);
         break;
     }
 }
 
-static void conn_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct http_conn *c = (struct http_conn *)((char *)w - offsetof(struct http_conn, deadline));
+/* ------------------------------------------------- the connection layer's calls */
 
-    (void)loop;
-    (void)revents;
+static bool conn_opened(struct conn *base)
+{
+    ((struct http_conn *)base)->phase = PHASE_READ;
+    return true;
+}
+
+static bool deadline_passed(struct conn *base)
+{
+    struct http_conn *c = (struct http_conn *)base;
+
     if (c->phase == PHASE_READ)
-        oddity(c->srv, ODD_TIMEOUT, "%s: no complete request within %.0fs; closed", c->peer,
-               HTTP_DEADLINE);
+        oddity(server_of(c), ODD_TIMEOUT, "%s: no complete request within %.0fs; closed",
+               c->base.peer, HTTP_DEADLINE);
     else if (c->phase == PHASE_WRITE)
-        oddity(c->srv, ODD_TIMEOUT, "%s: response not read within %.0fs; closed", c->peer,
-               HTTP_DEADLINE);
-    conn_close(c);
+        oddity(server_of(c), ODD_TIMEOUT, "%s: response not read within %.0fs; closed",
+               c->base.peer, HTTP_DEADLINE);
+    return false;
 }
 
-/* ------------------------------------------------------------ listeners */
-
-static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void conn_gone(struct conn *base)
 {
-    struct http_server *srv = w->data;
-
-    (void)revents;
-    for (struct http_listener *l = srv->listeners; l != NULL; l = l->next)
-        ev_io_start(loop, &l->io);
+    free(((struct http_conn *)base)->out);
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void refused(void *owner, bool first)
 {
-    struct http_listener *l = (struct http_listener *)w;
-    struct http_server *srv = l->srv;
-
-    (void)revents;
-    for (int i = 0; i < HTTP_ACCEPTS_PER_EVENT; i++) {
-        struct sockaddr_storage ss;
-        struct http_conn *c;
-        int one = 1;
-        bool exhausted;
-        int fd = listen_socket_accept(w->fd, &ss, &exhausted);
-
-        if (fd < 0) {
-            if (exhausted) {
-                oddity(srv, ODD_ACCEPT, "accept: %s; pausing for 1s", strerror(errno));
-                for (struct http_listener *k = srv->listeners; k != NULL; k = k->next)
-                    ev_io_stop(loop, &k->io);
-                ev_timer_stop(loop, &srv->accept_retry);
-                ev_timer_set(&srv->accept_retry, 1.0, 0.0);
-                ev_timer_start(loop, &srv->accept_retry);
-            }
-            return; /* EAGAIN, ECONNABORTED, EINTR: nothing more now */
-        }
-        if (srv->conn_count >= HTTP_MAX_CONNECTIONS) {
-            oddity(srv, ODD_LIMIT, "%d connections open; refusing new ones until some close",
-                   HTTP_MAX_CONNECTIONS);
-            close(fd);
-            continue;
-        }
-        c = malloc(sizeof(*c));
-        if (c == NULL) {
-            close(fd);
-            return;
-        }
-        memset(c, 0, offsetof(struct http_conn, in));
-        if (ss.ss_family != AF_UNIX)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c->fd = fd;
-        c->srv = srv;
-        c->phase = PHASE_READ;
-        format_peer(c, &ss);
-        c->next = srv->conns;
-        if (srv->conns)
-            srv->conns->prev = c;
-        srv->conns = c;
-        srv->conn_count++;
-        ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
-        ev_io_start(loop, &c->io);
-        ev_timer_init(&c->deadline, conn_deadline_cb, HTTP_DEADLINE, 0.0);
-        ev_timer_start(loop, &c->deadline);
-    }
+    (void)first; /* oddity() limits itself, episode or not */
+    oddity(owner, ODD_LIMIT, "%d connections open; refusing new ones until some close",
+           HTTP_MAX_CONNECTIONS);
 }
 
-static void listener_add(struct http_server *srv, int fd)
+static void accept_paused(void *owner, const char *listener, int err)
 {
-    struct http_listener *l = calloc(1, sizeof(*l));
-
-    if (l == NULL)
-        abort();
-    l->srv = srv;
-    ev_io_init(&l->io, accept_cb, fd, EV_READ);
-    l->next = srv->listeners;
-    srv->listeners = l;
+    (void)listener;
+    oddity(owner, ODD_ACCEPT, "accept: %s; pausing for 1s", strerror(err));
 }
+
+static const struct conn_ops http_conn_ops = {
+    .size = sizeof(struct http_conn),
+    .accepts_per_event = HTTP_ACCEPTS_PER_EVENT,
+    .key = "http_listen",
+    .open = conn_opened,
+    .io = io_cb,
+    .timeout = deadline_passed,
+    .close = conn_gone,
+    .refused = refused,
+    .below_limit = NULL,
+    .paused = accept_paused,
+};
 
 /* ------------------------------------------------------------- the API */
 
@@ -691,8 +587,6 @@ struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint 
                                     http_handler_fn *handler, void *ctx, char *err, size_t errlen)
 {
     struct http_server *srv = calloc(1, sizeof(*srv));
-    int fds[LISTEN_SOCKET_MAX];
-    int n;
 
     if (srv == NULL)
         abort();
@@ -702,22 +596,11 @@ struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint 
     srv->spec = strdup(ep->spec ? ep->spec : "?");
     if (srv->spec == NULL)
         abort();
-    ev_timer_init(&srv->accept_retry, accept_retry_cb, 1.0, 0.0);
-    srv->accept_retry.data = srv;
-    n = listen_socket_open(ep, "http_listen", HTTP_UNIX_MODE, fds, err, errlen);
-    if (n < 0) {
+    srv->conns = conn_set_new(loop, &http_conn_ops, srv, HTTP_MAX_CONNECTIONS, HTTP_DEADLINE);
+    if (conn_set_listen(srv->conns, ep, 1, HTTP_UNIX_MODE, err, errlen) != 0) {
         http_server_free(srv);
         return NULL;
     }
-    for (int i = 0; i < n; i++)
-        listener_add(srv, fds[i]);
-    if (ep->kind == ENDPOINT_UNIX) {
-        srv->unix_path = strdup(ep->path);
-        if (srv->unix_path == NULL)
-            abort();
-    }
-    for (struct http_listener *l = srv->listeners; l != NULL; l = l->next)
-        ev_io_start(loop, &l->io);
     return srv;
 }
 
@@ -725,20 +608,7 @@ void http_server_free(struct http_server *srv)
 {
     if (srv == NULL)
         return;
-    while (srv->conns != NULL)
-        conn_close(srv->conns);
-    while (srv->listeners != NULL) {
-        struct http_listener *l = srv->listeners;
-
-        srv->listeners = l->next;
-        ev_io_stop(srv->loop, &l->io);
-        close(l->io.fd);
-        free(l);
-    }
-    ev_timer_stop(srv->loop, &srv->accept_retry);
-    if (srv->unix_path != NULL)
-        unlink(srv->unix_path);
-    free(srv->unix_path);
+    conn_set_free(srv->conns);
     free(srv->spec);
     free(srv);
 }

@@ -161,13 +161,3 @@ int listen_socket_open(const struct endpoint *ep, const char *key, unsigned mode
         return open_unix(ep, key, mode, fds, err, errlen);
     return open_inet(ep, key, fds, err, errlen);
 }
-
-int listen_socket_accept(int fd, struct sockaddr_storage *ss, bool *exhausted)
-{
-    socklen_t len = sizeof(*ss);
-    int c = accept4(fd, (struct sockaddr *)ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    *exhausted = c < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                           errno == ENOMEM);
-    return c;
-}

@@ -1,13 +1,11 @@
 /*
  * listen_socket: open the listening sockets of one endpoint, for the policy
- * listeners and the status page alike.
+ * listeners and the status page alike (connections.c serves them).
  */
 #ifndef RELAYWATCH_LISTEN_SOCKET_H
 #define RELAYWATCH_LISTEN_SOCKET_H
 
-#include <stdbool.h>
 #include <stddef.h>
-#include <sys/socket.h>
 
 struct endpoint;
 
@@ -23,13 +21,5 @@ struct endpoint;
  */
 int listen_socket_open(const struct endpoint *ep, const char *key, unsigned mode, int *fds,
                        char *err, size_t errlen);
-
-/*
- * Accept one connection on a listening socket, non-blocking and
- * close-on-exec.  -1 when there is none to take now; then *exhausted says
- * whether that was for want of descriptors or memory (pause accepting a
- * while rather than spin on a listener that stays readable).
- */
-int listen_socket_accept(int fd, struct sockaddr_storage *ss, bool *exhausted);
 
 #endif

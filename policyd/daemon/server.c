@@ -1,5 +1,6 @@
 /*
- * server: listeners and connections for the policy protocol.
+ * server: the policy protocol on its listeners' connections (connections.h
+ * accepts, limits, names peers and times out idle connections).
  *
  * One libev loop, level-triggered.  Each connection owns a read buffer
  * that starts at CONN_BUFFER_INITIAL bytes and grows only when a request
@@ -12,25 +13,17 @@
 
 #include <errno.h>
 #include <ev.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config.h"
+#include "connections.h"
 #include "decision.h"
-#include "listen_socket.h"
 #include "log.h"
 #include "policy_request.h"
 
@@ -38,31 +31,16 @@
 /* Room for the largest request plus the byte that proves it too large. */
 #define CONN_BUFFER_MAX (POLICY_MAX_REQUEST + 4096)
 #define ACCEPTS_PER_EVENT 64
-#define PEER_MAX 80
-
-struct listener {
-    ev_io io;
-    struct policy_server *srv;
-    struct listener *next;
-    struct endpoint ep; /* copy of the endpoint's identity (strings owned) */
-    bool created_path;  /* we made the unix socket file: remove it on close */
-};
 
 struct connection {
-    ev_io io;
-    ev_timer idle;
-    struct policy_server *srv;
-    struct connection *prev, *next;
-    int fd;
+    struct conn base; /* first: the layer's part (fd, peer, watchers) */
     char *buf;
     size_t cap;   /* bytes allocated */
     size_t start; /* first byte not yet consumed */
     size_t len;   /* bytes received */
     struct policy_parser parser;
-    ev_tstamp last_activity; /* the idle timer re-arms itself from this */
     const char *out; /* answer being written, or NULL */
     size_t out_len, out_off;
-    char peer[PEER_MAX];
     /* An answer held back (policy_server_hold). */
     bool held;
     double held_since;
@@ -76,287 +54,104 @@ struct policy_server {
     policy_handler_fn *handler;
     void *handler_ctx;
     struct policy_server_stats stats;
-    struct listener *listeners;
-    struct connection *connections;
+    struct conn_set *conns;
     struct connection *handling; /* whose request the handler is deciding */
-    unsigned connection_count; /* mirrored in stats.connections */
-    bool full;                    /* refusing connections at max_connections */
-    unsigned long refused_while_full;
-    ev_timer accept_retry;        /* after EMFILE: pause accepting briefly */
     bool draining;
     ev_timer drain_deadline;
     void (*drained)(void *);
     void *drained_arg;
 };
 
-static void connection_close(struct connection *c);
 static bool read_more(struct connection *c);
 static double monotonic_seconds(void);
 static void record_latency(struct policy_server_stats *st, double seconds);
 
-/* ---------------------------------------------------------------- helpers */
-
-
-static char *dup_or_null(const char *s)
+static struct policy_server *server_of(const struct connection *c)
 {
-    char *d;
-
-    if (s == NULL)
-        return NULL;
-    d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
+    return c->base.owner;
 }
 
-static void endpoint_copy(struct endpoint *dst, const struct endpoint *src)
-{
-    dst->kind = src->kind;
-    dst->spec = dup_or_null(src->spec);
-    dst->host = dup_or_null(src->host);
-    dst->port = dup_or_null(src->port);
-    dst->path = dup_or_null(src->path);
-}
+/* ------------------------------------------------- the connection layer's calls */
 
-static void endpoint_release(struct endpoint *e)
-{
-    free(e->spec);
-    free(e->host);
-    free(e->port);
-    free(e->path);
-}
-
-/* ------------------------------------------------------------- listeners */
-
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
-
-static void listener_close(struct listener *l)
-{
-    ev_io_stop(l->srv->loop, &l->io);
-    close(l->io.fd);
-    if (l->created_path)
-        unlink(l->ep.path);
-    endpoint_release(&l->ep);
-    free(l);
-}
-
-static struct listener *listener_add(struct policy_server *srv, int fd, const struct endpoint *ep,
-                                     bool created_path, struct listener **list)
-{
-    struct listener *l = calloc(1, sizeof(*l));
-
-    if (l == NULL)
-        abort();
-    l->srv = srv;
-    l->created_path = created_path;
-    endpoint_copy(&l->ep, ep);
-    ev_io_init(&l->io, accept_cb, fd, EV_READ);
-    l->next = *list;
-    *list = l;
-    return l;
-}
-
-static int open_endpoint(struct policy_server *srv, const struct endpoint *ep,
-                         struct listener **list, char *err, size_t errlen)
-{
-    int fds[LISTEN_SOCKET_MAX];
-    int n = listen_socket_open(ep, "listen", srv->cfg->unix_socket_mode, fds, err, errlen);
-
-    for (int i = 0; i < n; i++)
-        listener_add(srv, fds[i], ep, ep->kind == ENDPOINT_UNIX, list);
-    return n > 0 ? 0 : -1;
-}
-
-static void close_listeners(struct listener *l)
-{
-    while (l != NULL) {
-        struct listener *next = l->next;
-        listener_close(l);
-        l = next;
-    }
-}
-
-static void start_listeners(struct policy_server *srv)
-{
-    for (struct listener *l = srv->listeners; l != NULL; l = l->next)
-        ev_io_start(srv->loop, &l->io);
-}
-
-static void stop_listeners(struct policy_server *srv)
-{
-    for (struct listener *l = srv->listeners; l != NULL; l = l->next)
-        ev_io_stop(srv->loop, &l->io);
-}
-
-/* ----------------------------------------------------------- connections */
-
-static void format_peer(struct connection *c, const struct listener *l,
-                        const struct sockaddr_storage *ss)
-{
-    char host[INET6_ADDRSTRLEN], port[8];
-
-    if (ss->ss_family == AF_UNIX) {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-
-        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-            snprintf(c->peer, sizeof(c->peer), "unix:%s(pid %ld)", l->ep.path, (long)cred.pid);
-        else
-            snprintf(c->peer, sizeof(c->peer), "unix:%s", l->ep.path);
-        return;
-    }
-    if (getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port,
-                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(c->peer, sizeof(c->peer), "unknown");
-        return;
-    }
-    if (ss->ss_family == AF_INET6)
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%s", host, port);
-    else
-        snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
-}
-
-static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
-static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static bool connection_open(struct conn *base)
 {
-    struct policy_server *srv = w->data;
+    struct connection *c = (struct connection *)base;
+    struct policy_server *srv = server_of(c);
 
-    (void)loop;
-    (void)revents;
-    if (!srv->draining)
-        start_listeners(srv);
+    c->buf = malloc(CONN_BUFFER_INITIAL);
+    if (c->buf == NULL)
+        return false;
+    c->cap = CONN_BUFFER_INITIAL;
+    policy_parser_init(&c->parser);
+    srv->stats.connections++;
+    srv->stats.accepted++;
+    return true;
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void connection_gone(struct conn *base)
 {
-    struct listener *l = (struct listener *)w;
-    struct policy_server *srv = l->srv;
-
-    (void)revents;
-    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-        struct sockaddr_storage ss;
-        struct connection *c;
-        int one = 1;
-        bool exhausted;
-        int fd = listen_socket_accept(w->fd, &ss, &exhausted);
-
-        if (fd < 0) {
-            if (exhausted) {
-                log_warning("accept on %s: %s; pausing new connections for 1s", l->ep.spec,
-                            strerror(errno));
-                stop_listeners(srv);
-                ev_timer_set(&srv->accept_retry, 1.0, 0.0);
-                ev_timer_start(loop, &srv->accept_retry);
-            }
-            return; /* EAGAIN, ECONNABORTED, EINTR: nothing more now */
-        }
-        if (srv->connection_count >= srv->cfg->max_connections) {
-            /* Closing at once lets Postfix fall back to its default_action now
-             * instead of waiting out its timeout in our listen backlog. */
-            if (!srv->full)
-                log_warning("connection limit reached (max_connections = %u): refusing new "
-                            "connections until some close",
-                            srv->cfg->max_connections);
-            srv->full = true;
-            srv->refused_while_full++;
-            srv->stats.refused++;
-            close(fd);
-            continue;
-        }
-        if (ss.ss_family != AF_UNIX)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c = calloc(1, sizeof(*c));
-        if (c == NULL || (c->buf = malloc(CONN_BUFFER_INITIAL)) == NULL) {
-            log_warning("out of memory accepting a connection on %s", l->ep.spec);
-            free(c);
-            close(fd);
-            return;
-        }
-        c->cap = CONN_BUFFER_INITIAL;
-        c->fd = fd;
-        c->srv = srv;
-        policy_parser_init(&c->parser);
-        format_peer(c, l, &ss);
-        c->next = srv->connections;
-        if (srv->connections)
-            srv->connections->prev = c;
-        srv->connections = c;
-        srv->stats.connections = ++srv->connection_count;
-        srv->stats.accepted++;
-        ev_io_init(&c->io, io_cb, fd, EV_READ);
-        ev_io_start(loop, &c->io);
-        c->last_activity = ev_now(loop);
-        ev_timer_init(&c->idle, idle_cb, srv->cfg->idle_timeout, 0.0);
-        ev_timer_start(loop, &c->idle);
-    }
-}
-
-static void maybe_drained(struct policy_server *srv)
-{
-    if (srv->draining && srv->connection_count == 0) {
-        ev_timer_stop(srv->loop, &srv->drain_deadline);
-        if (srv->drained) {
-            void (*done)(void *) = srv->drained;
-            srv->drained = NULL;
-            done(srv->drained_arg);
-        }
-    }
-}
-
-static void connection_close(struct connection *c)
-{
-    struct policy_server *srv = c->srv;
+    struct connection *c = (struct connection *)base;
 
     if (c->held && c->held_cancel)
         c->held_cancel(c->held_arg);
-    ev_io_stop(srv->loop, &c->io);
-    ev_timer_stop(srv->loop, &c->idle);
-    close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->connections = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    srv->stats.connections = --srv->connection_count;
+    server_of(c)->stats.connections--;
     free(c->buf);
-    free(c);
-    /* The episode ends well below the limit, so a server turning connections
-     * over at the limit does not log twice per connection. */
-    if (srv->full && srv->connection_count <= srv->cfg->max_connections * 9 / 10) {
-        log_info("below the connection limit again; %lu connections were refused meanwhile",
-                 srv->refused_while_full);
-        srv->full = false;
-        srv->refused_while_full = 0;
-    }
-    maybe_drained(srv);
 }
 
-/*
- * Reading only records the time; the timer, when it fires, re-arms itself
- * for the rest of the period (libev's "let the timer time out" pattern),
- * so a request costs no timer-heap update.
- */
-static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static bool idle_timeout(struct conn *base)
 {
-    struct connection *c = (struct connection *)((char *)w - offsetof(struct connection, idle));
-    ev_tstamp left = c->last_activity + c->srv->cfg->idle_timeout - ev_now(loop);
+    struct connection *c = (struct connection *)base;
 
-    (void)revents;
     /* Waiting for our own answer (dns_wait) is not idleness. */
-    if (c->held && left <= 0)
-        left = c->srv->cfg->idle_timeout;
-    if (left > 0) {
-        ev_timer_set(w, left, 0.0);
-        ev_timer_start(loop, w);
-        return;
-    }
+    if (c->held)
+        return true;
     if (c->len > c->start)
-        log_warning("%s: closing connection idle for %.0fs in the middle of a request", c->peer,
-                    c->srv->cfg->idle_timeout);
-    connection_close(c);
+        log_warning("%s: closing connection idle for %.0fs in the middle of a request",
+                    c->base.peer, server_of(c)->cfg->idle_timeout);
+    return false;
+}
+
+static void refused(void *owner, bool first)
+{
+    struct policy_server *srv = owner;
+
+    if (first)
+        log_warning("connection limit reached (max_connections = %u): refusing new "
+                    "connections until some close",
+                    srv->cfg->max_connections);
+    srv->stats.refused++;
+}
+
+static void below_limit(void *owner, unsigned long refused)
+{
+    (void)owner;
+    log_info("below the connection limit again; %lu connections were refused meanwhile", refused);
+}
+
+static void accept_paused(void *owner, const char *listener, int err)
+{
+    (void)owner;
+    log_warning("accept on %s: %s; pausing new connections for 1s", listener, strerror(err));
+}
+
+static const struct conn_ops policy_conn_ops = {
+    .size = sizeof(struct connection),
+    .accepts_per_event = ACCEPTS_PER_EVENT,
+    .key = "listen",
+    .open = connection_open,
+    .io = io_cb,
+    .timeout = idle_timeout,
+    .close = connection_gone,
+    .refused = refused,
+    .below_limit = below_limit,
+    .paused = accept_paused,
+};
+
+static void connection_close(struct connection *c)
+{
+    conn_close(&c->base);
 }
 
 /* Append a value to a log line with control bytes made visible and a length cap. */
@@ -393,7 +188,7 @@ static void log_request(const struct connection *c, const struct policy_request 
     char line[1800];
     size_t n = 0;
 
-    n += (size_t)snprintf(line, sizeof(line), "request peer=%s state=%s", c->peer,
+    n += (size_t)snprintf(line, sizeof(line), "request peer=%s state=%s", c->base.peer,
                           req->state == PS_OTHER || req->state == PS_UNKNOWN
                               ? "?"
                               : policy_state_name(req->state));
@@ -412,7 +207,8 @@ static void log_request(const struct connection *c, const struct policy_request 
 static bool flush_answer(struct connection *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n =
+            send(c->base.fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 
         if (n > 0) {
             c->out_off += (size_t)n;
@@ -421,12 +217,10 @@ static bool flush_answer(struct connection *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_stop(c->srv->loop, &c->io);
-            ev_io_set(&c->io, c->fd, EV_WRITE);
-            ev_io_start(c->srv->loop, &c->io);
+            conn_watch(&c->base, EV_WRITE);
             return true;
         }
-        log_warning("%s: writing answer: %s", c->peer, n < 0 ? strerror(errno) : "closed");
+        log_warning("%s: writing answer: %s", c->base.peer, n < 0 ? strerror(errno) : "closed");
         connection_close(c);
         return false;
     }
@@ -439,7 +233,7 @@ static bool flush_answer(struct connection *c)
  * False when the connection was closed. */
 static bool connection_process(struct connection *c)
 {
-    struct policy_server *srv = c->srv;
+    struct policy_server *srv = server_of(c);
 
     while (c->out == NULL) {
         struct policy_request req;
@@ -451,8 +245,8 @@ static bool connection_process(struct connection *c)
         if (r == POLICY_PARSE_MORE)
             break;
         if (r == POLICY_PARSE_ERROR) {
-            log_warning("%s: %s (request line %zu); closing connection without answer", c->peer,
-                        policy_error_text(c->parser.error), c->parser.error_line);
+            log_warning("%s: %s (request line %zu); closing connection without answer",
+                        c->base.peer, policy_error_text(c->parser.error), c->parser.error_line);
             srv->stats.protocol_errors++;
             connection_close(c);
             return false;
@@ -467,7 +261,7 @@ static bool connection_process(struct connection *c)
         if (c->held) {
             /* Read nothing more until the answer goes out: answers stay in order. */
             c->held_since = started;
-            ev_io_stop(srv->loop, &c->io);
+            conn_watch(&c->base, 0);
             return true;
         }
         c->out = d.answer;
@@ -514,7 +308,7 @@ static bool read_more(struct connection *c)
 
             if (nb == NULL) {
                 log_warning("%s: request exceeds %zu bytes; closing connection without answer",
-                            c->peer, c->cap);
+                            c->base.peer, c->cap);
                 connection_close(c);
                 return false;
             }
@@ -522,18 +316,18 @@ static bool read_more(struct connection *c)
             c->cap = cap;
         }
     }
-    n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+    n = recv(c->base.fd, c->buf + c->len, c->cap - c->len, 0);
     if (n > 0) {
         c->len += (size_t)n;
-        c->last_activity = ev_now(c->srv->loop);
+        conn_touch(&c->base, server_of(c)->loop);
         return connection_process(c);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return true;
     if (n < 0)
-        log_warning("%s: read: %s", c->peer, strerror(errno));
+        log_warning("%s: read: %s", c->base.peer, strerror(errno));
     else if (c->len > c->start)
-        log_warning("%s: connection closed in the middle of a request", c->peer);
+        log_warning("%s: connection closed in the middle of a request", c->base.peer);
     connection_close(c);
     return false;
 }
@@ -542,13 +336,12 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct connection *c = (struct connection *)w;
 
+    (void)loop;
     if (revents & EV_WRITE) {
         if (!flush_answer(c))
             return;
         if (c->out == NULL) {
-            ev_io_stop(loop, &c->io);
-            ev_io_set(&c->io, c->fd, EV_READ);
-            ev_io_start(loop, &c->io);
+            conn_watch(&c->base, EV_READ);
             connection_process(c); /* requests that arrived meanwhile */
         }
         return;
@@ -571,106 +364,68 @@ struct policy_server *policy_server_new(struct ev_loop *loop, const struct confi
     srv->cfg = cfg;
     srv->handler = handler;
     srv->handler_ctx = ctx;
-    ev_init(&srv->accept_retry, accept_retry_cb);
-    srv->accept_retry.data = srv;
-    for (size_t i = 0; i < cfg->listen_count; i++) {
-        if (open_endpoint(srv, &cfg->listen[i], &srv->listeners, err, errlen) != 0) {
-            close_listeners(srv->listeners);
-            free(srv);
-            return NULL;
-        }
+    srv->conns = conn_set_new(loop, &policy_conn_ops, srv, cfg->max_connections,
+                              cfg->idle_timeout);
+    if (conn_set_listen(srv->conns, cfg->listen, cfg->listen_count, cfg->unix_socket_mode, err,
+                        errlen) != 0) {
+        conn_set_free(srv->conns);
+        free(srv);
+        return NULL;
     }
-    start_listeners(srv);
     return srv;
-}
-
-static bool endpoint_wanted(const struct config *cfg, const struct endpoint *ep)
-{
-    for (size_t i = 0; i < cfg->listen_count; i++)
-        if (endpoint_equal(&cfg->listen[i], ep))
-            return true;
-    return false;
-}
-
-static bool endpoint_open(const struct listener *list, const struct endpoint *ep)
-{
-    for (const struct listener *l = list; l != NULL; l = l->next)
-        if (endpoint_equal(&l->ep, ep))
-            return true;
-    return false;
 }
 
 int policy_server_reconfigure(struct policy_server *srv, const struct config *cfg, char *err,
                               size_t errlen)
 {
-    struct listener *added = NULL, **pp;
-    const struct config *old = srv->cfg;
-
-    /* Open what is new first, so that a failure leaves everything as it was. */
-    srv->cfg = cfg; /* open_unix reads the new socket mode */
-    for (size_t i = 0; i < cfg->listen_count; i++) {
-        if (endpoint_open(srv->listeners, &cfg->listen[i]))
-            continue;
-        if (open_endpoint(srv, &cfg->listen[i], &added, err, errlen) != 0) {
-            close_listeners(added);
-            srv->cfg = old;
-            return -1;
-        }
-    }
-    for (pp = &srv->listeners; *pp != NULL;) {
-        struct listener *l = *pp;
-
-        if (endpoint_wanted(cfg, &l->ep)) {
-            if (l->ep.kind == ENDPOINT_UNIX && chmod(l->ep.path, cfg->unix_socket_mode) != 0)
-                log_warning("listen: %s: chmod: %s", l->ep.spec, strerror(errno));
-            pp = &l->next;
-            continue;
-        }
-        log_info("listen: %s: closed", l->ep.spec);
-        *pp = l->next;
-        listener_close(l);
-    }
-    while (added != NULL) {
-        struct listener *next = added->next;
-
-        log_info("listen: %s: opened", added->ep.spec);
-        added->next = srv->listeners;
-        srv->listeners = added;
-        if (!ev_is_active(&srv->accept_retry))
-            ev_io_start(srv->loop, &added->io);
-        added = next;
-    }
+    if (conn_set_listen(srv->conns, cfg->listen, cfg->listen_count, cfg->unix_socket_mode, err,
+                        errlen) != 0)
+        return -1;
+    srv->cfg = cfg;
+    conn_set_limits(srv->conns, cfg->max_connections, cfg->idle_timeout);
     return 0;
+}
+
+static void drained(void *arg)
+{
+    struct policy_server *srv = arg;
+    void (*done)(void *) = srv->drained;
+
+    ev_timer_stop(srv->loop, &srv->drain_deadline);
+    srv->drained = NULL;
+    if (done != NULL)
+        done(srv->drained_arg);
 }
 
 static void drain_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct policy_server *srv = w->data;
+    unsigned left = conn_set_count(srv->conns);
 
     (void)loop;
     (void)revents;
-    if (srv->connection_count > 0)
-        log_warning("shutdown: closing %u connections still in the middle of a request",
-                    srv->connection_count);
-    while (srv->connections != NULL)
-        connection_close(srv->connections);
+    if (left > 0)
+        log_warning("shutdown: closing %u connections still in the middle of a request", left);
+    conn_set_close_all(srv->conns);
 }
 
 void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), void *arg)
 {
-    struct connection *c, *next;
+    struct conn *base, *next;
 
     srv->draining = true;
     srv->drained = done;
     srv->drained_arg = arg;
-    ev_timer_stop(srv->loop, &srv->accept_retry);
-    close_listeners(srv->listeners);
-    srv->listeners = NULL;
+    ev_timer_init(&srv->drain_deadline, drain_deadline_cb, srv->cfg->shutdown_timeout, 0.0);
+    srv->drain_deadline.data = srv;
+    conn_set_drain(srv->conns, drained, srv);
     /* "Nothing buffered" is not "idle": a request may wait unread in the
      * socket (the signal and the data can arrive in one loop pass).  Read
      * once more; what arrived is answered, and the connection closed after. */
-    for (c = srv->connections; c != NULL; c = next) {
-        next = c->next;
+    for (base = conn_set_first(srv->conns); base != NULL; base = next) {
+        struct connection *c = (struct connection *)base;
+
+        next = base->next;
         if (c->out != NULL || c->len != c->start || c->held)
             continue;
         if (!read_more(c))
@@ -678,14 +433,10 @@ void policy_server_shutdown(struct policy_server *srv, void (*done)(void *arg), 
         if (c->out == NULL && c->len == c->start)
             connection_close(c);
     }
-    if (srv->connection_count > 0) {
+    if (conn_set_count(srv->conns) > 0) {
         log_info("shutdown: waiting up to %.0fs for %u connections in the middle of a request",
-                 srv->cfg->shutdown_timeout, srv->connection_count);
-        ev_timer_init(&srv->drain_deadline, drain_deadline_cb, srv->cfg->shutdown_timeout, 0.0);
-        srv->drain_deadline.data = srv;
+                 srv->cfg->shutdown_timeout, conn_set_count(srv->conns));
         ev_timer_start(srv->loop, &srv->drain_deadline);
-    } else {
-        maybe_drained(srv);
     }
 }
 
@@ -705,15 +456,14 @@ struct policy_hold *policy_server_hold(struct policy_server *srv, void (*cancel)
 void policy_server_answer(struct policy_hold *h, const struct decision *d)
 {
     struct connection *c = (struct connection *)h;
-    struct policy_server *srv = c->srv;
+    struct policy_server *srv = server_of(c);
 
     c->held = false;
     c->held_cancel = NULL;
     c->out = d->answer;
     c->out_len = d->answer_len;
     c->out_off = 0;
-    ev_io_set(&c->io, c->fd, EV_READ);
-    ev_io_start(srv->loop, &c->io);
+    conn_watch(&c->base, EV_READ);
     if (!flush_answer(c))
         return;
     srv->stats.requests++;
@@ -726,11 +476,7 @@ void policy_server_free(struct policy_server *srv)
 {
     if (srv == NULL)
         return;
-    srv->drained = NULL;
-    while (srv->connections != NULL)
-        connection_close(srv->connections);
-    close_listeners(srv->listeners);
-    ev_timer_stop(srv->loop, &srv->accept_retry);
+    conn_set_free(srv->conns);
     ev_timer_stop(srv->loop, &srv->drain_deadline);
     free(srv);
 }
