@@ -230,11 +230,14 @@ def test_connection_limit_churn():
         log = d.text()
         assert log.count("connection limit reached") == 1, log
         assert "below the connection limit again" not in log, log
-        # Well below the limit the episode ends, with the count of refusals.
-        for s in held[:5]:
-            s.close()
+        # At 90 % of the limit (18 of 20), not before, the episode ends, with the count of
+        # refusals.
+        held.pop().close()
+        time.sleep(0.3)
+        assert "connections were refused" not in d.text(), d.text()
+        held.pop().close()
         wait_for(lambda: "10 connections were refused" in d.text(), what="episode summary")
-        for s in held[5:]:
+        for s in held:
             s.close()
     finally:
         d.stop()
