@@ -447,6 +447,280 @@ static void test_nul_and_key_names(void **state)
     config_free(c);
 }
 
+/* The text a writer puts out, NUL-terminated (free it). */
+static char *written(void (*write_defaults)(FILE *), const struct config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    assert_non_null(out);
+    if (write_defaults)
+        write_defaults(out);
+    else
+        config_write_set(c, out);
+    assert_int_equal(fclose(out), 0);
+    return text;
+}
+
+/* -p: one "name = value" line per key in table order; every default parses, and -n of a file
+ * that sets every key to it gives the same text back. */
+static void test_write_defaults(void **state)
+{
+    const char *const *names = config_key_names();
+    char *text = written(config_write_defaults, NULL), *again;
+    struct config *c = config_new(), *d = config_new();
+    struct reports r;
+    char *line = text, host_line[300];
+    size_t n = 0;
+
+    (void)state;
+    for (; *line; n++) {
+        char *nl = strchr(line, '\n');
+        size_t len = strlen(names[n]);
+
+        assert_non_null(nl);
+        assert_non_null(names[n]);
+        print_message("line: %.*s\n", (int)(nl - line), line);
+        assert_memory_equal(line, names[n], len);
+        /* "name = value", or "name =" for an empty value. */
+        assert_true((strncmp(line + len, " = ", 3) == 0 && line + len + 3 < nl) ||
+                    strncmp(line + len, " =\n", 3) == 0);
+        line = nl + 1;
+    }
+    assert_null(names[n]);
+    assert_non_null(strstr(text, "\nmax_connections = 2048\n"));
+    assert_non_null(strstr(text, "\nredis_password =\n"));
+    assert_non_null(strstr(text, "\nwindows = 1m, 10m, 1h\n"));
+    snprintf(host_line, sizeof(host_line), "\nhost_id = %s\n", c->host_id);
+    assert_non_null(strstr(text, host_line));
+
+    assert_int_equal(parse(d, text, &r), 0);
+    assert_int_equal(config_check(d, collect, &r), 0);
+    again = written(NULL, d);
+    assert_string_equal(again, text);
+    free(again);
+    free(text);
+    config_free(c);
+    config_free(d);
+}
+
+/* -n: only what the file and -o set, as written, the last value of a key set twice; the
+ * password never. */
+static void test_write_set(void **state)
+{
+    struct config *c = config_new();
+    struct reports r;
+    char *text = written(NULL, c);
+
+    (void)state;
+    assert_string_equal(text, "");
+    free(text);
+    assert_int_equal(parse(c, "idle_timeout = 5m\nredis_password = s3cret\nmax_connections = 9\n"
+                              "windows = 1m,\n 10m\nidle_timeout = 6m\nlimit_window = 10m\n",
+                           &r),
+                     0);
+    assert_int_equal(config_parse_override(c, "dns_lookups =", collect, &r), 0);
+    assert_int_equal(config_parse_override(c, "max_connections=bogus", collect, &r), 1);
+    text = written(NULL, c);
+    assert_string_equal(text, "max_connections = 9\n"
+                              "idle_timeout = 6m\n"
+                              "redis_password = (set)\n"
+                              "windows = 1m,  10m\n"
+                              "dns_lookups =\n"
+                              "limit_window = 10m\n");
+    free(text);
+    assert_int_equal(config_parse_override(c, "redis_password=", collect, &r), 0);
+    text = written(NULL, c);
+    assert_non_null(strstr(text, "\nredis_password =\n"));
+    free(text);
+    config_free(c);
+}
+
+struct warnings {
+    unsigned count;
+    char text[4][600];
+};
+
+static void collect_warning(void *ctx, const char *message)
+{
+    struct warnings *w = ctx;
+
+    if (w->count < 4)
+        snprintf(w->text[w->count], sizeof(w->text[0]), "%s", message);
+    w->count++;
+}
+
+/* The restart warnings for a reload from the configuration `running` to `next`. */
+static unsigned restarts(const char *running, const char *next, struct warnings *w)
+{
+    struct config *a = config_new(), *b = config_new();
+    struct reports r;
+    unsigned n;
+
+    assert_int_equal(parse(a, running, &r), 0);
+    assert_int_equal(parse(b, next, &r), 0);
+    memset(w, 0, sizeof(*w));
+    n = config_restart_changes(a, b, collect_warning, w);
+    assert_int_equal(n, w->count);
+    config_free(a);
+    config_free(b);
+    return n;
+}
+
+static void test_restart_keys(void **state)
+{
+    /* Every restart-only key, a value that differs from its default, and how its group's
+     * warning names it. */
+    static const struct {
+        const char *key, *value, *named;
+    } restart_only[] = {
+        {"windows", "1m", "windows"},
+        {"culprit_slots", "5", "culprit_slots"},
+        {"session_slots", "128", "session_slots"},
+        {"throttle_slots", "32", "throttle_slots"},
+        {"fast_slots", "32", "fast_slots"},
+        {"user", "nobody", "user"},
+        {"postfix_config_directory", "/etc/postfix-out", "postfix_config_directory"},
+        {"quarantine_slots", "32", "quarantine_slots"},
+        {"store", "redis://127.0.0.1:6379", "store"},
+        {"host_id", "another-host", "host_id"},
+        {"redis_password", "x", "redis_password"},
+        {"store_flush_interval", "2s", "store_* keys"},
+        {"store_timeout", "1s", "store_* keys"},
+        {"store_retention", "2d", "store_* keys"},
+        {"store_backlog", "2h", "store_* keys"},
+        {"resolver", "127.0.0.1", "resolver"},
+        {"dns_timeout", "1s", "dns_timeout"},
+        {"dns_tries", "3", "dns_tries"},
+        {"dns_max_outstanding", "10", "dns_max_outstanding"},
+        {"dns_cache_size", "100", "dns_cache_*"},
+        {"dns_cache_max_ttl", "1h", "dns_cache_*"},
+        {"dns_lookups", "", "turning dns_lookups on or off"},
+    };
+    /* Keys that take effect on SIGHUP, changed to another valid value. */
+    static const char *const reloadable[] = {
+        "max_connections = 5", "idle_timeout = 1m", "dns_wait = 1s", "log_requests = yes",
+        "culprit_action = DUNNO", "quarantine = no", "local_domains = example.org",
+        "dns_lookups = sender_mx", "listen = inet:127.0.0.1:1", "http_listen =",
+        "count_messages_at = rcpt", "limit_count = messages", "detect_alpha_band = 0.3-0.6",
+        "never_throttle_clients = 10.0.0.0/8", "unix_socket_mode = 0600",
+        "quarantine_messages = 5", "fast_window = 5s", "baseline_start = mx=4",
+        "tdns_client = 192.0.2.1", "alert_command = /bin/true",
+    };
+    struct warnings w;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(restart_only) / sizeof(restart_only[0]); i++) {
+        char next[200], prefix[100];
+
+        snprintf(next, sizeof(next), "%s = %s\n", restart_only[i].key, restart_only[i].value);
+        snprintf(prefix, sizeof(prefix), "%s changed: ", restart_only[i].key);
+        print_message("case: %s", next);
+        assert_int_equal(restarts("", next, &w), 1);
+        assert_memory_equal(w.text[0], prefix, strlen(prefix));
+        assert_non_null(strstr(w.text[0] + strlen(prefix), restart_only[i].named));
+        assert_non_null(strstr(w.text[0], "take effect at the next restart"));
+    }
+    for (size_t i = 0; i < sizeof(reloadable) / sizeof(reloadable[0]); i++) {
+        print_message("case: %s\n", reloadable[i]);
+        assert_int_equal(restarts("", reloadable[i], &w), 0);
+    }
+    /* The same value written another way is no change. */
+    assert_int_equal(restarts("", "windows = 1m 10m,1h\ndns_timeout = 2000ms\n"
+                                  "dns_cache_max_ttl = 24h\nculprit_slots = 0100\n",
+                              &w),
+                     0);
+    /* Turning the quarantine on waits for a restart, turning it off does not. */
+    assert_int_equal(restarts("quarantine = no\n", "quarantine = yes\n", &w), 1);
+    assert_string_equal(w.text[0], "quarantine changed: user, postfix_config_directory, "
+                                   "quarantine_slots and turning quarantine on take effect at "
+                                   "the next restart (they are fixed when root is given up)");
+    assert_int_equal(restarts("dns_lookups =\n", "dns_lookups = client_ptr\n", &w), 1);
+    assert_int_equal(restarts("dns_lookups = , \n", "dns_lookups =\n", &w), 0);
+    /* One warning per group, naming every changed key of it. */
+    assert_int_equal(restarts("", "fast_slots = 64\nresolver = 127.0.0.1\nculprit_slots = 7\n",
+                              &w),
+                     2);
+    assert_string_equal(w.text[0], "culprit_slots, fast_slots changed: windows, culprit_slots, "
+                                   "session_slots, throttle_slots and fast_slots take effect at "
+                                   "the next restart; counting goes on with the running values");
+    assert_non_null(strstr(w.text[1], "resolver changed: resolver, dns_timeout"));
+}
+
+/* The bounds of the numeric keys: the least and the greatest value taken, one past each
+ * refused (NULL: nothing below, as 0 is the least). */
+static void test_numeric_bounds(void **state)
+{
+    static const struct {
+        const char *key, *low, *below, *high, *above;
+    } cases[] = {
+        {"max_connections", "1", "0", "1000000", "1000001"},
+        {"idle_timeout", "1s", "999ms", "365d", "366d"},
+        {"shutdown_timeout", "0", NULL, "365d", "366d"},
+        {"culprit_slots", "1", "0", "1000", "1001"},
+        {"session_slots", "64", "63", "16777216", "16777217"},
+        {"session_timeout", "1s", "0.5s", "1d", "400d"},
+        {"transaction_timeout", "1s", "0.5s", "1d", "400d"},
+        {"store_flush_interval", "100ms", "99ms", "1d", "400d"},
+        {"store_timeout", "100ms", "99ms", "1d", "400d"},
+        {"store_retention", "1h", "3599s", "365d", "366d"},
+        {"store_backlog", "2m", "119s", "1d", "86401s"},
+        {"dns_timeout", "10ms", "9ms", "60s", "61s"},
+        {"dns_tries", "1", "0", "10", "11"},
+        {"dns_wait", "0", NULL, "60s", "60001ms"},
+        {"dns_max_outstanding", "1", "0", "65536", "65537"},
+        {"dns_cache_size", "16", "15", "4194304", "4194305"},
+        {"dns_cache_max_ttl", "0", NULL, "365d", "366d"},
+        {"tdns_stale_after", "1s", "0.5s", "1d", "400d"},
+        {"detect_window", "1m", "59s", "1d", "400d"},
+        {"detect_mx_factor", "1", "0.99", "1000000", "1000001"},
+        {"detect_min_mx", "1", "0", "100000000", "100000001"},
+        {"detect_domains_factor", "1", "0.99", "1000000", "1000001"},
+        {"detect_min_domains", "1", "0", "100000000", "100000001"},
+        {"detect_min_messages", "1", "0", "100000000", "100000001"},
+        {"detect_alpha_factor", "1", "0.99", "100", "100.5"},
+        {"baseline_hour_days", "0", NULL, "365", "366"},
+        {"culprit_min_share", "0", "-0.1", "1", "1.01"},
+        {"culprit_min_domains", "1", "0", "100000000", "100000001"},
+        {"throttle_cooldown", "1s", "0.5s", "1d", "400d"},
+        {"throttle_slots", "16", "15", "1000000", "1000001"},
+        {"limit_window", "1m", "59s", "1d", "400d"},
+        {"limit_sasl_username", "0", NULL, "1000000000", "1000000001"},
+        {"limit_domains", "0", NULL, "1000000000", "1000000001"},
+        {"fast_window", "100ms", "99ms", "1d", "400d"},
+        {"fast_min_domains", "1", "0", "1000000", "1000001"},
+        {"fast_min_mx", "1", "0", "1000000", "1000001"},
+        {"fast_factor", "1", "0.99", "1000", "1000.5"},
+        {"fast_halflife", "1m", "59s", "1d", "400d"},
+        {"fast_slots", "16", "15", "65536", "65537"},
+        {"fast_learn_period", "1s", "0.5s", "1d", "400d"},
+        {"fast_site_min_keys", "1", "0", "65536", "65537"},
+        {"quarantine_lookback", "1s", "0.5s", "1d", "400d"},
+        {"quarantine_messages", "1", "0", "100000", "100001"},
+        {"quarantine_slots", "16", "15", "65536", "65537"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *values[4] = {cases[i].low, cases[i].high, cases[i].below, cases[i].above};
+
+        for (size_t v = 0; v < 4; v++) {
+            struct config *c;
+            struct reports r;
+            char line[200];
+
+            if (values[v] == NULL)
+                continue;
+            c = config_new();
+            snprintf(line, sizeof(line), "%s = %s\n", cases[i].key, values[v]);
+            print_message("case: %s", line);
+            assert_int_equal(parse(c, line, &r), v < 2 ? 0 : 1);
+            config_free(c);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +732,10 @@ int main(void)
         cmocka_unit_test(test_store_and_resolver_values),
         cmocka_unit_test(test_continuation_without_setting),
         cmocka_unit_test(test_overrides_and_checks),
+        cmocka_unit_test(test_write_defaults),
+        cmocka_unit_test(test_write_set),
+        cmocka_unit_test(test_restart_keys),
+        cmocka_unit_test(test_numeric_bounds),
         cmocka_unit_test(test_dns_keys),
         cmocka_unit_test(test_defense_keys),
         cmocka_unit_test(test_readme_documents_every_key),

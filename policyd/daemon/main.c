@@ -1,7 +1,12 @@
 /*
  * relaywatchd: the RelayWatch policy daemon.
  *
- *   relaywatchd [-c FILE] [-e] [-t] [-o NAME=VALUE]...
+ *   relaywatchd [-c FILE] [-e] [-t | -p | -n] [-o NAME=VALUE]...
+ *
+ * -t checks the configuration (file and -o overrides); -p prints every key with
+ * its default, -n the keys the file and -o set (as postconf -d and -n do), as
+ * "name = value" lines on stdout.  All three print problems on stderr and exit 1
+ * if there are any, 0 if not, and start nothing.
  *
  * Stays in the foreground.  SIGTERM/SIGINT: stop accepting, answer what is
  * in flight, exit 0.  SIGHUP: reload the configuration; a broken one is
@@ -93,44 +98,17 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 
-/* Counting keys that size tables at start cannot change while running. */
-static void warn_restart_keys(const struct config *old, const struct config *cfg)
+/* Keys that size tables or are fixed when root is given up wait for the next restart
+ * (config.c's table says which); one warning per group of them that changed. */
+static void warn_restart(void *ctx, const char *message)
 {
-    bool windows_same = old->window_count == cfg->window_count;
-
-    for (unsigned w = 0; windows_same && w < cfg->window_count; w++)
-        windows_same = strcmp(old->window_name[w], cfg->window_name[w]) == 0;
-    if (!windows_same || old->culprit_slots != cfg->culprit_slots ||
-        old->session_slots != cfg->session_slots || old->throttle_slots != cfg->throttle_slots ||
-        old->fast_slots != cfg->fast_slots)
-        log_warning("reload: windows, culprit_slots, session_slots, throttle_slots and fast_slots "
-                    "take effect at the next restart; counting goes on with the running values");
-    if (strcmp(old->postfix_config_directory, cfg->postfix_config_directory) != 0 ||
-        strcmp(old->user, cfg->user) != 0 || old->quarantine_slots != cfg->quarantine_slots ||
-        (cfg->quarantine && !old->quarantine))
-        log_warning("reload: user, postfix_config_directory, quarantine_slots and turning "
-                    "quarantine on take effect at the next restart (they are fixed when root is "
-                    "given up)");
-    if (strcmp(old->store, cfg->store) != 0 || strcmp(old->host_id, cfg->host_id) != 0 ||
-        strcmp(old->redis_password, cfg->redis_password) != 0 ||
-        old->store_flush_interval != cfg->store_flush_interval ||
-        old->store_timeout != cfg->store_timeout || old->store_retention != cfg->store_retention ||
-        old->store_backlog != cfg->store_backlog)
-        log_warning("reload: store, host_id and the store_* keys take effect at the next "
-                    "restart; the store goes on with the running values");
-    if (strcmp(old->resolver, cfg->resolver) != 0 || old->dns_timeout != cfg->dns_timeout ||
-        old->dns_tries != cfg->dns_tries || old->dns_max_outstanding != cfg->dns_max_outstanding ||
-        old->dns_cache_size != cfg->dns_cache_size ||
-        old->dns_cache_max_ttl != cfg->dns_cache_max_ttl ||
-        (old->dns_lookups == 0) != (cfg->dns_lookups == 0))
-        log_warning("reload: resolver, dns_timeout, dns_tries, dns_max_outstanding, the "
-                    "dns_cache_* keys, and turning dns_lookups on or off take effect at the next "
-                    "restart; lookups go on with the running values");
+    (void)ctx;
+    log_warning("reload: %s", message);
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: relaywatchd [-c FILE] [-e] [-t] [-o NAME=VALUE]...\n");
+    fprintf(stderr, "usage: relaywatchd [-c FILE] [-e] [-t | -p | -n] [-o NAME=VALUE]...\n");
 }
 
 /* Problems while loading go to stderr at start and for -t (config_report_stderr), to the log
@@ -227,7 +205,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
                 log_error("reload: http_listen: %s; the status page is off until fixed", err);
         }
     }
-    warn_restart_keys(d->cfg, cfg);
+    config_restart_changes(d->cfg, cfg, warn_restart, NULL);
     traffic_reconfigure(d->traffic, cfg);
     defense_reconfigure(d->defense, cfg);
     hold_service_reconfigure(d->holds, cfg);
@@ -242,7 +220,8 @@ int main(int argc, char **argv)
 {
     struct options opts = {0};
     struct daemon_state d = {0};
-    bool to_stderr = false, check_only = false;
+    bool to_stderr = false;
+    int only = 0; /* 't', 'p' or 'n': check or print the configuration, start nothing */
     unsigned problems;
     char err[512];
     ev_signal sigterm, sigint, sighup;
@@ -263,7 +242,7 @@ int main(int argc, char **argv)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
             return 2;
 
-    while ((ch = getopt(argc, argv, "c:eto:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:etpno:")) != -1) {
         switch (ch) {
         case 'c':
             opts.config_file = optarg;
@@ -273,7 +252,14 @@ int main(int argc, char **argv)
             to_stderr = true;
             break;
         case 't':
-            check_only = true;
+        case 'p':
+        case 'n':
+            if (only != 0 && only != ch) {
+                fprintf(stderr, "relaywatchd: -%c and -%c do not go together\n", only, ch);
+                usage();
+                return 2;
+            }
+            only = ch;
             break;
         case 'o':
             if (opts.override_count == MAX_OVERRIDES) {
@@ -296,8 +282,20 @@ int main(int argc, char **argv)
         opts.config_file = DEFAULT_CONFIG_FILE;
 
     d.cfg = load_config(&opts, config_report_stderr, &problems);
-    if (check_only)
-        return d.cfg == NULL ? 1 : (config_free(d.cfg), 0);
+    if (only != 0) {
+        if (d.cfg == NULL)
+            return 1;
+        if (only == 'p')
+            config_write_defaults(stdout);
+        else if (only == 'n')
+            config_write_set(d.cfg, stdout);
+        config_free(d.cfg);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "relaywatchd: cannot write to stdout: %s\n", strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
     if (d.cfg == NULL)
         return 2;
 

@@ -5,20 +5,26 @@
  * non-blank character is '#' is a comment; a line that starts with white
  * space continues the previous logical line; blank lines are ignored.
  * Lists are separated by commas and/or white space.  Durations take an
- * s, m, h or d suffix (seconds without one).  $name expansion is not
- * done: values are taken as written.
+ * ms, s, m, h or d suffix (seconds without one; duration.h).  $name
+ * expansion is not done: values are taken as written.
+ *
+ * Every key is one row of the table keys[] below; a setter per type reads
+ * the row.  Only the few keys with a syntax of their own have a function
+ * of their own (set_* for a whole value, check_* for a string, *_item for
+ * a list's items).
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include "duration.h"
 
 #define MAX_MESSAGE 512
 
@@ -54,6 +60,11 @@ static char *xstrndup(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
+}
+
+static char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
 }
 
 static void endpoint_clear(struct endpoint *e)
@@ -110,24 +121,46 @@ static size_t split_list(const char *value, char ***items_out)
     return n;
 }
 
-static bool parse_port(const char *s)
+static bool parse_unsigned(const char *value, unsigned long max, unsigned long *out, int base)
 {
     char *end;
-    long v;
+    unsigned long v;
 
-    if (*s == '\0' || !isdigit((unsigned char)*s))
+    if (*value == '\0' || !isdigit((unsigned char)*value))
         return false;
     errno = 0;
-    v = strtol(s, &end, 10);
-    return errno == 0 && *end == '\0' && v >= 1 && v <= 65535;
+    v = strtoul(value, &end, base);
+    if (errno != 0 || *end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
-static bool is_ip_address(const char *s)
+static bool parse_port(const char *s)
 {
-    unsigned char buf[16];
+    unsigned long v;
 
-    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+    return parse_unsigned(s, 65535, &v, 10) && v >= 1;
 }
+
+/* A decimal number in [min, max] into *out, or reported. */
+static bool parse_number(double *out, double min, double max, const char *key, const char *value,
+                         struct reporter *r)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(value, &end);
+    if (*value == '\0' || *end != '\0' || errno != 0 || !(v >= min && v <= max)) {
+        problem(r, "%s: '%s' is not a number from %g to %g", key, value, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* ------------------------------------------------------------ endpoints */
 
 /* "inet:HOST:PORT" (HOST may be [IPv6]) or "unix:/PATH". */
 static bool parse_endpoint(const char *spec, struct endpoint *e, struct reporter *r, const char *key)
@@ -146,13 +179,10 @@ static bool parse_endpoint(const char *spec, struct endpoint *e, struct reporter
             }
             host = xstrndup(hp + 1, (size_t)(close - hp - 1));
             colon = close + 1;
-            {
-                unsigned char a6[16];
-                if (inet_pton(AF_INET6, host, a6) != 1) {
-                    problem(r, "%s: '%s' is not an IPv6 address in '%s'", key, host, spec);
-                    free(host);
-                    return false;
-                }
+            if (strchr(host, ':') == NULL || !address_is_ip(host)) {
+                problem(r, "%s: '%s' is not an IPv6 address in '%s'", key, host, spec);
+                free(host);
+                return false;
             }
         } else {
             colon = strrchr(hp, ':');
@@ -175,7 +205,7 @@ static bool parse_endpoint(const char *spec, struct endpoint *e, struct reporter
         }
         e->kind = ENDPOINT_INET;
         e->host = host;
-        e->port = xstrndup(colon + 1, strlen(colon + 1));
+        e->port = xstrdup(colon + 1);
     } else if (strncmp(spec, "unix:", 5) == 0) {
         const char *path = spec + 5;
 
@@ -189,12 +219,12 @@ static bool parse_endpoint(const char *spec, struct endpoint *e, struct reporter
             return false;
         }
         e->kind = ENDPOINT_UNIX;
-        e->path = xstrndup(path, strlen(path));
+        e->path = xstrdup(path);
     } else {
         problem(r, "%s: bad endpoint '%s': expected inet:HOST:PORT or unix:/PATH", key, spec);
         return false;
     }
-    e->spec = xstrndup(spec, strlen(spec));
+    e->spec = xstrdup(spec);
     return true;
 }
 
@@ -207,8 +237,16 @@ bool endpoint_equal(const struct endpoint *a, const struct endpoint *b)
     return strcmp(a->host, b->host) == 0 && strcmp(a->port, b->port) == 0;
 }
 
-/* Each setter parses value and stores it in c, or reports and leaves c alone. */
-typedef bool setter_fn(struct config *c, const char *key, const char *value, struct reporter *r);
+/* ------------------------------------------- keys with a syntax of their own */
+
+/* A whole value: parse it into c, or report and leave c alone. */
+typedef bool key_set_fn(struct config *c, const char *key, const char *value, struct reporter *r);
+/* A string key's value: whether it may be stored as written (reported if not). */
+typedef bool key_check_fn(const char *key, const char *value, struct reporter *r);
+/* One item of a list: check it, and normalize it in place. */
+typedef bool list_item_fn(const char *key, char *item, struct reporter *r);
+/* Fields worked out from a key's value once it is stored. */
+typedef void key_derive_fn(struct config *c);
 
 static bool set_listen(struct config *c, const char *key, const char *value, struct reporter *r)
 {
@@ -247,6 +285,14 @@ static bool set_listen(struct config *c, const char *key, const char *value, str
     return true;
 }
 
+static void http_listen_free(struct config *c)
+{
+    if (c->http_listen) {
+        endpoint_clear(c->http_listen);
+        free(c->http_listen);
+    }
+}
+
 static bool set_http_listen(struct config *c, const char *key, const char *value, struct reporter *r)
 {
     char **items;
@@ -270,39 +316,8 @@ static bool set_http_listen(struct config *c, const char *key, const char *value
     strings_free(items, n);
     if (!good)
         return false;
-    if (c->http_listen) {
-        endpoint_clear(c->http_listen);
-        free(c->http_listen);
-    }
+    http_listen_free(c);
     c->http_listen = e;
-    return true;
-}
-
-static bool parse_unsigned(const char *value, unsigned long max, unsigned long *out, int base)
-{
-    char *end;
-    unsigned long v;
-
-    if (*value == '\0' || !isdigit((unsigned char)*value))
-        return false;
-    errno = 0;
-    v = strtoul(value, &end, base);
-    if (errno != 0 || *end != '\0' || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool set_max_connections(struct config *c, const char *key, const char *value,
-                                struct reporter *r)
-{
-    unsigned long v;
-
-    if (!parse_unsigned(value, 1000000, &v, 10) || v < 1) {
-        problem(r, "%s: '%s' is not a number from 1 to 1000000", key, value);
-        return false;
-    }
-    c->max_connections = (unsigned)v;
     return true;
 }
 
@@ -319,100 +334,14 @@ static bool set_unix_socket_mode(struct config *c, const char *key, const char *
     return true;
 }
 
-/* "10", "10s", "5m", "2h", "1d", "300ms"; at least min seconds. */
-static bool parse_duration(const char *value, double *out)
-{
-    char *end;
-    double v, unit = 1;
-
-    if (!isdigit((unsigned char)*value))
-        return false;
-    errno = 0;
-    v = strtod(value, &end);
-    if (errno != 0)
-        return false;
-    if (*end != '\0') {
-        switch (*end) {
-        case 's': unit = 1; break;
-        case 'm':
-            /* "ms": milliseconds, for the short DNS timeouts and waits. */
-            if (end[1] == 's' && end[2] == '\0')
-                return (*out = v / 1000.0), true;
-            unit = 60;
-            break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        default: return false;
-        }
-        if (end[1] != '\0')
-            return false;
-    }
-    v *= unit;
-    if (v > 365.0 * 86400)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool set_duration(double *slot, double min, const char *key, const char *value,
-                         struct reporter *r)
-{
-    double v;
-
-    if (!parse_duration(value, &v)) {
-        problem(r, "%s: '%s' is not a duration (a number with ms, s, m, h or d)", key, value);
-        return false;
-    }
-    if (v < min) {
-        problem(r, "%s: '%s' is shorter than %gs", key, value, min);
-        return false;
-    }
-    *slot = v;
-    return true;
-}
-
-static bool set_idle_timeout(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    return set_duration(&c->idle_timeout, 1, key, value, r);
-}
-
-static bool set_shutdown_timeout(struct config *c, const char *key, const char *value,
-                                 struct reporter *r)
-{
-    return set_duration(&c->shutdown_timeout, 0, key, value, r);
-}
-
-static bool set_log_requests(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
-        strcmp(value, "1") == 0) {
-        c->log_requests = true;
-    } else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
-               strcmp(value, "0") == 0) {
-        c->log_requests = false;
-    } else {
-        problem(r, "%s: '%s' is not yes or no", key, value);
-        return false;
-    }
-    return true;
-}
-
-static void replace_string(char **slot, const char *value)
-{
-    free(*slot);
-    *slot = xstrndup(value, strlen(value));
-}
-
 /* memory | redis://HOST:PORT[/DB] | redis+unix:///PATH[?db=N] */
-static bool set_store(struct config *c, const char *key, const char *value, struct reporter *r)
+static bool check_store(const char *key, const char *value, struct reporter *r)
 {
     unsigned long db;
 
-    if (strcmp(value, "memory") == 0) {
-        /* fine */
-    } else if (strncmp(value, "redis://", 8) == 0) {
+    if (strcmp(value, "memory") == 0)
+        return true;
+    if (strncmp(value, "redis://", 8) == 0) {
         const char *hp = value + 8;
         const char *slash = strchr(hp, '/');
         size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
@@ -425,7 +354,9 @@ static bool set_store(struct config *c, const char *key, const char *value, stru
             problem(r, "%s: bad Redis address '%s': expected redis://HOST:PORT[/DB]", key, value);
             return false;
         }
-    } else if (strncmp(value, "redis+unix://", 13) == 0) {
+        return true;
+    }
+    if (strncmp(value, "redis+unix://", 13) == 0) {
         const char *path = value + 13;
         const char *q = strchr(path, '?');
 
@@ -434,22 +365,10 @@ static bool set_store(struct config *c, const char *key, const char *value, stru
             problem(r, "%s: bad Redis socket '%s': expected redis+unix:///PATH[?db=N]", key, value);
             return false;
         }
-    } else {
-        problem(r, "%s: '%s' is not memory, redis://HOST:PORT[/DB] or redis+unix:///PATH", key,
-                value);
-        return false;
+        return true;
     }
-    replace_string(&c->store, value);
-    return true;
-}
-
-static bool set_redis_password(struct config *c, const char *key, const char *value,
-                               struct reporter *r)
-{
-    (void)key;
-    (void)r;
-    replace_string(&c->redis_password, value);
-    return true;
+    problem(r, "%s: '%s' is not memory, redis://HOST:PORT[/DB] or redis+unix:///PATH", key, value);
+    return false;
 }
 
 static bool is_name_char(int ch)
@@ -457,7 +376,7 @@ static bool is_name_char(int ch)
     return isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
 }
 
-static bool set_host_id(struct config *c, const char *key, const char *value, struct reporter *r)
+static bool check_host_id(const char *key, const char *value, struct reporter *r)
 {
     if (*value == '\0') {
         problem(r, "%s: must not be empty", key);
@@ -468,30 +387,19 @@ static bool set_host_id(struct config *c, const char *key, const char *value, st
             problem(r, "%s: '%s' may hold only letters, digits, '.', '-' and '_'", key, value);
             return false;
         }
-    replace_string(&c->host_id, value);
     return true;
 }
 
-static bool set_local_domains(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
+/* Domains compare case-insensitively; they are stored folded once. */
+static bool domain_item(const char *key, char *item, struct reporter *r)
 {
-    char **items;
-    size_t n = split_list(value, &items);
-
-    for (size_t i = 0; i < n; i++) {
-        for (char *p = items[i]; *p; p++) {
-            if (!is_name_char((unsigned char)*p)) {
-                problem(r, "%s: '%s' is not a domain name", key, items[i]);
-                strings_free(items, n);
-                return false;
-            }
-            /* Domains compare case-insensitively; store them folded once. */
-            *p = (char)tolower((unsigned char)*p);
+    for (char *p = item; *p; p++) {
+        if (!is_name_char((unsigned char)*p)) {
+            problem(r, "%s: '%s' is not a domain name", key, item);
+            return false;
         }
+        *p = (char)tolower((unsigned char)*p);
     }
-    strings_free(c->local_domains, c->local_domain_count);
-    c->local_domains = items;
-    c->local_domain_count = n;
     return true;
 }
 
@@ -501,7 +409,7 @@ static bool valid_nameserver(const char *s)
     char host[64];
     const char *port = NULL;
 
-    if (is_ip_address(s))
+    if (address_is_ip(s))
         return true;
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
@@ -510,7 +418,7 @@ static bool valid_nameserver(const char *s)
         memcpy(host, s + 1, (size_t)(close - s - 1));
         host[close - s - 1] = '\0';
         if (close[1] == '\0')
-            return is_ip_address(host);
+            return address_is_ip(host);
         if (close[1] != ':')
             return false;
         port = close + 2;
@@ -522,10 +430,10 @@ static bool valid_nameserver(const char *s)
         host[colon - s] = '\0';
         port = colon + 1;
     }
-    return is_ip_address(host) && parse_port(port);
+    return address_is_ip(host) && parse_port(port);
 }
 
-static bool set_resolver(struct config *c, const char *key, const char *value, struct reporter *r)
+static bool check_resolver(const char *key, const char *value, struct reporter *r)
 {
     char **items;
     size_t n = split_list(value, &items);
@@ -544,19 +452,15 @@ static bool set_resolver(struct config *c, const char *key, const char *value, s
             problem(r, "%s: needs system or a list of name server addresses", key);
     }
     strings_free(items, n);
-    if (good)
-        replace_string(&c->resolver, value);
     return good;
 }
 
-static bool set_tdns_client(struct config *c, const char *key, const char *value,
-                            struct reporter *r)
+static bool check_ip_or_empty(const char *key, const char *value, struct reporter *r)
 {
-    if (*value != '\0' && !is_ip_address(value)) {
+    if (*value != '\0' && !address_is_ip(value)) {
         problem(r, "%s: '%s' is not an IP address", key, value);
         return false;
     }
-    replace_string(&c->tdns_client, value);
     return true;
 }
 
@@ -572,7 +476,7 @@ static bool set_windows(struct config *c, const char *key, const char *value, st
     else if (n > 8)
         problem(r, "%s: at most 8 windows, not %zu", key, n);
     for (size_t i = 0; i < n && good; i++) {
-        if (!parse_duration(items[i], &seconds[i]) || seconds[i] < 1 || strlen(items[i]) > 15) {
+        if (!duration_parse(items[i], &seconds[i]) || seconds[i] < 1 || strlen(items[i]) > 15) {
             problem(r, "%s: '%s' is not a duration of at least 1s", key, items[i]);
             good = false;
         }
@@ -591,90 +495,6 @@ static bool set_windows(struct config *c, const char *key, const char *value, st
     }
     strings_free(items, n);
     return good;
-}
-
-static bool set_slots(unsigned *slot, unsigned long min, unsigned long max, const char *key,
-                      const char *value, struct reporter *r)
-{
-    unsigned long v;
-
-    if (!parse_unsigned(value, max, &v, 10) || v < min) {
-        problem(r, "%s: '%s' is not a number from %lu to %lu", key, value, min, max);
-        return false;
-    }
-    *slot = (unsigned)v;
-    return true;
-}
-
-static bool set_culprit_slots(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    /* Bounded: a new key scans the scores, and /status reads every slot. */
-    return set_slots(&c->culprit_slots, 1, 1000, key, value, r);
-}
-
-static bool set_session_slots(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_slots(&c->session_slots, 64, 16777216, key, value, r);
-}
-
-static bool set_session_timeout(struct config *c, const char *key, const char *value,
-                                struct reporter *r)
-{
-    return set_duration(&c->session_timeout, 1, key, value, r);
-}
-
-static bool set_transaction_timeout(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_duration(&c->transaction_timeout, 1, key, value, r);
-}
-
-static bool set_count_messages_at(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    if (strcmp(value, "auto") == 0)
-        c->count_messages_at = COUNT_AT_AUTO;
-    else if (strcmp(value, "rcpt") == 0)
-        c->count_messages_at = COUNT_AT_RCPT;
-    else if (strcmp(value, "end-of-message") == 0)
-        c->count_messages_at = COUNT_AT_END_OF_MESSAGE;
-    else {
-        problem(r, "%s: '%s' is not auto, rcpt or end-of-message", key, value);
-        return false;
-    }
-    return true;
-}
-
-static bool set_store_flush_interval(struct config *c, const char *key, const char *value,
-                                     struct reporter *r)
-{
-    return set_duration(&c->store_flush_interval, 0.1, key, value, r);
-}
-
-static bool set_store_timeout(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_duration(&c->store_timeout, 0.1, key, value, r);
-}
-
-static bool set_store_retention(struct config *c, const char *key, const char *value,
-                                struct reporter *r)
-{
-    return set_duration(&c->store_retention, 3600, key, value, r);
-}
-
-static bool set_store_backlog(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    if (!set_duration(&c->store_backlog, 120, key, value, r))
-        return false;
-    if (c->store_backlog > 86400) {
-        problem(r, "%s: '%s' is longer than 1d", key, value);
-        return false;
-    }
-    return true;
 }
 
 static bool set_dns_lookups(struct config *c, const char *key, const char *value,
@@ -715,184 +535,46 @@ static bool set_dns_lookups(struct config *c, const char *key, const char *value
     return good;
 }
 
-static bool set_dns_timeout(struct config *c, const char *key, const char *value,
-                            struct reporter *r)
+/* IP or IP/LEN, checked here and parsed again into never_throttle_nets. */
+static bool network_item(const char *key, char *item, struct reporter *r)
 {
-    if (!set_duration(&c->dns_timeout, 0.01, key, value, r))
-        return false;
-    if (c->dns_timeout > 60) {
-        problem(r, "%s: '%s' is longer than 60s", key, value);
-        return false;
-    }
-    return true;
-}
+    struct ip_network net;
 
-static bool set_dns_tries(struct config *c, const char *key, const char *value, struct reporter *r)
-{
-    return set_slots(&c->dns_tries, 1, 10, key, value, r);
-}
-
-static bool set_dns_wait(struct config *c, const char *key, const char *value, struct reporter *r)
-{
-    if (!set_duration(&c->dns_wait, 0, key, value, r))
-        return false;
-    if (c->dns_wait > 60) {
-        problem(r, "%s: '%s' is longer than 60s (Postfix's policy timeout is 100s)", key, value);
+    if (!ip_network_parse(item, &net)) {
+        problem(r, "%s: '%s' is not an IP address or network (IP/LEN)", key, item);
         return false;
     }
     return true;
 }
 
-static bool set_dns_max_outstanding(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
+static void derive_never_throttle_nets(struct config *c)
 {
-    return set_slots(&c->dns_max_outstanding, 1, 65536, key, value, r);
+    struct ip_network *nets = calloc(c->never_throttle_client_count + 1, sizeof(*nets));
+
+    if (nets == NULL)
+        abort();
+    for (size_t i = 0; i < c->never_throttle_client_count; i++)
+        if (!ip_network_parse(c->never_throttle_clients[i], &nets[i]))
+            abort(); /* network_item checked every one */
+    free(c->never_throttle_nets);
+    c->never_throttle_nets = nets;
 }
 
-static bool set_dns_cache_size(struct config *c, const char *key, const char *value,
-                               struct reporter *r)
+/* Senders: user@domain (exact, the domain without case) or a domain (every sender in it). */
+static bool sender_item(const char *key, char *item, struct reporter *r)
 {
-    return set_slots(&c->dns_cache_size, 16, 4194304, key, value, r);
-}
+    char *at = strrchr(item, '@');
+    char *domain = at ? at + 1 : item;
 
-static bool set_dns_cache_max_ttl(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    return set_duration(&c->dns_cache_max_ttl, 0, key, value, r);
-}
-
-/* A list of IP or IP/LEN networks into items_out and count; false (reported) if one is bad. */
-static bool set_networks(char ***items_out, size_t *count, const char *key, const char *value,
-                         struct reporter *r)
-{
-    char **items;
-    size_t n = split_list(value, &items);
-
-    for (size_t i = 0; i < n; i++) {
-        char addr[64];
-        const char *slash = strchr(items[i], '/');
-        size_t len = slash ? (size_t)(slash - items[i]) : strlen(items[i]);
-        unsigned long bits = 0, max = strchr(items[i], ':') ? 128 : 32;
-        char *end = NULL;
-
-        if (len < sizeof(addr)) {
-            memcpy(addr, items[i], len);
-            addr[len] = '\0';
-        }
-        if (slash)
-            bits = strtoul(slash + 1, &end, 10);
-        if (len >= sizeof(addr) || !is_ip_address(addr) ||
-            (slash && (slash[1] == '\0' || *end != '\0' || bits > max))) {
-            problem(r, "%s: '%s' is not an IP address or network (IP/LEN)", key, items[i]);
-            strings_free(items, n);
-            return false;
-        }
-    }
-    strings_free(*items_out, *count);
-    *items_out = items;
-    *count = n;
-    return true;
-}
-
-static bool set_feed_clients(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    return set_networks(&c->feed_clients, &c->feed_client_count, key, value, r);
-}
-
-static bool set_tdns_stale_after(struct config *c, const char *key, const char *value,
-                                 struct reporter *r)
-{
-    return set_duration(&c->tdns_stale_after, 1, key, value, r);
-}
-
-
-/* ------------------------------------------------------ detector, actions */
-
-/* A decimal number in [min, max]. */
-static bool set_number(double *slot, double min, double max, const char *key, const char *value,
-                       struct reporter *r)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(value, &end);
-    if (*value == '\0' || *end != '\0' || errno != 0 || !(v >= min && v <= max)) {
-        problem(r, "%s: '%s' is not a number from %g to %g", key, value, min, max);
+    if (*domain == '\0') {
+        problem(r, "%s: '%s' is not user@domain or a domain", key, item);
         return false;
     }
-    *slot = v;
+    for (char *p = domain; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (at == item) /* "@example.com": the domain */
+        memmove(item, item + 1, strlen(item));
     return true;
-}
-
-static bool set_yes_no(bool *slot, const char *key, const char *value, struct reporter *r)
-{
-    if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
-        strcmp(value, "1") == 0) {
-        *slot = true;
-    } else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
-               strcmp(value, "0") == 0) {
-        *slot = false;
-    } else {
-        problem(r, "%s: '%s' is not yes or no", key, value);
-        return false;
-    }
-    return true;
-}
-
-static bool set_detect_window(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_duration(&c->detect_window, 60, key, value, r);
-}
-
-static bool set_detect_loud_after(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    return set_duration(&c->detect_loud_after, 0, key, value, r);
-}
-
-static bool set_detect_quiet_after(struct config *c, const char *key, const char *value,
-                                   struct reporter *r)
-{
-    return set_duration(&c->detect_quiet_after, 0, key, value, r);
-}
-
-static bool set_detect_mx_factor(struct config *c, const char *key, const char *value,
-                                 struct reporter *r)
-{
-    return set_number(&c->detect_mx_factor, 1, 1e6, key, value, r);
-}
-
-static bool set_detect_domains_factor(struct config *c, const char *key, const char *value,
-                                      struct reporter *r)
-{
-    return set_number(&c->detect_domains_factor, 1, 1e6, key, value, r);
-}
-
-static bool set_detect_alpha_factor(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_number(&c->detect_alpha_factor, 1, 100, key, value, r);
-}
-
-static bool set_detect_min_mx(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_slots(&c->detect_min_mx, 1, 100000000, key, value, r);
-}
-
-static bool set_detect_min_domains(struct config *c, const char *key, const char *value,
-                                   struct reporter *r)
-{
-    return set_slots(&c->detect_min_domains, 1, 100000000, key, value, r);
-}
-
-static bool set_detect_min_messages(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_slots(&c->detect_min_messages, 1, 100000000, key, value, r);
 }
 
 /* "" (learned) or "LOW-HIGH", e.g. 0.35-0.70. */
@@ -949,8 +631,8 @@ static bool set_baseline_start(struct config *c, const char *key, const char *va
             problem(r, "%s: '%s' is not NAME=VALUE with NAME one of mx, a, ptr, nc, nf, "
                        "relay_rcpt, relay_domains, alpha", key, items[i]);
             good = false;
-        } else if (!set_number(&v[s], s == CONFIG_BASELINE_SIGNALS - 1 ? 0.001 : 0, 1e9, key,
-                               eq + 1, r)) {
+        } else if (!parse_number(&v[s], s == CONFIG_BASELINE_SIGNALS - 1 ? 0.001 : 0, 1e9, key,
+                                 eq + 1, r)) {
             good = false;
         }
     }
@@ -960,18 +642,12 @@ static bool set_baseline_start(struct config *c, const char *key, const char *va
     return good;
 }
 
-static bool set_baseline_hour_days(struct config *c, const char *key, const char *value,
-                                   struct reporter *r)
-{
-    return set_slots(&c->baseline_hour_days, 0, 365, key, value, r);
-}
-
 /*
  * A Postfix access(5) action RelayWatch may answer: DUNNO, DEFER, DEFER_IF_PERMIT,
  * REJECT, HOLD (each but DUNNO with optional text), or a 4XX/5XX code with text.
  * Text with an enhanced status code keeps it; Postfix adds its own otherwise.
  */
-static bool set_action(char **slot, const char *key, const char *value, struct reporter *r)
+static bool check_action(const char *key, const char *value, struct reporter *r)
 {
     static const char *const verbs[] = {"DUNNO", "DEFER", "DEFER_IF_PERMIT", "REJECT", "HOLD"};
     size_t wl = strcspn(value, " \t");
@@ -993,86 +669,12 @@ static bool set_action(char **slot, const char *key, const char *value, struct r
             problem(r, "%s: the text may hold printable ASCII only", key);
             return false;
         }
-    replace_string(slot, value);
     return true;
 }
 
-static bool set_culprit_action(struct config *c, const char *key, const char *value,
-                               struct reporter *r)
+/* Handed to a program run as root: an absolute path of plain characters only. */
+static bool check_postfix_config_directory(const char *key, const char *value, struct reporter *r)
 {
-    return set_action(&c->culprit_action, key, value, r);
-}
-
-static bool set_culprit_escalate_action(struct config *c, const char *key, const char *value,
-                                        struct reporter *r)
-{
-    return set_action(&c->culprit_escalate_action, key, value, r);
-}
-
-static bool set_loud_relay_action(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    return set_action(&c->loud_relay_action, key, value, r);
-}
-
-static bool set_limit_action(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    return set_action(&c->limit_action, key, value, r);
-}
-
-static bool set_block_action(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    return set_action(&c->block_action, key, value, r);
-}
-
-static bool set_escalate_after(struct config *c, const char *key, const char *value,
-                               struct reporter *r)
-{
-    return set_duration(&c->escalate_after, 0, key, value, r);
-}
-
-static bool set_throttle_cooldown(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    return set_duration(&c->throttle_cooldown, 1, key, value, r);
-}
-
-static bool set_release_grace(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_duration(&c->release_grace, 0, key, value, r);
-}
-
-static bool set_culprit_min_share(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    return set_number(&c->culprit_min_share, 0, 1, key, value, r);
-}
-
-static bool set_culprit_min_domains(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_slots(&c->culprit_min_domains, 1, 100000000, key, value, r);
-}
-
-static bool set_throttle_slots(struct config *c, const char *key, const char *value,
-                               struct reporter *r)
-{
-    return set_slots(&c->throttle_slots, 16, 1000000, key, value, r);
-}
-
-static bool set_quarantine(struct config *c, const char *key, const char *value,
-                           struct reporter *r)
-{
-    return set_yes_no(&c->quarantine, key, value, r);
-}
-
-static bool set_postfix_config_directory(struct config *c, const char *key, const char *value,
-                                         struct reporter *r)
-{
-    /* Handed to a program run as root: an absolute path of plain characters only. */
     if (value[0] != '/' || strlen(value) > 1024 || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                                  "abcdefghijklmnopqrstuvwxyz"
                                                                  "0123456789/._-+@") !=
@@ -1081,359 +683,434 @@ static bool set_postfix_config_directory(struct config *c, const char *key, cons
                 value);
         return false;
     }
-    replace_string(&c->postfix_config_directory, value);
     return true;
 }
 
-static bool set_quarantine_lookback(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_duration(&c->quarantine_lookback, 1, key, value, r);
-}
-
-static bool set_quarantine_messages(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_slots(&c->quarantine_messages, 1, 100000, key, value, r);
-}
-
-static bool set_quarantine_slots(struct config *c, const char *key, const char *value,
-                                 struct reporter *r)
-{
-    return set_slots(&c->quarantine_slots, 16, 65536, key, value, r);
-}
-
-static bool set_user(struct config *c, const char *key, const char *value, struct reporter *r)
+static bool check_user(const char *key, const char *value, struct reporter *r)
 {
     if (*value == '\0' || strcmp(value, "root") == 0 || strcmp(value, "0") == 0) {
         problem(r, "%s: '%s': the daemon parses what senders send and must not run as root",
                 key, value);
         return false;
     }
-    replace_string(&c->user, value);
     return true;
 }
 
-static bool network_parse(const char *net, struct config_network *out);
-
-static bool set_never_throttle_clients(struct config *c, const char *key, const char *value,
-                                       struct reporter *r)
-{
-    struct config_network *nets;
-
-    if (!set_networks(&c->never_throttle_clients, &c->never_throttle_client_count, key, value, r))
-        return false;
-    nets = calloc(c->never_throttle_client_count + 1, sizeof(*nets));
-    if (nets == NULL)
-        abort();
-    for (size_t i = 0; i < c->never_throttle_client_count; i++)
-        if (!network_parse(c->never_throttle_clients[i], &nets[i]))
-            abort(); /* set_networks checked every one */
-    free(c->never_throttle_nets);
-    c->never_throttle_nets = nets;
-    return true;
-}
-
-static bool set_never_throttle_sasl_users(struct config *c, const char *key, const char *value,
-                                          struct reporter *r)
-{
-    char **items;
-    size_t n = split_list(value, &items);
-
-    strings_free(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count);
-    c->never_throttle_sasl_users = items;
-    c->never_throttle_sasl_user_count = n;
-    (void)key;
-    (void)r;
-    return true;
-}
-
-/* Senders: user@domain (exact, the domain without case) or a domain (every sender in it). */
-static bool set_never_throttle_senders(struct config *c, const char *key, const char *value,
-                                       struct reporter *r)
-{
-    char **items;
-    size_t n = split_list(value, &items);
-
-    for (size_t i = 0; i < n; i++) {
-        char *at = strrchr(items[i], '@');
-        char *domain = at ? at + 1 : items[i];
-
-        if (*domain == '\0') {
-            problem(r, "%s: '%s' is not user@domain or a domain", key, items[i]);
-            strings_free(items, n);
-            return false;
-        }
-        for (char *p = domain; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        if (at == items[i]) /* "@example.com": the domain */
-            memmove(items[i], items[i] + 1, strlen(items[i]));
-    }
-    strings_free(c->never_throttle_senders, c->never_throttle_sender_count);
-    c->never_throttle_senders = items;
-    c->never_throttle_sender_count = n;
-    return true;
-}
-
-static bool set_limit_window(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    return set_duration(&c->limit_window, 60, key, value, r);
-}
-
-static bool set_limit_count(struct config *c, const char *key, const char *value,
-                            struct reporter *r)
-{
-    if (strcasecmp(value, "recipients") == 0) {
-        c->limit_count_messages = false;
-    } else if (strcasecmp(value, "messages") == 0) {
-        c->limit_count_messages = true;
-    } else {
-        problem(r, "%s: '%s' is not recipients or messages", key, value);
-        return false;
-    }
-    return true;
-}
-
-static bool set_limit_sasl_username(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_slots(&c->limit_sasl_username, 0, 1000000000, key, value, r);
-}
-
-static bool set_limit_client_address(struct config *c, const char *key, const char *value,
-                                     struct reporter *r)
-{
-    return set_slots(&c->limit_client_address, 0, 1000000000, key, value, r);
-}
-
-static bool set_limit_sender_domain(struct config *c, const char *key, const char *value,
-                                    struct reporter *r)
-{
-    return set_slots(&c->limit_sender_domain, 0, 1000000000, key, value, r);
-}
-
-static bool set_limit_domains(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_slots(&c->limit_domains, 0, 1000000000, key, value, r);
-}
-
-static bool set_monitor_only(struct config *c, const char *key, const char *value,
-                             struct reporter *r)
-{
-    return set_yes_no(&c->monitor_only, key, value, r);
-}
-
-static bool set_fast_path(struct config *c, const char *key, const char *value,
-                          struct reporter *r)
-{
-    return set_yes_no(&c->fast_path, key, value, r);
-}
-
-static bool set_fast_window(struct config *c, const char *key, const char *value,
-                            struct reporter *r)
-{
-    return set_duration(&c->fast_window, 0.1, key, value, r);
-}
-
-static bool set_fast_halflife(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
-{
-    return set_duration(&c->fast_halflife, 60, key, value, r);
-}
-
-static bool set_fast_min_domains(struct config *c, const char *key, const char *value,
-                                 struct reporter *r)
-{
-    return set_slots(&c->fast_min_domains, 1, 1000000, key, value, r);
-}
-
-static bool set_fast_min_mx(struct config *c, const char *key, const char *value,
-                            struct reporter *r)
-{
-    return set_slots(&c->fast_min_mx, 1, 1000000, key, value, r);
-}
-
-static bool set_fast_factor(struct config *c, const char *key, const char *value,
-                            struct reporter *r)
-{
-    return set_number(&c->fast_factor, 1, 1000, key, value, r);
-}
-
-static bool set_fast_learn_period(struct config *c, const char *key, const char *value,
-                                  struct reporter *r)
-{
-    return set_duration(&c->fast_learn_period, 1, key, value, r);
-}
-
-static bool set_fast_site_min_keys(struct config *c, const char *key, const char *value,
-                                   struct reporter *r)
-{
-    return set_slots(&c->fast_site_min_keys, 1, 65536, key, value, r);
-}
-
-static bool set_fast_slots(struct config *c, const char *key, const char *value,
-                           struct reporter *r)
-{
-    return set_slots(&c->fast_slots, 16, 65536, key, value, r);
-}
-
-static bool set_alert_command(struct config *c, const char *key, const char *value,
-                              struct reporter *r)
+static bool check_absolute_or_empty(const char *key, const char *value, struct reporter *r)
 {
     if (*value != '\0' && *value != '/') {
         problem(r, "%s: '%s' must start with an absolute path", key, value);
         return false;
     }
-    replace_string(&c->alert_command, value);
     return true;
 }
 
-static bool network_parse(const char *net, struct config_network *out)
-{
-    char addr[64];
-    const char *slash = strchr(net, '/');
-    size_t len = slash ? (size_t)(slash - net) : strlen(net);
+/* ------------------------------------------------------------------ keys */
 
-    if (len >= sizeof(addr))
-        return false;
-    memcpy(addr, net, len);
-    addr[len] = '\0';
-    out->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(out->family, addr, out->addr) != 1)
-        return false;
-    out->bits = slash ? (unsigned)strtoul(slash + 1, NULL, 10)
-                      : (out->family == AF_INET ? 32u : 128u);
-    return true;
-}
+enum key_type {
+    KT_STRING,   /* char *, as written; .check may refuse it */
+    KT_YES_NO,   /* bool: yes/true/1 or no/false/0 */
+    KT_UNSIGNED, /* unsigned, decimal, in [min, max] */
+    KT_DURATION, /* double seconds (duration.h), in [min, max] */
+    KT_NUMBER,   /* double, decimal, in [min, max] */
+    KT_ENUM,     /* int or bool: the index of one of .choices, any case */
+    KT_LIST,     /* char ** and a size_t count; .item checks each item */
+    KT_CUSTOM,   /* .set parses the whole value */
+};
 
-bool config_address_in(const char *text, size_t len, const struct config_network *networks,
-                       size_t count)
-{
-    unsigned char a[16];
-    char addr[64];
-    int family;
+/* When a changed value needs a restart rather than a SIGHUP. */
+enum restart_rule {
+    RELOADS,            /* takes effect on SIGHUP */
+    RESTART_ON_CHANGE,  /* any change waits for the next restart */
+    RESTART_TURNING_ON, /* turning it on waits; turning it off reloads */
+    RESTART_ON_OFF,     /* turning it on or off waits; other changes reload */
+};
 
-    if (count == 0 || len == 0 || len >= sizeof(addr))
-        return false;
-    memcpy(addr, text, len);
-    addr[len] = '\0';
-    family = memchr(addr, ':', len) ? AF_INET6 : AF_INET;
-    if (inet_pton(family, addr, a) != 1)
-        return false;
-    for (size_t i = 0; i < count; i++) {
-        const struct config_network *n = &networks[i];
-        unsigned bits = n->bits, bytes = family == AF_INET ? 4 : 16, k;
+/* The restart-only keys in groups, each with one warning that names them all. */
+enum restart_group { GROUP_NONE, GROUP_COUNTING, GROUP_PRIVILEGES, GROUP_STORE, GROUP_LOOKUPS };
 
-        if (n->family != family)
-            continue;
-        for (k = 0; k < bytes && bits > 0; k++, bits = bits > 8 ? bits - 8 : 0) {
-            unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+static const char *const restart_messages[] = {
+    [GROUP_COUNTING] = "windows, culprit_slots, session_slots, throttle_slots and fast_slots take "
+                       "effect at the next restart; counting goes on with the running values",
+    [GROUP_PRIVILEGES] = "user, postfix_config_directory, quarantine_slots and turning quarantine "
+                         "on take effect at the next restart (they are fixed when root is given "
+                         "up)",
+    [GROUP_STORE] = "store, host_id, redis_password and the store_* keys take effect at the next "
+                    "restart; the store goes on with the running values",
+    [GROUP_LOOKUPS] = "resolver, dns_timeout, dns_tries, dns_max_outstanding, the dns_cache_* "
+                      "keys, and turning dns_lookups on or off take effect at the next restart; "
+                      "lookups go on with the running values",
+};
+#define GROUP_COUNT (sizeof(restart_messages) / sizeof(restart_messages[0]))
 
-            if ((a[k] & mask) != (n->addr[k] & mask))
-                break;
-        }
-        if (k == bytes || bits == 0)
-            return true;
-    }
-    return false;
-}
-
-static const struct key_entry {
+struct key_def {
     const char *name;
-    setter_fn *set;
-    const char *default_value; /* NULL: computed in config_new */
-} keys[CK_COUNT] = {
-    [CK_LISTEN] = {"listen", set_listen, "inet:127.0.0.1:10040"},
-    [CK_UNIX_SOCKET_MODE] = {"unix_socket_mode", set_unix_socket_mode, "0666"},
-    [CK_MAX_CONNECTIONS] = {"max_connections", set_max_connections, "2048"},
-    [CK_IDLE_TIMEOUT] = {"idle_timeout", set_idle_timeout, "330s"},
-    [CK_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", set_shutdown_timeout, "10s"},
-    [CK_LOG_REQUESTS] = {"log_requests", set_log_requests, "no"},
-    [CK_STORE] = {"store", set_store, "memory"},
-    [CK_REDIS_PASSWORD] = {"redis_password", set_redis_password, ""},
-    [CK_HOST_ID] = {"host_id", set_host_id, NULL},
-    [CK_LOCAL_DOMAINS] = {"local_domains", set_local_domains, ""},
-    [CK_RESOLVER] = {"resolver", set_resolver, "system"},
-    [CK_TDNS_CLIENT] = {"tdns_client", set_tdns_client, ""},
-    [CK_HTTP_LISTEN] = {"http_listen", set_http_listen, "inet:127.0.0.1:10041"},
-    [CK_WINDOWS] = {"windows", set_windows, "1m, 10m, 1h"},
-    [CK_CULPRIT_SLOTS] = {"culprit_slots", set_culprit_slots, "100"},
-    [CK_SESSION_SLOTS] = {"session_slots", set_session_slots, "65536"},
-    [CK_SESSION_TIMEOUT] = {"session_timeout", set_session_timeout, "10m"},
-    [CK_TRANSACTION_TIMEOUT] = {"transaction_timeout", set_transaction_timeout, "10m"},
-    [CK_COUNT_MESSAGES_AT] = {"count_messages_at", set_count_messages_at, "auto"},
-    [CK_STORE_FLUSH_INTERVAL] = {"store_flush_interval", set_store_flush_interval, "1s"},
-    [CK_STORE_TIMEOUT] = {"store_timeout", set_store_timeout, "2s"},
-    [CK_STORE_RETENTION] = {"store_retention", set_store_retention, "8d"},
-    [CK_STORE_BACKLOG] = {"store_backlog", set_store_backlog, "1h"},
-    [CK_DNS_LOOKUPS] = {"dns_lookups", set_dns_lookups, "client_ptr, client_a, sender_mx, recipient_mx"},
-    [CK_DNS_TIMEOUT] = {"dns_timeout", set_dns_timeout, "2s"},
-    [CK_DNS_TRIES] = {"dns_tries", set_dns_tries, "2"},
-    [CK_DNS_WAIT] = {"dns_wait", set_dns_wait, "0s"},
-    [CK_DNS_MAX_OUTSTANDING] = {"dns_max_outstanding", set_dns_max_outstanding, "1000"},
-    [CK_DNS_CACHE_SIZE] = {"dns_cache_size", set_dns_cache_size, "10000"},
-    [CK_DNS_CACHE_MAX_TTL] = {"dns_cache_max_ttl", set_dns_cache_max_ttl, "1d"},
-    [CK_FEED_CLIENTS] = {"feed_clients", set_feed_clients, ""},
-    [CK_TDNS_STALE_AFTER] = {"tdns_stale_after", set_tdns_stale_after, "5m"},
-    [CK_DETECT_WINDOW] = {"detect_window", set_detect_window, "10m"},
-    [CK_DETECT_LOUD_AFTER] = {"detect_loud_after", set_detect_loud_after, "20s"},
-    [CK_DETECT_QUIET_AFTER] = {"detect_quiet_after", set_detect_quiet_after, "10m"},
-    [CK_DETECT_MX_FACTOR] = {"detect_mx_factor", set_detect_mx_factor, "10"},
-    [CK_DETECT_MIN_MX] = {"detect_min_mx", set_detect_min_mx, "20"},
-    [CK_DETECT_DOMAINS_FACTOR] = {"detect_domains_factor", set_detect_domains_factor, "10"},
-    [CK_DETECT_MIN_DOMAINS] = {"detect_min_domains", set_detect_min_domains, "20"},
-    [CK_DETECT_MIN_MESSAGES] = {"detect_min_messages", set_detect_min_messages, "20"},
-    [CK_DETECT_ALPHA_BAND] = {"detect_alpha_band", set_detect_alpha_band, ""},
-    [CK_DETECT_ALPHA_FACTOR] = {"detect_alpha_factor", set_detect_alpha_factor, "1.5"},
-    [CK_BASELINE_START] = {"baseline_start", set_baseline_start, ""},
-    [CK_BASELINE_HOUR_DAYS] = {"baseline_hour_days", set_baseline_hour_days, "3"},
-    [CK_CULPRIT_ACTION] = {"culprit_action", set_culprit_action,
-                           "DEFER 4.7.1 Too much relay mail from you: sending paused, try again later"},
-    [CK_CULPRIT_ESCALATE_ACTION] = {"culprit_escalate_action", set_culprit_escalate_action,
-                                    "REJECT 5.7.1 Relay refused: this sender is sending spam"},
-    [CK_ESCALATE_AFTER] = {"escalate_after", set_escalate_after, "30m"},
-    [CK_LOUD_RELAY_ACTION] = {"loud_relay_action", set_loud_relay_action, "DUNNO"},
-    [CK_CULPRIT_MIN_SHARE] = {"culprit_min_share", set_culprit_min_share, "0.1"},
-    [CK_CULPRIT_MIN_DOMAINS] = {"culprit_min_domains", set_culprit_min_domains, "10"},
-    [CK_THROTTLE_COOLDOWN] = {"throttle_cooldown", set_throttle_cooldown, "1h"},
-    [CK_THROTTLE_SLOTS] = {"throttle_slots", set_throttle_slots, "10000"},
-    [CK_RELEASE_GRACE] = {"release_grace", set_release_grace, "1h"},
-    [CK_BLOCK_ACTION] = {"block_action", set_block_action,
-                         "REJECT 5.7.1 Sending blocked by the mail administrator"},
-    [CK_NEVER_THROTTLE_CLIENTS] = {"never_throttle_clients", set_never_throttle_clients, ""},
-    [CK_NEVER_THROTTLE_SASL_USERS] = {"never_throttle_sasl_users", set_never_throttle_sasl_users, ""},
-    [CK_NEVER_THROTTLE_SENDERS] = {"never_throttle_senders", set_never_throttle_senders, ""},
-    [CK_LIMIT_WINDOW] = {"limit_window", set_limit_window, "1h"},
-    [CK_LIMIT_COUNT] = {"limit_count", set_limit_count, "recipients"},
-    [CK_LIMIT_SASL_USERNAME] = {"limit_sasl_username", set_limit_sasl_username, "0"},
-    [CK_LIMIT_CLIENT_ADDRESS] = {"limit_client_address", set_limit_client_address, "0"},
-    [CK_LIMIT_SENDER_DOMAIN] = {"limit_sender_domain", set_limit_sender_domain, "0"},
-    [CK_LIMIT_DOMAINS] = {"limit_domains", set_limit_domains, "0"},
-    [CK_LIMIT_ACTION] = {"limit_action", set_limit_action,
-                         "DEFER 4.7.1 Sending limit reached: try again later"},
-    [CK_FAST_PATH] = {"fast_path", set_fast_path, "yes"},
-    [CK_FAST_WINDOW] = {"fast_window", set_fast_window, "10s"},
-    [CK_FAST_MIN_DOMAINS] = {"fast_min_domains", set_fast_min_domains, "50"},
-    [CK_FAST_MIN_MX] = {"fast_min_mx", set_fast_min_mx, "50"},
-    [CK_FAST_FACTOR] = {"fast_factor", set_fast_factor, "4"},
-    [CK_FAST_HALFLIFE] = {"fast_halflife", set_fast_halflife, "7d"},
-    [CK_FAST_SLOTS] = {"fast_slots", set_fast_slots, "1024"},
-    [CK_FAST_LEARN_PERIOD] = {"fast_learn_period", set_fast_learn_period, "1m"},
-    [CK_FAST_SITE_MIN_KEYS] = {"fast_site_min_keys", set_fast_site_min_keys, "10"},
-    [CK_MONITOR_ONLY] = {"monitor_only", set_monitor_only, "no"},
-    [CK_ALERT_COMMAND] = {"alert_command", set_alert_command, ""},
-    [CK_QUARANTINE] = {"quarantine", set_quarantine, "yes"},
-    [CK_POSTFIX_CONFIG_DIRECTORY] = {"postfix_config_directory", set_postfix_config_directory,
-                                     "/etc/postfix"},
-    [CK_QUARANTINE_LOOKBACK] = {"quarantine_lookback", set_quarantine_lookback, "1h"},
-    [CK_QUARANTINE_MESSAGES] = {"quarantine_messages", set_quarantine_messages, "500"},
-    [CK_QUARANTINE_SLOTS] = {"quarantine_slots", set_quarantine_slots, "1024"},
-    [CK_USER] = {"user", set_user, "relaywatch"},
+    enum key_type type;
+    size_t offset, size;        /* the value in struct config (not KT_CUSTOM) */
+    size_t count_offset;        /* KT_LIST: its item count */
+    double min, max;            /* KT_UNSIGNED, KT_DURATION, KT_NUMBER */
+    const char *const *choices; /* KT_ENUM: NULL-terminated words */
+    key_check_fn *check;        /* KT_STRING, optional */
+    list_item_fn *item;         /* KT_LIST, optional */
+    key_set_fn *set;            /* KT_CUSTOM */
+    key_derive_fn *derive;      /* optional, after every value stored */
+    const char *default_value;  /* NULL: this host's name (host_id) */
+    enum restart_rule restart;
+    enum restart_group group;
+    bool secret;         /* never printed */
+    const char *meaning; /* one line, for the reader of this table */
+};
+
+#define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
+#define STRING(f, fn) .type = KT_STRING, FIELD(f), .check = fn
+#define ACTION(f) STRING(f, check_action)
+#define YES_NO(f) .type = KT_YES_NO, FIELD(f)
+#define UNSIGNED(f, lo, hi) .type = KT_UNSIGNED, FIELD(f), .min = lo, .max = hi
+#define DURATION(f, lo, hi) .type = KT_DURATION, FIELD(f), .min = lo, .max = hi
+#define NUMBER(f, lo, hi) .type = KT_NUMBER, FIELD(f), .min = lo, .max = hi
+#define ENUM(f, words) .type = KT_ENUM, FIELD(f), .choices = words
+#define LIST(f, n, fn)                                                                           \
+    .type = KT_LIST, FIELD(f), .count_offset = offsetof(struct config, n), .item = fn
+#define CUSTOM(fn) .type = KT_CUSTOM, .set = fn
+#define RESTART(g) .restart = RESTART_ON_CHANGE, .group = g
+#define RESTART_ON(g) .restart = RESTART_TURNING_ON, .group = g
+#define RESTART_ON_OR_OFF(g) .restart = RESTART_ON_OFF, .group = g
+#define KEY(k, n, typed, def, text) [k] = {.name = n, typed, .default_value = def, .meaning = text}
+/* A key whose change needs a restart. */
+#define KEY_R(k, n, typed, def, when, text)                                                      \
+    [k] = {.name = n, typed, .default_value = def, when, .meaning = text}
+
+#define ANY_LENGTH DURATION_MAX_SECONDS
+
+static const char *const count_at_words[] = {"auto", "rcpt", "end-of-message", NULL};
+static const char *const limit_count_words[] = {"recipients", "messages", NULL};
+
+static const struct key_def keys[CK_COUNT] = {
+    KEY(CK_LISTEN, "listen", CUSTOM(set_listen), "inet:127.0.0.1:10040",
+        "where Postfix connects: inet:HOST:PORT and/or unix:/PATH"),
+    KEY(CK_UNIX_SOCKET_MODE, "unix_socket_mode", CUSTOM(set_unix_socket_mode), "0666",
+        "file mode of unix: sockets (octal)"),
+    KEY(CK_MAX_CONNECTIONS, "max_connections", UNSIGNED(max_connections, 1, 1000000), "2048",
+        "policy connections served at once"),
+    KEY(CK_IDLE_TIMEOUT, "idle_timeout", DURATION(idle_timeout, 1, ANY_LENGTH), "330s",
+        "close a connection with no traffic for this long"),
+    KEY(CK_SHUTDOWN_TIMEOUT, "shutdown_timeout", DURATION(shutdown_timeout, 0, ANY_LENGTH), "10s",
+        "on SIGTERM, how long requests in the middle of arriving get to complete"),
+    KEY(CK_LOG_REQUESTS, "log_requests", YES_NO(log_requests), "no",
+        "log one line per request and its answer"),
+    KEY_R(CK_STORE, "store", STRING(store, check_store), "memory", RESTART(GROUP_STORE),
+          "memory, redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N]"),
+    [CK_REDIS_PASSWORD] = {.name = "redis_password", STRING(redis_password, NULL),
+                           .default_value = "", RESTART(GROUP_STORE), .secret = true,
+                           .meaning = "Redis AUTH password (never logged or printed)"},
+    KEY_R(CK_HOST_ID, "host_id", STRING(host_id, check_host_id), NULL, RESTART(GROUP_STORE),
+          "this MX host's name in shared counters"),
+    KEY(CK_LOCAL_DOMAINS, "local_domains", LIST(local_domains, local_domain_count, domain_item),
+        "", "recipient domains that are this site's own"),
+    KEY_R(CK_RESOLVER, "resolver", STRING(resolver, check_resolver), "system",
+          RESTART(GROUP_LOOKUPS), "system, or name servers IP, IP:PORT, [IPV6]:PORT"),
+    KEY(CK_TDNS_CLIENT, "tdns_client", STRING(tdns_client, check_ip_or_empty), "",
+        "this MX host's address as the upstream DNS server logs it"),
+    KEY(CK_HTTP_LISTEN, "http_listen", CUSTOM(set_http_listen), "inet:127.0.0.1:10041",
+        "one endpoint for /status and /metrics; empty: off"),
+    KEY_R(CK_WINDOWS, "windows", CUSTOM(set_windows), "1m, 10m, 1h", RESTART(GROUP_COUNTING),
+          "the counting windows, at most 8 durations"),
+    KEY_R(CK_CULPRIT_SLOTS, "culprit_slots", UNSIGNED(culprit_slots, 1, 1000), "100",
+          RESTART(GROUP_COUNTING), "keys tracked per culprit table"),
+    KEY_R(CK_SESSION_SLOTS, "session_slots", UNSIGNED(session_slots, 64, 16777216), "65536",
+          RESTART(GROUP_COUNTING), "size of the tables of sessions and open transactions"),
+    KEY(CK_SESSION_TIMEOUT, "session_timeout", DURATION(session_timeout, 1, ANY_LENGTH), "10m",
+        "a session quiet for this long is forgotten"),
+    KEY(CK_TRANSACTION_TIMEOUT, "transaction_timeout",
+        DURATION(transaction_timeout, 1, ANY_LENGTH), "10m",
+        "a transaction without END-OF-MESSAGE for this long is settled"),
+    KEY(CK_COUNT_MESSAGES_AT, "count_messages_at", ENUM(count_messages_at, count_at_words),
+        "auto", "where a message counts in nf"),
+    KEY_R(CK_STORE_FLUSH_INTERVAL, "store_flush_interval",
+          DURATION(store_flush_interval, 0.1, ANY_LENGTH), "1s", RESTART(GROUP_STORE),
+          "how often counts are written to the store and read back"),
+    KEY_R(CK_STORE_TIMEOUT, "store_timeout", DURATION(store_timeout, 0.1, ANY_LENGTH), "2s",
+          RESTART(GROUP_STORE), "a store round not answered by then fails"),
+    KEY_R(CK_STORE_RETENTION, "store_retention", DURATION(store_retention, 3600, ANY_LENGTH),
+          "8d", RESTART(GROUP_STORE), "TTL of the keys written"),
+    KEY_R(CK_STORE_BACKLOG, "store_backlog", DURATION(store_backlog, 120, 86400), "1h",
+          RESTART(GROUP_STORE), "this run's counts kept to write again after a failure"),
+    KEY_R(CK_DNS_LOOKUPS, "dns_lookups", CUSTOM(set_dns_lookups),
+          "client_ptr, client_a, sender_mx, recipient_mx",
+          RESTART_ON_OR_OFF(GROUP_LOOKUPS), "which lookups the daemon makes"),
+    KEY_R(CK_DNS_TIMEOUT, "dns_timeout", DURATION(dns_timeout, 0.01, 60), "2s",
+          RESTART(GROUP_LOOKUPS), "how long the first try of a query waits"),
+    KEY_R(CK_DNS_TRIES, "dns_tries", UNSIGNED(dns_tries, 1, 10), "2", RESTART(GROUP_LOOKUPS),
+          "tries per query and name server"),
+    KEY(CK_DNS_WAIT, "dns_wait", DURATION(dns_wait, 0, 60), "0s",
+        "how long an answer may wait for its lookups (Postfix's policy timeout is 100s)"),
+    KEY_R(CK_DNS_MAX_OUTSTANDING, "dns_max_outstanding", UNSIGNED(dns_max_outstanding, 1, 65536),
+          "1000", RESTART(GROUP_LOOKUPS), "distinct queries in flight at once"),
+    KEY_R(CK_DNS_CACHE_SIZE, "dns_cache_size", UNSIGNED(dns_cache_size, 16, 4194304), "10000",
+          RESTART(GROUP_LOOKUPS), "entries in the DNS cache"),
+    KEY_R(CK_DNS_CACHE_MAX_TTL, "dns_cache_max_ttl", DURATION(dns_cache_max_ttl, 0, ANY_LENGTH),
+          "1d", RESTART(GROUP_LOOKUPS), "the longest an answer is cached"),
+    KEY(CK_FEED_CLIENTS, "feed_clients", LIST(feed_clients, feed_client_count, network_item), "",
+        "relaywatch feed: the clients whose queries it keeps; empty: all"),
+    KEY(CK_TDNS_STALE_AFTER, "tdns_stale_after", DURATION(tdns_stale_after, 1, ANY_LENGTH), "5m",
+        "tdns is stale after this long without a feed write"),
+    KEY(CK_DETECT_WINDOW, "detect_window", DURATION(detect_window, 60, ANY_LENGTH), "10m",
+        "the window the detector judges (one of windows)"),
+    KEY(CK_DETECT_LOUD_AFTER, "detect_loud_after", DURATION(detect_loud_after, 0, ANY_LENGTH),
+        "20s", "how long the loud condition holds before the host is loud"),
+    KEY(CK_DETECT_QUIET_AFTER, "detect_quiet_after", DURATION(detect_quiet_after, 0, ANY_LENGTH),
+        "10m", "how long the quiet condition holds before it is quiet again"),
+    KEY(CK_DETECT_MX_FACTOR, "detect_mx_factor", NUMBER(detect_mx_factor, 1, 1e6), "10",
+        "MX at least this many times its baseline"),
+    KEY(CK_DETECT_MIN_MX, "detect_min_mx", UNSIGNED(detect_min_mx, 1, 100000000), "20",
+        "and at least this many per detect_window"),
+    KEY(CK_DETECT_DOMAINS_FACTOR, "detect_domains_factor", NUMBER(detect_domains_factor, 1, 1e6),
+        "10", "relay domains at least this many times their baseline"),
+    KEY(CK_DETECT_MIN_DOMAINS, "detect_min_domains", UNSIGNED(detect_min_domains, 1, 100000000),
+        "20", "and at least this many per detect_window"),
+    KEY(CK_DETECT_MIN_MESSAGES, "detect_min_messages",
+        UNSIGNED(detect_min_messages, 1, 100000000), "20",
+        "alpha is judged only with this many from= lines"),
+    KEY(CK_DETECT_ALPHA_BAND, "detect_alpha_band", CUSTOM(set_detect_alpha_band), "",
+        "empty: learned; or fixed, LOW-HIGH"),
+    KEY(CK_DETECT_ALPHA_FACTOR, "detect_alpha_factor", NUMBER(detect_alpha_factor, 1, 100), "1.5",
+        "width of the learned alpha band"),
+    KEY(CK_BASELINE_START, "baseline_start", CUSTOM(set_baseline_start), "",
+        "cold-start baselines, NAME=VALUE items"),
+    KEY(CK_BASELINE_HOUR_DAYS, "baseline_hour_days", UNSIGNED(baseline_hour_days, 0, 365), "3",
+        "days an hour of the day needs before its own baseline is used"),
+    KEY(CK_CULPRIT_ACTION, "culprit_action", ACTION(culprit_action),
+        "DEFER 4.7.1 Too much relay mail from you: sending paused, try again later",
+        "the answer to a culprit's relay RCPTs"),
+    KEY(CK_CULPRIT_ESCALATE_ACTION, "culprit_escalate_action", ACTION(culprit_escalate_action),
+        "REJECT 5.7.1 Relay refused: this sender is sending spam",
+        "the answer once the culprit kept sending for escalate_after"),
+    KEY(CK_ESCALATE_AFTER, "escalate_after", DURATION(escalate_after, 0, ANY_LENGTH), "30m",
+        "0: never escalate"),
+    KEY(CK_LOUD_RELAY_ACTION, "loud_relay_action", ACTION(loud_relay_action), "DUNNO",
+        "the answer to other relay RCPTs while loud"),
+    KEY(CK_CULPRIT_MIN_SHARE, "culprit_min_share", NUMBER(culprit_min_share, 0, 1), "0.1",
+        "a culprit's least share of relay domains or queries"),
+    KEY(CK_CULPRIT_MIN_DOMAINS, "culprit_min_domains", UNSIGNED(culprit_min_domains, 1, 100000000),
+        "10", "a culprit's least distinct relay domains in detect_window"),
+    KEY(CK_THROTTLE_COOLDOWN, "throttle_cooldown", DURATION(throttle_cooldown, 1, ANY_LENGTH),
+        "1h", "how long an automatic throttle lasts"),
+    KEY_R(CK_THROTTLE_SLOTS, "throttle_slots", UNSIGNED(throttle_slots, 16, 1000000), "10000",
+          RESTART(GROUP_COUNTING), "records the throttle table holds"),
+    KEY(CK_RELEASE_GRACE, "release_grace", DURATION(release_grace, 0, ANY_LENGTH), "1h",
+        "after a release, how long nothing automatic applies to the key"),
+    KEY(CK_BLOCK_ACTION, "block_action", ACTION(block_action),
+        "REJECT 5.7.1 Sending blocked by the mail administrator",
+        "the answer for relaywatch block"),
+    [CK_NEVER_THROTTLE_CLIENTS] = {.name = "never_throttle_clients",
+                                   LIST(never_throttle_clients, never_throttle_client_count,
+                                        network_item),
+                                   .derive = derive_never_throttle_nets, .default_value = "",
+                                   .meaning = "client addresses or networks never throttled"},
+    KEY(CK_NEVER_THROTTLE_SASL_USERS, "never_throttle_sasl_users",
+        LIST(never_throttle_sasl_users, never_throttle_sasl_user_count, NULL), "",
+        "SASL user names never throttled"),
+    KEY(CK_NEVER_THROTTLE_SENDERS, "never_throttle_senders",
+        LIST(never_throttle_senders, never_throttle_sender_count, sender_item), "",
+        "sender addresses or domains never throttled"),
+    KEY(CK_LIMIT_WINDOW, "limit_window", DURATION(limit_window, 60, ANY_LENGTH), "1h",
+        "the window of the static limits (one of windows)"),
+    KEY(CK_LIMIT_COUNT, "limit_count", ENUM(limit_count_messages, limit_count_words),
+        "recipients", "what the limits count: recipients or messages"),
+    KEY(CK_LIMIT_SASL_USERNAME, "limit_sasl_username",
+        UNSIGNED(limit_sasl_username, 0, 1000000000), "0", "per SASL user; 0: off"),
+    KEY(CK_LIMIT_CLIENT_ADDRESS, "limit_client_address",
+        UNSIGNED(limit_client_address, 0, 1000000000), "0", "per client address; 0: off"),
+    KEY(CK_LIMIT_SENDER_DOMAIN, "limit_sender_domain",
+        UNSIGNED(limit_sender_domain, 0, 1000000000), "0", "per sender domain; 0: off"),
+    KEY(CK_LIMIT_DOMAINS, "limit_domains", UNSIGNED(limit_domains, 0, 1000000000), "0",
+        "distinct relay domains per SASL user or client address; 0: off"),
+    KEY(CK_LIMIT_ACTION, "limit_action", ACTION(limit_action),
+        "DEFER 4.7.1 Sending limit reached: try again later", "the answer for a key over a limit"),
+    KEY(CK_FAST_PATH, "fast_path", YES_NO(fast_path), "yes",
+        "judge each key by its own short-window figures"),
+    KEY(CK_FAST_WINDOW, "fast_window", DURATION(fast_window, 0.1, ANY_LENGTH), "10s",
+        "the fast path's short window"),
+    KEY(CK_FAST_MIN_DOMAINS, "fast_min_domains", UNSIGNED(fast_min_domains, 1, 1000000), "50",
+        "the fast path's floor of distinct relay domains"),
+    KEY(CK_FAST_MIN_MX, "fast_min_mx", UNSIGNED(fast_min_mx, 1, 1000000), "50",
+        "the fast path's floor of MX queries sent upstream"),
+    KEY(CK_FAST_FACTOR, "fast_factor", NUMBER(fast_factor, 1, 1000), "4",
+        "stopped past this many times the usual and the floor"),
+    KEY(CK_FAST_HALFLIFE, "fast_halflife", DURATION(fast_halflife, 60, ANY_LENGTH), "7d",
+        "how fast a key's learned level fades"),
+    KEY_R(CK_FAST_SLOTS, "fast_slots", UNSIGNED(fast_slots, 16, 65536), "1024",
+          RESTART(GROUP_COUNTING), "keys the fast path tracks"),
+    KEY(CK_FAST_LEARN_PERIOD, "fast_learn_period", DURATION(fast_learn_period, 1, ANY_LENGTH),
+        "1m", "how often a key's peak is learned"),
+    KEY(CK_FAST_SITE_MIN_KEYS, "fast_site_min_keys", UNSIGNED(fast_site_min_keys, 1, 65536), "10",
+        "keys with a level before the site's usual is used"),
+    KEY(CK_MONITOR_ONLY, "monitor_only", YES_NO(monitor_only), "no",
+        "decide, log and count, but answer DUNNO"),
+    KEY(CK_ALERT_COMMAND, "alert_command", STRING(alert_command, check_absolute_or_empty), "",
+        "a command run per incident start and end"),
+    KEY_R(CK_QUARANTINE, "quarantine", YES_NO(quarantine), "yes",
+          RESTART_ON(GROUP_PRIVILEGES),
+          "put the queued messages of a stopped key on hold"),
+    KEY_R(CK_POSTFIX_CONFIG_DIRECTORY, "postfix_config_directory",
+          STRING(postfix_config_directory, check_postfix_config_directory), "/etc/postfix",
+          RESTART(GROUP_PRIVILEGES), "the Postfix instance whose queue postsuper -c works on"),
+    KEY(CK_QUARANTINE_LOOKBACK, "quarantine_lookback",
+        DURATION(quarantine_lookback, 1, ANY_LENGTH), "1h", "how far back a stop reaches"),
+    KEY(CK_QUARANTINE_MESSAGES, "quarantine_messages", UNSIGNED(quarantine_messages, 1, 100000),
+        "500", "queue IDs remembered per key"),
+    KEY_R(CK_QUARANTINE_SLOTS, "quarantine_slots", UNSIGNED(quarantine_slots, 16, 65536), "1024",
+          RESTART(GROUP_PRIVILEGES), "keys whose queue IDs are remembered"),
+    KEY_R(CK_USER, "user", STRING(user, check_user), "relaywatch", RESTART(GROUP_PRIVILEGES),
+          "started as root, the user the daemon runs as"),
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
+
+/* Where a row's value (or its list's count) is in c. */
+static void *field(struct config *c, size_t offset)
+{
+    return (char *)c + offset;
+}
+
+static const void *cfield(const struct config *c, size_t offset)
+{
+    return (const char *)c + offset;
+}
+
+static bool set_string(struct config *c, const struct key_def *k, const char *value,
+                       struct reporter *r)
+{
+    char **slot = field(c, k->offset);
+
+    if (k->check && !k->check(k->name, value, r))
+        return false;
+    free(*slot);
+    *slot = xstrdup(value);
+    return true;
+}
+
+static bool set_yes_no(struct config *c, const struct key_def *k, const char *value,
+                       struct reporter *r)
+{
+    bool *slot = field(c, k->offset);
+
+    if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
+        strcmp(value, "1") == 0) {
+        *slot = true;
+    } else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
+               strcmp(value, "0") == 0) {
+        *slot = false;
+    } else {
+        problem(r, "%s: '%s' is not yes or no", k->name, value);
+        return false;
+    }
+    return true;
+}
+
+static bool set_unsigned(struct config *c, const struct key_def *k, const char *value,
+                         struct reporter *r)
+{
+    unsigned long v, min = (unsigned long)k->min, max = (unsigned long)k->max;
+
+    if (!parse_unsigned(value, max, &v, 10) || v < min) {
+        problem(r, "%s: '%s' is not a number from %lu to %lu", k->name, value, min, max);
+        return false;
+    }
+    *(unsigned *)field(c, k->offset) = (unsigned)v;
+    return true;
+}
+
+static bool set_duration(struct config *c, const struct key_def *k, const char *value,
+                         struct reporter *r)
+{
+    double v;
+
+    if (!duration_parse(value, &v)) {
+        problem(r, "%s: '%s' is not a duration (a number with ms, s, m, h or d)", k->name, value);
+        return false;
+    }
+    if (v < k->min) {
+        problem(r, "%s: '%s' is shorter than %gs", k->name, value, k->min);
+        return false;
+    }
+    if (v > k->max) {
+        char longest[32];
+
+        problem(r, "%s: '%s' is longer than %s", k->name, value,
+                duration_format(k->max, longest, sizeof(longest)));
+        return false;
+    }
+    *(double *)field(c, k->offset) = v;
+    return true;
+}
+
+static bool set_enum(struct config *c, const struct key_def *k, const char *value,
+                     struct reporter *r)
+{
+    char words[200] = "";
+    size_t n = 0, len = 0;
+
+    for (n = 0; k->choices[n] != NULL; n++)
+        if (strcasecmp(value, k->choices[n]) == 0) {
+            if (k->size == sizeof(bool))
+                *(bool *)field(c, k->offset) = n != 0;
+            else
+                *(int *)field(c, k->offset) = (int)n;
+            return true;
+        }
+    /* "a, b or c" */
+    for (size_t i = 0; i < n && len < sizeof(words); i++)
+        len += (size_t)snprintf(words + len, sizeof(words) - len, "%s%s",
+                                i == 0 ? "" : i + 1 == n ? " or " : ", ", k->choices[i]);
+    problem(r, "%s: '%s' is not %s", k->name, value, words);
+    return false;
+}
+
+static bool set_list(struct config *c, const struct key_def *k, const char *value,
+                     struct reporter *r)
+{
+    char ***slot = field(c, k->offset);
+    size_t *count = field(c, k->count_offset);
+    char **items;
+    size_t n = split_list(value, &items);
+
+    for (size_t i = 0; i < n && k->item; i++)
+        if (!k->item(k->name, items[i], r)) {
+            strings_free(items, n);
+            return false;
+        }
+    strings_free(*slot, *count);
+    *slot = items;
+    *count = n;
+    return true;
+}
+
+/* Parse value for key k into c; false (reported, c unchanged) if it is refused. */
+static bool set_key(struct config *c, const struct key_def *k, const char *value,
+                    struct reporter *r)
+{
+    bool ok = false;
+    double number;
+
+    switch (k->type) {
+    case KT_STRING: ok = set_string(c, k, value, r); break;
+    case KT_YES_NO: ok = set_yes_no(c, k, value, r); break;
+    case KT_UNSIGNED: ok = set_unsigned(c, k, value, r); break;
+    case KT_DURATION: ok = set_duration(c, k, value, r); break;
+    case KT_NUMBER:
+        ok = parse_number(&number, k->min, k->max, k->name, value, r);
+        if (ok)
+            *(double *)field(c, k->offset) = number;
+        break;
+    case KT_ENUM: ok = set_enum(c, k, value, r); break;
+    case KT_LIST: ok = set_list(c, k, value, r); break;
+    case KT_CUSTOM: ok = k->set(c, k->name, value, r); break;
+    }
+    if (ok && k->derive)
+        k->derive(c);
+    return ok;
+}
 
 const char *const *config_key_names(void)
 {
@@ -1445,7 +1122,7 @@ const char *const *config_key_names(void)
     return names;
 }
 
-static const struct key_entry *find_key(const char *name, size_t len)
+static const struct key_def *find_key(const char *name, size_t len)
 {
     for (size_t i = 0; i < KEY_COUNT; i++)
         if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0)
@@ -1462,8 +1139,8 @@ static void default_host_id(struct config *c)
         strcpy(name, "localhost");
     name[sizeof(name) - 1] = '\0';
     /* Use the short name, as Postfix's myhostname does not; keys stay readable. */
-    if (!set_host_id(c, "host_id", name, &quiet))
-        set_host_id(c, "host_id", "localhost", &quiet);
+    if (!set_key(c, &keys[CK_HOST_ID], name, &quiet))
+        set_key(c, &keys[CK_HOST_ID], "localhost", &quiet);
 }
 
 struct config *config_new(void)
@@ -1476,8 +1153,8 @@ struct config *config_new(void)
     for (size_t i = 0; i < KEY_COUNT; i++) {
         if (keys[i].default_value == NULL)
             continue;
-        if (!keys[i].set(c, keys[i].name, keys[i].default_value, &quiet))
-            abort(); /* a default the parser refuses is a bug in this file */
+        if (!set_key(c, &keys[i], keys[i].default_value, &quiet))
+            abort(); /* a default the parser refuses is a bug in the table */
     }
     default_host_id(c);
     return c;
@@ -1487,32 +1164,24 @@ void config_free(struct config *c)
 {
     if (c == NULL)
         return;
-    endpoints_free(c->listen, c->listen_count);
-    if (c->http_listen) {
-        endpoint_clear(c->http_listen);
-        free(c->http_listen);
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const struct key_def *k = &keys[i];
+
+        if (k->type == KT_STRING)
+            free(*(char **)field(c, k->offset));
+        else if (k->type == KT_LIST)
+            strings_free(*(char ***)field(c, k->offset),
+                         *(size_t *)field(c, k->count_offset));
+        free(c->origin[i].value);
     }
-    free(c->store);
-    free(c->redis_password);
-    free(c->host_id);
-    strings_free(c->local_domains, c->local_domain_count);
-    strings_free(c->feed_clients, c->feed_client_count);
-    free(c->resolver);
-    free(c->tdns_client);
-    free(c->culprit_action);
-    free(c->culprit_escalate_action);
-    free(c->loud_relay_action);
-    free(c->limit_action);
-    free(c->block_action);
-    strings_free(c->never_throttle_clients, c->never_throttle_client_count);
+    /* What the custom setters and derive functions allocate. */
+    endpoints_free(c->listen, c->listen_count);
+    http_listen_free(c);
     free(c->never_throttle_nets);
-    strings_free(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count);
-    strings_free(c->never_throttle_senders, c->never_throttle_sender_count);
-    free(c->alert_command);
-    free(c->postfix_config_directory);
-    free(c->user);
     free(c);
 }
+
+/* ------------------------------------------------------------- parsing */
 
 static bool is_blank(int ch)
 {
@@ -1524,7 +1193,7 @@ static void apply_entry(struct config *c, char *text, struct reporter *r)
 {
     char *eq = strchr(text, '=');
     char *name_end, *value, *value_end;
-    const struct key_entry *k;
+    const struct key_def *k;
 
     if (eq == NULL) {
         problem(r, "missing '=' after '%.64s'", text);
@@ -1555,10 +1224,13 @@ static void apply_entry(struct config *c, char *text, struct reporter *r)
         value_end--;
     *value_end = '\0';
     *name_end = '\0';
-    if (k->set(c, k->name, value, r)) {
+    if (set_key(c, k, value, r)) {
         struct config_origin *o = &c->origin[k - keys];
+
         o->source = r->source;
         o->line = r->line;
+        free(o->value);
+        o->value = xstrdup(value);
     }
 }
 
@@ -1641,10 +1313,9 @@ unsigned config_parse_override(struct config *c, const char *assignment, config_
                                void *ctx)
 {
     struct reporter r = {report, ctx, "-o", 0, 0};
-    size_t n = strlen(assignment);
-    char *copy = xstrndup(assignment, n);
+    char *copy = xstrdup(assignment);
 
-    if (memchr(copy, '\n', n) != NULL)
+    if (strchr(copy, '\n') != NULL)
         problem(&r, "'%s': a value may not hold a newline", assignment);
     else
         apply_entry(c, copy, &r);
@@ -1770,4 +1441,147 @@ void config_report_stderr(void *ctx, const char *source, unsigned line, const ch
         fprintf(stderr, "%s:%u: %s\n", source, line, message);
     else
         fprintf(stderr, "%s: %s\n", source, message);
+}
+
+/* --------------------------------------------------- -p, -n and reloads */
+
+/* main.cf syntax; postconf too writes an empty value as "name =". */
+static void write_setting(FILE *out, const char *name, const char *value)
+{
+    if (*value == '\0')
+        fprintf(out, "%s =\n", name);
+    else
+        fprintf(out, "%s = %s\n", name, value);
+}
+
+void config_write_defaults(FILE *out)
+{
+    struct config *c = config_new();
+
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const struct key_def *k = &keys[i];
+
+        /* A default worked out at start (the host name) is a string key's value. */
+        write_setting(out, k->name,
+                      k->default_value ? k->default_value : *(char *const *)cfield(c, k->offset));
+    }
+    config_free(c);
+}
+
+void config_write_set(const struct config *c, FILE *out)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const char *value = c->origin[i].value; /* set with origin[i].source */
+
+        if (value == NULL)
+            continue;
+        write_setting(out, keys[i].name, keys[i].secret && *value != '\0' ? "(set)" : value);
+    }
+}
+
+/* The value in effect as text: as written, else the default. */
+static const char *value_text(const struct config *c, size_t i)
+{
+    if (c->origin[i].value != NULL)
+        return c->origin[i].value;
+    return keys[i].default_value ? keys[i].default_value : "";
+}
+
+/* Two lists of text items, whatever separates them. */
+static bool same_items(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Whether key i's value is the same in a and b: as parsed, or as items of its text. */
+static bool same_value(const struct config *a, const struct config *b, size_t i)
+{
+    const struct key_def *k = &keys[i];
+    const void *va = cfield(a, k->offset), *vb = cfield(b, k->offset);
+
+    switch (k->type) {
+    case KT_STRING: return strcmp(*(char *const *)va, *(char *const *)vb) == 0;
+    case KT_YES_NO: return *(const bool *)va == *(const bool *)vb;
+    case KT_UNSIGNED: return *(const unsigned *)va == *(const unsigned *)vb;
+    case KT_DURATION:
+    case KT_NUMBER: return *(const double *)va == *(const double *)vb;
+    case KT_ENUM: return memcmp(va, vb, k->size) == 0;
+    case KT_LIST:
+        return same_items(*(char **const *)va, *(const size_t *)cfield(a, k->count_offset),
+                          *(char **const *)vb, *(const size_t *)cfield(b, k->count_offset));
+    case KT_CUSTOM: {
+        char **ia, **ib;
+        size_t na = split_list(value_text(a, i), &ia), nb = split_list(value_text(b, i), &ib);
+        bool same = same_items(ia, na, ib, nb);
+
+        strings_free(ia, na);
+        strings_free(ib, nb);
+        return same;
+    }
+    }
+    return false;
+}
+
+/* Whether key i is off in c: no, 0, empty. */
+static bool is_off(const struct config *c, size_t i)
+{
+    const struct key_def *k = &keys[i];
+    const void *v = cfield(c, k->offset);
+
+    switch (k->type) {
+    case KT_STRING: return **(char *const *)v == '\0';
+    case KT_YES_NO: return !*(const bool *)v;
+    case KT_UNSIGNED: return *(const unsigned *)v == 0;
+    case KT_DURATION:
+    case KT_NUMBER: return *(const double *)v == 0;
+    case KT_ENUM: return k->size == sizeof(bool) ? !*(const bool *)v : *(const int *)v == 0;
+    case KT_LIST: return *(const size_t *)cfield(c, k->count_offset) == 0;
+    case KT_CUSTOM: {
+        char **items;
+        size_t n = split_list(value_text(c, i), &items);
+
+        strings_free(items, n);
+        return n == 0;
+    }
+    }
+    return false;
+}
+
+static bool needs_restart(const struct config *running, const struct config *next, size_t i)
+{
+    switch (keys[i].restart) {
+    case RELOADS: return false;
+    case RESTART_ON_CHANGE: return !same_value(running, next, i);
+    case RESTART_TURNING_ON: return is_off(running, i) && !is_off(next, i);
+    case RESTART_ON_OFF: return is_off(running, i) != is_off(next, i);
+    }
+    return false;
+}
+
+unsigned config_restart_changes(const struct config *running, const struct config *next,
+                                config_restart_fn *fn, void *ctx)
+{
+    unsigned warned = 0;
+
+    for (size_t g = 1; g < GROUP_COUNT; g++) {
+        char message[1024];
+        size_t len = 0;
+
+        for (size_t i = 0; i < KEY_COUNT && len < sizeof(message); i++)
+            if (keys[i].group == g && needs_restart(running, next, i))
+                len += (size_t)snprintf(message + len, sizeof(message) - len, "%s%s",
+                                        len ? ", " : "", keys[i].name);
+        if (len == 0)
+            continue;
+        if (len < sizeof(message))
+            snprintf(message + len, sizeof(message) - len, " changed: %s", restart_messages[g]);
+        fn(ctx, message);
+        warned++;
+    }
+    return warned;
 }

@@ -1,17 +1,30 @@
 /*
  * config: relaywatchd's configuration, in Postfix main.cf syntax.
  *
+ * Every key is one row of a table in config.c: its name, type and bounds,
+ * default text, where its value lands in struct config, whether a change
+ * takes effect on SIGHUP or only at the next restart, and what it means.
+ * Parsing, the defaults, relaywatchd -t, -p, -n and the reload's restart
+ * warnings all read that table.
+ *
  * Parsing is a pure function over a buffer: problems are handed to a
  * report callback as (source, line, message) so that `relaywatchd -t`
  * can print every one of them as FILE:LINE: message.  Unknown keys are
  * errors.  Defaults are parsed from text by the same setters as the
  * file, so a default can never be a value the file would refuse.
+ *
+ * A struct config owns every string and array it points to; they live
+ * until config_free.  Nothing here blocks but config_load (reads a file)
+ * and the writers (write to the FILE given).
  */
 #ifndef RELAYWATCH_CONFIG_H
 #define RELAYWATCH_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "address.h"
 
 enum endpoint_kind { ENDPOINT_INET, ENDPOINT_UNIX };
 
@@ -25,10 +38,11 @@ struct endpoint {
     char *path; /* unix: socket path */
 };
 
-/* Where a key got its value, for problems found across keys. */
+/* Where a key got its value, for problems found across keys and for relaywatchd -n. */
 struct config_origin {
     const char *source; /* file name or "-o"; NULL: built-in default */
     unsigned line;
+    char *value; /* the value as written (owned); NULL: built-in default */
 };
 
 enum config_key {
@@ -167,7 +181,7 @@ struct config {
     unsigned culprit_min_domains, throttle_slots;
     char **never_throttle_clients; /* IP or IP/LEN, as written */
     size_t never_throttle_client_count;
-    struct config_network *never_throttle_nets; /* the same, parsed */
+    struct ip_network *never_throttle_nets; /* the same, parsed */
     char **never_throttle_sasl_users;
     size_t never_throttle_sasl_user_count;
     char **never_throttle_senders; /* user@domain, or a domain (with or without '@') */
@@ -199,16 +213,12 @@ struct config {
 /* The baseline_start names, in detector_signal order (detector.h). */
 extern const char *const config_baseline_names[CONFIG_BASELINE_SIGNALS];
 
-/* An IP or IP/LEN network, parsed once. */
-struct config_network {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    unsigned bits;
-};
-
 /* Whether an IPv4/IPv6 address (text, not NUL-terminated) is in one of the networks. */
-bool config_address_in(const char *addr, size_t len, const struct config_network *networks,
-                       size_t count);
+static inline bool config_address_in(const char *addr, size_t len,
+                                     const struct ip_network *networks, size_t count)
+{
+    return address_in_networks(addr, len, networks, count);
+}
 
 #define DNS_LOOKUP_CLIENT_PTR 1u
 #define DNS_LOOKUP_CLIENT_A 2u /* the A of the name the PTR gave: forward confirmation */
@@ -251,7 +261,33 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
 /* Whether two endpoints name the same socket. */
 bool endpoint_equal(const struct endpoint *a, const struct endpoint *b);
 
-/* Names of every key, NULL-terminated, for documentation checks. */
+/* Names of every key, NULL-terminated, in table order, for documentation checks. */
 const char *const *config_key_names(void);
+
+/*
+ * relaywatchd -p: every key with its built-in default, "name = value" lines in
+ * table order (main.cf syntax; "name =" for an empty value).  host_id's default
+ * is this host's name, as config_new finds it.
+ */
+void config_write_defaults(FILE *out);
+
+/*
+ * relaywatchd -n: the keys c's file and overrides set, with the value as written
+ * (the last one for a key set twice), in table order.  A password is never
+ * written: redis_password set to anything but empty is written as "(set)".
+ */
+void config_write_set(const struct config *c, FILE *out);
+
+/* Called once per restart group with a changed key; message has no "reload: " prefix. */
+typedef void config_restart_fn(void *ctx, const char *message);
+
+/*
+ * For a reload from running to next: the keys that take effect only at the next
+ * restart and changed (compared as parsed, or as normalized text for the few
+ * keys with their own syntax).  fn gets one message per group of such keys,
+ * naming the changed ones.  Returns the number of messages.
+ */
+unsigned config_restart_changes(const struct config *running, const struct config *next,
+                                config_restart_fn *fn, void *ctx);
 
 #endif
