@@ -37,6 +37,9 @@
 #include "json_text.h"
 #include "policy_request.h"
 #include "quarantine.h"
+#include "server.h"
+#include "status.h"
+#include "store.h"
 #include "throttle.h"
 #include "traffic.h"
 #include "views.h"
@@ -1850,6 +1853,62 @@ static void test_throttle_view_json(void **state)
     sim_free(s);
 }
 
+/* GET /status (status.c): the host object's fields in the order scripts always got them, and
+ * numbers of the types they had (whole seconds as integers, %.6g figures, null alpha). */
+static void test_status_json_fields(void **state)
+{
+    static const char *const order[] = {
+        "host", "state", "uptime_seconds", "messages_counted_at", "totals", "windows", "culprits",
+        "connections", "requests", "open_transactions", "store", "resolver", "tdns", "detector",
+        "baselines", "incidents", "monitor_only", "relay_answers", "would_answer", "fast_path",
+        "throttled"};
+    struct sim *s = sim_new("");
+    struct policy_server_stats server;
+    uint64_t requests[STATUS_STATES][AK_COUNT];
+    struct store_state store = {.backend = "memory", .connected = true};
+    struct status_sources src = {s->cfg, s->t, &server, (const uint64_t(*)[AK_COUNT])requests,
+                                 T0 - 100.4, &store, NULL, T0, s->d, NULL};
+    struct http_body b = {0};
+    json_t *top, *host, *w, *fast;
+    const char *name;
+    json_t *v;
+    size_t i = 0;
+    char err[256];
+
+    (void)state;
+    memset(&server, 0, sizeof(server));
+    memset(requests, 0, sizeof(requests));
+    assert_true(defense_block(s->d, "client_address:192.0.2.1", 0, T0, err, sizeof(err)));
+    status_json(&b, &src, T0);
+    http_body_append(&b, "", 1);
+    assert_true(b.data[b.len - 2] == '\n');
+    top = json_loads(b.data, 0, NULL);
+    assert_non_null(top);
+    assert_int_equal(json_object_size(top), 3);
+    assert_non_null(json_object_get(top, "version"));
+    assert_true(json_is_null(json_object_get(top, "fleet")));
+    assert_int_equal(json_array_size(json_object_get(top, "hosts")), 1);
+    host = json_array_get(json_object_get(top, "hosts"), 0);
+    json_object_foreach(host, name, v) {
+        assert_true(i < sizeof(order) / sizeof(order[0]));
+        assert_string_equal(name, order[i++]);
+    }
+    assert_int_equal(i, sizeof(order) / sizeof(order[0]));
+    assert_true(json_is_integer(json_object_get(host, "uptime_seconds")));
+    assert_int_equal(json_integer_value(json_object_get(host, "uptime_seconds")), 100);
+    w = json_object_get(json_object_get(host, "windows"), "1m");
+    assert_true(json_is_integer(json_object_get(w, "seconds")));
+    assert_true(json_is_null(json_object_get(w, "alpha")));
+    assert_true(json_is_null(json_object_get(host, "resolver")));
+    fast = json_object_get(host, "fast_path");
+    assert_true(json_is_integer(json_object_get(fast, "window_seconds")));
+    assert_true(json_is_boolean(json_object_get(fast, "enabled")));
+    assert_int_equal(json_array_size(json_object_get(host, "throttled")), 1);
+    json_decref(top);
+    free(b.data);
+    sim_free(s);
+}
+
 /* END-OF-MESSAGE of a stopped key's relay message (RCPTs accepted before the stop): HOLD, so
  * that Postfix holds it as it is queued; nobody else's, no inbound mail, not in monitor_only,
  * not with quarantine = no. */
@@ -2158,6 +2217,7 @@ int main(void)
         cmocka_unit_test(test_alert_held_count),
         cmocka_unit_test(test_alert_json_names_from_the_wire),
         cmocka_unit_test(test_throttle_view_json),
+        cmocka_unit_test(test_status_json_fields),
         cmocka_unit_test(test_hold_at_end_of_message),
         cmocka_unit_test(test_throttle_store_sync),
         cmocka_unit_test(test_throttle_sync_older_in_store),
