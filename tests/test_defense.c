@@ -33,10 +33,16 @@
 #include "decision.h"
 #include "defense.h"
 #include "detector.h"
+#include "http.h"
+#include "json_text.h"
 #include "policy_request.h"
 #include "quarantine.h"
+#include "server.h"
+#include "status.h"
+#include "store.h"
 #include "throttle.h"
 #include "traffic.h"
+#include "views.h"
 
 #define T0 1699999200.0 /* a multiple of 3600 */
 #define STEP 0.25       /* the daemon's timer */
@@ -74,7 +80,6 @@ struct sim {
     /* Alerts: taken by the loop as the daemon does, unless keep_alerts. */
     bool keep_alerts;
     unsigned alerts_taken;
-    char last_alert[ALERT_COPY];
     /* Ordinary traffic and what it was answered. */
     const char *loud_relay_expect; /* the answer to other relay RCPTs while loud */
     unsigned ord_relay, ord_relay_loud, ord_inbound, ord_bad;
@@ -133,7 +138,7 @@ static void sim_defend(struct sim *s, double now)
     struct defense_inputs in;
     struct detector_view v;
     bool was_loud = sim_loud(s);
-    const char *alert;
+    const struct defense_alert *alert;
 
     memset(&in, 0, sizeof(in));
     in.now = now;
@@ -167,7 +172,6 @@ static void sim_defend(struct sim *s, double now)
     }
     alert = defense_pending_alert(s->d);
     if (alert != NULL && !s->keep_alerts) {
-        snprintf(s->last_alert, sizeof(s->last_alert), "%s", alert);
         s->alerts_taken++;
         defense_alert_taken(s->d);
     }
@@ -1589,8 +1593,8 @@ static void test_alerts(void **state)
     struct burst b;
     struct sim *s = sim_new(SLOW_PATH "detect_quiet_after = 2m"); /* the end comes sooner */
     double start;
-    const char *alert;
-    char start_alert[ALERT_COPY], end_alert[ALERT_COPY];
+    const struct defense_alert *alert;
+    char start_alert[ALERT_COPY], end_alert[ALERT_COPY], *json;
     struct defense_stats st;
 
     (void)state;
@@ -1601,7 +1605,9 @@ static void test_alerts(void **state)
     assert_true(sim_run_until_loud(s, start + 120, &b));
     alert = defense_pending_alert(s->d);
     assert_non_null(alert);
-    snprintf(start_alert, sizeof(start_alert), "%s", alert);
+    json = view_alert(alert); /* as the daemon hands it to alert_command */
+    snprintf(start_alert, sizeof(start_alert), "%s", json);
+    free(json);
     print_message("  start alert: %s", start_alert);
     assert_non_null(strstr(start_alert, "\"event\":\"start\""));
     assert_non_null(strstr(start_alert, "\"host\":\"mx-test\""));
@@ -1615,7 +1621,9 @@ static void test_alerts(void **state)
     assert_true(sim_run_until_quiet(s, start + 3600, &b));
     alert = defense_pending_alert(s->d);
     assert_non_null(alert);
-    snprintf(end_alert, sizeof(end_alert), "%s", alert);
+    json = view_alert(alert);
+    snprintf(end_alert, sizeof(end_alert), "%s", json);
+    free(json);
     print_message("  end alert: %s", end_alert);
     assert_non_null(strstr(end_alert, "\"event\":\"end\""));
     assert_non_null(strstr(end_alert, "\"host\":\"mx-test\""));
@@ -1644,7 +1652,8 @@ static void test_alert_held_count(void **state)
     uint64_t h = culprit_key_hash(CULPRIT_CLIENT_ADDRESS, CULPRIT, strlen(CULPRIT));
     static const char *const ids[] = {"11111A766D1", "22222A766D1", "33333A766D1",
                                       "44444A766D1", "55555A766D1"};
-    const char *alert;
+    const struct defense_alert *alert;
+    char *json;
     double start;
 
     (void)state;
@@ -1663,11 +1672,241 @@ static void test_alert_held_count(void **state)
     assert_true(sim_run_until_loud(s, start + 120, &b));
     alert = defense_pending_alert(s->d);
     assert_non_null(alert);
-    print_message("  start alert: %s", alert);
-    assert_non_null(strstr(alert, "\"quarantine\":{\"held\":2,\"being_held\":3}"));
+    json = view_alert(alert);
+    print_message("  start alert: %s", json);
+    assert_non_null(strstr(json, "\"quarantine\":{\"held\":2,\"being_held\":3}"));
+    free(json);
     defense_alert_taken(s->d);
     sim_free(s);
     quarantine_free(q);
+}
+
+/* The alert's JSON (views.c) of an incident whose culprits' names came from the wire: quotes,
+ * backslashes and control characters escaped, bytes that are not UTF-8 as U+FFFD; the
+ * fields in the order alert_command always got them; integers as integers. */
+static void test_alert_json_names_from_the_wire(void **state)
+{
+    static const char *const order[] = {"event", "host", "start", "end", "duration_seconds",
+                                        "reason", "window", "peak", "culprits", "quarantine",
+                                        "answers", "monitor_only", "would_have"};
+    struct defense_alert a;
+    char *text;
+    json_t *o, *culprits, *peak;
+    const char *name;
+    json_t *v;
+    size_t i = 0;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.event = "start";
+    snprintf(a.host, sizeof(a.host), "mx-test");
+    a.start = T0;
+    snprintf(a.reason, sizeof(a.reason), "relay domains 40 > 8\nfrom the wire");
+    snprintf(a.window, sizeof(a.window), "1m");
+    for (int k = 0; k < DS_COUNT; k++)
+        a.peak[k] = k == 0 ? 3.0 : k == 1 ? 12.5 : 1234567.0;
+    a.culprit_count = 3;
+    snprintf(a.culprits[0], sizeof(a.culprits[0]), "sasl_username:ev\"il\\\x01\x1f\x7f\xff\xc3\xa9");
+    snprintf(a.culprits[1], sizeof(a.culprits[1]), "sender_domain:cut\xc3");
+    snprintf(a.culprits[2], sizeof(a.culprits[2]), "sender_domain:\xed\xa0\x80.example");
+    a.held = 2;
+    a.being_held = 3;
+    a.answers[AK_DEFER] = 7;
+    a.would_have[AK_REJECT] = 4;
+
+    text = view_alert(&a);
+    assert_non_null(text);
+    assert_true(strlen(text) > 2 && strcmp(text + strlen(text) - 2, "}\n") == 0);
+    o = json_loads(text, 0, NULL);
+    assert_non_null(o); /* valid JSON, and UTF-8 (jansson checks) */
+    json_object_foreach(o, name, v) {
+        assert_true(i < sizeof(order) / sizeof(order[0]));
+        assert_string_equal(name, order[i++]);
+    }
+    assert_int_equal(i, sizeof(order) / sizeof(order[0]));
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "start");
+    assert_string_equal(json_string_value(json_object_get(o, "host")), "mx-test");
+    assert_string_equal(json_string_value(json_object_get(o, "start")), "2023-11-14T22:00:00Z");
+    assert_true(json_is_null(json_object_get(o, "end")));
+    assert_true(json_is_null(json_object_get(o, "duration_seconds")));
+    assert_string_equal(json_string_value(json_object_get(o, "reason")),
+                        "relay domains 40 > 8\nfrom the wire");
+    culprits = json_object_get(o, "culprits");
+    assert_int_equal(json_array_size(culprits), 3);
+    assert_string_equal(json_string_value(json_array_get(culprits, 0)),
+                        "sasl_username:ev\"il\\\x01\x1f\x7f\xef\xbf\xbd\xc3\xa9");
+    assert_string_equal(json_string_value(json_array_get(culprits, 1)),
+                        "sender_domain:cut\xef\xbf\xbd");
+    /* A surrogate's encoding is not UTF-8: each of its bytes is replaced. */
+    assert_string_equal(json_string_value(json_array_get(culprits, 2)),
+                        "sender_domain:\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd.example");
+    /* Escaped, not raw: no control byte in the text but its final newline. */
+    assert_non_null(strstr(text, "ev\\\"il\\\\\\u0001\\u001"));
+    for (const char *c = text; c[1] != '\0'; c++)
+        assert_true((unsigned char)*c >= 0x20);
+    peak = json_object_get(o, "peak");
+    assert_int_equal(json_object_size(peak), DS_COUNT);
+    assert_true(json_is_integer(json_object_get(peak, detector_signal_name(0))));
+    assert_int_equal(json_integer_value(json_object_get(peak, detector_signal_name(0))), 3);
+    assert_true(json_real_value(json_object_get(peak, detector_signal_name(1))) == 12.5);
+    /* "%.6g" as before: 1234567 was 1.23457e+06. */
+    assert_true(json_real_value(json_object_get(peak, detector_signal_name(2))) == 1234570.0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "quarantine"), "held")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(o, "quarantine"), "being_held")), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "answers"), "deferred")), 7);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "answers"), "held")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(o, "would_have"), "rejected")), 4);
+    assert_true(json_is_false(json_object_get(o, "monitor_only")));
+    json_decref(o);
+    free(text);
+
+    /* The end: its duration in whole seconds, an integer. */
+    a.event = "end";
+    a.end = T0 + 90.6;
+    text = view_alert(&a);
+    o = json_loads(text, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "end")), "2023-11-14T22:01:30Z");
+    assert_true(json_is_integer(json_object_get(o, "duration_seconds")));
+    assert_int_equal(json_integer_value(json_object_get(o, "duration_seconds")), 91);
+    json_decref(o);
+    free(text);
+}
+
+/* GET /throttle (views.c): the throttles in force with keys from the wire, and the held keys
+ * of the quarantine's ledger (only those holding, asked for or released). */
+static void test_throttle_view_json(void **state)
+{
+    struct sim *s = sim_new("");
+    struct quarantine_settings qs = {64, 100, 3600};
+    struct quarantine *q = quarantine_new(&qs);
+    static const char odd[] = "b\"a\\d\x02\xfe";
+    char member[64], err[256];
+    struct http_body b = {0};
+    json_t *o, *throttled, *held, *r;
+    double now = T0 + 10;
+
+    (void)state;
+    snprintf(member, sizeof(member), "sasl_username:%s", odd);
+    assert_true(defense_block(s->d, member, 600, now, err, sizeof(err)));
+    assert_true(defense_block(s->d, "sender_domain:spam.example", 0, now, err, sizeof(err)));
+    /* Released by hand: a record, but no throttle in force. */
+    assert_true(defense_block(s->d, "client_address:192.0.2.99", 0, now, err, sizeof(err)));
+    assert_true(defense_release(s->d, "client_address:192.0.2.99", now, err, sizeof(err)));
+    /* A key on hold, and one with a queued message only (not news). */
+    assert_true(quarantine_note(q, CULPRIT_CLIENT_ADDRESS, "192.0.2.5", 9,
+                                culprit_key_hash(CULPRIT_CLIENT_ADDRESS, "192.0.2.5", 9),
+                                "11111A766D1", 11, now, true));
+    assert_true(quarantine_note(q, CULPRIT_CLIENT_ADDRESS, "192.0.2.6", 9,
+                                culprit_key_hash(CULPRIT_CLIENT_ADDRESS, "192.0.2.6", 9),
+                                "22222A766D1", 11, now, false));
+    view_throttle(&b, s->d, q, now + 1);
+    http_body_append(&b, "", 1);
+    assert_true(b.len > 2 && b.data[b.len - 2] == '\n');
+    o = json_loads(b.data, 0, NULL);
+    assert_non_null(o);
+    assert_int_equal(json_object_size(o), 2);
+    throttled = json_object_get(o, "throttled");
+    assert_int_equal(json_array_size(throttled), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const char *key;
+
+        r = json_array_get(throttled, i);
+        key = json_string_value(json_object_get(r, "key"));
+        assert_true(json_is_integer(json_object_get(r, "answers")));
+        assert_string_equal(json_string_value(json_object_get(r, "source")), "manual");
+        assert_string_equal(json_string_value(json_object_get(r, "since")), "2023-11-14T22:00:10Z");
+        if (strcmp(json_string_value(json_object_get(r, "kind")), "sasl_username") == 0) {
+            assert_string_equal(key, "b\"a\\d\x02\xef\xbf\xbd");
+            assert_string_equal(json_string_value(json_object_get(r, "until")),
+                                "2023-11-14T22:10:10Z");
+        } else {
+            assert_string_equal(key, "spam.example");
+            assert_true(json_is_null(json_object_get(r, "until"))); /* until released */
+        }
+    }
+    held = json_object_get(o, "held");
+    assert_int_equal(json_array_size(held), 1);
+    r = json_array_get(held, 0);
+    assert_string_equal(json_string_value(json_object_get(r, "kind")), "client_address");
+    assert_string_equal(json_string_value(json_object_get(r, "key")), "192.0.2.5");
+    assert_int_equal(json_integer_value(json_object_get(r, "messages")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r, "being_held")), 0);
+    assert_string_equal(json_string_value(json_object_get(r, "since")), "2023-11-14T22:00:10Z");
+    assert_true(json_is_null(json_object_get(r, "released_at")));
+    json_decref(o);
+    free(b.data);
+
+    /* Without a quarantine the held array is empty, not absent. */
+    memset(&b, 0, sizeof(b));
+    view_throttle(&b, s->d, NULL, now + 1);
+    http_body_append(&b, "", 1);
+    o = json_loads(b.data, 0, NULL);
+    assert_non_null(o);
+    assert_true(json_is_array(json_object_get(o, "held")));
+    assert_int_equal(json_array_size(json_object_get(o, "held")), 0);
+    json_decref(o);
+    free(b.data);
+    quarantine_free(q);
+    sim_free(s);
+}
+
+/* GET /status (status.c): the host object's fields in the order scripts always got them, and
+ * numbers of the types they had (whole seconds as integers, %.6g figures, null alpha). */
+static void test_status_json_fields(void **state)
+{
+    static const char *const order[] = {
+        "host", "state", "uptime_seconds", "messages_counted_at", "totals", "windows", "culprits",
+        "connections", "requests", "open_transactions", "store", "resolver", "tdns", "detector",
+        "baselines", "incidents", "monitor_only", "relay_answers", "would_answer", "fast_path",
+        "throttled"};
+    struct sim *s = sim_new("");
+    struct policy_server_stats server;
+    uint64_t requests[STATUS_STATES][AK_COUNT];
+    struct store_state store = {.backend = "memory", .connected = true};
+    struct status_sources src = {s->cfg, s->t, &server, (const uint64_t(*)[AK_COUNT])requests,
+                                 T0 - 100.4, &store, NULL, T0, s->d, NULL};
+    struct http_body b = {0};
+    json_t *top, *host, *w, *fast;
+    const char *name;
+    json_t *v;
+    size_t i = 0;
+    char err[256];
+
+    (void)state;
+    memset(&server, 0, sizeof(server));
+    memset(requests, 0, sizeof(requests));
+    assert_true(defense_block(s->d, "client_address:192.0.2.1", 0, T0, err, sizeof(err)));
+    status_json(&b, &src, T0);
+    http_body_append(&b, "", 1);
+    assert_true(b.data[b.len - 2] == '\n');
+    top = json_loads(b.data, 0, NULL);
+    assert_non_null(top);
+    assert_int_equal(json_object_size(top), 3);
+    assert_non_null(json_object_get(top, "version"));
+    assert_true(json_is_null(json_object_get(top, "fleet")));
+    assert_int_equal(json_array_size(json_object_get(top, "hosts")), 1);
+    host = json_array_get(json_object_get(top, "hosts"), 0);
+    json_object_foreach(host, name, v) {
+        assert_true(i < sizeof(order) / sizeof(order[0]));
+        assert_string_equal(name, order[i++]);
+    }
+    assert_int_equal(i, sizeof(order) / sizeof(order[0]));
+    assert_true(json_is_integer(json_object_get(host, "uptime_seconds")));
+    assert_int_equal(json_integer_value(json_object_get(host, "uptime_seconds")), 100);
+    w = json_object_get(json_object_get(host, "windows"), "1m");
+    assert_true(json_is_integer(json_object_get(w, "seconds")));
+    assert_true(json_is_null(json_object_get(w, "alpha")));
+    assert_true(json_is_null(json_object_get(host, "resolver")));
+    fast = json_object_get(host, "fast_path");
+    assert_true(json_is_integer(json_object_get(fast, "window_seconds")));
+    assert_true(json_is_boolean(json_object_get(fast, "enabled")));
+    assert_int_equal(json_array_size(json_object_get(host, "throttled")), 1);
+    json_decref(top);
+    free(b.data);
+    sim_free(s);
 }
 
 /* END-OF-MESSAGE of a stopped key's relay message (RCPTs accepted before the stop): HOLD, so
@@ -1976,6 +2215,9 @@ int main(void)
         cmocka_unit_test(test_limit_domains),
         cmocka_unit_test(test_alerts),
         cmocka_unit_test(test_alert_held_count),
+        cmocka_unit_test(test_alert_json_names_from_the_wire),
+        cmocka_unit_test(test_throttle_view_json),
+        cmocka_unit_test(test_status_json_fields),
         cmocka_unit_test(test_hold_at_end_of_message),
         cmocka_unit_test(test_throttle_store_sync),
         cmocka_unit_test(test_throttle_sync_older_in_store),

@@ -1,7 +1,8 @@
 /*
  * daemon_http: one HTTP request to the running relaywatchd over its
  * http_listen endpoint (relaywatch status, and list / block / release with
- * store = memory).  Defined in relaywatch.c.
+ * store = memory).  It blocks, with a deadline: 5 s to connect, 10 s for the
+ * answer.  relaywatch.c and throttle.c call it; it calls neither.
  */
 #ifndef RELAYWATCH_DAEMON_HTTP_H
 #define RELAYWATCH_DAEMON_HTTP_H

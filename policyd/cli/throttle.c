@@ -19,8 +19,7 @@
 
 #include "config.h"
 #include "daemon_http.h"
-#include "http.h"
-#include "status.h"
+#include "json_text.h"
 #include "store.h"
 #include "throttle.h"
 #include "throttle_commands.h"
@@ -269,72 +268,54 @@ static int finish_stdout(void)
     return 1;
 }
 
-static void json_field(struct http_body *b, const char *name, const char *s)
-{
-    http_body_printf(b, ", \"%s\": ", name);
-    status_json_string(b, s, strlen(s));
-}
-
 /* The held array, as GET /throttle gives it (null when the daemon could not say). */
-static void json_held(struct http_body *b, const struct held_list *h)
+static json_t *held_json(const struct held_list *h)
 {
-    if (!h->known) {
-        http_body_printf(b, "null");
-        return;
-    }
-    http_body_printf(b, "[");
+    json_t *array;
+
+    if (!h->known)
+        return json_null();
+    array = json_must(json_array());
     for (size_t i = 0; i < h->n; i++) {
         const struct held_entry *e = &h->v[i];
-        char since[32], at[32];
 
-        rfc3339(e->since, since, sizeof(since));
-        rfc3339(e->released_at, at, sizeof(at));
-        http_body_printf(b, "%s\n  { \"kind\": \"%s\"", i ? "," : "", culprit_kind_name(e->kind));
-        json_field(b, "key", e->key);
-        http_body_printf(b, ", \"messages\": %u, \"being_held\": %u, \"since\": ", e->held,
-                         e->being_held);
-        http_body_printf(b, e->since > 0 ? "\"%s\"" : "null", since);
-        http_body_printf(b, ", \"released\": %u, \"released_at\": ", e->released);
-        http_body_printf(b, e->released_at > 0 ? "\"%s\" }" : "null }", at);
+        json_add_item(array, json_held_entry(culprit_kind_name(e->kind), e->key, e->held,
+                                             e->being_held, e->since, e->released,
+                                             e->released_at));
     }
-    http_body_printf(b, "%s]", h->n ? "\n" : "");
+    return array;
 }
 
-/* The records in force, sorted by since, as GET /throttle gives them. */
+/* The records in force, sorted by since, as GET /throttle gives them (without the daemon's
+ * answer counts, which the store does not keep). */
 static int print_json(struct record_list *l, const struct held_list *h, double now)
 {
-    struct http_body b = {0};
-    bool any = false;
+    json_t *top = json_must(json_object()), *throttled = json_must(json_array());
 
-    http_body_printf(&b, "{ \"throttled\": [");
     for (size_t i = 0; i < l->n; i++) {
         const struct throttle_record *r = &l->v[i];
-        char since[32], until[32];
+        char since[32];
+        json_t *o;
 
         if (!throttle_in_force(r, now))
             continue;
         rfc3339(r->since, since, sizeof(since));
-        rfc3339(r->until, until, sizeof(until));
-        http_body_printf(&b, "%s\n  { \"kind\": \"%s\"", any ? "," : "",
-                         culprit_kind_name(r->kind));
-        json_field(&b, "key", r->key);
-        json_field(&b, "action", r->action);
-        json_field(&b, "reason", r->reason);
-        http_body_printf(&b, ", \"since\": \"%s\", \"until\": ", since);
-        if (r->until != 0)
-            http_body_printf(&b, "\"%s\"", until);
-        else
-            http_body_printf(&b, "null");
-        http_body_printf(&b, ", \"source\": \"%s\"", throttle_source_name(r->source));
-        json_field(&b, "host", r->host);
-        http_body_printf(&b, " }");
-        any = true;
+        o = json_must(json_object());
+        json_set_field(o, "kind", json_textz(culprit_kind_name(r->kind)));
+        json_set_field(o, "key", json_textz(r->key));
+        json_set_field(o, "action", json_textz(r->action));
+        json_set_field(o, "reason", json_textz(r->reason));
+        json_set_field(o, "since", json_textz(since));
+        json_set_field(o, "until", r->until != 0 ? json_time(r->until) : json_null());
+        json_set_field(o, "source", json_textz(throttle_source_name(r->source)));
+        json_set_field(o, "host", json_textz(r->host));
+        json_add_item(throttled, o);
     }
-    http_body_printf(&b, "%s], \"held\": ", any ? "\n" : " ");
-    json_held(&b, h);
-    http_body_printf(&b, " }\n");
-    fwrite(b.data, 1, b.len, stdout);
-    free(b.data);
+    json_set_field(top, "throttled", throttled);
+    json_set_field(top, "held", held_json(h));
+    json_dumpf(top, stdout, JSON_TEXT_FLAGS);
+    putchar('\n');
+    json_decref(top);
     return finish_stdout();
 }
 
@@ -441,121 +422,31 @@ static int print_list(struct record_list *l, const struct held_list *h, bool jso
 
 /* ------------------------------------------------- the daemon's JSON */
 
-/* Just enough JSON for GET /throttle: { "throttled": [ { "name": "string" | null, ... } ] }. */
-struct json {
-    const char *p, *end;
-};
-
-static bool json_eat(struct json *j, char c)
+/* A string member of o (null or absent: "") into out, cut to whole UTF-8 sequences within
+ * cap - 1 bytes, control characters as spaces (the table goes to a terminal); false if it
+ * is something else. */
+static bool text_member(const json_t *o, const char *name, char *out, size_t cap)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return true;
-    }
-    return false;
-}
+    const json_t *v = json_object_get(o, name);
+    const char *s;
+    size_t len;
 
-static void utf8_put(char *out, size_t cap, size_t *o, unsigned cp)
-{
-    char b[4];
-    size_t n;
-
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xc0 | cp >> 6);
-        b[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xe0 | cp >> 12);
-        b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        b[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        b[0] = (char)(0xf0 | cp >> 18);
-        b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-        b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-        b[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    if (*o + n < cap) {
-        memcpy(out + *o, b, n);
-        *o += n;
-    }
-}
-
-static bool json_hex4(struct json *j, unsigned *cp)
-{
-    char hex[5];
-
-    if (j->end - j->p < 4)
-        return false;
-    memcpy(hex, j->p, 4);
-    hex[4] = '\0';
-    if (strspn(hex, "0123456789abcdefABCDEF") != 4)
-        return false;
-    *cp = (unsigned)strtoul(hex, NULL, 16);
-    j->p += 4;
-    return true;
-}
-
-/* A string (out cut to cap - 1 bytes; control characters become spaces), or null ("" and
- * *null set). */
-static bool json_string(struct json *j, char *out, size_t cap, bool *null)
-{
-    size_t o = 0;
-
-    *null = false;
     out[0] = '\0';
-    if (!json_eat(j, '"')) {
-        if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
-            j->p += 4;
-            *null = true;
-            return true;
-        }
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_string(v))
         return false;
+    s = json_string_value(v);
+    len = json_string_length(v);
+    if (len > cap - 1) {
+        len = cap - 1;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+            len--;
     }
-    while (j->p < j->end && *j->p != '"') {
-        unsigned cp = (unsigned char)*j->p++;
-
-        if (cp >= 0x80) { /* UTF-8 as it comes */
-            if (o + 1 < cap)
-                out[o++] = (char)cp;
-            continue;
-        }
-        if (cp == '\\') {
-            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-            const char *e;
-
-            if (j->p == j->end)
-                return false;
-            if (*j->p == 'u') {
-                j->p++;
-                if (!json_hex4(j, &cp))
-                    return false;
-                if (cp >= 0xd800 && cp < 0xdc00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
-                    j->p[1] == 'u') {
-                    unsigned lo;
-
-                    j->p += 2;
-                    if (!json_hex4(j, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                        return false;
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                }
-            } else if ((e = strchr(from, *j->p)) != NULL && *j->p != '\0') {
-                cp = (unsigned char)to[e - from];
-                j->p++;
-            } else {
-                return false;
-            }
-        }
-        utf8_put(out, cap, &o, cp < 0x20 || cp == 0x7f ? ' ' : cp);
-    }
-    out[o] = '\0';
-    return json_eat(j, '"');
+    for (size_t i = 0; i < len; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+    out[len] = '\0';
+    return true;
 }
 
 /* 2026-11-25T05:30:00Z (fractions of a second allowed) -> Unix time. */
@@ -577,54 +468,27 @@ static bool parse_rfc3339(const char *s, double *out)
     return true;
 }
 
-/* One object of the array into r; false if it is not one. */
-static bool json_record(struct json *j, struct throttle_record *r)
+/* One element of GET /throttle's "throttled" array into r; false if it is not a record. */
+static bool record_of(const json_t *o, struct throttle_record *r)
 {
-    char kind[32] = "", since[64] = "", until[64] = "", source[32] = "";
+    char kind[32], since[64], until[64], source[32];
     char member[sizeof(kind) + CULPRIT_KEY_MAX + 2];
-    bool until_null = false;
+    const json_t *until_value = json_object_get(o, "until");
 
     memset(r, 0, sizeof(*r));
-    if (!json_eat(j, '{'))
+    if (!json_is_object(o) || until_value == NULL || !text_member(o, "kind", kind, sizeof(kind)) ||
+        !text_member(o, "key", r->key, sizeof(r->key)) ||
+        !text_member(o, "action", r->action, sizeof(r->action)) ||
+        !text_member(o, "reason", r->reason, sizeof(r->reason)) ||
+        !text_member(o, "since", since, sizeof(since)) ||
+        !text_member(o, "until", until, sizeof(until)) ||
+        !text_member(o, "source", source, sizeof(source)) ||
+        !text_member(o, "host", r->host, sizeof(r->host)))
         return false;
-    do {
-        char name[32], scratch[THROTTLE_REASON_MAX], *dst = scratch;
-        size_t cap = sizeof(scratch);
-        bool null;
-
-        if (!json_string(j, name, sizeof(name), &null) || null || !json_eat(j, ':'))
-            return false;
-        if (strcmp(name, "kind") == 0)
-            dst = kind, cap = sizeof(kind);
-        else if (strcmp(name, "key") == 0)
-            dst = r->key, cap = sizeof(r->key);
-        else if (strcmp(name, "action") == 0)
-            dst = r->action, cap = sizeof(r->action);
-        else if (strcmp(name, "reason") == 0)
-            dst = r->reason, cap = sizeof(r->reason);
-        else if (strcmp(name, "since") == 0)
-            dst = since, cap = sizeof(since);
-        else if (strcmp(name, "until") == 0)
-            dst = until, cap = sizeof(until);
-        else if (strcmp(name, "source") == 0)
-            dst = source, cap = sizeof(source);
-        else if (strcmp(name, "host") == 0)
-            dst = r->host, cap = sizeof(r->host);
-        if (dst == scratch && j->p < j->end && (isdigit((unsigned char)*j->p) || *j->p == '-')) {
-            /* A number this view does not show (the daemon's "answers"): skipped. */
-            while (j->p < j->end && strchr("0123456789+-.eE", *j->p) != NULL)
-                j->p++;
-            continue;
-        }
-        if (!json_string(j, dst, cap, &null))
-            return false;
-        if (dst == until)
-            until_null = null;
-    } while (json_eat(j, ','));
     snprintf(member, sizeof(member), "%s:%s", kind, r->key);
-    if (!json_eat(j, '}') || !throttle_parse_member(member, strlen(member), &r->kind, r->key,
-                                                     sizeof(r->key)) ||
-        !parse_rfc3339(since, &r->since) || (!until_null && !parse_rfc3339(until, &r->until)))
+    if (!throttle_parse_member(member, strlen(member), &r->kind, r->key, sizeof(r->key)) ||
+        !parse_rfc3339(since, &r->since) ||
+        (!json_is_null(until_value) && !parse_rfc3339(until, &r->until)))
         return false;
     r->changed = r->since;
     for (r->source = 0; r->source < THROTTLE_SOURCES; r->source++)
@@ -633,28 +497,23 @@ static bool json_record(struct json *j, struct throttle_record *r)
     return false;
 }
 
-static bool json_list(const char *body, size_t len, struct record_list *l)
+/* GET /throttle's records into l; false if the body is not that JSON.  (Its "held" array is
+ * read from GET /held for the table.) */
+static bool records_of(const char *body, size_t len, struct record_list *l)
 {
-    struct json j = {body, body + len};
-    char name[32];
-    bool null;
+    json_t *top = json_loadb(body, len, 0, NULL);
+    const json_t *throttled = json_object_get(top, "throttled");
+    bool ok = json_is_array(throttled);
 
-    if (!json_eat(&j, '{') || !json_string(&j, name, sizeof(name), &null) ||
-        strcmp(name, "throttled") != 0 || !json_eat(&j, ':') || !json_eat(&j, '['))
-        return false;
-    if (!json_eat(&j, ']')) {
-        do {
-            struct throttle_record r;
+    for (size_t i = 0; ok && i < json_array_size(throttled); i++) {
+        struct throttle_record r;
 
-            if (!json_record(&j, &r))
-                return false;
+        ok = record_of(json_array_get(throttled, i), &r);
+        if (ok)
             list_add(l, &r);
-        } while (json_eat(&j, ','));
-        if (!json_eat(&j, ']'))
-            return false;
     }
-    /* What follows (the "held" array) comes from GET /held for the table. */
-    return json_eat(&j, '}') || json_eat(&j, ',');
+    json_decref(top);
+    return ok;
 }
 
 /* ------------------------------------------------- via the daemon */
@@ -692,7 +551,7 @@ static int list_via_daemon(const struct config *cfg, bool json)
         return rc;
     if (json) {
         rc = daemon_print_body(&ans);
-    } else if (json_list(ans.body, ans.body_len, &l)) {
+    } else if (records_of(ans.body, ans.body_len, &l)) {
         struct held_list h = {0};
 
         fetch_held(cfg, "relaywatch list", &h);

@@ -86,8 +86,10 @@ void send_held_answers(struct daemon_state *d);
 bool open_http(struct daemon_state *d, const struct config *cfg, struct http_server **out,
                char *err, size_t errlen);
 
-/* alerts.c: hand an incident's JSON to alert_command (none if it is empty). */
-void run_alert(struct daemon_state *d, const char *json);
+/* alerts.c: hand an incident's alert, as JSON (views.h), to alert_command (none if it is
+ * empty). */
+struct defense_alert;
+void run_alert(struct daemon_state *d, const struct defense_alert *alert);
 
 /* store_wiring.c */
 struct store *open_store(struct daemon_state *d, char *err, size_t errlen);

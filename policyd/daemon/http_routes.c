@@ -9,10 +9,12 @@
 #include "daemon.h"
 #include "config.h"
 #include "defense.h"
+#include "hold_service.h"
 #include "http.h"
 #include "resolver.h"
 #include "server.h"
 #include "store.h"
+#include "views.h"
 
 /* One query parameter's value, %-decoded, into out; false if absent or too long. */
 static bool query_param(const char *query, const char *name, char *out, size_t outlen)
@@ -64,13 +66,7 @@ static int handle_throttle(struct daemon_state *d, const char *method, const cha
     double now = ev_time(); /* throttle records go by the wall clock */
 
     if (strcmp(method, "GET") == 0) {
-        defense_throttled_json(d->defense, body, now);
-        /* {"throttled":[...],"held":[...]} */
-        if (body->len > 0 && body->data[body->len - 1] == '}')
-            body->len--;
-        http_body_printf(body, ",\"held\":");
-        status_held_json(body, d->holds, now);
-        http_body_printf(body, "}\n");
+        view_throttle(body, d->defense, d->holds ? hold_service_ledger(d->holds) : NULL, now);
         *content_type = "application/json";
         return 200;
     }

@@ -40,7 +40,7 @@ static void defend(struct daemon_state *d, double now)
     char missing[200] = "";
     time_t wall = (time_t)ev_time();
     struct tm tm;
-    const char *alert;
+    const struct defense_alert *alert;
 
     localtime_r(&wall, &tm);
     in.now = now;

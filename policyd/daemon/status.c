@@ -1,11 +1,13 @@
 /*
  * status: JSON, text and Prometheus views.  See status.h and the README's
- * "Status and metrics" section, which documents every field.
+ * "Status and metrics" section, which documents every field.  The JSON is
+ * built with jansson (views.h, json_text.h): field order is the order set.
  */
 #include "status.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <stdbool.h>
 #include <string.h>
@@ -15,10 +17,12 @@
 #include "hold_service.h"
 #include "fastpath.h"
 #include "http.h"
+#include "json_text.h"
 #include "resolver.h"
 #include "server.h"
 #include "store.h"
 #include "traffic.h"
+#include "views.h"
 
 #define TOP_CULPRITS 10
 
@@ -39,64 +43,15 @@ static const struct {
 
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *p, size_t n)
+static json_t *object(void)
 {
-    size_t len;
-    uint32_t cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if ((p[0] & 0xe0) == 0xc0)
-        len = 2, cp = p[0] & 0x1f;
-    else if ((p[0] & 0xf0) == 0xe0)
-        len = 3, cp = p[0] & 0x0f;
-    else if ((p[0] & 0xf8) == 0xf0)
-        len = 4, cp = p[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-        return 0;
-    return len;
+    return json_must(json_object());
 }
 
-void status_json_string(struct http_body *b, const char *s, size_t len)
+/* A counter (they stay far below 2^63). */
+static json_t *count(uint64_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    http_body_append(b, "\"", 1);
-    while (i < len) {
-        size_t n = utf8_sequence(p + i, len - i);
-
-        if (n == 0) {
-            http_body_append(b, "\\ufffd", 6);
-            i++;
-        } else if (n > 1) {
-            http_body_append(b, s + i, n);
-            i += n;
-        } else if (p[i] == '"' || p[i] == '\\') {
-            char esc[2] = {'\\', (char)p[i]};
-            http_body_append(b, esc, 2);
-            i++;
-        } else if (p[i] < 0x20 || p[i] == 0x7f) {
-            http_body_printf(b, "\\u%04x", p[i]);
-            i++;
-        } else {
-            http_body_append(b, s + i, 1);
-            i++;
-        }
-    }
-    http_body_append(b, "\"", 1);
+    return json_integer((json_int_t)n);
 }
 
 /* A key fit for a terminal: control bytes and invalid UTF-8 shown as '?'. */
@@ -120,12 +75,12 @@ static void printable(char *out, size_t outlen, const char *in)
     out[n] = '\0';
 }
 
-static void json_alpha(struct http_body *b, uint64_t nc, uint64_t nf_log)
+/* N_c / nf_log to 4 decimals; null while nf_log is 0. */
+static json_t *alpha(uint64_t nc, uint64_t nf_log)
 {
     if (nf_log == 0)
-        http_body_printf(b, "null");
-    else
-        http_body_printf(b, "%.4f", (double)nc / (double)nf_log);
+        return json_null();
+    return json_fixed((double)nc / (double)nf_log, 4);
 }
 
 /* Both culprit tables' busiest keys in window w, most recipients first. */
@@ -148,44 +103,41 @@ static unsigned gather_culprits(const struct traffic *t, unsigned w, double now,
     return n;
 }
 
-static void json_store(struct http_body *b, const struct store_state *st, uint64_t dropped)
+static json_t *store_json(const struct store_state *st, uint64_t dropped)
 {
-    http_body_printf(b,
-                     ",\"store\":{\"backend\":\"%s\",\"connected\":%s,\"flushes\":%llu,"
-                     "\"failures\":%llu,\"dropped_minutes\":%llu,\"dropped_domains\":%llu,"
-                     "\"last_error\":",
-                     st->backend, st->connected ? "true" : "false",
-                     (unsigned long long)st->flushes, (unsigned long long)st->failures,
-                     (unsigned long long)dropped, (unsigned long long)st->dropped_domains);
-    if (st->last_error)
-        status_json_string(b, st->last_error, strlen(st->last_error));
-    else
-        http_body_printf(b, "null");
-    http_body_printf(b, "}");
+    json_t *o = object();
+
+    json_set_field(o, "backend", json_textz(st->backend));
+    json_set_field(o, "connected", json_boolean(st->connected));
+    json_set_field(o, "flushes", count(st->flushes));
+    json_set_field(o, "failures", count(st->failures));
+    json_set_field(o, "dropped_minutes", count(dropped));
+    json_set_field(o, "dropped_domains", count(st->dropped_domains));
+    json_set_field(o, "last_error", st->last_error ? json_textz(st->last_error) : json_null());
+    return o;
 }
 
 /*
- * Counts indexed by traffic_counter: the mail fields, then "dns" (queries sent upstream per
- * type, as the name server logs them) and "dns_detail" (every outcome per type).
+ * Counts indexed by traffic_counter into o: the mail fields, then "dns" (queries sent
+ * upstream per type, as the name server logs them) and "dns_detail" (every outcome per type).
  */
-static void json_counts(struct http_body *b, const uint64_t *v)
+static void counts_json(json_t *o, const uint64_t *v)
 {
+    json_t *dns = object(), *detail = object();
+
     for (size_t f = 0; f < FIELD_COUNT; f++)
-        http_body_printf(b, "%s\"%s\":%llu", f ? "," : "", fields[f].json,
-                         (unsigned long long)v[fields[f].counter]);
-    http_body_printf(b, ",\"dns\":{");
+        json_set_field(o, fields[f].json, count(v[fields[f].counter]));
     for (int type = 0; type < DNS_TYPES; type++)
-        http_body_printf(b, "%s\"%s\":%llu", type ? "," : "", dns_type_name(type),
-                         (unsigned long long)v[TC_DNS(type, DNS_UPSTREAM)]);
-    http_body_printf(b, "},\"dns_detail\":{");
+        json_set_field(dns, dns_type_name(type), count(v[TC_DNS(type, DNS_UPSTREAM)]));
+    json_set_field(o, "dns", dns);
     for (int type = 0; type < DNS_TYPES; type++) {
-        http_body_printf(b, "%s\"%s\":{", type ? "," : "", dns_type_name(type));
-        for (int o = 0; o < DNS_OUTCOMES; o++)
-            http_body_printf(b, "%s\"%s\":%llu", o ? "," : "", dns_outcome_name(o),
-                             (unsigned long long)v[TC_DNS(type, o)]);
-        http_body_printf(b, "}");
+        json_t *outcomes = object();
+
+        for (int oc = 0; oc < DNS_OUTCOMES; oc++)
+            json_set_field(outcomes, dns_outcome_name(oc), count(v[TC_DNS(type, oc)]));
+        json_set_field(detail, dns_type_name(type), outcomes);
     }
-    http_body_printf(b, "}");
+    json_set_field(o, "dns_detail", detail);
 }
 
 /* Whether the feed's counts for tdns_client are too old to trust (or were never read). */
@@ -198,106 +150,94 @@ static bool tdns_stale(const struct status_sources *s)
 
 /* The upstream DNS server's counts for this host in window w: null without tdns_client or
  * for windows longer than the store reads (an hour). */
-static void json_tdns_window(struct http_body *b, const struct status_sources *s, unsigned w)
+static json_t *tdns_window_json(const struct status_sources *s, unsigned w)
 {
     const struct window_set *ws = traffic_windows(s->traffic);
     const uint64_t *v = s->store->tdns[w];
+    json_t *o;
 
     if (s->cfg->tdns_client[0] == '\0' || w >= STORE_MAX_WINDOWS ||
-        ws->seconds[w] > STORE_MAX_MINUTES * 60.0) {
-        http_body_printf(b, ",\"tdns\":null");
-        return;
-    }
-    http_body_printf(b, ",\"tdns\":{\"mx\":%llu,\"a\":%llu,\"aaaa\":%llu,\"ptr\":%llu,"
-                        "\"stale\":%s}",
-                     (unsigned long long)v[TDNS_MX], (unsigned long long)v[TDNS_A],
-                     (unsigned long long)v[TDNS_AAAA], (unsigned long long)v[TDNS_PTR],
-                     tdns_stale(s) ? "true" : "false");
+        ws->seconds[w] > STORE_MAX_MINUTES * 60.0)
+        return json_null();
+    o = object();
+    json_set_field(o, "mx", count(v[TDNS_MX]));
+    json_set_field(o, "a", count(v[TDNS_A]));
+    json_set_field(o, "aaaa", count(v[TDNS_AAAA]));
+    json_set_field(o, "ptr", count(v[TDNS_PTR]));
+    json_set_field(o, "stale", json_boolean(tdns_stale(s)));
+    return o;
 }
 
 /* The feed behind tdns: whose counts, how fresh. */
-static void json_tdns(struct http_body *b, const struct status_sources *s)
+static json_t *tdns_json(const struct status_sources *s)
 {
-    if (s->cfg->tdns_client[0] == '\0') {
-        http_body_printf(b, ",\"tdns\":null");
-        return;
-    }
-    http_body_printf(b, ",\"tdns\":{\"client\":");
-    status_json_string(b, s->cfg->tdns_client, strlen(s->cfg->tdns_client));
-    if (s->store->tdns_updated > 0)
-        http_body_printf(b, ",\"updated\":%.0f,\"age_seconds\":%.0f",
-                         s->store->tdns_updated, s->wall_now - s->store->tdns_updated);
-    else
-        http_body_printf(b, ",\"updated\":null,\"age_seconds\":null");
-    http_body_printf(b, ",\"stale_after_seconds\":%.0f,\"stale\":%s}",
-                     s->cfg->tdns_stale_after, tdns_stale(s) ? "true" : "false");
-}
+    json_t *o;
 
-static void json_resolver(struct http_body *b, const struct resolver_stats *r)
-{
-    if (r == NULL) {
-        http_body_printf(b, ",\"resolver\":null");
-        return;
-    }
-    http_body_printf(b, ",\"resolver\":{\"servers\":");
-    status_json_string(b, r->servers, strlen(r->servers));
-    http_body_printf(b,
-                     ",\"outstanding\":%u,\"outstanding_peak\":%u,\"max_outstanding\":%u,"
-                     "\"waiting\":%u,\"cache_entries\":%u,\"cache_size\":%u,\"evictions\":%llu,"
-                     "\"invalid_names\":%llu,\"dropped_waiters\":%llu,\"unmatched_packets\":%llu}",
-                     r->outstanding, r->outstanding_peak, r->max_outstanding, r->waiting,
-                     r->cache_entries, r->cache_size, (unsigned long long)r->evictions,
-                     (unsigned long long)r->invalid_names, (unsigned long long)r->dropped_waiters,
-                     (unsigned long long)r->unmatched_packets);
-}
-
-static void json_stored_windows(struct http_body *b, const struct window_set *ws,
-                                const uint64_t (*window)[STORE_MAX_COUNTERS],
-                                const uint64_t *domains)
-{
-    bool first = true;
-
-    http_body_printf(b, "\"windows\":{");
-    for (unsigned w = 0; w < ws->count; w++) {
-        if (ws->seconds[w] > STORE_MAX_MINUTES * 60.0)
-            continue; /* not read from the store (see store.h) */
-        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", first ? "" : ",", ws->name[w],
-                         ws->seconds[w]);
-        first = false;
-        json_counts(b, window[w]);
-        http_body_printf(b, ",\"alpha\":");
-        json_alpha(b, window[w][TC_SESSIONS], window[w][TC_MESSAGES_LOGGED]);
-        /* Distinct domains do not add up across hosts: none for the fleet. */
-        if (domains)
-            http_body_printf(b, ",\"relay_domains\":%llu", (unsigned long long)domains[w]);
-        else
-            http_body_printf(b, ",\"relay_domains\":null");
-        http_body_printf(b, ",\"tdns\":null}");
-    }
-    http_body_printf(b, "}");
-}
-
-static void json_number_or_null(struct http_body *b, double v)
-{
-    if (v < 0 || !isfinite(v))
-        http_body_printf(b, "null");
-    else
-        http_body_printf(b, "%.6g", v);
-}
-
-void status_json_time(struct http_body *b, double t)
-{
-    if (t <= 0) {
-        http_body_printf(b, "null");
+    if (s->cfg->tdns_client[0] == '\0')
+        return json_null();
+    o = object();
+    json_set_field(o, "client", json_textz(s->cfg->tdns_client));
+    if (s->store->tdns_updated > 0) {
+        json_set_field(o, "updated", json_whole(s->store->tdns_updated));
+        json_set_field(o, "age_seconds", json_whole(s->wall_now - s->store->tdns_updated));
     } else {
-        time_t sec = (time_t)t;
-        struct tm tm;
-        char text[32];
-
-        gmtime_r(&sec, &tm);
-        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        http_body_printf(b, "\"%s\"", text);
+        json_set_field(o, "updated", json_null());
+        json_set_field(o, "age_seconds", json_null());
     }
+    json_set_field(o, "stale_after_seconds", json_whole(s->cfg->tdns_stale_after));
+    json_set_field(o, "stale", json_boolean(tdns_stale(s)));
+    return o;
+}
+
+static json_t *resolver_json(const struct resolver_stats *r)
+{
+    json_t *o;
+
+    if (r == NULL)
+        return json_null();
+    o = object();
+    json_set_field(o, "servers", json_textz(r->servers));
+    json_set_field(o, "outstanding", json_integer(r->outstanding));
+    json_set_field(o, "outstanding_peak", json_integer(r->outstanding_peak));
+    json_set_field(o, "max_outstanding", json_integer(r->max_outstanding));
+    json_set_field(o, "waiting", json_integer(r->waiting));
+    json_set_field(o, "cache_entries", json_integer(r->cache_entries));
+    json_set_field(o, "cache_size", json_integer(r->cache_size));
+    json_set_field(o, "evictions", count(r->evictions));
+    json_set_field(o, "invalid_names", count(r->invalid_names));
+    json_set_field(o, "dropped_waiters", count(r->dropped_waiters));
+    json_set_field(o, "unmatched_packets", count(r->unmatched_packets));
+    return o;
+}
+
+/* The windows the store holds counts for (up to an hour, see store.h); domains NULL: none
+ * (distinct domains do not add up across hosts, so the fleet has none). */
+static json_t *stored_windows_json(const struct window_set *ws,
+                                   const uint64_t (*window)[STORE_MAX_COUNTERS],
+                                   const uint64_t *domains)
+{
+    json_t *windows = object();
+
+    for (unsigned w = 0; w < ws->count; w++) {
+        json_t *o;
+
+        if (ws->seconds[w] > STORE_MAX_MINUTES * 60.0)
+            continue;
+        o = object();
+        json_set_field(o, "seconds", json_whole(ws->seconds[w]));
+        counts_json(o, window[w]);
+        json_set_field(o, "alpha", alpha(window[w][TC_SESSIONS], window[w][TC_MESSAGES_LOGGED]));
+        json_set_field(o, "relay_domains", domains ? count(domains[w]) : json_null());
+        json_set_field(o, "tdns", json_null());
+        json_set_field(windows, ws->name[w], o);
+    }
+    return windows;
+}
+
+/* A signal's value, null when it has none (negative) or it is not a number. */
+static json_t *value_or_null(double v)
+{
+    return v < 0 || !isfinite(v) ? json_null() : json_sig6(v);
 }
 
 static const char *detect_window_name(const struct status_sources *s)
@@ -330,198 +270,165 @@ static bool text_throttle(void *arg, const struct throttle_record *r)
 }
 
 /* {"DUNNO":n,...}: counts by answer kind. */
-static void json_by_action(struct http_body *b, const uint64_t *counts)
+static json_t *by_action_json(const uint64_t *counts)
 {
+    json_t *o = object();
+
     for (int a = 0; a < AK_COUNT; a++)
-        http_body_printf(b, "%s\"%s\":%llu", a ? "," : "{", action_kind_name(a),
-                         (unsigned long long)counts[a]);
-    http_body_printf(b, "}");
+        json_set_field(o, action_kind_name(a), count(counts[a]));
+    return o;
 }
 
-struct held_ctx {
-    struct http_body *b;
-    bool text;
-    unsigned n;
-};
-
-static bool held_key(void *arg, const struct quarantine_key_info *k)
+/* One line per key holding messages (or released lately); the same keys as view_held. */
+static bool held_line(void *arg, const struct quarantine_key_info *k)
 {
-    struct held_ctx *h = arg;
+    struct http_body *b = arg;
 
     if (k->held == 0 && k->asked == 0 && k->released_at == 0)
         return true;
-    if (h->text) {
-        http_body_printf(h->b, "%u %u %.3f %u %.3f %s:%s\n", k->held, k->asked, k->held_since,
-                         k->released, k->released_at, culprit_kind_name(k->kind), k->key);
-        return true;
-    }
-    http_body_printf(h->b, "%s{\"kind\":\"%s\",\"key\":", h->n++ ? "," : "",
-                     culprit_kind_name(k->kind));
-    status_json_string(h->b, k->key, strlen(k->key));
-    http_body_printf(h->b, ",\"messages\":%u,\"being_held\":%u,\"since\":", k->held, k->asked);
-    status_json_time(h->b, k->held_since);
-    http_body_printf(h->b, ",\"released\":%u,\"released_at\":", k->released);
-    status_json_time(h->b, k->released_at);
-    http_body_printf(h->b, "}");
+    http_body_printf(b, "%u %u %.3f %u %.3f %s:%s\n", k->held, k->asked, k->held_since,
+                     k->released, k->released_at, culprit_kind_name(k->kind), k->key);
     return true;
-}
-
-void status_held_json(struct http_body *b, const struct hold_service *holds, double wall_now)
-{
-    struct held_ctx h = {b, false, 0};
-
-    http_body_printf(b, "[");
-    if (holds != NULL)
-        quarantine_each(hold_service_ledger(holds), wall_now, true, held_key, &h);
-    http_body_printf(b, "]");
 }
 
 void status_held_text(struct http_body *b, const struct hold_service *holds, double wall_now)
 {
-    struct held_ctx h = {b, true, 0};
-
     if (holds != NULL)
-        quarantine_each(hold_service_ledger(holds), wall_now, true, held_key, &h);
+        quarantine_each(hold_service_ledger(holds), wall_now, true, held_line, b);
 }
 
-static void json_quarantine(struct http_body *b, const struct status_sources *s)
+static void quarantine_json(json_t *host, const struct status_sources *s)
 {
     struct hold_service_stats hs;
+    json_t *o;
 
     if (s->holds == NULL)
         return;
     hold_service_get_stats(s->holds, &hs);
-    http_body_printf(b, ",\"quarantine\":{\"enabled\":%s,\"postsuper_runner\":%s,\"unavailable\":",
-                     hs.enabled ? "true" : "false", hs.runner ? "true" : "false");
-    status_json_string(b, hs.unavailable, strlen(hs.unavailable));
-    http_body_printf(b,
-                     ",\"end_of_message_seen\":%s,\"keys\":%u,\"queue_ids\":%llu,\"held\":%llu,"
-                     "\"held_total\":%llu,\"released_total\":%llu,\"forgotten_held\":%llu,"
-                     "\"postsuper_runs\":%llu,\"postsuper_failures\":%llu,\"held_keys\":",
-                     hs.end_of_message_seen ? "true" : "false", hs.q.keys,
-                     (unsigned long long)hs.q.ids, (unsigned long long)hs.q.held,
-                     (unsigned long long)hs.q.held_total, (unsigned long long)hs.q.released_total,
-                     (unsigned long long)hs.q.forgotten_held, (unsigned long long)hs.runs,
-                     (unsigned long long)hs.failures);
-    status_held_json(b, s->holds, s->wall_now);
-    http_body_printf(b, "}");
+    o = object();
+    json_set_field(o, "enabled", json_boolean(hs.enabled));
+    json_set_field(o, "postsuper_runner", json_boolean(hs.runner));
+    json_set_field(o, "unavailable", json_textz(hs.unavailable));
+    json_set_field(o, "end_of_message_seen", json_boolean(hs.end_of_message_seen));
+    json_set_field(o, "keys", json_integer(hs.q.keys));
+    json_set_field(o, "queue_ids", count(hs.q.ids));
+    json_set_field(o, "held", count(hs.q.held));
+    json_set_field(o, "held_total", count(hs.q.held_total));
+    json_set_field(o, "released_total", count(hs.q.released_total));
+    json_set_field(o, "forgotten_held", count(hs.q.forgotten_held));
+    json_set_field(o, "postsuper_runs", count(hs.runs));
+    json_set_field(o, "postsuper_failures", count(hs.failures));
+    json_set_field(o, "held_keys", view_held(hold_service_ledger(s->holds), s->wall_now));
+    json_set_field(host, "quarantine", o);
 }
 
-/* The detector's view, the baselines, incidents, answers and throttled keys. */
-static void json_defense(struct http_body *b, const struct status_sources *s)
+/* The detector's view, the baselines, incidents, answers and throttled keys, into host. */
+static void defense_json(json_t *host, const struct status_sources *s)
 {
     const struct detector *det = defense_detector(s->defense);
     struct detector_view v;
     struct defense_stats st;
+    struct fast_stats fs;
+    json_t *o = object(), *signals = object(), *baselines = object(), *incidents = object();
+    json_t *fast = object(), *site = object();
 
     detector_get_view(det, &v);
     defense_get_stats(s->defense, &st);
-    http_body_printf(b, ",\"detector\":{\"state\":\"%s\",\"since\":",
-                     detector_state_name(v.state));
-    status_json_time(b, v.since);
-    http_body_printf(b, ",\"reason\":");
-    status_json_string(b, detector_reason(det), strlen(detector_reason(det)));
-    http_body_printf(b, ",\"window\":\"%s\",\"dns_source\":\"%s\",\"missing\":",
-                     detect_window_name(s), detector_dns_source_name(v.dns_source));
-    status_json_string(b, v.missing, strlen(v.missing));
-    http_body_printf(b, ",\"loud_condition\":%s,\"condition_since\":",
-                     v.loud_condition ? "true" : "false");
-    status_json_time(b, v.condition_since);
-    http_body_printf(b, ",\"minutes_learned\":%llu,\"signals\":{",
-                     (unsigned long long)v.samples_learned);
+    json_set_field(o, "state", json_textz(detector_state_name(v.state)));
+    json_set_field(o, "since", json_time(v.since));
+    json_set_field(o, "reason", json_textz(detector_reason(det)));
+    json_set_field(o, "window", json_textz(detect_window_name(s)));
+    json_set_field(o, "dns_source", json_textz(detector_dns_source_name(v.dns_source)));
+    json_set_field(o, "missing", json_textz(v.missing));
+    json_set_field(o, "loud_condition", json_boolean(v.loud_condition));
+    json_set_field(o, "condition_since", json_time(v.condition_since));
+    json_set_field(o, "minutes_learned", count(v.samples_learned));
     for (int i = 0; i < DS_COUNT; i++) {
-        http_body_printf(b, "%s\"%s\":{\"value\":", i ? "," : "", detector_signal_name(i));
-        json_number_or_null(b, v.value[i]);
-        http_body_printf(b, ",\"baseline\":%.6g,\"hourly\":%s}", v.baseline[i],
-                         v.hourly[i] ? "true" : "false");
+        json_t *sig = object();
+
+        json_set_field(sig, "value", value_or_null(v.value[i]));
+        json_set_field(sig, "baseline", json_sig6(v.baseline[i]));
+        json_set_field(sig, "hourly", json_boolean(v.hourly[i]));
+        json_set_field(signals, detector_signal_name(i), sig);
     }
-    http_body_printf(b, "}},\"baselines\":{");
+    json_set_field(o, "signals", signals);
+    json_set_field(host, "detector", o);
     for (int i = 0; i < DS_COUNT; i++)
-        http_body_printf(b, "%s\"%s\":%.6g", i ? "," : "", detector_signal_name(i), v.baseline[i]);
-    http_body_printf(b, "},\"incidents\":{\"started\":%llu,\"open_since\":",
-                     (unsigned long long)st.incidents);
-    status_json_time(b, st.incident_start);
-    http_body_printf(b, "},\"monitor_only\":%s,\"relay_answers\":",
-                     s->cfg->monitor_only ? "true" : "false");
-    json_by_action(b, st.actions);
-    http_body_printf(b, ",\"would_answer\":");
-    json_by_action(b, st.would_have);
-    {
-        struct fast_stats fs;
-
-        defense_fast_stats(s->defense, &fs);
-        http_body_printf(b,
-                         ",\"fast_path\":{\"enabled\":%s,\"window_seconds\":%g,\"stops\":%llu,"
-                         "\"keys\":%u,\"keys_with_history\":%u,\"periods_learned\":%llu,"
-                         "\"site_usual\":{\"domains\":%.6g,\"mx\":%.6g}}",
-                         s->cfg->fast_path ? "true" : "false", s->cfg->fast_window,
-                         (unsigned long long)st.fast_stops, fs.keys, fs.keys_with_history,
-                         (unsigned long long)fs.learned, fs.site_domains, fs.site_mx);
-    }
-    json_quarantine(b, s);
-    http_body_printf(b, ",");
-    /* {"throttled":[...]} without its braces. */
-    {
-        size_t start = b->len;
-
-        defense_throttled_json(s->defense, b, s->wall_now);
-        if (b->len >= start + 2 && b->data[start] == '{' && b->data[b->len - 1] == '}') {
-            memmove(b->data + start, b->data + start + 1, b->len - start - 2);
-            b->len -= 2;
-        }
-    }
+        json_set_field(baselines, detector_signal_name(i), json_sig6(v.baseline[i]));
+    json_set_field(host, "baselines", baselines);
+    json_set_field(incidents, "started", count(st.incidents));
+    json_set_field(incidents, "open_since", json_time(st.incident_start));
+    json_set_field(host, "incidents", incidents);
+    json_set_field(host, "monitor_only", json_boolean(s->cfg->monitor_only));
+    json_set_field(host, "relay_answers", by_action_json(st.actions));
+    json_set_field(host, "would_answer", by_action_json(st.would_have));
+    defense_fast_stats(s->defense, &fs);
+    json_set_field(fast, "enabled", json_boolean(s->cfg->fast_path));
+    json_set_field(fast, "window_seconds", json_sig6(s->cfg->fast_window));
+    json_set_field(fast, "stops", count(st.fast_stops));
+    json_set_field(fast, "keys", json_integer(fs.keys));
+    json_set_field(fast, "keys_with_history", json_integer(fs.keys_with_history));
+    json_set_field(fast, "periods_learned", count(fs.learned));
+    json_set_field(site, "domains", json_sig6(fs.site_domains));
+    json_set_field(site, "mx", json_sig6(fs.site_mx));
+    json_set_field(fast, "site_usual", site);
+    json_set_field(host, "fast_path", fast);
+    quarantine_json(host, s);
+    json_set_field(host, "throttled", view_throttled(s->defense, s->wall_now));
 }
 
-/* The other hosts sharing the store, as it holds them. */
-static void json_other_hosts(struct http_body *b, const struct status_sources *s,
+/* The other hosts sharing the store, as it holds them, onto hosts. */
+static void other_hosts_json(json_t *hosts, const struct status_sources *s,
                              const struct window_set *ws)
 {
     const struct store_state *st = s->store;
 
     for (unsigned i = 0; i < st->host_count; i++) {
         const struct store_host *h = &st->hosts[i];
+        json_t *o, *totals, *culprits;
 
         if (strcmp(h->host, s->cfg->host_id) == 0)
             continue;
-        http_body_printf(b, ",{\"host\":");
-        status_json_string(b, h->host, strlen(h->host));
+        o = object();
+        totals = object();
+        culprits = json_must(json_array());
+        json_set_field(o, "host", json_textz(h->host));
         /* A host of an older version writes no state: shown quiet, as it was then. */
-        http_body_printf(b, ",\"state\":\"%s\",\"source\":\"store\",\"updated\":%.3f,"
-                         "\"totals\":{",
-                         h->state[0] ? h->state : "quiet", h->updated);
-        json_counts(b, h->totals);
-        http_body_printf(b, "},");
-        json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])h->window, h->domains);
-        http_body_printf(b, ",\"culprits\":[");
-        for (unsigned c = 0, shown = 0; c < h->culprit_count; c++) {
+        json_set_field(o, "state", json_textz(h->state[0] ? h->state : "quiet"));
+        json_set_field(o, "source", json_string("store"));
+        json_set_field(o, "updated", json_fixed(h->updated, 3));
+        counts_json(totals, h->totals);
+        json_set_field(o, "totals", totals);
+        json_set_field(o, "windows",
+            stored_windows_json(ws, (const uint64_t(*)[STORE_MAX_COUNTERS])h->window, h->domains));
+        for (unsigned c = 0; c < h->culprit_count; c++) {
             const char *m = h->culprits[c].member, *colon = strchr(m, ':');
+            json_t *culprit;
 
             if (colon == NULL)
                 continue;
-            http_body_printf(b, "%s{\"kind\":", shown++ ? "," : "");
-            status_json_string(b, m, (size_t)(colon - m));
-            http_body_printf(b, ",\"key\":");
-            status_json_string(b, colon + 1, strlen(colon + 1));
-            http_body_printf(b, ",\"window\":\"%s\",\"recipients\":%llu}",
-                             ws->name[window_set_longest(ws)],
-                             (unsigned long long)h->culprits[c].recipients);
+            culprit = object();
+            json_set_field(culprit, "kind", json_text(m, (size_t)(colon - m)));
+            json_set_field(culprit, "key", json_textz(colon + 1));
+            json_set_field(culprit, "window", json_textz(ws->name[window_set_longest(ws)]));
+            json_set_field(culprit, "recipients", count(h->culprits[c].recipients));
+            json_add_item(culprits, culprit);
         }
-        http_body_printf(b, "]}");
+        json_set_field(o, "culprits", culprits);
+        json_add_item(hosts, o);
     }
 }
 
-/* Sums over every host the store holds (this one included, all its runs). */
-static void json_fleet(struct http_body *b, const struct status_sources *s,
-                       const struct window_set *ws)
+/* Sums over every host the store holds (this one included, all its runs); null unshared. */
+static json_t *fleet_json(const struct status_sources *s, const struct window_set *ws)
 {
     const struct store_state *st = s->store;
     uint64_t totals[STORE_MAX_COUNTERS] = {0};
     uint64_t window[STORE_MAX_WINDOWS][STORE_MAX_COUNTERS];
+    json_t *o, *totals_json;
 
-    if (!st->shared) {
-        http_body_printf(b, ",\"fleet\":null");
-        return;
-    }
+    if (!st->shared)
+        return json_null();
     memset(window, 0, sizeof(window));
     for (unsigned i = 0; i < st->host_count; i++)
         for (unsigned c = 0; c < STORE_MAX_COUNTERS; c++) {
@@ -529,11 +436,13 @@ static void json_fleet(struct http_body *b, const struct status_sources *s,
             for (unsigned w = 0; w < ws->count && w < STORE_MAX_WINDOWS; w++)
                 window[w][c] += st->hosts[i].window[w][c];
         }
-    http_body_printf(b, ",\"fleet\":{\"hosts\":%u,\"totals\":{", st->host_count);
-    json_counts(b, totals);
-    http_body_printf(b, "},");
-    json_stored_windows(b, ws, (const uint64_t(*)[STORE_MAX_COUNTERS])window, NULL);
-    http_body_printf(b, "}");
+    o = object();
+    totals_json = object();
+    json_set_field(o, "hosts", json_integer(st->host_count));
+    counts_json(totals_json, totals);
+    json_set_field(o, "totals", totals_json);
+    json_set_field(o, "windows", stored_windows_json(ws, (const uint64_t(*)[STORE_MAX_COUNTERS])window, NULL));
+    return o;
 }
 
 void status_json(struct http_body *b, const struct status_sources *s, double now)
@@ -542,71 +451,67 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
     const struct window_set *ws = traffic_windows(t);
     unsigned longest = window_set_longest(ws);
     struct culprit_view culprits[2 * TOP_CULPRITS];
-    unsigned n;
+    unsigned n = gather_culprits(t, longest, now, culprits);
+    json_t *top = object(), *hosts = json_must(json_array()), *host = object();
+    json_t *totals = object(), *windows = object(), *culprit_list = json_must(json_array());
+    json_t *connections = object();
+    uint64_t v[TC_COUNT];
 
-    http_body_printf(b, "{\"version\":\"%s\",\"hosts\":[{\"host\":", RELAYWATCH_VERSION);
-    status_json_string(b, s->cfg->host_id, strlen(s->cfg->host_id));
-    http_body_printf(b, ",\"state\":\"%s\",\"uptime_seconds\":%.0f,\"messages_counted_at\":\"%s\"",
-                     detector_state_name(detector_state(defense_detector(s->defense))),
-                     now - s->started,
-                     traffic_counts_at_end_of_message(t) ? "end-of-message" : "rcpt");
-    http_body_printf(b, ",\"totals\":{");
-    {
-        uint64_t v[TC_COUNT];
-
-        for (int c = 0; c < TC_COUNT; c++)
-            v[c] = traffic_total(t, (enum traffic_counter)c);
-        json_counts(b, v);
-    }
-    http_body_printf(b, "},\"windows\":{");
+    json_set_field(top, "version", json_string(RELAYWATCH_VERSION));
+    json_set_field(host, "host", json_textz(s->cfg->host_id));
+    json_set_field(host, "state", json_textz(detector_state_name(detector_state(defense_detector(s->defense)))));
+    json_set_field(host, "uptime_seconds", json_whole(now - s->started));
+    json_set_field(host, "messages_counted_at",
+        json_string(traffic_counts_at_end_of_message(t) ? "end-of-message" : "rcpt"));
+    for (int c = 0; c < TC_COUNT; c++)
+        v[c] = traffic_total(t, (enum traffic_counter)c);
+    counts_json(totals, v);
+    json_set_field(host, "totals", totals);
     for (unsigned w = 0; w < ws->count; w++) {
-        uint64_t v[TC_COUNT];
+        json_t *o = object();
 
         for (int c = 0; c < TC_COUNT; c++)
             v[c] = traffic_window(t, (enum traffic_counter)c, w, now);
-        http_body_printf(b, "%s\"%s\":{\"seconds\":%.0f,", w ? "," : "", ws->name[w],
-                         ws->seconds[w]);
-        json_counts(b, v);
-        http_body_printf(b, ",\"alpha\":");
-        json_alpha(b, v[TC_SESSIONS], v[TC_MESSAGES_LOGGED]);
-        http_body_printf(b, ",\"relay_domains\":%llu",
-                         (unsigned long long)traffic_relay_domains(t, w, now));
-        json_tdns_window(b, s, w);
-        http_body_printf(b, "}");
+        json_set_field(o, "seconds", json_whole(ws->seconds[w]));
+        counts_json(o, v);
+        json_set_field(o, "alpha", alpha(v[TC_SESSIONS], v[TC_MESSAGES_LOGGED]));
+        json_set_field(o, "relay_domains", count(traffic_relay_domains(t, w, now)));
+        json_set_field(o, "tdns", tdns_window_json(s, w));
+        json_set_field(windows, ws->name[w], o);
     }
-    http_body_printf(b, "},\"culprits\":[");
-    n = gather_culprits(t, longest, now, culprits);
+    json_set_field(host, "windows", windows);
     for (unsigned i = 0; i < n; i++) {
         const struct culprit_view *c = &culprits[i];
+        json_t *o = object();
 
-        http_body_printf(b, "%s{\"kind\":\"%s\",\"key\":", i ? "," : "",
-                         culprit_kind_name(c->kind));
-        status_json_string(b, c->key, strlen(c->key));
-        http_body_printf(b,
-                         ",\"window\":\"%s\",\"messages\":%llu,\"recipients\":%llu,"
-                         "\"domains\":%llu,\"dns_lookups\":%llu,\"dns_upstream\":%llu,"
-                         "\"exact\":%s}",
-                         ws->name[longest], (unsigned long long)c->messages,
-                         (unsigned long long)c->recipients, (unsigned long long)c->domains,
-                         (unsigned long long)c->dns_lookups, (unsigned long long)c->dns_upstream,
-                         c->exact ? "true" : "false");
+        json_set_field(o, "kind", json_textz(culprit_kind_name(c->kind)));
+        json_set_field(o, "key", json_textz(c->key));
+        json_set_field(o, "window", json_textz(ws->name[longest]));
+        json_set_field(o, "messages", count(c->messages));
+        json_set_field(o, "recipients", count(c->recipients));
+        json_set_field(o, "domains", count(c->domains));
+        json_set_field(o, "dns_lookups", count(c->dns_lookups));
+        json_set_field(o, "dns_upstream", count(c->dns_upstream));
+        json_set_field(o, "exact", json_boolean(c->exact));
+        json_add_item(culprit_list, o);
     }
-    http_body_printf(b,
-                     "],\"connections\":{\"open\":%u,\"accepted\":%llu,\"refused\":%llu,"
-                     "\"protocol_errors\":%llu},\"requests\":%llu,\"open_transactions\":%u",
-                     s->server->connections, (unsigned long long)s->server->accepted,
-                     (unsigned long long)s->server->refused,
-                     (unsigned long long)s->server->protocol_errors,
-                     (unsigned long long)s->server->requests, traffic_open_transactions(t));
-    json_store(b, s->store, traffic_store_dropped_minutes(t));
-    json_resolver(b, s->resolver);
-    json_tdns(b, s);
-    json_defense(b, s);
-    http_body_printf(b, "}");
-    json_other_hosts(b, s, ws);
-    http_body_printf(b, "]");
-    json_fleet(b, s, ws);
-    http_body_printf(b, "}\n");
+    json_set_field(host, "culprits", culprit_list);
+    json_set_field(connections, "open", json_integer(s->server->connections));
+    json_set_field(connections, "accepted", count(s->server->accepted));
+    json_set_field(connections, "refused", count(s->server->refused));
+    json_set_field(connections, "protocol_errors", count(s->server->protocol_errors));
+    json_set_field(host, "connections", connections);
+    json_set_field(host, "requests", count(s->server->requests));
+    json_set_field(host, "open_transactions", json_integer(traffic_open_transactions(t)));
+    json_set_field(host, "store", store_json(s->store, traffic_store_dropped_minutes(t)));
+    json_set_field(host, "resolver", resolver_json(s->resolver));
+    json_set_field(host, "tdns", tdns_json(s));
+    defense_json(host, s);
+    json_add_item(hosts, host);
+    other_hosts_json(hosts, s, ws);
+    json_set_field(top, "hosts", hosts);
+    json_set_field(top, "fleet", fleet_json(s, ws));
+    view_put_json(b, top, true);
 }
 
 /* One outcome's count over every query type. */

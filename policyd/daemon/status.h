@@ -39,17 +39,9 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
 void status_text(struct http_body *b, const struct status_sources *s, double now);
 void status_metrics(struct http_body *b, const struct status_sources *s, double now);
 
-/* The keys holding messages (or released lately), as a JSON array (GET /throttle's "held")
- * and as text for relaywatch list and release (GET /held): one line per key,
- * "HELD BEING_HELD HELD_SINCE RELEASED RELEASED_AT KIND:KEY" (Unix times, 0 for none). */
-void status_held_json(struct http_body *b, const struct hold_service *holds, double wall_now);
+/* The keys holding messages (or released lately) as text, for relaywatch list and release
+ * (GET /held): one line per key, "HELD BEING_HELD HELD_SINCE RELEASED RELEASED_AT KIND:KEY"
+ * (Unix times, 0 for none).  GET /throttle's "held" array is views.h's view_held. */
 void status_held_text(struct http_body *b, const struct hold_service *holds, double wall_now);
-
-/* Append Unix time t as an RFC 3339 JSON string in UTC ("2026-11-25T05:30:00Z"); null for
- * t <= 0. */
-void status_json_time(struct http_body *b, double t);
-
-/* Append s as a JSON string (quotes included); invalid UTF-8 becomes U+FFFD. */
-void status_json_string(struct http_body *b, const char *s, size_t len);
 
 #endif

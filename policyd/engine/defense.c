@@ -13,10 +13,8 @@
 
 #include "config.h"
 #include "fastpath.h"
-#include "http.h"
 #include "log.h"
 #include "quarantine.h"
-#include "status.h"
 #include "traffic.h"
 
 _Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every signal");
@@ -27,8 +25,7 @@ _Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every 
  * unfinished sends keep pointing at it, across reloads too). */
 #define ANSWERS_MAX 256
 #define CULPRIT_VIEWS 32        /* keys looked at per table and tick */
-#define INCIDENT_CULPRITS 16
-#define ALERT_MAX 8192
+#define INCIDENT_CULPRITS DEFENSE_ALERT_CULPRITS
 #define LOG_EVERY 60.0 /* seconds between log lines about answers to the same key */
 /* END-OF-MESSAGE of a stopped key's message (quarantine): Postfix holds it itself. */
 #define HOLD_ACTION "HOLD relay mail of a sender RelayWatch stopped"
@@ -52,6 +49,10 @@ struct incident {
     uint64_t would_have[AK_COUNT];
 };
 
+_Static_assert(sizeof(((struct incident *)0)->culprits) ==
+                   sizeof(((struct defense_alert *)0)->culprits),
+               "an alert carries the incident's culprits as they are");
+
 struct defense {
     const struct config *cfg;
     const struct traffic *traffic;
@@ -69,7 +70,7 @@ struct defense {
     bool limits_on;
     struct incident incident;
     struct defense_stats stats;
-    char alert[ALERT_MAX];
+    struct defense_alert alert;
     bool alert_pending;
     double wall; /* wall-clock time of the tick under way */
     struct culprit_view views[CULPRIT_VIEWS], recent[CULPRIT_VIEWS];
@@ -749,75 +750,45 @@ static void check_limits(struct defense *d, double now)
     }
 }
 
-/* The incident as JSON, for alert_command. */
+/* The incident as it stands, for alert_command (the daemon renders it). */
 static void incident_alert(struct defense *d, const char *event, const char *reason)
 {
-    struct http_body b = {0};
     struct incident *in = &d->incident;
+    struct defense_alert *a = &d->alert;
 
     if (d->alert_pending) {
         d->stats.alerts_dropped++;
         return;
     }
-    http_body_printf(&b, "{\"event\":\"%s\",\"host\":", event);
-    status_json_string(&b, d->cfg->host_id, strlen(d->cfg->host_id));
-    http_body_printf(&b, ",\"start\":");
-    status_json_time(&b, in->start);
-    http_body_printf(&b, ",\"end\":");
-    status_json_time(&b, in->end);
-    if (in->end > 0)
-        http_body_printf(&b, ",\"duration_seconds\":%.0f", in->end - in->start);
-    else
-        http_body_printf(&b, ",\"duration_seconds\":null");
-    http_body_printf(&b, ",\"reason\":");
-    status_json_string(&b, reason, strlen(reason));
-    http_body_printf(&b, ",\"window\":\"%s\",\"peak\":{",
-                     traffic_windows(d->traffic)->name[d->detect_w]);
-    for (int s = 0; s < DS_COUNT; s++)
-        http_body_printf(&b, "%s\"%s\":%.6g", s ? "," : "", detector_signal_name(s), in->peak[s]);
-    http_body_printf(&b, "},\"culprits\":[");
-    for (unsigned i = 0; i < in->culprit_count; i++) {
-        http_body_printf(&b, "%s", i ? "," : "");
-        status_json_string(&b, in->culprits[i], strlen(in->culprits[i]));
-    }
-    {
-        /* The culprits' queued messages: on hold, and being put on hold (at the start the
-         * holds are under way: they follow the stop by a second or so). */
-        unsigned held = 0, holding = 0;
+    memset(a, 0, sizeof(*a));
+    a->event = event;
+    snprintf(a->host, sizeof(a->host), "%s", d->cfg->host_id);
+    a->start = in->start;
+    a->end = in->end;
+    snprintf(a->reason, sizeof(a->reason), "%s", reason);
+    snprintf(a->window, sizeof(a->window), "%s", traffic_windows(d->traffic)->name[d->detect_w]);
+    memcpy(a->peak, in->peak, sizeof(a->peak));
+    a->culprit_count = in->culprit_count;
+    memcpy(a->culprits, in->culprits, sizeof(a->culprits));
+    /* The culprits' queued messages: on hold, and being put on hold (at the start the holds
+     * are under way: they follow the stop by a second or so). */
+    for (unsigned i = 0; d->quarantine != NULL && i < in->culprit_count; i++) {
+        struct quarantine_key_info k;
+        enum culprit_kind kind;
+        char key[CULPRIT_KEY_MAX + 1];
 
-        for (unsigned i = 0; d->quarantine != NULL && i < in->culprit_count; i++) {
-            struct quarantine_key_info k;
-            enum culprit_kind kind;
-            char key[CULPRIT_KEY_MAX + 1];
-
-            if (throttle_parse_member(in->culprits[i], strlen(in->culprits[i]), &kind, key,
-                                      sizeof(key)) &&
-                quarantine_info(d->quarantine, kind, key, strlen(key),
-                                culprit_key_hash(kind, key, strlen(key)), d->wall, &k)) {
-                held += k.held;
-                holding += k.asked + (d->cfg->monitor_only ? 0 : k.due);
-            }
+        if (throttle_parse_member(in->culprits[i], strlen(in->culprits[i]), &kind, key,
+                                  sizeof(key)) &&
+            quarantine_info(d->quarantine, kind, key, strlen(key),
+                            culprit_key_hash(kind, key, strlen(key)), d->wall, &k)) {
+            a->held += k.held;
+            a->being_held += k.asked + (d->cfg->monitor_only ? 0 : k.due);
         }
-        http_body_printf(&b, "],\"quarantine\":{\"held\":%u,\"being_held\":%u}", held, holding);
     }
-    http_body_printf(&b, ",\"answers\":{\"deferred\":%llu,\"rejected\":%llu,\"held\":%llu}",
-                     (unsigned long long)in->answers[AK_DEFER],
-                     (unsigned long long)in->answers[AK_REJECT],
-                     (unsigned long long)in->answers[AK_HOLD]);
-    http_body_printf(&b, ",\"monitor_only\":%s,\"would_have\":{\"deferred\":%llu,\"rejected\":%llu,"
-                         "\"held\":%llu}}\n",
-                     d->cfg->monitor_only ? "true" : "false",
-                     (unsigned long long)in->would_have[AK_DEFER],
-                     (unsigned long long)in->would_have[AK_REJECT],
-                     (unsigned long long)in->would_have[AK_HOLD]);
-    if (b.len < sizeof(d->alert)) {
-        memcpy(d->alert, b.data, b.len);
-        d->alert[b.len] = '\0';
-        d->alert_pending = true;
-    } else {
-        d->stats.alerts_dropped++;
-    }
-    free(b.data);
+    memcpy(a->answers, in->answers, sizeof(a->answers));
+    a->monitor_only = d->cfg->monitor_only;
+    memcpy(a->would_have, in->would_have, sizeof(a->would_have));
+    d->alert_pending = true;
 }
 
 static void culprit_list(const struct incident *in, char *out, size_t len)
@@ -967,9 +938,9 @@ void defense_tick(struct defense *d, const struct defense_inputs *in)
 
 /* ------------------------------------------------------------- outside */
 
-const char *defense_pending_alert(const struct defense *d)
+const struct defense_alert *defense_pending_alert(const struct defense *d)
 {
-    return d->alert_pending ? d->alert : NULL;
+    return d->alert_pending ? &d->alert : NULL;
 }
 
 void defense_alert_taken(struct defense *d)
@@ -1071,42 +1042,4 @@ bool defense_release(struct defense *d, const char *member, double now, char *er
     log_warning("release %s:%s by hand: nothing automatic applies to it for %.0fs",
                 culprit_kind_name(r.kind), r.key, d->cfg->release_grace);
     return true;
-}
-
-struct json_ctx {
-    struct http_body *b;
-    double now;
-    unsigned n;
-};
-
-static bool json_record(void *arg, const struct throttle_record *r)
-{
-    struct json_ctx *j = arg;
-
-    if (!throttle_in_force(r, j->now))
-        return true;
-    http_body_printf(j->b, "%s{\"kind\":\"%s\",\"key\":", j->n++ ? "," : "",
-                     culprit_kind_name(r->kind));
-    status_json_string(j->b, r->key, strlen(r->key));
-    http_body_printf(j->b, ",\"action\":");
-    status_json_string(j->b, r->action, strlen(r->action));
-    http_body_printf(j->b, ",\"reason\":");
-    status_json_string(j->b, r->reason, strlen(r->reason));
-    http_body_printf(j->b, ",\"since\":");
-    status_json_time(j->b, r->since);
-    http_body_printf(j->b, ",\"until\":");
-    status_json_time(j->b, r->until); /* null: until released */
-    http_body_printf(j->b, ",\"source\":\"%s\",\"host\":", throttle_source_name(r->source));
-    status_json_string(j->b, r->host, strlen(r->host));
-    http_body_printf(j->b, ",\"answers\":%llu}", (unsigned long long)r->hits);
-    return true;
-}
-
-void defense_throttled_json(const struct defense *d, struct http_body *b, double now)
-{
-    struct json_ctx j = {b, now, 0};
-
-    http_body_printf(b, "{\"throttled\":[");
-    throttle_each(d->throttles, json_record, &j);
-    http_body_printf(b, "]}");
 }

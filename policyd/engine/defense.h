@@ -11,7 +11,7 @@
  * the limits, escalates and expires throttles, and opens and closes
  * incidents.  Log lines say why each thing was done; alerts (one at the
  * start and one at the end of an incident) are handed to the caller as
- * JSON.
+ * data (struct defense_alert), which the daemon renders.
  */
 #ifndef RELAYWATCH_DEFENSE_H
 #define RELAYWATCH_DEFENSE_H
@@ -28,7 +28,6 @@
 struct config;
 struct traffic;
 struct traffic_news;
-struct http_body;
 
 struct defense;
 
@@ -73,9 +72,26 @@ void defense_learn_now(struct defense *d, double wall);
 /* About once a second. */
 void defense_tick(struct defense *d, const struct defense_inputs *in);
 
-/* An alert waiting to be handed to alert_command: JSON, NUL-terminated; NULL: none.
- * The caller takes it (it is valid until the next defense call) and then calls defense_alert_taken. */
-const char *defense_pending_alert(const struct defense *d);
+/* An incident alert as it stood at the tick that raised it (its start or its end). */
+#define DEFENSE_ALERT_CULPRITS 16
+struct defense_alert {
+    const char *event;      /* "start" or "end" */
+    char host[256];         /* host_id (cut at 255 bytes) */
+    double start, end;      /* counting clock; end 0: the incident is still open */
+    char reason[512];       /* the detector's reason: why it started, or why it ended */
+    char window[16];        /* detect_window's name, the window of the peaks */
+    double peak[DS_COUNT];  /* the highest value of each signal so far */
+    unsigned culprit_count;
+    char culprits[DEFENSE_ALERT_CULPRITS][CULPRIT_KEY_MAX + 20]; /* "KIND:KEY", as from the wire */
+    unsigned held, being_held;   /* the culprits' queued messages: on hold, being put on hold */
+    uint64_t answers[AK_COUNT];  /* relay answers during the incident, by kind */
+    bool monitor_only;
+    uint64_t would_have[AK_COUNT]; /* monitor_only: what would have been answered */
+};
+
+/* The alert waiting to be handed to alert_command; NULL: none.  It stays valid and unchanged
+ * until defense_alert_taken (a new incident's alert is dropped and counted meanwhile). */
+const struct defense_alert *defense_pending_alert(const struct defense *d);
 void defense_alert_taken(struct defense *d);
 
 /* Whether a request is on a never_throttle_* list. */
@@ -113,8 +129,5 @@ struct defense_stats {
     uint64_t fast_stops;           /* keys throttled by the fast path (monitor_only: would) */
 };
 void defense_get_stats(const struct defense *d, struct defense_stats *out);
-
-/* The throttled keys as JSON: {"throttled":[{kind,key,action,reason,since,until,source},...]}. */
-void defense_throttled_json(const struct defense *d, struct http_body *b, double now);
 
 #endif
