@@ -656,6 +656,41 @@ static void test_traffic_store_backlog(void **state)
     config_free(cfg);
 }
 
+static void count_done(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* The store's dispatch by URL: memory keeps nothing outside the process, is done at once and
+ * is always "connected"; anything else is Redis, and not a Redis address is refused.  Neither
+ * touches the loop here. */
+static void test_store_memory_backend(void **state)
+{
+    struct store_source src = {0};
+    struct store_settings set = {.url = "memory", .host_id = "mx1"};
+    struct store_state st;
+    struct store *s;
+    char err[200] = "";
+    int done = 0;
+
+    (void)state;
+    s = store_new(NULL, &set, &src, err, sizeof(err));
+    assert_non_null(s);
+    store_get_state(s, &st);
+    assert_string_equal(st.backend, "memory");
+    assert_false(st.shared);
+    assert_true(st.connected);
+    assert_int_equal(st.host_count, 0);
+    assert_null(st.last_error);
+    store_flush_final(s, count_done, &done);
+    assert_int_equal(done, 1);
+    store_free(s);
+
+    set.url = "memcached://127.0.0.1:11211";
+    assert_null(store_new(NULL, &set, &src, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a Redis address"));
+}
+
 static void test_status_json_alpha_null(void **state)
 {
     struct config *cfg = counting_config("");
@@ -711,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_traffic_double_hook_and_slow_data),
         cmocka_unit_test(test_traffic_dns_news_and_culprits),
         cmocka_unit_test(test_traffic_store_backlog),
+        cmocka_unit_test(test_store_memory_backend),
         cmocka_unit_test(test_status_json_alpha_null),
     };
 
