@@ -12,7 +12,9 @@
  * restores a Redis that lost them, without ever counting twice.
  *
  * Callbacks never run before store_new returns; all run on the loop.
- * hiredis types stay inside store/.
+ * hiredis types stay inside store/: one file per backend (store_memory.c,
+ * store_redis.c) behind store.c.  The feed's blocking writer is
+ * query_writer.h; the CLI's rw:throttle client is at the end of this file.
  */
 #ifndef RELAYWATCH_STORE_H
 #define RELAYWATCH_STORE_H
@@ -50,7 +52,8 @@ enum store_tdns_type { TDNS_A, TDNS_AAAA, TDNS_MX, TDNS_PTR, TDNS_TYPES };
 
 /* The daemon's side. */
 struct store_source {
-    /* Fill b with what changed since the last call (store_batch_* below). */
+    /* Fill b with what changed since the last call (store_batch_* below; b lives for the
+     * call).  Only a shared store calls it: memory keeps nothing outside the process. */
     void (*collect)(void *ctx, struct store_batch *b);
     /* The last batch did not reach Redis, or the connection is new: mark
      * everything still held dirty again. */
@@ -126,35 +129,6 @@ void store_flush_final(struct store *s, void (*done)(void *arg), void *arg);
 void store_free(struct store *s);
 
 void store_get_state(const struct store *s, struct store_state *out);
-
-/*
- * The feed's side (relaywatch feed): the upstream DNS server's query counts
- * per client, written with plain blocking calls (the feed is a batch
- * program with no loop).  Keys rw:{CLIENT}:q:MINUTE, fields TYPE@RUN: this
- * feed run's count so far, absolute, so writing it again is harmless; and
- * rw:{CLIENT}:q:updated, the Unix time of the last write for that client.
- */
-struct store_query_writer;
-
-/* NULL with a one-line reason for an unusable url (memory, or not Redis). */
-struct store_query_writer *store_query_writer_new(const char *url, const char *password,
-                                                  double timeout, double retention, char *err,
-                                                  size_t errlen);
-void store_query_writer_free(struct store_query_writer *w);
-
-/* This run's identity in field names ("<start time>.<pid>" in hex). */
-const char *store_query_writer_run(const struct store_query_writer *w);
-
-/* Queue this run's count of TYPE queries from CLIENT in MINUTE. */
-void store_query_writer_set(struct store_query_writer *w, const char *client, int64_t minute,
-                            const char *type, uint64_t count);
-
-/*
- * Send what was queued in one pipeline.  False with the reason if it did
- * not all reach Redis: the connection is dropped (made again at the next
- * set) and the caller queues the same counts again for the next try.
- */
-bool store_query_writer_flush(struct store_query_writer *w, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------
  * rw:throttle for relaywatch list / block / release (store/throttle_store.c)

@@ -60,7 +60,7 @@ struct store_throttle_client *store_throttle_client_new(const char *url, const c
                          (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
     bool ok = true;
 
-    if (strncmp(url, "redis://", 8) != 0 && strncmp(url, "redis+unix://", 13) != 0) {
+    if (!redis_address_is_redis(url)) {
         snprintf(err, errlen, "store: '%s' is not Redis", url);
         return NULL;
     }
@@ -93,8 +93,7 @@ struct store_throttle_client *store_throttle_client_new(const char *url, const c
         ok = a.db != 0 ? command_ok(t, 2, select, err, errlen)
                        : command_ok(t, 1, ping, err, errlen);
     }
-    free(a.host);
-    free(a.path);
+    redis_address_clear(&a);
     if (!ok) {
         store_throttle_client_free(t);
         return NULL;

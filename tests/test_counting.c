@@ -541,6 +541,157 @@ static void test_traffic_dns_news_and_culprits(void **state)
     config_free(cfg);
 }
 
+/* What traffic_store_collect handed over in one call. */
+struct collected {
+    unsigned minute_count, domain_count, totals_count;
+    int64_t minutes[8], domain_minutes[8];
+    uint64_t nr[8];           /* TC_RECIPIENTS of each minute */
+    uint64_t total_sessions;  /* from the totals */
+};
+
+static void collected_minute(void *ctx, int64_t minute, const uint64_t *counts)
+{
+    struct collected *c = ctx;
+
+    assert_true(c->minute_count < 8);
+    c->minutes[c->minute_count] = minute;
+    c->nr[c->minute_count++] = counts[TC_RECIPIENTS];
+}
+
+static void collected_domain(void *ctx, int64_t minute, uint64_t hash)
+{
+    struct collected *c = ctx;
+
+    assert_true(hash != 0);
+    assert_true(c->domain_count < 8);
+    c->domain_minutes[c->domain_count++] = minute;
+}
+
+static void collected_totals(void *ctx, const uint64_t *totals)
+{
+    struct collected *c = ctx;
+
+    c->totals_count++;
+    c->total_sessions = totals[TC_SESSIONS];
+}
+
+static struct collected collect(struct traffic *t)
+{
+    static const struct traffic_changes to = {collected_minute, collected_domain,
+                                              collected_totals};
+    struct collected c;
+
+    memset(&c, 0, sizeof(c));
+    traffic_store_collect(t, &to, &c);
+    return c;
+}
+
+/* The store's backlog: what changed is handed once, all of it again after rewrite_all, and a
+ * minute pushed out of the backlog before it was handed is counted as dropped. */
+static void test_traffic_store_backlog(void **state)
+{
+    struct config *cfg = counting_config("");
+    struct traffic *t = traffic_new(cfg);
+    struct collected c;
+    double m0 = 1000 * 60.0; /* the start of minute 1000 */
+
+    (void)state;
+    /* Not enabled (a memory store): nothing is kept, nothing handed. */
+    send_request(t, m0 + 1, "RCPT", "7000", "70.1.1.0", "a@relay.test", "");
+    c = collect(t);
+    assert_int_equal(c.minute_count + c.domain_count + c.totals_count, 0);
+    traffic_free(t);
+
+    t = traffic_new(cfg);
+    traffic_store_enable(t, 3);
+    c = collect(t);
+    assert_int_equal(c.minute_count + c.domain_count + c.totals_count, 0);
+    send_request(t, m0 + 1, "RCPT", "7000", "70.1.1.0", "a@relay.test", "");
+    send_request(t, m0 + 2, "RCPT", "7000", "70.1.1.0", "b@relay.test", "");
+    c = collect(t);
+    assert_int_equal(c.minute_count, 1);
+    assert_int_equal(c.minutes[0], 1000);
+    assert_int_equal(c.nr[0], 2);
+    assert_int_equal(c.domain_count, 1); /* relay.test, once */
+    assert_int_equal(c.domain_minutes[0], 1000);
+    assert_int_equal(c.totals_count, 1);
+    assert_int_equal(c.total_sessions, 1);
+    /* Handed: nothing changed since. */
+    c = collect(t);
+    assert_int_equal(c.minute_count + c.domain_count + c.totals_count, 0);
+    /* A failed write or a new connection: every minute held, and the totals, again. */
+    traffic_store_rewrite_all(t);
+    c = collect(t);
+    assert_int_equal(c.minute_count, 1);
+    assert_int_equal(c.nr[0], 2);
+    assert_int_equal(c.domain_count, 0);
+    assert_int_equal(c.totals_count, 1);
+
+    /* Minutes 1001..1004 with no collect in between: 1003 takes 1000's place (handed, not
+     * dropped), 1004 takes 1001's (never handed: dropped). */
+    for (int k = 1; k <= 4; k++) {
+        char rcpt[32];
+
+        snprintf(rcpt, sizeof(rcpt), "r%d@relay.test", k);
+        send_request(t, m0 + 60.0 * k + 1, "RCPT", "7000", "70.1.1.0", rcpt, "");
+    }
+    assert_int_equal(traffic_store_dropped_minutes(t), 1);
+    c = collect(t);
+    assert_int_equal(c.minute_count, 3);
+    for (unsigned i = 0; i < c.minute_count; i++)
+        assert_true(c.minutes[i] >= 1002 && c.minutes[i] <= 1004);
+    traffic_store_rewrite_all(t);
+    c = collect(t);
+    assert_int_equal(c.minute_count, 3); /* the backlog holds 3 minutes */
+    traffic_free(t);
+
+    /* A backlog of fewer than 2 minutes is 2: the current minute and the one before. */
+    t = traffic_new(cfg);
+    traffic_store_enable(t, 1);
+    send_request(t, m0 + 1, "RCPT", "7000", "70.1.1.0", "a@relay.test", "");
+    send_request(t, m0 + 61, "RCPT", "7000", "70.1.1.0", "b@relay.test", "");
+    assert_int_equal(traffic_store_dropped_minutes(t), 0);
+    c = collect(t);
+    assert_int_equal(c.minute_count, 2);
+    traffic_free(t);
+    config_free(cfg);
+}
+
+static void count_done(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* The store's dispatch by URL: memory keeps nothing outside the process, is done at once and
+ * is always "connected"; anything else is Redis, and not a Redis address is refused.  Neither
+ * touches the loop here. */
+static void test_store_memory_backend(void **state)
+{
+    struct store_source src = {0};
+    struct store_settings set = {.url = "memory", .host_id = "mx1"};
+    struct store_state st;
+    struct store *s;
+    char err[200] = "";
+    int done = 0;
+
+    (void)state;
+    s = store_new(NULL, &set, &src, err, sizeof(err));
+    assert_non_null(s);
+    store_get_state(s, &st);
+    assert_string_equal(st.backend, "memory");
+    assert_false(st.shared);
+    assert_true(st.connected);
+    assert_int_equal(st.host_count, 0);
+    assert_null(st.last_error);
+    store_flush_final(s, count_done, &done);
+    assert_int_equal(done, 1);
+    store_free(s);
+
+    set.url = "memcached://127.0.0.1:11211";
+    assert_null(store_new(NULL, &set, &src, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a Redis address"));
+}
+
 static void test_status_json_alpha_null(void **state)
 {
     struct config *cfg = counting_config("");
@@ -608,6 +759,8 @@ int main(void)
         cmocka_unit_test(test_traffic_rcpt_mode),
         cmocka_unit_test(test_traffic_double_hook_and_slow_data),
         cmocka_unit_test(test_traffic_dns_news_and_culprits),
+        cmocka_unit_test(test_traffic_store_backlog),
+        cmocka_unit_test(test_store_memory_backend),
         cmocka_unit_test(test_status_json_alpha_null),
     };
 

@@ -27,7 +27,7 @@
 
 #include "config.h"
 #include "query_log.h"
-#include "store.h"
+#include "query_writer.h"
 
 #define TABLE_SLOTS (1u << 18) /* (client, minute, type) counts held: about 25 MB at most */
 #define TABLE_LIMIT (TABLE_SLOTS / 4 * 3)

@@ -85,19 +85,62 @@ static void throttle_to_store(void *ctx, bool set, const struct throttle_record 
     store_batch_throttle(b, field, set ? value : NULL, r->changed);
 }
 
+/* What traffic_store_collect hands on goes into the batch; the busiest keys go with the totals. */
+struct traffic_to_store {
+    const struct traffic *traffic;
+    struct store_batch *b;
+};
+
+static void minute_to_store(void *ctx, int64_t minute, const uint64_t *counts)
+{
+    const struct traffic_to_store *to = ctx;
+
+    store_batch_minute(to->b, minute, counts);
+}
+
+static void domain_to_store(void *ctx, int64_t minute, uint64_t hash)
+{
+    const struct traffic_to_store *to = ctx;
+
+    store_batch_domain(to->b, minute, hash);
+}
+
+/* The run's totals, and with them the busiest keys now as "KIND:KEY" members. */
+static void totals_to_store(void *ctx, const uint64_t *totals)
+{
+    const struct traffic_to_store *to = ctx;
+    struct culprit_view v[STORE_CULPRITS];
+    char text[STORE_CULPRITS][CULPRIT_KEY_MAX + 24];
+    const char *members[STORE_CULPRITS];
+    uint64_t scores[STORE_CULPRITS];
+    unsigned n = traffic_busiest(to->traffic, v, STORE_CULPRITS);
+
+    store_batch_totals(to->b, totals);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(text[i], sizeof(text[i]), "%s:%s", culprit_kind_name(v[i].kind), v[i].key);
+        members[i] = text[i];
+        scores[i] = v[i].recipients;
+    }
+    store_batch_culprits(to->b, members, scores, n);
+}
+
+static const struct traffic_changes traffic_changes_to_store = {minute_to_store, domain_to_store,
+                                                                totals_to_store};
+
 static void store_collect_all(void *ctx, struct store_batch *b)
 {
     struct daemon_state *d = ctx;
     struct detector_view view;
     struct fast_stats fs;
     struct quarantine_stats qs;
+    struct traffic_to_store to = {d->traffic, b};
     bool changed;
     double now = ev_time();
 
     detector_get_view(defense_detector(d->defense), &view);
     defense_fast_stats(d->defense, &fs);
 
-    traffic_store_collect(d->traffic, b);
+    traffic_store_collect(d->traffic, &traffic_changes_to_store, &to);
     throttle_collect(defense_throttles(d->defense), throttle_to_store, b);
     store_batch_state(b, detector_state_name(detector_state(defense_detector(d->defense))));
     /* Saved when the detector learned something (once a minute at most), or the fast path
@@ -199,6 +242,8 @@ struct store *open_store(struct daemon_state *d, char *err, size_t errlen)
                                  c->tdns_client};
     struct store_source src = {store_collect_all, store_rewrite_all, store_history,
                                store_baseline, store_throttles, d};
+    struct store_state state;
+    struct store *s;
 
     for (int t = 0; t < DNS_TYPES; t++)
         for (int o = 0; o < DNS_OUTCOMES; o++) {
@@ -209,7 +254,12 @@ struct store *open_store(struct daemon_state *d, char *err, size_t errlen)
             store_counter_names[TC_DNS(t, o)] = name;
         }
 
-    if (strcmp(c->store, "memory") != 0)
+    s = store_new(d->loop, &set, &src, err, errlen);
+    if (s == NULL)
+        return NULL;
+    /* A store others see gets this run's recent minutes, and again after it lost them. */
+    store_get_state(s, &state);
+    if (state.shared)
         traffic_store_enable(d->traffic, (unsigned)(c->store_backlog / 60.0));
-    return store_new(d->loop, &set, &src, err, errlen);
+    return s;
 }

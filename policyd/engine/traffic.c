@@ -20,9 +20,8 @@
 #include <string.h>
 
 #include "config.h"
-#include "store.h"
 
-#define PENDING_DOMAINS 8192 /* distinct relay domains per flush kept for the store */
+#define PENDING_DOMAINS 8192 /* distinct relay domains kept between two collects */
 
 struct minute_counts {
     int64_t minute;
@@ -78,7 +77,7 @@ struct traffic {
     double session_timeout, transaction_timeout;
     uint64_t *local_domains; /* sorted hashes */
     size_t local_domain_count;
-    /* For the store (NULL when it is memory). */
+    /* For a shared store (NULL until traffic_store_enable). */
     struct minute_counts *minutes;
     unsigned minute_slots;
     uint64_t dropped_minutes;
@@ -145,26 +144,15 @@ void traffic_store_enable(struct traffic *t, unsigned backlog_minutes)
         abort();
 }
 
-/* The busiest keys of both tables in the longest window, as "KIND:KEY" members. */
-static void store_culprits(struct traffic *t, struct store_batch *b)
+unsigned traffic_busiest(const struct traffic *t, struct culprit_view *out, unsigned max)
 {
-    struct culprit_view v[STORE_CULPRITS];
-    char text[STORE_CULPRITS][CULPRIT_KEY_MAX + 24];
-    const char *members[STORE_CULPRITS];
-    uint64_t scores[STORE_CULPRITS];
     unsigned w = window_set_longest(&t->culprit_ws);
-    unsigned n = culprit_top(t->senders, w, t->last_now, v, STORE_CULPRITS / 2);
+    unsigned n = culprit_top(t->senders, w, t->last_now, out, max / 2);
 
-    n += culprit_top(t->sender_domains, w, t->last_now, v + n, STORE_CULPRITS / 2);
-    for (unsigned i = 0; i < n; i++) {
-        snprintf(text[i], sizeof(text[i]), "%s:%s", culprit_kind_name(v[i].kind), v[i].key);
-        members[i] = text[i];
-        scores[i] = v[i].recipients;
-    }
-    store_batch_culprits(b, members, scores, n);
+    return n + culprit_top(t->sender_domains, w, t->last_now, out + n, max / 2);
 }
 
-void traffic_store_collect(struct traffic *t, struct store_batch *b)
+void traffic_store_collect(struct traffic *t, const struct traffic_changes *to, void *ctx)
 {
     uint64_t totals[TC_COUNT];
 
@@ -173,22 +161,21 @@ void traffic_store_collect(struct traffic *t, struct store_batch *b)
     for (unsigned i = 0; i < t->minute_slots; i++) {
         struct minute_counts *m = &t->minutes[i];
         if (m->dirty) {
-            store_batch_minute(b, m->minute, m->v);
+            to->minute(ctx, m->minute, m->v);
             m->dirty = false;
         }
     }
     for (size_t pos = 0; pos < PENDING_DOMAINS * 2 && t->pending_count > 0; pos++)
         if (t->pending_domain[pos] != 0) {
-            store_batch_domain(b, t->pending_minute[pos], t->pending_domain[pos]);
+            to->domain(ctx, t->pending_minute[pos], t->pending_domain[pos]);
             t->pending_domain[pos] = 0;
             t->pending_count--;
         }
     if (t->run_totals_dirty) {
         for (int c = 0; c < TC_COUNT; c++)
             totals[c] = window_counter_total(t->counter[c]);
-        store_batch_totals(b, totals);
         t->run_totals_dirty = 0;
-        store_culprits(t, b);
+        to->totals(ctx, totals);
     }
 }
 
@@ -313,7 +300,7 @@ static void count(struct traffic *t, enum traffic_counter c, double now, uint32_
     }
 }
 
-/* Note a relay domain for the store's HyperLogLog, once per flush. */
+/* Note a relay domain for the store's HyperLogLog, once between two collects. */
 static void note_domain(struct traffic *t, double now, uint64_t hash)
 {
     size_t pos;

@@ -111,16 +111,31 @@ uint64_t traffic_relay_domains(const struct traffic *t, unsigned w, double now);
 unsigned traffic_culprits(const struct traffic *t, bool by_sender_domain, unsigned w, double now,
                           struct culprit_view *out, unsigned max);
 
+/* The busiest keys of both tables in the longest window at the last request or tick (max / 2
+ * of each); returns how many. */
+unsigned traffic_busiest(const struct traffic *t, struct culprit_view *out, unsigned max);
+
 /*
- * For the store: this run's counts per minute for the last `backlog` minutes,
- * and the relay domains noted since the last collect.  Off until enabled
- * (a memory store needs none of it).
+ * For a shared store: this run's counts per minute for the last `backlog`
+ * minutes (kept to be written again after a failed write or a Redis that
+ * lost them), and the relay domains noted since the last collect.  Off
+ * until enabled (the memory store needs none of it).  Plain data: the
+ * daemon hands it to the store.
  */
-struct store_batch;
 void traffic_store_enable(struct traffic *t, unsigned backlog_minutes);
-/* Hand what changed since the last call to b (the store's collect callback). */
-void traffic_store_collect(struct traffic *t, struct store_batch *b);
-/* Mark every minute still held as changed (a failed write, a new connection). */
+
+/* Where traffic_store_collect hands what changed; pointers live for the call. */
+struct traffic_changes {
+    /* A minute of the backlog changed since the last collect: its counts (enum traffic_counter). */
+    void (*minute)(void *ctx, int64_t minute, const uint64_t *counts);
+    /* A relay domain (its hash) first noted in `minute` since the last collect. */
+    void (*domain)(void *ctx, int64_t minute, uint64_t hash);
+    /* Any count changed since the last collect: the run's totals (enum traffic_counter). */
+    void (*totals)(void *ctx, const uint64_t *totals);
+};
+/* Hand what changed since the last call to `to`, in that order; then it counts as written. */
+void traffic_store_collect(struct traffic *t, const struct traffic_changes *to, void *ctx);
+/* Mark every minute still held, and the totals, as changed (a failed write, a new connection). */
 void traffic_store_rewrite_all(struct traffic *t);
 /* Counts of earlier runs of this host in one minute: into the windows, not the totals. */
 void traffic_add_history(struct traffic *t, int64_t minute, const uint64_t *counts);
