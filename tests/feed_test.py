@@ -340,6 +340,27 @@ def test_redis_outage_while_following():
         named.stop()
 
 
+def test_feed_clients():
+    """feed_clients keeps only the clients in its networks (127.0.3.0/31 holds 127.0.3.1 of the
+    three sources, not 127.0.3.2 just past it)."""
+    setup()
+    named = start_named()
+    r = store_test.Redis()
+    try:
+        sources = query_mix(named, n=10)
+        named.wait_log_stable()
+        p = feed(r, "-o", "feed_clients=127.0.3.0/31, 2001:db8::/32", named.query_log)
+        print("  " + p.stdout.strip(), flush=True)
+        for src in sources:
+            want = grep_counts(named.query_log, src) if src == "127.0.3.1" else \
+                {t: 0 for t in TYPES}
+            assert redis_counts(r, src) == want, (src, redis_counts(r, src), want)
+        assert sum(grep_counts(named.query_log, "127.0.3.1").values()) > 0
+    finally:
+        r.stop()
+        named.stop()
+
+
 def test_needs_a_shared_store():
     p = subprocess.run([RELAYWATCH, "feed", "-o", "store=memory", "/dev/null"],
                        capture_output=True, text=True, timeout=10)
@@ -351,6 +372,7 @@ TESTS = [
     test_needs_a_shared_store,
     test_named_log_to_redis,
     test_garbage_and_other_lines,
+    test_feed_clients,
     test_follow_across_rotation,
     test_syslog_udp,
     test_daemon_shows_tdns,

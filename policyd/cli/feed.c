@@ -10,7 +10,6 @@
  */
 #include "feed.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -25,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "config.h"
 #include "query_log.h"
 #include "query_writer.h"
@@ -45,18 +45,12 @@ struct count_entry {
     char type[TYPE_MAX];
 };
 
-struct cidr {
-    int family;
-    unsigned char addr[16];
-    unsigned bits;
-};
-
 struct feed {
     const struct config *cfg;
     struct store_query_writer *writer;
     struct count_entry *table;
     unsigned used;
-    struct cidr *keep;
+    struct ip_network *keep; /* feed_clients, parsed */
     size_t keep_count;
     /* Figures for the summary. */
     uint64_t lines, queries, other, errors, filtered, dropped, late, written, flush_failures;
@@ -105,62 +99,10 @@ static double monotonic_seconds(void)
 
 /* ------------------------------------------------------------ clients */
 
-static bool parse_cidr(const char *text, struct cidr *c)
-{
-    char buf[64];
-    const char *slash = strchr(text, '/');
-    size_t n = slash ? (size_t)(slash - text) : strlen(text);
-    unsigned max;
-
-    if (n >= sizeof(buf))
-        return false;
-    memcpy(buf, text, n);
-    buf[n] = '\0';
-    if (inet_pton(AF_INET, buf, c->addr) == 1)
-        c->family = AF_INET, max = 32;
-    else if (inet_pton(AF_INET6, buf, c->addr) == 1)
-        c->family = AF_INET6, max = 128;
-    else
-        return false;
-    c->bits = max;
-    if (slash) {
-        char *end;
-        unsigned long b = strtoul(slash + 1, &end, 10);
-
-        if (*end != '\0' || slash[1] == '\0' || b > max)
-            return false;
-        c->bits = (unsigned)b;
-    }
-    return true;
-}
-
-static bool cidr_match(const struct cidr *c, int family, const unsigned char *addr)
-{
-    unsigned full = c->bits / 8, rest = c->bits % 8;
-
-    if (c->family != family || memcmp(c->addr, addr, full) != 0)
-        return false;
-    return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xFF00u >> rest) & 0xFF) == 0;
-}
-
 /* Whether feed_clients keeps this client (all are kept without a list). */
 static bool client_kept(const struct feed *f, const char *client)
 {
-    unsigned char addr[16];
-    int family;
-
-    if (f->keep_count == 0)
-        return true;
-    if (inet_pton(AF_INET, client, addr) == 1)
-        family = AF_INET;
-    else if (inet_pton(AF_INET6, client, addr) == 1)
-        family = AF_INET6;
-    else
-        return false;
-    for (size_t i = 0; i < f->keep_count; i++)
-        if (cidr_match(&f->keep[i], family, addr))
-            return true;
-    return false;
+    return f->keep_count == 0 || address_in_networks(client, strlen(client), f->keep, f->keep_count);
 }
 
 /* ------------------------------------------------------------ counting */
@@ -667,7 +609,7 @@ int feed_run(const struct config *cfg, const struct feed_options *o)
         if (f.keep == NULL)
             abort();
         for (size_t i = 0; i < cfg->feed_client_count; i++)
-            if (parse_cidr(cfg->feed_clients[i], &f.keep[f.keep_count]))
+            if (ip_network_parse(cfg->feed_clients[i], &f.keep[f.keep_count]))
                 f.keep_count++;
     }
     /* calloc: pages of the table cost memory only once counts land in them. */
