@@ -14,7 +14,7 @@
  * Callbacks never run before store_new returns; all run on the loop.
  * hiredis types stay inside store/: one file per backend (store_memory.c,
  * store_redis.c) behind store.c.  The feed's blocking writer is
- * query_writer.h; the CLI's rw:throttle client is at the end of this file.
+ * query_writer.h; the CLI's rw:throttle client in throttle_store.h.
  */
 #ifndef RELAYWATCH_STORE_H
 #define RELAYWATCH_STORE_H
@@ -130,35 +130,7 @@ void store_free(struct store *s);
 
 void store_get_state(const struct store *s, struct store_state *out);
 
-/* ------------------------------------------------------------------------
- * rw:throttle for relaywatch list / block / release (store/throttle_store.c)
- *
- * A Redis hash: field "KIND:KEY", value one throttle_record line (see
- * policyd/throttle.h).  Plain blocking calls, for the CLI, which works with
- * every daemon down; the daemons sharing the store read the hash on their
- * flush rhythm.
- */
+/* The fleet's throttle table (see throttle_store.h). */
 #define STORE_THROTTLE_KEY "rw:throttle"
-
-struct store_throttle_client;
-
-/* Connected (AUTH and SELECT done) within timeout seconds; NULL with a one-line reason for
- * a url that is not Redis (memory) or a Redis that cannot be reached or refuses us. */
-struct store_throttle_client *store_throttle_client_new(const char *url, const char *password,
-                                                        double timeout, char *err,
-                                                        size_t errlen);
-void store_throttle_client_free(struct store_throttle_client *c);
-
-/* HGETALL rw:throttle: each field and value (not NUL-terminated) handed to fn; false with
- * the reason if Redis did not answer with the hash. */
-bool store_throttle_read(struct store_throttle_client *c,
-                         void (*fn)(void *ctx, const char *field, size_t flen, const char *value,
-                                    size_t vlen),
-                         void *ctx, char *err, size_t errlen);
-
-/* HSET rw:throttle field value; false with the reason. */
-bool store_throttle_write(struct store_throttle_client *c, const char *field, const char *value,
-                          char *err, size_t errlen);
-/* ---------------------------------------------- end of rw:throttle for the CLI */
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * throttle_store: rw:throttle read and written with blocking hiredis
- * calls, for relaywatch list / block / release.  See store.h.
+ * calls, for relaywatch list / block / release.  See throttle_store.h.
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -10,7 +10,7 @@
 #include <sys/time.h>
 
 #include "redis_address.h"
-#include "store.h"
+#include "throttle_store.h"
 
 struct store_throttle_client {
     redisContext *c;

@@ -20,7 +20,7 @@
 #include "config.h"
 #include "daemon_http.h"
 #include "json_text.h"
-#include "store.h"
+#include "throttle_store.h"
 #include "throttle.h"
 #include "throttle_commands.h"
 
