@@ -647,6 +647,14 @@ static void metric_head(struct http_body *b, const char *name, const char *type,
 }
 
 /* One gauge per counting window for a traffic counter. */
+/* A metric with one sample and no labels. */
+static void metric_one(struct http_body *b, const char *name, const char *type, const char *help,
+                       uint64_t value)
+{
+    metric_head(b, name, type, help);
+    http_body_printf(b, "%s %llu\n", name, (unsigned long long)value);
+}
+
 static void metric_windows(struct http_body *b, const char *name, const char *help,
                            const struct status_sources *s, enum traffic_counter c, double now)
 {
@@ -690,28 +698,28 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
 
         defense_get_stats(s->defense, &ds);
         detector_get_view(defense_detector(s->defense), &v);
-        metric_head(b, "relaywatch_loud", "gauge", "1 while the detector says loud (relaying spam).");
-        http_body_printf(b, "relaywatch_loud %d\n", ds.state == DETECTOR_LOUD);
-        metric_head(b, "relaywatch_incidents_total", "counter", "Incidents (quiet to loud) started.");
-        http_body_printf(b, "relaywatch_incidents_total %llu\n", (unsigned long long)ds.incidents);
+        metric_one(b, "relaywatch_loud", "gauge",
+                   "1 while the detector says loud (relaying spam).",
+                   ds.state == DETECTOR_LOUD);
+        metric_one(b, "relaywatch_incidents_total", "counter",
+                   "Incidents (quiet to loud) started.",
+                   ds.incidents);
         metric_by_action(b, "relaywatch_relay_answers_total",
                          "Answers to relay recipients while throttling applied, by action.",
                          ds.actions);
         metric_by_action(b, "relaywatch_monitor_would_answer_total",
                          "monitor_only: answers that would have been given, by action.",
                          ds.would_have);
-        metric_head(b, "relaywatch_throttles_total", "counter",
-                    "Keys throttled by this daemon (detector, fast path and limits).");
-        http_body_printf(b, "relaywatch_throttles_total %llu\n",
-                         (unsigned long long)ds.throttled_total);
+        metric_one(b, "relaywatch_throttles_total", "counter",
+                   "Keys throttled by this daemon (detector, fast path and limits).",
+                   ds.throttled_total);
         {
             struct fast_stats fs;
 
             defense_fast_stats(s->defense, &fs);
-            metric_head(b, "relaywatch_fast_stops_total", "counter",
-                        "Keys the fast path throttled (monitor_only: would have throttled).");
-            http_body_printf(b, "relaywatch_fast_stops_total %llu\n",
-                             (unsigned long long)ds.fast_stops);
+            metric_one(b, "relaywatch_fast_stops_total", "counter",
+                       "Keys the fast path throttled (monitor_only: would have throttled).",
+                       ds.fast_stops);
             metric_head(b, "relaywatch_fast_keys", "gauge",
                         "Keys the fast path tracks, by whether they have a learned level.");
             http_body_printf(b, "relaywatch_fast_keys{history=\"yes\"} %u\n", fs.keys_with_history);
@@ -727,35 +735,31 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
             struct hold_service_stats hs;
 
             hold_service_get_stats(s->holds, &hs);
-            metric_head(b, "relaywatch_held_messages", "gauge",
-                        "Queued messages RelayWatch holds now (postsuper -h, or HOLD as queued).");
-            http_body_printf(b, "relaywatch_held_messages %llu\n", (unsigned long long)hs.q.held);
-            metric_head(b, "relaywatch_held_messages_total", "counter",
-                        "Messages put on hold since start.");
-            http_body_printf(b, "relaywatch_held_messages_total %llu\n",
-                             (unsigned long long)hs.q.held_total);
-            metric_head(b, "relaywatch_released_messages_total", "counter",
-                        "Held messages released since start (relaywatch release).");
-            http_body_printf(b, "relaywatch_released_messages_total %llu\n",
-                             (unsigned long long)hs.q.released_total);
+            metric_one(b, "relaywatch_held_messages", "gauge",
+                       "Queued messages RelayWatch holds now (postsuper -h, or HOLD as queued).",
+                       hs.q.held);
+            metric_one(b, "relaywatch_held_messages_total", "counter",
+                       "Messages put on hold since start.",
+                       hs.q.held_total);
+            metric_one(b, "relaywatch_released_messages_total", "counter",
+                       "Held messages released since start (relaywatch release).",
+                       hs.q.released_total);
             metric_head(b, "relaywatch_postsuper_runs_total", "counter",
                         "postsuper runs asked of the privileged runner, by result.");
             http_body_printf(b, "relaywatch_postsuper_runs_total{result=\"ok\"} %llu\n",
                              (unsigned long long)(hs.runs - hs.failures));
             http_body_printf(b, "relaywatch_postsuper_runs_total{result=\"failed\"} %llu\n",
                              (unsigned long long)hs.failures);
-            metric_head(b, "relaywatch_postsuper_runner_up", "gauge",
-                        "1 while the privileged postsuper runner is there.");
-            http_body_printf(b, "relaywatch_postsuper_runner_up %d\n", hs.runner ? 1 : 0);
+            metric_one(b, "relaywatch_postsuper_runner_up", "gauge",
+                       "1 while the privileged postsuper runner is there.",
+                       hs.runner ? 1 : 0);
         }
-        metric_head(b, "relaywatch_throttled_keys", "gauge",
-                    "Records in the throttle table (released keys' grace included).");
-        http_body_printf(b, "relaywatch_throttled_keys %u\n",
-                         throttle_count(defense_throttles_const(s->defense)));
-        metric_head(b, "relaywatch_alerts_dropped_total", "counter",
-                    "Incident alerts not handed to alert_command (one was still pending).");
-        http_body_printf(b, "relaywatch_alerts_dropped_total %llu\n",
-                         (unsigned long long)ds.alerts_dropped);
+        metric_one(b, "relaywatch_throttled_keys", "gauge",
+                   "Records in the throttle table (released keys' grace included).",
+                   throttle_count(defense_throttles_const(s->defense)));
+        metric_one(b, "relaywatch_alerts_dropped_total", "counter",
+                   "Incident alerts not handed to alert_command (one was still pending).",
+                   ds.alerts_dropped);
         metric_head(b, "relaywatch_detector_signal", "gauge",
                     "The detector's last sample per signal, over detect_window (alpha: a ratio).");
         for (int i = 0; i < DS_COUNT; i++)
@@ -768,28 +772,26 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
             http_body_printf(b, "relaywatch_detector_baseline{signal=\"%s\"} %.6g\n",
                              detector_signal_name(i), v.baseline[i]);
     }
-    metric_head(b, "relaywatch_sessions_total", "counter", "SMTP sessions seen (N_c).");
-    http_body_printf(b, "relaywatch_sessions_total %llu\n",
-                     (unsigned long long)traffic_total(t, TC_SESSIONS));
+    metric_one(b, "relaywatch_sessions_total", "counter",
+               "SMTP sessions seen (N_c).",
+               traffic_total(t, TC_SESSIONS));
     metric_head(b, "relaywatch_messages_total", "counter", "Queued messages (N_f), by direction.");
     http_body_printf(b, "relaywatch_messages_total{direction=\"relay\"} %llu\n",
                      (unsigned long long)traffic_total(t, TC_MESSAGES_RELAY));
     http_body_printf(b, "relaywatch_messages_total{direction=\"inbound\"} %llu\n",
                      (unsigned long long)traffic_total(t, TC_MESSAGES_INBOUND));
-    metric_head(b, "relaywatch_maillog_from_lines_total", "counter",
-                "from= lines the maillog holds: queued messages plus refused recipients (nf_log).");
-    http_body_printf(b, "relaywatch_maillog_from_lines_total %llu\n",
-                     (unsigned long long)traffic_total(t, TC_MESSAGES_LOGGED));
+    metric_one(b, "relaywatch_maillog_from_lines_total", "counter",
+               "from= lines the maillog holds: queued messages plus refused recipients (nf_log).",
+               traffic_total(t, TC_MESSAGES_LOGGED));
     metric_head(b, "relaywatch_recipients_total", "counter",
                 "Recipients asked for in RCPT requests (N_r), by direction.");
     http_body_printf(b, "relaywatch_recipients_total{direction=\"relay\"} %llu\n",
                      (unsigned long long)traffic_total(t, TC_RECIPIENTS_RELAY));
     http_body_printf(b, "relaywatch_recipients_total{direction=\"inbound\"} %llu\n",
                      (unsigned long long)traffic_total(t, TC_RECIPIENTS_INBOUND));
-    metric_head(b, "relaywatch_recipients_refused_total", "counter",
-                "Recipients asked for but not accepted.");
-    http_body_printf(b, "relaywatch_recipients_refused_total %llu\n",
-                     (unsigned long long)traffic_total(t, TC_REFUSED));
+    metric_one(b, "relaywatch_recipients_refused_total", "counter",
+               "Recipients asked for but not accepted.",
+               traffic_total(t, TC_REFUSED));
 
     metric_windows(b, "relaywatch_window_sessions", "N_c in each counting window.", s, TC_SESSIONS,
                    now);
@@ -846,38 +848,37 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
                     http_body_printf(b, "relaywatch_window_tdns_queries{window=\"%s\",type=\"%s\"} %llu\n",
                                      ws->name[w], names[ty],
                                      (unsigned long long)s->store->tdns[w][ty]);
-        metric_head(b, "relaywatch_tdns_stale", "gauge",
-                    "1 while the feed has written nothing for tdns_client for tdns_stale_after.");
-        http_body_printf(b, "relaywatch_tdns_stale %d\n", tdns_stale(s) ? 1 : 0);
+        metric_one(b, "relaywatch_tdns_stale", "gauge",
+                   "1 while the feed has written nothing for tdns_client for tdns_stale_after.",
+                   tdns_stale(s) ? 1 : 0);
     }
     if (s->resolver != NULL) {
-        metric_head(b, "relaywatch_dns_outstanding", "gauge", "DNS queries in flight now.");
-        http_body_printf(b, "relaywatch_dns_outstanding %u\n", s->resolver->outstanding);
-        metric_head(b, "relaywatch_dns_cache_entries", "gauge", "Entries in the DNS cache (in flight included).");
-        http_body_printf(b, "relaywatch_dns_cache_entries %u\n", s->resolver->cache_entries);
-        metric_head(b, "relaywatch_dns_cache_evictions_total", "counter",
-                    "DNS cache entries evicted (least recently used) to make room.");
-        http_body_printf(b, "relaywatch_dns_cache_evictions_total %llu\n",
-                         (unsigned long long)s->resolver->evictions);
+        metric_one(b, "relaywatch_dns_outstanding", "gauge",
+                   "DNS queries in flight now.",
+                   s->resolver->outstanding);
+        metric_one(b, "relaywatch_dns_cache_entries", "gauge",
+                   "Entries in the DNS cache (in flight included).",
+                   s->resolver->cache_entries);
+        metric_one(b, "relaywatch_dns_cache_evictions_total", "counter",
+                   "DNS cache entries evicted (least recently used) to make room.",
+                   s->resolver->evictions);
     }
 
-    metric_head(b, "relaywatch_connections", "gauge", "Policy connections open now.");
-    http_body_printf(b, "relaywatch_connections %u\n", st->connections);
-    metric_head(b, "relaywatch_connections_accepted_total", "counter",
-                "Policy connections accepted.");
-    http_body_printf(b, "relaywatch_connections_accepted_total %llu\n",
-                     (unsigned long long)st->accepted);
-    metric_head(b, "relaywatch_connections_refused_total", "counter",
-                "Policy connections closed at once because max_connections was reached.");
-    http_body_printf(b, "relaywatch_connections_refused_total %llu\n",
-                     (unsigned long long)st->refused);
-    metric_head(b, "relaywatch_protocol_errors_total", "counter",
-                "Policy connections closed for breaking the protocol.");
-    http_body_printf(b, "relaywatch_protocol_errors_total %llu\n",
-                     (unsigned long long)st->protocol_errors);
-    metric_head(b, "relaywatch_open_transactions", "gauge",
-                "Transactions with RCPTs seen and no END-OF-MESSAGE yet.");
-    http_body_printf(b, "relaywatch_open_transactions %u\n", traffic_open_transactions(t));
+    metric_one(b, "relaywatch_connections", "gauge",
+               "Policy connections open now.",
+               st->connections);
+    metric_one(b, "relaywatch_connections_accepted_total", "counter",
+               "Policy connections accepted.",
+               st->accepted);
+    metric_one(b, "relaywatch_connections_refused_total", "counter",
+               "Policy connections closed at once because max_connections was reached.",
+               st->refused);
+    metric_one(b, "relaywatch_protocol_errors_total", "counter",
+               "Policy connections closed for breaking the protocol.",
+               st->protocol_errors);
+    metric_one(b, "relaywatch_open_transactions", "gauge",
+               "Transactions with RCPTs seen and no END-OF-MESSAGE yet.",
+               traffic_open_transactions(t));
     metric_head(b, "relaywatch_request_duration_seconds", "histogram",
                 "Time from a request's last byte read to its answer written.");
     for (unsigned i = 0; i < LATENCY_BUCKETS; i++) {
@@ -895,17 +896,15 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
                 "1 while the store is usable (always for memory), 0 while Redis is unreachable.");
     http_body_printf(b, "relaywatch_store_up{backend=\"%s\"} %d\n", s->store->backend,
                      s->store->connected ? 1 : 0);
-    metric_head(b, "relaywatch_store_flushes_total", "counter", "Writes to the store that succeeded.");
-    http_body_printf(b, "relaywatch_store_flushes_total %llu\n",
-                     (unsigned long long)s->store->flushes);
-    metric_head(b, "relaywatch_store_failures_total", "counter",
-                "Store rounds that failed (error, timeout, lost connection).");
-    http_body_printf(b, "relaywatch_store_failures_total %llu\n",
-                     (unsigned long long)s->store->failures);
-    metric_head(b, "relaywatch_store_dropped_minutes_total", "counter",
-                "Minutes of counts that left the backlog before they could be written.");
-    http_body_printf(b, "relaywatch_store_dropped_minutes_total %llu\n",
-                     (unsigned long long)traffic_store_dropped_minutes(t));
+    metric_one(b, "relaywatch_store_flushes_total", "counter",
+               "Writes to the store that succeeded.",
+               s->store->flushes);
+    metric_one(b, "relaywatch_store_failures_total", "counter",
+               "Store rounds that failed (error, timeout, lost connection).",
+               s->store->failures);
+    metric_one(b, "relaywatch_store_dropped_minutes_total", "counter",
+               "Minutes of counts that left the backlog before they could be written.",
+               traffic_store_dropped_minutes(t));
     metric_head(b, "relaywatch_start_time_seconds", "gauge", "When the daemon started (Unix time).");
     http_body_printf(b, "relaywatch_start_time_seconds %.0f\n", s->started);
 }
