@@ -32,6 +32,7 @@
 
 #include "dns_message.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define FAILURE_TTL 30.0 /* SERVFAIL and timeouts: RFC 2308 7 allows up to 5 minutes */
 #define EDNS_UDP_SIZE 1232
@@ -711,9 +712,7 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_settin
         }
         library_ready = true;
     }
-    r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        abort();
+    r = xcalloc(1, sizeof(*r));
     r->loop = loop;
     r->count = count;
     r->ctx = ctx;
@@ -725,13 +724,11 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_settin
     if (r->set.max_outstanding == 0)
         r->set.max_outstanding = 1;
     r->max_waiting = 16 * r->set.max_outstanding + 64;
-    r->servers = strdup(settings->servers);
-    r->entry = calloc(r->set.cache_size, sizeof(*r->entry));
+    r->servers = xstrdup(settings->servers);
+    r->entry = xcalloc(r->set.cache_size, sizeof(*r->entry));
     while (buckets < r->set.cache_size)
         buckets <<= 1;
-    r->bucket = calloc(buckets, sizeof(*r->bucket));
-    if (r->servers == NULL || r->entry == NULL || r->bucket == NULL)
-        abort();
+    r->bucket = xcalloc(buckets, sizeof(*r->bucket));
     r->set.servers = r->servers;
     r->bucket_mask = buckets - 1;
     for (uint32_t i = 0; i < r->set.cache_size; i++) {

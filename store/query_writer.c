@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "redis_address.h"
+#include "xalloc.h"
 
 struct store_query_writer {
     struct redis_address addr;
@@ -39,9 +40,7 @@ struct store_query_writer *store_query_writer_new(const char *url, const char *p
                               "redis://HOST:PORT or redis+unix:///PATH)", url);
         return NULL;
     }
-    w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        abort();
+    w = xcalloc(1, sizeof(*w));
     if (redis_address_parse(&w->addr, url, err, errlen) != 0) {
         free(w);
         return NULL;
@@ -142,10 +141,7 @@ void store_query_writer_set(struct store_query_writer *w, const char *client, in
     if (w->client_count == 0 || strcmp(w->clients[w->client_count - 1], client) != 0) {
         if (w->client_count == w->client_cap) {
             unsigned cap = w->client_cap ? w->client_cap * 2 : 64;
-            void *p = realloc(w->clients, cap * sizeof(*w->clients));
-            if (p == NULL)
-                abort();
-            w->clients = p;
+            w->clients = xrealloc(w->clients, cap * sizeof(*w->clients));
             w->client_cap = cap;
         }
         snprintf(w->clients[w->client_count++], sizeof(w->clients[0]), "%s", client);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store_backend.h"
+#include "xalloc.h"
 
 struct store {
     const struct store_backend_ops *ops;
@@ -17,10 +18,8 @@ struct store {
 struct store *store_new(struct ev_loop *loop, const struct store_settings *settings,
                         const struct store_source *source, char *err, size_t errlen)
 {
-    struct store *s = calloc(1, sizeof(*s));
+    struct store *s = xcalloc(1, sizeof(*s));
 
-    if (s == NULL)
-        abort();
     /* Anything else is a Redis address; the Redis backend says if it is not a usable one. */
     s->ops = strcmp(settings->url, "memory") == 0 ? &store_memory_backend : &store_redis_backend;
     if (s->ops->open(&s->backend, loop, settings, source, err, errlen) != 0) {

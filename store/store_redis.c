@@ -28,6 +28,7 @@
 #include "redis_address.h"
 #include "store.h"
 #include "store_backend.h"
+#include "xalloc.h"
 
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
@@ -733,10 +734,8 @@ static void read_cb(redisAsyncContext *ac, void *reply, void *priv)
 static void send_read(struct store_backend *s, enum read_kind kind, unsigned host, int64_t minute,
                       unsigned w, int argc, const char **argv)
 {
-    struct read_tag *t = malloc(sizeof(*t));
+    struct read_tag *t = xmalloc(sizeof(*t));
 
-    if (t == NULL)
-        abort();
     *t = (struct read_tag){s, kind, host, minute, w};
     if (!send_command(s, read_cb, t, argc, argv))
         free(t);
@@ -940,9 +939,7 @@ static void flush_round(struct store_backend *s)
 
     s->round_failed = false;
     s->reading = false;
-    b.domain_text = malloc(sizeof(*b.domain_text) * DOMAINS_PER_FLUSH);
-    if (b.domain_text == NULL)
-        abort();
+    b.domain_text = xmalloc(sizeof(*b.domain_text) * DOMAINS_PER_FLUSH);
     arm_deadline(s);
     s->src.collect(s->src.ctx, &b);
     send_domains(&b);
@@ -987,20 +984,16 @@ static int redis_open(struct store_backend **out, struct ev_loop *loop,
                       const struct store_settings *set, const struct store_source *source,
                       char *err, size_t errlen)
 {
-    struct store_backend *s = calloc(1, sizeof(*s));
+    struct store_backend *s = xcalloc(1, sizeof(*s));
 
-    if (s == NULL)
-        abort();
     s->loop = loop;
     s->set = *set;
     s->src = *source;
-    s->url = strdup(set->url);
-    s->host_id = strdup(set->host_id);
+    s->url = xstrdup(set->url);
+    s->host_id = xstrdup(set->host_id);
     if (set->tdns_client != NULL && set->tdns_client[0] != '\0')
         s->tdns_client = strdup(set->tdns_client);
     s->password = set->password ? strdup(set->password) : NULL;
-    if (s->url == NULL || s->host_id == NULL)
-        abort();
     for (unsigned w = 0; w < set->window_count && w < STORE_MAX_WINDOWS; w++)
         s->window_seconds[w] = set->window_seconds[w];
     if (set->counter_count > STORE_MAX_COUNTERS)

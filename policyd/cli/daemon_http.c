@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "xalloc.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 #define RESPONSE_TIMEOUT_MS 10000
@@ -169,10 +170,8 @@ static char *recv_all(int fd, size_t *len)
 {
     struct timespec t0;
     size_t cap = 16384, n = 0;
-    char *buf = malloc(cap + 1);
+    char *buf = xmalloc(cap + 1);
 
-    if (buf == NULL)
-        abort();
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         ssize_t r;
@@ -184,9 +183,7 @@ static char *recv_all(int fd, size_t *len)
                 return NULL;
             }
             cap *= 2;
-            buf = realloc(buf, cap + 1);
-            if (buf == NULL)
-                abort();
+            buf = xrealloc(buf, cap + 1);
         }
         r = recv(fd, buf + n, cap - n, 0);
         if (r > 0) {

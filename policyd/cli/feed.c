@@ -28,6 +28,7 @@
 #include "config.h"
 #include "query_log.h"
 #include "query_writer.h"
+#include "xalloc.h"
 
 #define TABLE_SLOTS (1u << 18) /* (client, minute, type) counts held: about 25 MB at most */
 #define TABLE_LIMIT (TABLE_SLOTS / 4 * 3)
@@ -605,17 +606,13 @@ int feed_run(const struct config *cfg, const struct feed_options *o)
         return 2;
     }
     if (cfg->feed_client_count > 0) {
-        f.keep = calloc(cfg->feed_client_count, sizeof(*f.keep));
-        if (f.keep == NULL)
-            abort();
+        f.keep = xcalloc(cfg->feed_client_count, sizeof(*f.keep));
         for (size_t i = 0; i < cfg->feed_client_count; i++)
             if (ip_network_parse(cfg->feed_clients[i], &f.keep[f.keep_count]))
                 f.keep_count++;
     }
     /* calloc: pages of the table cost memory only once counts land in them. */
-    f.table = calloc(TABLE_SLOTS, sizeof(*f.table));
-    if (f.table == NULL)
-        abort();
+    f.table = xcalloc(TABLE_SLOTS, sizeof(*f.table));
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);

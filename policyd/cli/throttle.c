@@ -23,6 +23,7 @@
 #include "throttle_store.h"
 #include "throttle.h"
 #include "throttle_commands.h"
+#include "xalloc.h"
 
 #define MEMBER_MAX (CULPRIT_KEY_MAX + 32)
 #define DURATION_MAX (365.0 * 86400)
@@ -129,11 +130,7 @@ static void list_add(struct record_list *l, const struct throttle_record *r)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
-        void *p = realloc(l->v, cap * sizeof(*l->v));
-
-        if (p == NULL)
-            abort();
-        l->v = p;
+        l->v = xrealloc(l->v, cap * sizeof(*l->v));
         l->cap = cap;
     }
     l->v[l->n++] = *r;
@@ -150,7 +147,6 @@ static void collect_record(void *ctx, const char *field, size_t flen, const char
     else
         l->unreadable++;
 }
-
 
 static int by_since(const void *a, const void *b)
 {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "xalloc.h"
+
 json_t *json_must(json_t *v)
 {
     if (v == NULL)
@@ -75,9 +77,7 @@ json_t *json_text(const char *s, size_t len)
     /* NUL is valid UTF-8 but cut by jansson's NUL-terminated strings: our data holds none. */
     if (bad == 0)
         return json_must(json_stringn(s, len));
-    clean = malloc(len + 2 * bad + 1);
-    if (clean == NULL)
-        abort();
+    clean = xmalloc(len + 2 * bad + 1);
     for (i = 0; i < len;) {
         size_t n = utf8_sequence(p + i, len - i);
 

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "views.h"
+#include "xalloc.h"
 
 extern char **environ;
 
@@ -59,9 +60,7 @@ void run_alert(struct daemon_state *d, const struct defense_alert *alert)
         log_error("alert_command: cannot make a pipe: %s", strerror(errno));
         return;
     }
-    argv[2] = strdup(cmd);
-    if (argv[2] == NULL)
-        abort();
+    argv[2] = xstrdup(cmd);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
     /* The command starts with default signal handling (the daemon ignores SIGPIPE) and
@@ -97,9 +96,7 @@ void run_alert(struct daemon_state *d, const struct defense_alert *alert)
     free(json);
     close(fds[1]);
     d->alerts_run++;
-    child = calloc(1, sizeof(*child));
-    if (child == NULL)
-        abort();
+    child = xcalloc(1, sizeof(*child));
     ev_child_init(child, alert_child_cb, pid, 0);
     child->data = d;
     ev_child_start(d->loop, child);

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "listen_socket.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define ACCEPT_PAUSE 1.0 /* seconds without accepting after EMFILE and the like */
 
@@ -52,9 +53,7 @@ static char *dup_or_null(const char *s)
 
     if (s == NULL)
         return NULL;
-    d = strdup(s);
-    if (d == NULL)
-        abort();
+    d = xstrdup(s);
     return d;
 }
 
@@ -91,10 +90,8 @@ static int open_endpoint(struct conn_set *set, const struct endpoint *ep, unsign
     int n = listen_socket_open(ep, set->ops->key, mode, fds, err, errlen);
 
     for (int i = 0; i < n; i++) {
-        struct listener *l = calloc(1, sizeof(*l));
+        struct listener *l = xcalloc(1, sizeof(*l));
 
-        if (l == NULL)
-            abort();
         l->set = set;
         l->ep.kind = ep->kind;
         l->ep.spec = dup_or_null(ep->spec);
@@ -372,10 +369,8 @@ void conn_expire_within(struct conn *c, double seconds)
 struct conn_set *conn_set_new(struct ev_loop *loop, const struct conn_ops *ops, void *owner,
                               unsigned max, double timeout)
 {
-    struct conn_set *set = calloc(1, sizeof(*set));
+    struct conn_set *set = xcalloc(1, sizeof(*set));
 
-    if (set == NULL)
-        abort();
     set->loop = loop;
     set->ops = ops;
     set->owner = owner;

@@ -19,6 +19,7 @@
 #include "queue_id.h"
 #include "throttle.h"
 #include "traffic.h"
+#include "xalloc.h"
 
 #define NO_HOOK_LOG_EVERY 3600.0
 /* The runner always answers (it kills a postsuper that hangs after POSTSUPER_TIMEOUT): an
@@ -167,11 +168,9 @@ static void readable(struct ev_loop *loop, ev_io *w, int revents)
 struct hold_service *hold_service_new(struct ev_loop *loop, const struct config *cfg,
                                       int runner_fd, pid_t runner_pid, const char *unavailable)
 {
-    struct hold_service *hs = calloc(1, sizeof(*hs));
+    struct hold_service *hs = xcalloc(1, sizeof(*hs));
     struct quarantine_settings s;
 
-    if (hs == NULL)
-        abort();
     hs->loop = loop;
     hs->cfg = cfg;
     settings_of(cfg, &s);

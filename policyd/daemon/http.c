@@ -43,6 +43,7 @@
 #include "config.h"
 #include "connections.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define HTTP_MAX_CONNECTIONS 64
 #define HTTP_HEAD_MAX 8192
@@ -67,9 +68,7 @@ static void body_reserve(struct http_body *b, size_t more)
     cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    b->data = realloc(b->data, cap);
-    if (b->data == NULL)
-        abort();
+    b->data = xrealloc(b->data, cap);
     b->cap = cap;
 }
 
@@ -145,7 +144,6 @@ static struct http_server *server_of(const struct http_conn *c)
 }
 
 /* -------------------------------------------------------------- helpers */
-
 
 /*
  * Log an oddity unless one of its category was logged less than
@@ -586,16 +584,12 @@ static const struct conn_ops http_conn_ops = {
 struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint *ep,
                                     http_handler_fn *handler, void *ctx, char *err, size_t errlen)
 {
-    struct http_server *srv = calloc(1, sizeof(*srv));
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
 
-    if (srv == NULL)
-        abort();
     srv->loop = loop;
     srv->handler = handler;
     srv->ctx = ctx;
-    srv->spec = strdup(ep->spec ? ep->spec : "?");
-    if (srv->spec == NULL)
-        abort();
+    srv->spec = xstrdup(ep->spec ? ep->spec : "?");
     srv->conns = conn_set_new(loop, &http_conn_ops, srv, HTTP_MAX_CONNECTIONS, HTTP_DEADLINE);
     if (conn_set_listen(srv->conns, ep, 1, HTTP_UNIX_MODE, err, errlen) != 0) {
         http_server_free(srv);

@@ -26,6 +26,7 @@
 #include "decision.h"
 #include "log.h"
 #include "policy_request.h"
+#include "xalloc.h"
 
 #define CONN_BUFFER_INITIAL 4096
 /* Room for the largest request plus the byte that proves it too large. */
@@ -356,10 +357,8 @@ struct policy_server *policy_server_new(struct ev_loop *loop, const struct confi
                                         policy_handler_fn *handler, void *ctx, char *err,
                                         size_t errlen)
 {
-    struct policy_server *srv = calloc(1, sizeof(*srv));
+    struct policy_server *srv = xcalloc(1, sizeof(*srv));
 
-    if (srv == NULL)
-        abort();
     srv->loop = loop;
     srv->cfg = cfg;
     srv->handler = handler;

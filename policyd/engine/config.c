@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "duration.h"
+#include "xalloc.h"
 
 #define MAX_MESSAGE 512
 
@@ -49,22 +50,6 @@ static void problem(struct reporter *r, const char *fmt, ...)
     r->count++;
     if (r->fn)
         r->fn(r->ctx, r->source, r->line, msg);
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-
-    if (d == NULL)
-        abort();
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *xstrdup(const char *s)
-{
-    return xstrndup(s, strlen(s));
 }
 
 static void endpoint_clear(struct endpoint *e)
@@ -94,11 +79,9 @@ static void strings_free(char **v, size_t n)
 static size_t split_list(const char *value, char ***items_out)
 {
     size_t n = 0, cap = 4;
-    char **items = malloc(cap * sizeof(*items));
+    char **items = xmalloc(cap * sizeof(*items));
     const char *p = value;
 
-    if (items == NULL)
-        abort();
     for (;;) {
         const char *start;
 
@@ -111,9 +94,7 @@ static size_t split_list(const char *value, char ***items_out)
             p++;
         if (n == cap) {
             cap *= 2;
-            items = realloc(items, cap * sizeof(*items));
-            if (items == NULL)
-                abort();
+            items = xrealloc(items, cap * sizeof(*items));
         }
         items[n++] = xstrndup(start, (size_t)(p - start));
     }
@@ -252,12 +233,10 @@ static bool set_listen(struct config *c, const char *key, const char *value, str
 {
     char **items;
     size_t n = split_list(value, &items);
-    struct endpoint *eps = calloc(n ? n : 1, sizeof(*eps));
+    struct endpoint *eps = xcalloc(n ? n : 1, sizeof(*eps));
     size_t ok = 0;
     bool good = true;
 
-    if (eps == NULL)
-        abort();
     if (n == 0) {
         problem(r, "%s: needs at least one endpoint", key);
         good = false;
@@ -304,9 +283,7 @@ static bool set_http_listen(struct config *c, const char *key, const char *value
         problem(r, "%s: takes one endpoint, not %zu", key, n);
         good = false;
     } else if (n == 1) {
-        e = calloc(1, sizeof(*e));
-        if (e == NULL)
-            abort();
+        e = xcalloc(1, sizeof(*e));
         if (!parse_endpoint(items[0], e, r, key)) {
             free(e);
             e = NULL;
@@ -549,10 +526,8 @@ static bool network_item(const char *key, char *item, struct reporter *r)
 
 static void derive_never_throttle_nets(struct config *c)
 {
-    struct ip_network *nets = calloc(c->never_throttle_client_count + 1, sizeof(*nets));
+    struct ip_network *nets = xcalloc(c->never_throttle_client_count + 1, sizeof(*nets));
 
-    if (nets == NULL)
-        abort();
     for (size_t i = 0; i < c->never_throttle_client_count; i++)
         if (!ip_network_parse(c->never_throttle_clients[i], &nets[i]))
             abort(); /* network_item checked every one */
@@ -1145,11 +1120,9 @@ static void default_host_id(struct config *c)
 
 struct config *config_new(void)
 {
-    struct config *c = calloc(1, sizeof(*c));
+    struct config *c = xcalloc(1, sizeof(*c));
     struct reporter quiet = {0};
 
-    if (c == NULL)
-        abort();
     for (size_t i = 0; i < KEY_COUNT; i++) {
         if (keys[i].default_value == NULL)
             continue;
@@ -1296,9 +1269,7 @@ unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, cons
         }
         if (entry_len + n + 2 > entry_cap) {
             entry_cap = (entry_len + n + 2) * 2;
-            entry = realloc(entry, entry_cap);
-            if (entry == NULL)
-                abort();
+            entry = xrealloc(entry, entry_cap);
         }
         if (continuation)
             entry[entry_len++] = ' ';
@@ -1383,9 +1354,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read: %s", strerror(errno));
         return NULL;
     }
-    buf = malloc(MAX_CONFIG_BYTES + 1);
-    if (buf == NULL)
-        abort();
+    buf = xmalloc(MAX_CONFIG_BYTES + 1);
     n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
     if (ferror(f)) {
         snprintf(err, errlen, "cannot read: %s", strerror(errno));

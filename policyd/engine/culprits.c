@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 /* 256 registers per bucket: about 6.5 % error, exact for a few; culprit shares and
  * limit_domains are judged on it. */
 #define DOMAIN_PRECISION 8
@@ -54,22 +56,18 @@ const char *culprit_kind_name(enum culprit_kind kind)
 
 struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned slots)
 {
-    struct culprit_table *t = calloc(1, sizeof(*t));
+    struct culprit_table *t = xcalloc(1, sizeof(*t));
     size_t isize = 4;
 
-    if (t == NULL)
-        abort();
     if (slots < 1)
         slots = 1;
     while (isize < (size_t)slots * 2)
         isize <<= 1;
     t->ws = ws;
     t->slots = slots;
-    t->entry = calloc(slots, sizeof(*t->entry));
-    t->index = calloc(isize, sizeof(*t->index));
-    t->score = calloc(slots, sizeof(*t->score));
-    if (t->entry == NULL || t->index == NULL || t->score == NULL)
-        abort();
+    t->entry = xcalloc(slots, sizeof(*t->entry));
+    t->index = xcalloc(isize, sizeof(*t->index));
+    t->score = xcalloc(slots, sizeof(*t->score));
     t->index_mask = isize - 1;
     for (unsigned i = 0; i < slots; i++) {
         t->entry[i].messages = window_counter_new(ws);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "quarantine.h"
 #include "traffic.h"
+#include "xalloc.h"
 
 _Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every signal");
 
@@ -154,10 +155,8 @@ static int compare_u64(const void *a, const void *b)
 
 static uint64_t *hash_list(char *const *items, size_t n, int fold)
 {
-    uint64_t *h = calloc(n ? n : 1, sizeof(*h));
+    uint64_t *h = xcalloc(n ? n : 1, sizeof(*h));
 
-    if (h == NULL)
-        abort();
     for (size_t i = 0; i < n; i++)
         h[i] = hash64(items[i], strlen(items[i]), fold);
     qsort(h, n, sizeof(*h), compare_u64);
@@ -250,15 +249,11 @@ static void apply_config(struct defense *d, const struct config *c)
 
 struct defense *defense_new(const struct config *cfg, const struct traffic *t)
 {
-    struct defense *d = calloc(1, sizeof(*d));
+    struct defense *d = xcalloc(1, sizeof(*d));
     struct detector_settings s;
 
-    if (d == NULL)
-        abort();
     d->traffic = t;
-    d->answers = calloc(ANSWERS_MAX, sizeof(*d->answers));
-    if (d->answers == NULL)
-        abort();
+    d->answers = xcalloc(ANSWERS_MAX, sizeof(*d->answers));
     {
         struct fast_settings fs;
 
@@ -272,9 +267,7 @@ struct defense *defense_new(const struct config *cfg, const struct traffic *t)
     d->throttles = throttle_table_new(cfg->throttle_slots);
     /* culprit_slots and throttle_slots take effect at a restart only: sized once. */
     d->all_count = cfg->culprit_slots;
-    d->all = calloc(d->all_count, sizeof(*d->all));
-    if (d->all == NULL)
-        abort();
+    d->all = xcalloc(d->all_count, sizeof(*d->all));
     return d;
 }
 

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 #define HOURS 24
 #define GLOBAL_SPAN 1440.0      /* minutes a global mean weighs: a day */
 #define HOURLY_SPAN (7 * 60.0) /* an hour's minutes over a week */
@@ -73,10 +75,8 @@ static void reset_baselines(struct detector *d)
 
 struct detector *detector_new(const struct detector_settings *s)
 {
-    struct detector *d = calloc(1, sizeof(*d));
+    struct detector *d = xcalloc(1, sizeof(*d));
 
-    if (d == NULL)
-        abort();
     d->set = *s;
     d->state = DETECTOR_QUIET;
     d->learned_minute = -1;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 #define FAST_WAYS 8
 #define FAST_DOMAINS 128 /* recent domains kept per key */
 #define FAST_GROUP 8     /* slots looked at per domain, in one cache line: bounded work */
@@ -126,18 +128,16 @@ static void rank_all(struct fast_table *t)
 
 struct fast_table *fast_table_new(const struct fast_settings *s)
 {
-    struct fast_table *t = calloc(1, sizeof(*t));
+    struct fast_table *t = xcalloc(1, sizeof(*t));
     size_t n;
 
-    if (t == NULL)
-        abort();
     t->set.slots = s->slots;
     t->sets = power_of_two_at_least((s->slots + FAST_WAYS - 1) / FAST_WAYS, 1);
     n = t->sets * FAST_WAYS;
     t->entries = aligned_alloc(64, n * sizeof(*t->entries));
     t->setv = aligned_alloc(64, t->sets * sizeof(*t->setv));
-    t->scratch = calloc(n, sizeof(*t->scratch) * 2);
-    if (t->entries == NULL || t->setv == NULL || t->scratch == NULL)
+    t->scratch = xcalloc(n, sizeof(*t->scratch) * 2);
+    if (t->entries == NULL || t->setv == NULL)
         abort();
     memset(t->entries, 0, n * sizeof(*t->entries));
     memset(t->setv, 0, t->sets * sizeof(*t->setv));
@@ -598,9 +598,7 @@ size_t fast_save(const struct fast_table *t, double now, char *out, size_t outle
     now = fmin(fmax(now, 1), 1e15) + t->skew;
     if (now < t->clock)
         now = t->clock;
-    r = calloc(total ? total : 1, sizeof(*r));
-    if (r == NULL)
-        abort();
+    r = xcalloc(total ? total : 1, sizeof(*r));
     for (size_t i = 0; i < total; i++) {
         const struct fast_entry *e = &t->entries[i];
 

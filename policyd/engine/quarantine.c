@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "throttle.h"
+#include "xalloc.h"
 
 enum id_state { ID_QUEUED, ID_ASKED, ID_HELD, ID_RELEASING, ID_WOULD };
 
@@ -48,11 +49,9 @@ struct quarantine {
 
 struct quarantine *quarantine_new(const struct quarantine_settings *s)
 {
-    struct quarantine *q = calloc(1, sizeof(*q));
+    struct quarantine *q = xcalloc(1, sizeof(*q));
     size_t n;
 
-    if (q == NULL)
-        abort();
     q->set = *s;
     if (q->set.slots < 1)
         q->set.slots = 1;
@@ -60,9 +59,7 @@ struct quarantine *quarantine_new(const struct quarantine_settings *s)
         q->set.per_key = 1;
     /* At most half full: probes stay short. */
     n = power_of_two_at_least((size_t)q->set.slots * 2, 16);
-    q->slots = calloc(n, sizeof(*q->slots));
-    if (q->slots == NULL)
-        abort();
+    q->slots = xcalloc(n, sizeof(*q->slots));
     q->mask = n - 1;
     return q;
 }
@@ -104,10 +101,8 @@ static void drop_oldest(struct quarantine *q, struct key_entry *k)
 /* Keep only the newest per_key entries, in a ring of cap >= count. */
 static void resize(struct key_entry *k, unsigned cap)
 {
-    struct id_entry *ids = calloc(cap, sizeof(*ids));
+    struct id_entry *ids = xcalloc(cap, sizeof(*ids));
 
-    if (ids == NULL)
-        abort();
     for (unsigned i = 0; i < k->count; i++)
         ids[i] = *at(k, i);
     free(k->ids);

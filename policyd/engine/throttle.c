@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 #define PENDING_DELETES 256
 
 struct slot {
@@ -33,21 +35,17 @@ struct throttle_table {
 
 struct throttle_table *throttle_table_new(unsigned capacity)
 {
-    struct throttle_table *t = calloc(1, sizeof(*t));
+    struct throttle_table *t = xcalloc(1, sizeof(*t));
     size_t isize = 4;
 
-    if (t == NULL)
-        abort();
     if (capacity < 1)
         capacity = 1;
     while (isize < (size_t)capacity * 2)
         isize <<= 1;
     t->capacity = capacity;
-    t->slot = calloc(capacity, sizeof(*t->slot));
-    t->index = calloc(isize, sizeof(*t->index));
-    t->deleted = calloc(PENDING_DELETES, sizeof(*t->deleted));
-    if (t->slot == NULL || t->index == NULL || t->deleted == NULL)
-        abort();
+    t->slot = xcalloc(capacity, sizeof(*t->slot));
+    t->index = xcalloc(isize, sizeof(*t->index));
+    t->deleted = xcalloc(PENDING_DELETES, sizeof(*t->deleted));
     t->mask = isize - 1;
     return t;
 }

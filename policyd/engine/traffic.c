@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "xalloc.h"
 
 #define PENDING_DOMAINS 8192 /* distinct relay domains kept between two collects */
 
@@ -89,12 +90,10 @@ struct traffic {
 
 struct traffic *traffic_new(const struct config *cfg)
 {
-    struct traffic *t = calloc(1, sizeof(*t));
+    struct traffic *t = xcalloc(1, sizeof(*t));
     const char *names[WINDOW_MAX];
     size_t slots = power_of_two_at_least(cfg->session_slots, 64);
 
-    if (t == NULL)
-        abort();
     for (unsigned w = 0; w < cfg->window_count; w++)
         names[w] = cfg->window_name[w];
     window_set_init(&t->ws, cfg->window_seconds, names, cfg->window_count, WINDOW_BUCKETS);
@@ -106,10 +105,8 @@ struct traffic *traffic_new(const struct config *cfg)
     t->senders = culprit_table_new(&t->culprit_ws, cfg->culprit_slots);
     t->sender_domains = culprit_table_new(&t->culprit_ws, cfg->culprit_slots);
     /* calloc: untouched pages of a large table cost no memory until used. */
-    t->sessions = calloc(slots, sizeof(*t->sessions));
-    t->txns = calloc(slots, sizeof(*t->txns));
-    if (t->sessions == NULL || t->txns == NULL)
-        abort();
+    t->sessions = xcalloc(slots, sizeof(*t->sessions));
+    t->txns = xcalloc(slots, sizeof(*t->txns));
     t->mask = slots - 1;
     t->clocks_at = -1;
     traffic_reconfigure(t, cfg);
@@ -137,11 +134,9 @@ void traffic_free(struct traffic *t)
 void traffic_store_enable(struct traffic *t, unsigned backlog_minutes)
 {
     t->minute_slots = backlog_minutes < 2 ? 2 : backlog_minutes;
-    t->minutes = calloc(t->minute_slots, sizeof(*t->minutes));
-    t->pending_domain = calloc(PENDING_DOMAINS * 2, sizeof(*t->pending_domain));
-    t->pending_minute = calloc(PENDING_DOMAINS * 2, sizeof(*t->pending_minute));
-    if (t->minutes == NULL || t->pending_domain == NULL || t->pending_minute == NULL)
-        abort();
+    t->minutes = xcalloc(t->minute_slots, sizeof(*t->minutes));
+    t->pending_domain = xcalloc(PENDING_DOMAINS * 2, sizeof(*t->pending_domain));
+    t->pending_minute = xcalloc(PENDING_DOMAINS * 2, sizeof(*t->pending_minute));
 }
 
 unsigned traffic_busiest(const struct traffic *t, struct culprit_view *out, unsigned max)
@@ -220,10 +215,8 @@ static int compare_u64(const void *a, const void *b)
 
 void traffic_reconfigure(struct traffic *t, const struct config *cfg)
 {
-    uint64_t *set = calloc(cfg->local_domain_count + 1, sizeof(*set));
+    uint64_t *set = xcalloc(cfg->local_domain_count + 1, sizeof(*set));
 
-    if (set == NULL)
-        abort();
     for (size_t i = 0; i < cfg->local_domain_count; i++)
         set[i] = hash64(cfg->local_domains[i], strlen(cfg->local_domains[i]), 1);
     qsort(set, cfg->local_domain_count, sizeof(*set), compare_u64);

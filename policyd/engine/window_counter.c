@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 void window_set_init(struct window_set *ws, const double *seconds, const char *const *names,
                      unsigned count, unsigned buckets)
 {
@@ -109,10 +111,8 @@ struct window_counter {
 struct window_counter *window_counter_new(const struct window_set *ws)
 {
     size_t n = (size_t)ws->count * ws->buckets;
-    struct window_counter *c = calloc(1, sizeof(*c) + n * sizeof(uint32_t));
+    struct window_counter *c = xcalloc(1, sizeof(*c) + n * sizeof(uint32_t));
 
-    if (c == NULL)
-        abort();
     window_counter_reset(c, ws);
     return c;
 }
@@ -210,10 +210,8 @@ struct distinct_counter *distinct_counter_new(const struct window_set *ws, unsig
 {
     size_t m = (size_t)1 << precision;
     struct distinct_counter *c =
-        calloc(1, sizeof(*c) + (size_t)ws->count * ws->buckets * m);
+        xcalloc(1, sizeof(*c) + (size_t)ws->count * ws->buckets * m);
 
-    if (c == NULL)
-        abort();
     c->precision = precision;
     c->registers = m;
     distinct_counter_reset(c, ws);
