@@ -57,12 +57,11 @@ const char *culprit_kind_name(enum culprit_kind kind)
 struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned slots)
 {
     struct culprit_table *t = xcalloc(1, sizeof(*t));
-    size_t isize = 4;
+    size_t isize;
 
     if (slots < 1)
         slots = 1;
-    while (isize < (size_t)slots * 2)
-        isize <<= 1;
+    isize = power_of_two_at_least((size_t)slots * 2, 4); /* the index at most half full */
     t->ws = ws;
     t->slots = slots;
     t->entry = xcalloc(slots, sizeof(*t->entry));

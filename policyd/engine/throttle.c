@@ -36,12 +36,11 @@ struct throttle_table {
 struct throttle_table *throttle_table_new(unsigned capacity)
 {
     struct throttle_table *t = xcalloc(1, sizeof(*t));
-    size_t isize = 4;
+    size_t isize;
 
     if (capacity < 1)
         capacity = 1;
-    while (isize < (size_t)capacity * 2)
-        isize <<= 1;
+    isize = power_of_two_at_least((size_t)capacity * 2, 4); /* the index at most half full */
     t->capacity = capacity;
     t->slot = xcalloc(capacity, sizeof(*t->slot));
     t->index = xcalloc(isize, sizeof(*t->index));
