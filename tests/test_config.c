@@ -132,6 +132,39 @@ static void test_durations(void **state)
     }
 }
 
+/* A line without '=' is reported by its first word: the rest may be a secret. */
+static void test_missing_equals_hides_the_value(void **state)
+{
+    struct config *c = config_new();
+    struct reports r;
+
+    (void)state;
+    assert_int_equal(parse(c, "redis_password s3cret-value\n", &r), 1);
+    assert_string_equal(r.lines[0], "relaywatch.conf:1: missing '=' after 'redis_password'");
+    config_free(c);
+}
+
+/* host_id names this host in store keys: at most 63 characters. */
+static void test_host_id_length(void **state)
+{
+    char line[128];
+    struct config *c = config_new();
+    struct reports r;
+
+    (void)state;
+    snprintf(line, sizeof(line), "host_id = %.63s\n",
+             "mx-123456789012345678901234567890123456789012345678901234567890");
+    assert_int_equal(strlen(line), strlen("host_id = \n") + 63);
+    assert_int_equal(parse(c, line, &r), 0);
+    assert_int_equal(strlen(c->host_id), 63);
+    snprintf(line, sizeof(line), "host_id = x%.63s\n",
+             "mx-123456789012345678901234567890123456789012345678901234567890");
+    assert_int_equal(parse(c, line, &r), 1);
+    assert_non_null(strstr(r.lines[0], "host_id: longer than 63 characters"));
+    assert_int_equal(strlen(c->host_id), 63); /* unchanged */
+    config_free(c);
+}
+
 static void test_every_problem_with_its_line(void **state)
 {
     const char *text = "listen = inet:127.0.0.1:10040\n"  /* 1 */
@@ -153,7 +186,7 @@ static void test_every_problem_with_its_line(void **state)
     assert_int_equal(parse(c, text, &r), 9);
     assert_string_equal(r.lines[0], "relaywatch.conf:2: unknown configuration key 'lisen'");
     assert_non_null(strstr(r.lines[1], "relaywatch.conf:4: max_connections"));
-    assert_non_null(strstr(r.lines[2], "relaywatch.conf:5: missing '='"));
+    assert_string_equal(r.lines[2], "relaywatch.conf:5: missing '=' after 'no'");
     assert_non_null(strstr(r.lines[3], "relaywatch.conf:6: listen: bad port"));
     assert_non_null(strstr(r.lines[4], "relaywatch.conf:7: store"));
     assert_non_null(strstr(r.lines[5], "relaywatch.conf:8: listen: bad endpoint 'tcp:1.2.3.4:5'"));
@@ -740,6 +773,8 @@ int main(void)
         cmocka_unit_test(test_defense_keys),
         cmocka_unit_test(test_readme_documents_every_key),
         cmocka_unit_test(test_nul_and_key_names),
+        cmocka_unit_test(test_missing_equals_hides_the_value),
+        cmocka_unit_test(test_host_id_length),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

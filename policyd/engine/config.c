@@ -28,6 +28,7 @@
 #include "xalloc.h"
 
 #define MAX_MESSAGE 512
+#define HOST_ID_MAX 63
 
 struct reporter {
     config_report_fn *fn;
@@ -357,6 +358,11 @@ static bool check_host_id(const char *key, const char *value, struct reporter *r
 {
     if (*value == '\0') {
         problem(r, "%s: must not be empty", key);
+        return false;
+    }
+    /* It names this host in every store key and in the fleet's records (STORE_HOST_MAX). */
+    if (strlen(value) > HOST_ID_MAX) {
+        problem(r, "%s: longer than %d characters", key, HOST_ID_MAX);
         return false;
     }
     for (const char *p = value; *p; p++)
@@ -1169,7 +1175,10 @@ static void apply_entry(struct config *c, char *text, struct reporter *r)
     const struct key_def *k;
 
     if (eq == NULL) {
-        problem(r, "missing '=' after '%.64s'", text);
+        /* The first word only: the rest may be a password someone forgot the '=' of. */
+        size_t word = strcspn(text, " \t\r");
+
+        problem(r, "missing '=' after '%.*s'", (int)(word < 64 ? word : 64), text);
         return;
     }
     name_end = eq;

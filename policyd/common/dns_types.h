@@ -1,7 +1,7 @@
 /*
  * dns_types: the names the resolver and the counting engine share for a
  * lookup's type, its outcome and who caused it.  Plain C, no c-ares: the
- * engine counts lookups without linking the resolver.
+ * engine counts lookups without linking the resolver (resolver/).
  */
 #ifndef RELAYWATCH_DNS_TYPES_H
 #define RELAYWATCH_DNS_TYPES_H
