@@ -41,6 +41,7 @@ FORBIDDEN_SYSTEM = {"engine": re.compile(r"^(ev\.h|hiredis/|ares|event2/|jansson
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 # A function definition: at the start of a line, not static, its name, its parameters, a brace.
 DEFINITION = re.compile(r'^(?!static\b)[A-Za-z_][\w \t*]*?\b(\w+)\(([^;{}()]|\([^()]*\))*\)\s*\{', re.M)
+LOCAL_DEFINITION = re.compile(r'^static\b[\w \t*]*?\b(\w+)\(', re.M)
 WORD = re.compile(r'\b\w+\b')
 COMMENT = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
 
@@ -75,10 +76,17 @@ def check(root):
         text = texts[rel]
         module = rel[:-2]
         if rel.endswith(".c"):
-            for word in set(WORD.findall(text)):
+            # A static function of this file shadows a namesake elsewhere.
+            local = set(LOCAL_DEFINITION.findall(text))
+            for word in sorted(set(WORD.findall(text)) - local):
                 callee = defined_in.get(word)
-                if callee is not None and callee != module and files.get(callee + ".c") in ALLOWED[layer]:
-                    module_edges.setdefault(module, set()).add(callee)
+                if callee is None or callee == module:
+                    continue
+                callee_layer = files[callee + ".c"]
+                if callee_layer not in ALLOWED[layer]:
+                    problems.append(f"{rel}: calls {word} ({callee}.c): the {layer} may not use "
+                                    f"the {callee_layer}")
+                module_edges.setdefault(module, set()).add(callee)
         for kind, name in INCLUDE.findall(text):
             if kind == "<":
                 bad = FORBIDDEN_SYSTEM.get(layer)
