@@ -550,7 +550,7 @@ static void test_write_set(void **state)
     assert_string_equal(text, "");
     free(text);
     assert_int_equal(parse(c, "idle_timeout = 5m\nredis_password = s3cret\nmax_connections = 9\n"
-                              "windows = 1m,\n 10m\nidle_timeout = 6m\nlimit_window = 10m\n",
+                              "windows = 1m,\n \t 10m\nidle_timeout = 6m\nlimit_window = 10m\n",
                            &r),
                      0);
     assert_int_equal(config_parse_override(c, "dns_lookups =", collect, &r), 0);
@@ -559,7 +559,7 @@ static void test_write_set(void **state)
     assert_string_equal(text, "max_connections = 9\n"
                               "idle_timeout = 6m\n"
                               "redis_password = (set)\n"
-                              "windows = 1m,  10m\n"
+                              "windows = 1m, 10m\n"
                               "dns_lookups =\n"
                               "limit_window = 10m\n");
     free(text);

@@ -30,7 +30,6 @@
 #include "feed.h"
 #include "throttle_commands.h"
 
-#define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
 #define MAX_OVERRIDES 256
 
 static const char usage_text[] =
@@ -60,7 +59,7 @@ static const char usage_text[] =
     "           daemon sharing it obeys; with store = memory they ask relaywatchd)\n"
     "\n"
     "options:\n"
-    "  -c FILE         configuration file (default " DEFAULT_CONFIG_FILE " if it\n"
+    "  -c FILE         configuration file (default " CONFIG_DEFAULT_FILE " if it\n"
     "                  exists, else the built-in defaults)\n"
     "  -o NAME=VALUE   override one configuration key (repeatable)\n"
     "  --json          print JSON instead of the text view (status, list)\n"
@@ -194,8 +193,8 @@ int main(int argc, char **argv)
             return usage_error("unexpected argument '%s'", a);
         }
     }
-    if (!o.explicit_file && access(DEFAULT_CONFIG_FILE, F_OK) == 0)
-        o.config_file = DEFAULT_CONFIG_FILE;
+    if (!o.explicit_file && access(CONFIG_DEFAULT_FILE, F_OK) == 0)
+        o.config_file = CONFIG_DEFAULT_FILE;
     if (cmd[0] == 's')
         return cmd_status(&o);
     if ((cmd[0] == 'b' || cmd[0] == 'r') && o.arg_count == 0)

@@ -20,9 +20,10 @@
 #include "config.h"
 #include "daemon_http.h"
 #include "json_text.h"
-#include "throttle_store.h"
+#include "redis_address.h"
 #include "throttle.h"
 #include "throttle_commands.h"
+#include "throttle_store.h"
 #include "xalloc.h"
 
 #define MEMBER_MAX (CULPRIT_KEY_MAX + 32)
@@ -46,11 +47,6 @@ static void rfc3339(double t, char *out, size_t len)
 
     if (gmtime_r(&s, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(out, len, "?");
-}
-
-static bool uses_redis(const struct config *cfg)
-{
-    return strncmp(cfg->store, "redis://", 8) == 0 || strncmp(cfg->store, "redis+unix://", 13) == 0;
 }
 
 static void member_of(const struct throttle_record *r, char *out, size_t len)
@@ -586,7 +582,7 @@ int throttle_list(const struct config *cfg, bool json)
     struct record_list l = {0};
     int rc = 1;
 
-    if (!uses_redis(cfg))
+    if (!redis_address_is_redis(cfg->store))
         return list_via_daemon(cfg, json);
     c = open_store(cfg);
     if (c == NULL)
@@ -647,7 +643,7 @@ int throttle_block(const struct config *cfg, const char *member, const char *dur
         return 2;
     }
     member_of(&r, m, sizeof(m));
-    if (!uses_redis(cfg)) {
+    if (!redis_address_is_redis(cfg->store)) {
         char enc[3 * MEMBER_MAX + 1], query[3 * MEMBER_MAX + 64];
 
         url_encode(m, enc, sizeof(enc));
@@ -735,7 +731,7 @@ int throttle_release(const struct config *cfg, const char *member)
     if (!member_arg(member, &r))
         return 2;
     member_of(&r, m, sizeof(m));
-    if (!uses_redis(cfg)) {
+    if (!redis_address_is_redis(cfg->store)) {
         char enc[3 * MEMBER_MAX + 1], query[3 * MEMBER_MAX + 64];
 
         double t0 = now_unix();

@@ -74,7 +74,7 @@ json_t *json_text(const char *s, size_t len)
         bad += n == 0;
         i += n ? n : 1;
     }
-    /* NUL is valid UTF-8 but cut by jansson's NUL-terminated strings: our data holds none. */
+    /* NUL is valid UTF-8; json_stringn keeps it and writes it as \u0000. */
     if (bad == 0)
         return json_must(json_stringn(s, len));
     clean = xmalloc(len + 2 * bad + 1);
@@ -109,8 +109,9 @@ json_t *json_time(double t)
 
     if (t <= 0)
         return json_must(json_null());
-    gmtime_r(&sec, &tm);
-    strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (gmtime_r(&sec, &tm) == NULL ||
+        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return json_must(json_null()); /* a year past what struct tm or the text holds */
     return json_must(json_string(text));
 }
 

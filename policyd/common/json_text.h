@@ -8,10 +8,11 @@
  * keeps the rest, as the hand-written escaper before it did: a view is always written and an
  * alert never dropped for a name.  Control characters are escaped by jansson (\n, \u0001).
  *
- * Numbers: the views print times and counts as they always did; these helpers make the
- * same values (an integer stays a JSON integer, a rounded figure keeps its digits) and
- * JSON_TEXT_FLAGS dumps them with 15 significant digits, enough for every figure rounded
- * here to come out as the shortest decimal that means it.
+ * Numbers: the views give the values they always gave: an integer stays a JSON integer, a
+ * rounded figure stays a real of the same value, though jansson writes it its own way
+ * (alpha 1.0000 comes out as 1.0, 1e+06 as 1000000.0).  JSON_TEXT_FLAGS dumps reals with 15
+ * significant digits, enough for every figure rounded here to come out as the shortest
+ * decimal that means it.
  *
  * Every function returns a new reference the caller owns (json_object_set_new takes it);
  * out of memory aborts, as the daemon's other allocations do.  Nothing blocks.

@@ -27,7 +27,6 @@
 #include "status.h"
 #include "traffic.h"
 
-#define DEFAULT_CONFIG_FILE "/etc/relaywatch/relaywatch.conf"
 #define MAX_OVERRIDES 256
 
 struct options {

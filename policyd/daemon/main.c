@@ -278,8 +278,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (!opts.explicit_file && access(DEFAULT_CONFIG_FILE, F_OK) == 0)
-        opts.config_file = DEFAULT_CONFIG_FILE;
+    if (!opts.explicit_file && access(CONFIG_DEFAULT_FILE, F_OK) == 0)
+        opts.config_file = CONFIG_DEFAULT_FILE;
 
     d.cfg = load_config(&opts, config_report_stderr, &problems);
     if (only != 0) {

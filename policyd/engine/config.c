@@ -1424,12 +1424,16 @@ void config_report_stderr(void *ctx, const char *source, unsigned line, const ch
 /* --------------------------------------------------- -p, -n and reloads */
 
 /* main.cf syntax; postconf too writes an empty value as "name =". */
+/* "name = value" with each run of blanks in value (continuation lines joined) as one space. */
 static void write_setting(FILE *out, const char *name, const char *value)
 {
-    if (*value == '\0')
-        fprintf(out, "%s =\n", name);
-    else
-        fprintf(out, "%s = %s\n", name, value);
+    fprintf(out, "%s =%s", name, *value ? " " : "");
+    for (const char *p = value; *p; p++)
+        if (!is_blank((unsigned char)*p))
+            fputc(*p, out);
+        else if (!is_blank((unsigned char)p[1]) && p[1] != '\0')
+            fputc(' ', out);
+    fputc('\n', out);
 }
 
 void config_write_defaults(FILE *out)

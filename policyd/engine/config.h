@@ -28,6 +28,9 @@
 
 enum endpoint_kind { ENDPOINT_INET, ENDPOINT_UNIX };
 
+/* Read by relaywatchd and relaywatch without -c, when it exists. */
+#define CONFIG_DEFAULT_FILE "/etc/relaywatch/relaywatch.conf"
+
 #define CONFIG_BASELINE_SIGNALS 8
 
 struct endpoint {
