@@ -109,7 +109,7 @@ def test_print_set(relaywatchd, tmp):
     assert r.stdout == ("max_connections = 7\n"
                         "redis_password = (set)\n"
                         "host_id = mx-test\n"
-                        "windows = 1m, 10m   1h\n"
+                        "windows = 1m, 10m 1h\n"
                         "dns_lookups =\n"
                         "culprit_action = HOLD held\n"), r.stdout
     assert "s3cret" not in r.stdout + r.stderr

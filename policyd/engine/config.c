@@ -1280,8 +1280,13 @@ unsigned config_parse_buffer(struct config *c, const char *buf, size_t len, cons
             entry_cap = (entry_len + n + 2) * 2;
             entry = xrealloc(entry, entry_cap);
         }
-        if (continuation)
+        /* A continuation line joins with one space, whatever indented it (as postconf
+         * shows such a value). */
+        if (continuation) {
             entry[entry_len++] = ' ';
+            while (n > 0 && is_blank((unsigned char)*line))
+                line++, n--;
+        }
         memcpy(entry + entry_len, line, n);
         entry_len += n;
     }
@@ -1424,16 +1429,12 @@ void config_report_stderr(void *ctx, const char *source, unsigned line, const ch
 /* --------------------------------------------------- -p, -n and reloads */
 
 /* main.cf syntax; postconf too writes an empty value as "name =". */
-/* "name = value" with each run of blanks in value (continuation lines joined) as one space. */
 static void write_setting(FILE *out, const char *name, const char *value)
 {
-    fprintf(out, "%s =%s", name, *value ? " " : "");
-    for (const char *p = value; *p; p++)
-        if (!is_blank((unsigned char)*p))
-            fputc(*p, out);
-        else if (!is_blank((unsigned char)p[1]) && p[1] != '\0')
-            fputc(' ', out);
-    fputc('\n', out);
+    if (*value == '\0')
+        fprintf(out, "%s =\n", name);
+    else
+        fprintf(out, "%s = %s\n", name, value);
 }
 
 void config_write_defaults(FILE *out)
