@@ -91,8 +91,7 @@ def request(**attrs):
 # ---------------------------------------------------------------- tests
 
 def test_answers_and_framing():
-    d = Daemon()
-    try:
+    with Daemon() as d:
         s = d.connect()
         s.sendall(RCPT)
         assert recv_answer(s) == DUNNO
@@ -124,13 +123,10 @@ def test_answers_and_framing():
         s.sendall(RCPT)
         assert recv_answer(s) == DUNNO
         s.close()
-    finally:
-        d.stop()
 
 
 def test_limits_and_bad_input():
-    d = Daemon()
-    try:
+    with Daemon() as d:
         bystander = d.connect()
         bystander.sendall(RCPT)
         assert recv_answer(bystander) == DUNNO
@@ -177,13 +173,10 @@ def test_limits_and_bad_input():
         assert len(warnings) == len(bad), "%d warnings for %d bad requests:\n%s" % (
             len(warnings), len(bad), log)
         assert all("127.0.0.1:" in l for l in warnings), warnings
-    finally:
-        d.stop()
 
 
 def test_many_connections():
-    d = Daemon()
-    try:
+    with Daemon() as d:
         socks = answered_connections(d, 500)
         # A second round on the same connections: they were kept open.
         for s in socks:
@@ -192,13 +185,10 @@ def test_many_connections():
             assert recv_answer(s) == DUNNO
         for s in socks:
             s.close()
-    finally:
-        d.stop()
 
 
 def test_connection_limit():
-    d = Daemon("-o", "max_connections=5")
-    try:
+    with Daemon("-o", "max_connections=5") as d:
         held = answered_connections(d, 5)
         for _ in range(3):
             assert_refused(d)
@@ -213,14 +203,11 @@ def test_connection_limit():
         s.close()
         for s in held:
             s.close()
-    finally:
-        d.stop()
 
 
 def test_connection_limit_churn():
     """Turning connections over at the limit is one episode, not a log line each."""
-    d = Daemon("-o", "max_connections=20")
-    try:
+    with Daemon("-o", "max_connections=20") as d:
         held = answered_connections(d, 20)
         for _ in range(10):
             assert_refused(d)
@@ -239,13 +226,10 @@ def test_connection_limit_churn():
         wait_for(lambda: "10 connections were refused" in d.text(), what="episode summary")
         for s in held:
             s.close()
-    finally:
-        d.stop()
 
 
 def test_idle_timeout():
-    d = Daemon("-o", "idle_timeout=1s")
-    try:
+    with Daemon("-o", "idle_timeout=1s") as d:
         s = d.connect()
         s.sendall(RCPT)
         assert recv_answer(s) == DUNNO
@@ -254,8 +238,6 @@ def test_idle_timeout():
         assert s.recv(10) == b""
         waited = time.time() - start
         assert 0.8 < waited < 3, waited
-    finally:
-        d.stop()
 
 
 def test_unix_sockets():

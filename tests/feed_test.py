@@ -9,6 +9,7 @@ Usage: feed_test.py --relaywatchd PATH --relaywatch PATH [-k NAME]
 Exit 77 (skip) when not root or BIND named, dig or redis-server are missing.
 """
 import collections
+import contextlib
 import os
 import re
 import shutil
@@ -34,6 +35,23 @@ def setup():
     store_test.TMP = TMP
     store_test.RELAYWATCHD = RELAYWATCHD
     store_test.RELAYWATCH = RELAYWATCH
+
+
+@contextlib.contextmanager
+def named_and_redis(queries):
+    """A private named that has answered query_mix(named, queries) and written its whole query
+    log, and a private Redis: yields (named, the Redis, query_mix's sources), stops both at the
+    end (a feed start_feed started is in testlib.STARTED: the test runner kills it if it runs)."""
+    setup()
+    named = start_named()
+    r = store_test.Redis()
+    try:
+        sources = query_mix(named, n=queries)
+        named.wait_log_stable()
+        yield named, r, sources
+    finally:
+        r.stop()
+        named.stop()
 
 
 def start_named():
@@ -112,6 +130,12 @@ def stop_feed(proc, *signals):
     return out, err
 
 
+def wait_counts(r, want, timeout, what):
+    """Until Redis holds want[client] (redis_counts) for every client in want."""
+    wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=timeout,
+             what=what)
+
+
 def feed(r, *args, inp=None, check=True):
     argv = feed_argv(r, *args)
     p = subprocess.run(argv, input=inp, capture_output=True, text=True, timeout=60)
@@ -121,12 +145,7 @@ def feed(r, *args, inp=None, check=True):
 
 
 def test_named_log_to_redis():
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    try:
-        sources = query_mix(named)
-        named.wait_log_stable()
+    with named_and_redis(30) as (named, r, sources):
         p = feed(r, named.query_log)
         print("  " + p.stdout.strip(), flush=True)
         for src in sources:
@@ -144,18 +163,10 @@ def test_named_log_to_redis():
         for src in sources:
             want = grep_counts(named.query_log, src)
             assert redis_counts(r, src) == {t: 2 * want[t] for t in TYPES}
-    finally:
-        r.stop()
-        named.stop()
 
 
 def test_garbage_and_other_lines():
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    try:
-        sources = query_mix(named, n=10)
-        named.wait_log_stable()
+    with named_and_redis(10) as (named, r, sources):
         mixed = os.path.join(TMP, "mixed.log")
         garbage = ["", "not a log line at all", "\x00\x01binary\xff",
                    "24-Nov-2026 22:41:21.962 client @0x1 127.0.0.1: query: x.test IN MX +",
@@ -171,19 +182,10 @@ def test_garbage_and_other_lines():
         assert m and int(m.group(1)) > 0, p.stdout
         for src in sources:
             assert redis_counts(r, src) == grep_counts(named.query_log, src)
-    finally:
-        r.stop()
-        named.stop()
 
 
 def test_follow_across_rotation():
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    proc = None
-    try:
-        query_mix(named, n=12)
-        named.wait_log_stable()
+    with named_and_redis(12) as (named, r, _):
         with open(named.query_log) as f:
             lines = f.readlines()
         assert len(lines) > 20
@@ -217,21 +219,10 @@ def test_follow_across_rotation():
                 {s: redis_counts(r, s) for s in want}, dict(want)))
         out, err = stop_feed(proc)
         print("  " + out.strip(), flush=True)
-    finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-        r.stop()
-        named.stop()
 
 
 def test_syslog_udp():
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    proc = None
-    try:
-        query_mix(named, n=9)
-        named.wait_log_stable()
+    with named_and_redis(9) as (named, r, _):
         with open(named.query_log) as f:
             # The message part, as named hands it to syslog (no time of its own there).
             msgs = [line.split(" ", 2)[2].rstrip("\n") for line in f if " query: " in line]
@@ -247,70 +238,53 @@ def test_syslog_udp():
             subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(port), "-d", "-p",
                             "local1.info", "-t", "named"] + fmt + ["--", m], check=True)
         want = {s: grep_counts(named.query_log, s) for s in ("127.0.0.1", "127.0.3.1")}
-        wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=10,
-                 what="syslog counts in Redis")
+        wait_counts(r, want, 10, "syslog counts in Redis")
         out, err = stop_feed(proc, signal.SIGUSR1)
         print("  " + out.strip().splitlines()[-1], flush=True)
-    finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-        r.stop()
-        named.stop()
 
 
 def test_daemon_shows_tdns():
     """relaywatchd with tdns_client reads the feed's counts for it back: /status windows show
     them beside its own lookups, equal to the log's lines; stale once the feed stops."""
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    d = None
-    try:
-        query_mix(named, n=12)
-        named.wait_log_stable()
-        d = store_test.Daemon("mx-tdns", "redis+unix://" + r.sock, "-o", "tdns_client=127.0.3.1",
-                              "-o", "tdns_stale_after=2s", "-o", "store_flush_interval=200ms")
-        h = d.status()["hosts"][0]
-        assert h["tdns"]["client"] == "127.0.3.1" and h["tdns"]["stale"] is True, h["tdns"]
-        feed(r, named.query_log)
-        want = grep_counts(named.query_log, "127.0.3.1")
+    with named_and_redis(12) as (named, r, _):
+        d = None
+        try:
+            d = store_test.Daemon("mx-tdns", "redis+unix://" + r.sock,
+                                  "-o", "tdns_client=127.0.3.1", "-o", "tdns_stale_after=2s",
+                                  "-o", "store_flush_interval=200ms")
+            h = d.status()["hosts"][0]
+            assert h["tdns"]["client"] == "127.0.3.1" and h["tdns"]["stale"] is True, h["tdns"]
+            feed(r, named.query_log)
+            want = grep_counts(named.query_log, "127.0.3.1")
 
-        def shown():
-            w = d.status()["hosts"][0]["windows"]["1h"]["tdns"]
-            return {"MX": w["mx"], "A": w["a"], "AAAA": w["aaaa"], "PTR": w["ptr"]} == want \
-                and w["stale"] is False
+            def shown():
+                w = d.status()["hosts"][0]["windows"]["1h"]["tdns"]
+                return {"MX": w["mx"], "A": w["a"], "AAAA": w["aaaa"], "PTR": w["ptr"]} == want \
+                    and w["stale"] is False
 
-        wait_for(shown, timeout=10, what="/status tdns equal to the log")
-        h = d.status()["hosts"][0]
-        print("  tdns 1h %s; %s" % (h["windows"]["1h"]["tdns"], h["tdns"]), flush=True)
-        assert h["windows"]["1h"]["dns"] is not None
-        wait_for(lambda: d.status()["hosts"][0]["tdns"]["stale"] is True, timeout=10,
-                 what="tdns marked stale after tdns_stale_after")
-        metrics = d.get("/metrics")
-        assert 'relaywatch_window_tdns_queries{window="1h",type="mx"} %d' % want["MX"] in \
-            metrics, metrics
-        assert "relaywatch_tdns_stale 1" in metrics
-        # Without a shared store tdns_client is refused at start.
-        p = subprocess.run([RELAYWATCHD, "-t", "-o", "tdns_client=127.0.3.1"],
-                           capture_output=True, text=True, timeout=10)
-        assert p.returncode == 1 and "tdns_client" in p.stderr, p
-    finally:
-        if d is not None:
-            d.stop()
-        r.stop()
-        named.stop()
+            wait_for(shown, timeout=10, what="/status tdns equal to the log")
+            h = d.status()["hosts"][0]
+            print("  tdns 1h %s; %s" % (h["windows"]["1h"]["tdns"], h["tdns"]), flush=True)
+            assert h["windows"]["1h"]["dns"] is not None
+            wait_for(lambda: d.status()["hosts"][0]["tdns"]["stale"] is True, timeout=10,
+                     what="tdns marked stale after tdns_stale_after")
+            metrics = d.get("/metrics")
+            assert 'relaywatch_window_tdns_queries{window="1h",type="mx"} %d' % want["MX"] in \
+                metrics, metrics
+            assert "relaywatch_tdns_stale 1" in metrics
+            # Without a shared store tdns_client is refused at start.
+            p = subprocess.run([RELAYWATCHD, "-t", "-o", "tdns_client=127.0.3.1"],
+                               capture_output=True, text=True, timeout=10)
+            assert p.returncode == 1 and "tdns_client" in p.stderr, p
+        finally:
+            if d is not None:
+                d.stop()
 
 
 def test_redis_outage_while_following():
     """Redis killed while the feed follows a growing log: the counts wait in memory, the failed
     flushes are counted, and all of them reach the restarted (empty) Redis."""
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    proc = None
-    try:
-        query_mix(named, n=12)
-        named.wait_log_stable()
+    with named_and_redis(12) as (named, r, _):
         with open(named.query_log) as f:
             lines = f.readlines()
         path = os.path.join(TMP, "outage.log")
@@ -318,37 +292,25 @@ def test_redis_outage_while_following():
             f.writelines(lines[:len(lines) // 2])
         proc = start_feed(r, "-o", "store_timeout=500ms", "--follow", path)
         want = {s: grep_counts(path, s) for s in ("127.0.0.1", "127.0.3.1")}
-        wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=10,
-                 what="the first half in Redis")
+        wait_counts(r, want, 10, "the first half in Redis")
         r.kill()
         with open(path, "a") as f:
             f.writelines(lines[len(lines) // 2:])
         time.sleep(1.5)                                 # flushes fail meanwhile
         r.start()                                       # empty: no persistence
         want = {s: grep_counts(named.query_log, s) for s in want}
-        wait_for(lambda: all(redis_counts(r, s) == want[s] for s in want), timeout=15,
-                 what="every count in the restarted Redis")
+        wait_counts(r, want, 15, "every count in the restarted Redis")
         out, err = stop_feed(proc)
         m = re.search(r"(\d+) failed flushes", out)
         print("  " + out.strip(), flush=True)
         assert m and int(m.group(1)) > 0, out
         assert "counts are kept" in err and "answers again" in err, err
-    finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-        r.stop()
-        named.stop()
 
 
 def test_feed_clients():
     """feed_clients keeps only the clients in its networks (127.0.3.0/31 holds 127.0.3.1 of the
     three sources, not 127.0.3.2 just past it)."""
-    setup()
-    named = start_named()
-    r = store_test.Redis()
-    try:
-        sources = query_mix(named, n=10)
-        named.wait_log_stable()
+    with named_and_redis(10) as (named, r, sources):
         p = feed(r, "-o", "feed_clients=127.0.3.0/31, 2001:db8::/32", named.query_log)
         print("  " + p.stdout.strip(), flush=True)
         for src in sources:
@@ -356,9 +318,6 @@ def test_feed_clients():
                 {t: 0 for t in TYPES}
             assert redis_counts(r, src) == want, (src, redis_counts(r, src), want)
         assert sum(grep_counts(named.query_log, "127.0.3.1").values()) > 0
-    finally:
-        r.stop()
-        named.stop()
 
 
 def test_needs_a_shared_store():

@@ -14,6 +14,7 @@ Usage: resolver_test.py --relaywatchd PATH --relaywatch PATH [-k NAME]
 Exit 77 (skip) when not root or BIND named, rndc or tsig-keygen are missing.
 """
 import collections
+import contextlib
 import json
 import os
 import random
@@ -688,20 +689,36 @@ def failed_lookups(model, sessions):
     return keys, set(keys)
 
 
-def test_named_killed():
-    """(c) named killed: every lookup fails and is counted as a timeout, failures are cached,
-    and every policy answer still comes back fast (dns_wait=0)."""
+@contextlib.contextmanager
+def outage(*daemon_args):
+    """For the outage tests: named serving outage_zones() and relaywatchd using it with
+    daemon_args; yields (the zones' Model, named, the daemon) and stops both at the end."""
     zones = outage_zones()
     model = Model(zones)
     named = start_named(zones)
     d = None
     try:
-        d = Daemon(named.address, "-o", "dns_timeout=300ms", "-o", "dns_tries=1")
+        d = Daemon(named.address, *daemon_args)
+        yield model, named, d
+    finally:
+        stop_all(d, named)
+
+
+def send_unanswered(d, model, sessions):
+    """Sends sessions that named will not answer; returns (their lookups, the distinct ones,
+    when the sending began, the policy answers' latencies)."""
+    keys, distinct = failed_lookups(model, sessions)
+    t0 = time.monotonic()
+    return keys, distinct, t0, send(d, sessions)
+
+
+def test_named_killed():
+    """(c) named killed: every lookup fails and is counted as a timeout, failures are cached,
+    and every policy answer still comes back fast (dns_wait=0)."""
+    with outage("-o", "dns_timeout=300ms", "-o", "dns_tries=1") as (model, named, d):
         named.kill()
         sessions = outage_sessions(1, 8)
-        keys, distinct = failed_lookups(model, sessions)
-        t0 = time.monotonic()
-        latencies = send(d, sessions)
+        keys, distinct, t0, latencies = send_unanswered(d, model, sessions)
         packets, detail, resolver = settle(d, by_type(keys), accounting=False)
         print("  %d requests, slowest %.1f ms; settled after %.2fs; dns %s; detail %s" % (
             len(latencies), 1000 * max(latencies), time.monotonic() - t0, packets,
@@ -730,19 +747,12 @@ def test_named_killed():
         expect_detail(diff(d2, detail), {t: {"hit": total[t]} for t in TYPES},
                       "repeats of failed lookups")
         check_accounting(detail, total)
-    finally:
-        stop_all(d, named)
 
 
 def test_named_paused():
     """(c) named paused (SIGSTOP): lookups time out after dns_timeout, answers stay fast; once
     resumed, named logs exactly the packets the daemon sent, and new names are answered."""
-    zones = outage_zones()
-    model = Model(zones)
-    named = start_named(zones)
-    d = None
-    try:
-        d = Daemon(named.address, "-o", "dns_timeout=300ms", "-o", "dns_tries=1")
+    with outage("-o", "dns_timeout=300ms", "-o", "dns_tries=1") as (model, named, d):
         before = outage_sessions(1, 2)                   # named answering
         kb = model.lookups(before)
         send(d, before)
@@ -751,9 +761,7 @@ def test_named_paused():
 
         named.pause()
         during = outage_sessions(2, 8)
-        keys, distinct = failed_lookups(model, during)
-        t0 = time.monotonic()
-        latencies = send(d, during)
+        keys, distinct, t0, latencies = send_unanswered(d, model, during)
         totals = {t: by_type(kb)[t] + by_type(keys)[t] for t in TYPES}
         p1, d1, _ = settle(d, totals, timeout=5)
         waited = time.monotonic() - t0
@@ -786,25 +794,16 @@ def test_named_paused():
             assert delta[t]["upstream"] == nf[t] and delta[t]["answered"] + \
                 delta[t]["nxdomain"] == nf[t], (t, delta[t], nf)
         check_against_named(named, p2, "after the resume")
-    finally:
-        stop_all(d, named)
 
 
 def test_retries_are_packets():
     """dns_tries=2 with named paused: each lookup sends two query packets (c-ares doubles the
     timeout: 200 ms, then 400 ms) and ends once, as a timeout; /status's packet counts equal
     named's log once it is resumed and has read the queued queries."""
-    zones = outage_zones()
-    model = Model(zones)
-    named = start_named(zones)
-    d = None
-    try:
-        d = Daemon(named.address, "-o", "dns_timeout=200ms", "-o", "dns_tries=2")
+    with outage("-o", "dns_timeout=200ms", "-o", "dns_tries=2") as (model, named, d):
         named.pause()
         sessions = outage_sessions(4, 4)
-        keys, distinct = failed_lookups(model, sessions)
-        t0 = time.monotonic()
-        latencies = send(d, sessions)
+        keys, distinct, t0, latencies = send_unanswered(d, model, sessions)
         packets, detail, _ = settle(d, by_type(keys), accounting=False)
         waited = time.monotonic() - t0
         named.resume()
@@ -819,8 +818,6 @@ def test_retries_are_packets():
         for t in TYPES:
             assert detail[t]["timeout"] == n[t], (t, detail[t], n)
         check_accounting(detail, by_type(keys))
-    finally:
-        stop_all(d, named)
 
 
 def test_burst_outstanding_bound():

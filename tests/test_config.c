@@ -31,6 +31,23 @@ static unsigned parse(struct config *c, const char *text, struct reports *r)
     return config_parse_buffer(c, text, strlen(text), "relaywatch.conf", collect, r);
 }
 
+/* parse() of the one line "key = value", named in the test's output. */
+static unsigned parse_setting(struct config *c, const char *key, const char *value,
+                              struct reports *r)
+{
+    char line[300];
+
+    snprintf(line, sizeof(line), "%s = %s\n", key, value);
+    print_message("case: %s", line);
+    return parse(c, line, r);
+}
+
+/* A value or a line, and whether the parser takes it. */
+struct accepted_case {
+    const char *text;
+    int ok;
+};
+
 static void test_defaults(void **state)
 {
     struct config *c = config_new();
@@ -116,16 +133,14 @@ static void test_durations(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config *c = config_new();
         struct reports r;
-        char line[64];
+        unsigned problems = parse_setting(c, "idle_timeout", cases[i].text, &r);
 
-        snprintf(line, sizeof(line), "idle_timeout = %s\n", cases[i].text);
-        print_message("case: %s", line);
         if (cases[i].want < 0) {
-            assert_int_equal(parse(c, line, &r), 1);
+            assert_int_equal(problems, 1);
             assert_non_null(strstr(r.lines[0], "relaywatch.conf:1: idle_timeout"));
             assert_true(c->idle_timeout == 330.0); /* unchanged */
         } else {
-            assert_int_equal(parse(c, line, &r), 0);
+            assert_int_equal(problems, 0);
             assert_true(c->idle_timeout == cases[i].want);
         }
         config_free(c);
@@ -198,10 +213,7 @@ static void test_every_problem_with_its_line(void **state)
 
 static void test_endpoints(void **state)
 {
-    static const struct {
-        const char *value;
-        int ok;
-    } cases[] = {
+    static const struct accepted_case cases[] = {
         {"inet:127.0.0.1:1", 1},
         {"inet:localhost:10040", 1},
         {"inet:[::1]:10040", 1},
@@ -230,11 +242,8 @@ static void test_endpoints(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config *c = config_new();
         struct reports r;
-        char line[300];
 
-        snprintf(line, sizeof(line), "listen = %s\n", cases[i].value);
-        print_message("case: %s", line);
-        assert_int_equal(parse(c, line, &r), cases[i].ok ? 0 : 1);
+        assert_int_equal(parse_setting(c, "listen", cases[i].text, &r), cases[i].ok ? 0 : 1);
         if (!cases[i].ok) {
             /* A refused value leaves the previous one in place. */
             assert_int_equal(c->listen_count, 1);
@@ -246,10 +255,7 @@ static void test_endpoints(void **state)
 
 static void test_store_and_resolver_values(void **state)
 {
-    static const struct {
-        const char *line;
-        int ok;
-    } cases[] = {
+    static const struct accepted_case cases[] = {
         {"store = memory", 1},
         {"store = redis://127.0.0.1:6379", 1},
         {"store = redis://127.0.0.1:6379/2", 1},
@@ -285,8 +291,8 @@ static void test_store_and_resolver_values(void **state)
         struct config *c = config_new();
         struct reports r;
 
-        print_message("case: %s\n", cases[i].line);
-        assert_int_equal(parse(c, cases[i].line, &r), cases[i].ok ? 0 : 1);
+        print_message("case: %s\n", cases[i].text);
+        assert_int_equal(parse(c, cases[i].text, &r), cases[i].ok ? 0 : 1);
         config_free(c);
     }
 }
@@ -681,74 +687,72 @@ static void test_restart_keys(void **state)
     assert_non_null(strstr(w.text[1], "resolver changed: resolver, dns_timeout"));
 }
 
-/* The bounds of the numeric keys: the least and the greatest value taken, one past each
- * refused (NULL: nothing below, as 0 is the least). */
+/* The bounds of the numeric keys, a row each: "key least below greatest above", where below
+ * and above are one past each bound, refused ("-": nothing below, as 0 is the least). */
 static void test_numeric_bounds(void **state)
 {
-    static const struct {
-        const char *key, *low, *below, *high, *above;
-    } cases[] = {
-        {"max_connections", "1", "0", "1000000", "1000001"},
-        {"idle_timeout", "1s", "999ms", "365d", "366d"},
-        {"shutdown_timeout", "0", NULL, "365d", "366d"},
-        {"culprit_slots", "1", "0", "1000", "1001"},
-        {"session_slots", "64", "63", "16777216", "16777217"},
-        {"session_timeout", "1s", "0.5s", "1d", "400d"},
-        {"transaction_timeout", "1s", "0.5s", "1d", "400d"},
-        {"store_flush_interval", "100ms", "99ms", "1d", "400d"},
-        {"store_timeout", "100ms", "99ms", "1d", "400d"},
-        {"store_retention", "1h", "3599s", "365d", "366d"},
-        {"store_backlog", "2m", "119s", "1d", "86401s"},
-        {"dns_timeout", "10ms", "9ms", "60s", "61s"},
-        {"dns_tries", "1", "0", "10", "11"},
-        {"dns_wait", "0", NULL, "60s", "60001ms"},
-        {"dns_max_outstanding", "1", "0", "65536", "65537"},
-        {"dns_cache_size", "16", "15", "4194304", "4194305"},
-        {"dns_cache_max_ttl", "0", NULL, "365d", "366d"},
-        {"tdns_stale_after", "1s", "0.5s", "1d", "400d"},
-        {"detect_window", "1m", "59s", "1d", "400d"},
-        {"detect_mx_factor", "1", "0.99", "1000000", "1000001"},
-        {"detect_min_mx", "1", "0", "100000000", "100000001"},
-        {"detect_domains_factor", "1", "0.99", "1000000", "1000001"},
-        {"detect_min_domains", "1", "0", "100000000", "100000001"},
-        {"detect_min_messages", "1", "0", "100000000", "100000001"},
-        {"detect_alpha_factor", "1", "0.99", "100", "100.5"},
-        {"baseline_hour_days", "0", NULL, "365", "366"},
-        {"culprit_min_share", "0", "-0.1", "1", "1.01"},
-        {"culprit_min_domains", "1", "0", "100000000", "100000001"},
-        {"throttle_cooldown", "1s", "0.5s", "1d", "400d"},
-        {"throttle_slots", "16", "15", "1000000", "1000001"},
-        {"limit_window", "1m", "59s", "1d", "400d"},
-        {"limit_sasl_username", "0", NULL, "1000000000", "1000000001"},
-        {"limit_domains", "0", NULL, "1000000000", "1000000001"},
-        {"fast_window", "100ms", "99ms", "1d", "400d"},
-        {"fast_min_domains", "1", "0", "1000000", "1000001"},
-        {"fast_min_mx", "1", "0", "1000000", "1000001"},
-        {"fast_factor", "1", "0.99", "1000", "1000.5"},
-        {"fast_halflife", "1m", "59s", "1d", "400d"},
-        {"fast_slots", "16", "15", "65536", "65537"},
-        {"fast_learn_period", "1s", "0.5s", "1d", "400d"},
-        {"fast_site_min_keys", "1", "0", "65536", "65537"},
-        {"quarantine_lookback", "1s", "0.5s", "1d", "400d"},
-        {"quarantine_messages", "1", "0", "100000", "100001"},
-        {"quarantine_slots", "16", "15", "65536", "65537"},
+    static const char *const rows[] = {
+        "max_connections       1     0     1000000   1000001",
+        "idle_timeout          1s    999ms 365d      366d",
+        "shutdown_timeout      0     -     365d      366d",
+        "culprit_slots         1     0     1000      1001",
+        "session_slots         64    63    16777216  16777217",
+        "session_timeout       1s    0.5s  1d        400d",
+        "transaction_timeout   1s    0.5s  1d        400d",
+        "store_flush_interval  100ms 99ms  1d        400d",
+        "store_timeout         100ms 99ms  1d        400d",
+        "store_retention       1h    3599s 365d      366d",
+        "store_backlog         2m    119s  1d        86401s",
+        "dns_timeout           10ms  9ms   60s       61s",
+        "dns_tries             1     0     10        11",
+        "dns_wait              0     -     60s       60001ms",
+        "dns_max_outstanding   1     0     65536     65537",
+        "dns_cache_size        16    15    4194304   4194305",
+        "dns_cache_max_ttl     0     -     365d      366d",
+        "tdns_stale_after      1s    0.5s  1d        400d",
+        "detect_window         1m    59s   1d        400d",
+        "detect_mx_factor      1     0.99  1000000   1000001",
+        "detect_min_mx         1     0     100000000 100000001",
+        "detect_domains_factor 1     0.99  1000000   1000001",
+        "detect_min_domains    1     0     100000000 100000001",
+        "detect_min_messages   1     0     100000000 100000001",
+        "detect_alpha_factor   1     0.99  100       100.5",
+        "baseline_hour_days    0     -     365       366",
+        "culprit_min_share     0     -0.1  1         1.01",
+        "culprit_min_domains   1     0     100000000 100000001",
+        "throttle_cooldown     1s    0.5s  1d        400d",
+        "throttle_slots        16    15    1000000   1000001",
+        "limit_window          1m    59s   1d        400d",
+        "limit_sasl_username   0     -     1000000000 1000000001",
+        "limit_domains         0     -     1000000000 1000000001",
+        "fast_window           100ms 99ms  1d        400d",
+        "fast_min_domains      1     0     1000000   1000001",
+        "fast_min_mx           1     0     1000000   1000001",
+        "fast_factor           1     0.99  1000      1000.5",
+        "fast_halflife         1m    59s   1d        400d",
+        "fast_slots            16    15    65536     65537",
+        "fast_learn_period     1s    0.5s  1d        400d",
+        "fast_site_min_keys    1     0     65536     65537",
+        "quarantine_lookback   1s    0.5s  1d        400d",
+        "quarantine_messages   1     0     100000    100001",
+        "quarantine_slots      16    15    65536     65537",
     };
 
     (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *values[4] = {cases[i].low, cases[i].high, cases[i].below, cases[i].above};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char key[40], low[16], below[16], high[16], above[16];
+        const char *values[4] = {low, high, below, above};
+        int fields = sscanf(rows[i], "%39s %15s %15s %15s %15s", key, low, below, high, above);
 
+        assert_int_equal(fields, 5);
         for (size_t v = 0; v < 4; v++) {
             struct config *c;
             struct reports r;
-            char line[200];
 
-            if (values[v] == NULL)
+            if (strcmp(values[v], "-") == 0)
                 continue;
             c = config_new();
-            snprintf(line, sizeof(line), "%s = %s\n", cases[i].key, values[v]);
-            print_message("case: %s", line);
-            assert_int_equal(parse(c, line, &r), v < 2 ? 0 : 1);
+            assert_int_equal(parse_setting(c, key, values[v], &r), v < 2 ? 0 : 1);
             config_free(c);
         }
     }

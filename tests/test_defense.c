@@ -44,6 +44,8 @@
 #include "traffic.h"
 #include "views.h"
 
+#include "engine_setup.h"
+
 #define T0 1699999200.0 /* a multiple of 3600 */
 #define STEP 0.25       /* the daemon's timer */
 #define QUIET_START (30 * 60.0)
@@ -98,20 +100,9 @@ static int sim_hour(double now)
 static struct sim *sim_new(const char *overrides)
 {
     struct sim *s = calloc(1, sizeof(*s));
-    char buf[4096];
-    int n;
 
     assert_non_null(s);
-    n = snprintf(buf, sizeof(buf),
-                 "dns_lookups =\nlocal_domains = example.edu\nhost_id = mx-test\n%s\n", overrides);
-    assert_true(n > 0 && (size_t)n < sizeof(buf));
-    s->cfg = config_new();
-    assert_int_equal(config_parse_buffer(s->cfg, buf, (size_t)n, "test", config_report_stderr,
-                                         NULL),
-                     0);
-    assert_int_equal(config_check(s->cfg, config_report_stderr, NULL), 0);
-    s->t = traffic_new(s->cfg);
-    s->d = defense_new(s->cfg, s->t);
+    engine_open(&s->cfg, &s->t, &s->d, "mx-test", overrides);
     s->now = T0;
     s->next_tick = T0;
     s->port = 10000;
@@ -122,9 +113,7 @@ static struct sim *sim_new(const char *overrides)
 
 static void sim_free(struct sim *s)
 {
-    defense_free(s->d);
-    traffic_free(s->t);
-    config_free(s->cfg);
+    engine_close(s->cfg, s->t, s->d);
     free(s);
 }
 

@@ -89,6 +89,15 @@ static void rr_end(struct msg *m, size_t start)
     m->b[start - 1] = (uint8_t)len;
 }
 
+/* A reply without error to one question, answered by one record of the same type: the
+ * record is begun (rr), the caller writes its data and ends it (rr_end). */
+static size_t one_answer(struct msg *m, const char *qname, unsigned qtype, uint32_t ttl)
+{
+    header(m, 0, 1, 0);
+    question(m, qname, qtype);
+    return rr(m, qtype, ttl);
+}
+
 static void soa(struct msg *m, uint32_t ttl, uint32_t minimum)
 {
     size_t at = rr(m, DNS_QTYPE_SOA, ttl);
@@ -209,9 +218,7 @@ static void test_ptr_and_cname(void **state)
     size_t at;
 
     (void)state;
-    header(&m, 0, 1, 0);
-    question(&m, "9.0.0.127.in-addr.arpa", DNS_QTYPE_PTR);
-    at = rr(&m, DNS_QTYPE_PTR, 3600);
+    at = one_answer(&m, "9.0.0.127.in-addr.arpa", DNS_QTYPE_PTR, 3600);
     put_name(&m, "host9.example.test", 0);
     rr_end(&m, at);
     assert_int_equal(dns_parse_reply(m.b, m.n, &r), 0);
@@ -233,9 +240,7 @@ static void test_ptr_and_cname(void **state)
     assert_string_equal(r.target, "");
 
     /* A PTR target that is no host name is not handed on. */
-    header(&m, 0, 1, 0);
-    question(&m, "9.0.0.127.in-addr.arpa", DNS_QTYPE_PTR);
-    at = rr(&m, DNS_QTYPE_PTR, 3600);
+    at = one_answer(&m, "9.0.0.127.in-addr.arpa", DNS_QTYPE_PTR, 3600);
     put_name(&m, "bad name.test", 0);
     rr_end(&m, at);
     assert_int_equal(dns_parse_reply(m.b, m.n, &r), 0);
@@ -283,9 +288,7 @@ static void test_malformed(void **state)
 
     (void)state;
     /* A pointer to itself, or forwards: refused, no loop. */
-    header(&m, 0, 1, 0);
-    question(&m, "loop.test", DNS_QTYPE_PTR);
-    at = rr(&m, DNS_QTYPE_PTR, 10);
+    at = one_answer(&m, "loop.test", DNS_QTYPE_PTR, 10);
     put16(&m, 0xC000 | (unsigned)m.n);
     rr_end(&m, at);
     assert_int_equal(dns_parse_reply(m.b, m.n, &r), -1);
@@ -297,18 +300,14 @@ static void test_malformed(void **state)
     assert_int_equal(dns_parse_reply(m.b, m.n, &r), -1);
 
     /* An rdlength past the end. */
-    header(&m, 0, 1, 0);
-    question(&m, "a.test", DNS_QTYPE_A);
-    at = rr(&m, DNS_QTYPE_A, 10);
+    at = one_answer(&m, "a.test", DNS_QTYPE_A, 10);
     put32(&m, 1);
     rr_end(&m, at);
     m.b[at - 1] = 200;
     assert_int_equal(dns_parse_reply(m.b, m.n, &r), -1);
 
     /* An MX whose exchange runs past its rdata. */
-    header(&m, 0, 1, 0);
-    question(&m, "a.test", DNS_QTYPE_MX);
-    at = rr(&m, DNS_QTYPE_MX, 10);
+    at = one_answer(&m, "a.test", DNS_QTYPE_MX, 10);
     put16(&m, 10);
     put_name(&m, "mx.a.test", 0);
     rr_end(&m, at);

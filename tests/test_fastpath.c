@@ -28,6 +28,8 @@
 #include "policy_request.h"
 #include "throttle.h"
 #include "traffic.h"
+
+#include "engine_setup.h"
 #include "window_counter.h"
 
 #define T0 1700000000.0
@@ -511,17 +513,9 @@ struct sim {
 static struct sim *sim_new(const char *overrides)
 {
     struct sim *s = calloc(1, sizeof(*s));
-    char buf[2048];
-    int n = snprintf(buf, sizeof(buf), "dns_lookups =\nlocal_domains = example.edu\n"
-                                       "host_id = mx-fast\n%s\n", overrides);
 
     assert_non_null(s);
-    s->cfg = config_new();
-    assert_int_equal(config_parse_buffer(s->cfg, buf, (size_t)n, "test", config_report_stderr,
-                                         NULL), 0);
-    assert_int_equal(config_check(s->cfg, config_report_stderr, NULL), 0);
-    s->t = traffic_new(s->cfg);
-    s->d = defense_new(s->cfg, s->t);
+    engine_open(&s->cfg, &s->t, &s->d, "mx-fast", overrides);
     s->now = T0;
     s->next_tick = T0 + 1;
     s->port = 20000;
@@ -530,9 +524,7 @@ static struct sim *sim_new(const char *overrides)
 
 static void sim_free(struct sim *s)
 {
-    defense_free(s->d);
-    traffic_free(s->t);
-    config_free(s->cfg);
+    engine_close(s->cfg, s->t, s->d);
     free(s);
 }
 

@@ -119,6 +119,13 @@ class DaemonProcess:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
+    # "with": stop() at the end, as a try/finally would.
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def stop(self, timeout=15):
         """SIGTERM, then insist on exit 0 and no sanitizer report in the log."""
         if self.proc.poll() is None:

@@ -102,21 +102,17 @@ import collections
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postfix_harness import (  # noqa: E402  (after the path set-up)
-    DAEMON_ADDR, SKIP, SMTPD_ADDR, Checks, Interrupted, PostfixInstance, execute_run,
-    SetupError, budget, daemon_requests, free_port, listening, on_signal,
-    prepare_environment, prerequisites, read_text, remaining, set_budget,
-    start_logged, stop_pid, tail_text, wait_listening)
+    DAEMON_ADDR, SENT_RE, SKIP, SMTPD_ADDR, Checks, PostfixInstance, SetupError, budget,
+    daemon_requests, executable_relaywatchd, execute_run, free_port, keep_or_remove,
+    listening, on_signal, print_tails, read_text, ready, remaining, set_budget, summary, tail_text)
 
 RUN_BUDGET = 75.0            # seconds per run (a run takes about 20 s)
 TRANSACTION_TIMEOUT = 2.0    # -o transaction_timeout=2s
@@ -361,8 +357,6 @@ QMGR_FROM_RE = re.compile(r"postfix/qmgr\[\d+\]: ([0-9A-Za-z]+): from=<[^>]*>, "
 QMGR_REMOVED_RE = re.compile(r"postfix/qmgr\[\d+\]: ([0-9A-Za-z]+): removed")
 REJECT_RE = re.compile(r"postfix/smtpd\[\d+\]: (\w+): reject: RCPT from .*?: "
                        r"(\d{3}) .*; from=<[^>]*> to=<([^>]*)>")
-SENT_RE = re.compile(r"postfix/smtp\[\d+\]: ([0-9A-Za-z]+): to=<([^>]*)>.*"
-                     r"\bstatus=sent\b")
 RCPT_STAT_RE = re.compile(r"\brcpt=(\d+)(?:/(\d+))?")
 DATA_STAT_RE = re.compile(r"\bdata=(\d+)(?:/(\d+))?")
 POLICY_TROUBLE_RE = re.compile(r"(warning|fatal|panic|error): .*(policy|problem "
@@ -542,16 +536,11 @@ smtpd_end_of_data_restrictions = {hook}
 
     def start_daemon(self):
         for with_timeout in (True, False):
-            cmd = self.daemon_cmd(with_timeout)
-            print("# starting: %s" % " ".join(cmd))
-            self.daemon = start_logged(cmd, self.daemon_log)
             try:
-                wait_listening(DAEMON_ADDR, self.daemon_port, "relaywatchd", 10,
-                               self.daemon, self.daemon_log)
+                self.start_relaywatchd(self.daemon_cmd(with_timeout))
                 break
             except SetupError:
-                if (with_timeout and self.daemon.poll() == 2
-                        and "transaction_timeout" in read_text(self.daemon_log)):
+                if with_timeout and self.rejected_option("transaction_timeout"):
                     # An older daemon: go on without the key so that the
                     # Postfix side still runs; the counts will fail.
                     self.check(False, "relaywatchd accepts -o transaction_timeout",
@@ -689,15 +678,9 @@ smtpd_end_of_data_restrictions = {hook}
     # -- the daemon's figures -------------------------------------------------
 
     def status(self, label):
-        url = "http://%s:%d/status" % (DAEMON_ADDR, self.http_port)
-        try:
-            with urllib.request.urlopen(url, timeout=budget(5)) as resp:
-                body = resp.read().decode("utf-8", "replace")
-                code = resp.status
-        except (urllib.error.URLError, OSError) as e:
-            body, code = "", str(e)
-        with open(os.path.join(self.dir, "status-%s.json" % label), "w") as f:
-            f.write(body)
+        code, body = self.get_page("/status", "status-%s.json" % label)
+        if code is None:
+            code, body = body, ""
         doc = None
         if code == 200:
             try:
@@ -875,20 +858,10 @@ smtpd_end_of_data_restrictions = {hook}
     # -- teardown -----------------------------------------------------------
 
     def teardown(self, check_daemon_exit):
-        self.stop_postfix()
-        if self.daemon is not None:
-            status = stop_pid(self.daemon, "relaywatchd")
-            if check_daemon_exit:
-                self.check(status == 0, "relaywatchd exits 0 on SIGTERM",
-                           "exit status %s%s" % (status, tail_text(self.daemon_log, 10)))
-        self.stop_sink()
+        self.stop_processes(check_daemon_exit)
 
     def diagnostics(self):
-        print("# ---- diagnostics delay_reject=%s ----" % self.mode)
-        for path, n in ((self.maillog, 40), (self.daemon_log, 40)):
-            if path and os.path.exists(path):
-                for line in tail_text(path, n).strip("\n").splitlines():
-                    print("# " + line)
+        print_tails(" delay_reject=%s" % self.mode, ((self.maillog, 40), (self.daemon_log, 40)))
         for item, status, want, output in self.clients:
             if status != want:
                 print("# --- %s (exit %s) ---" % (item["name"], status))
@@ -912,19 +885,11 @@ def main(argv):
     if not modes or any(m not in ("no", "yes") for m in modes):
         ap.error("--runs takes no, yes or no,yes")
 
-    args.relaywatchd = os.path.abspath(args.relaywatchd)
-    if not os.access(args.relaywatchd, os.X_OK):
-        print("not ok 1 - relaywatchd is executable\n#   %s does not exist or is "
-              "not executable (build it first)" % args.relaywatchd)
-        print("0 passed, 1 failed")
+    args.relaywatchd = executable_relaywatchd(args.relaywatchd)
+    if args.relaywatchd is None:
         return 1
-
-    prepare_environment()
-    reason = prerequisites(("postfix", "postconf", "postqueue", "smtp-sink",
-                            "smtp-source", "swaks", "ss"))
-    if reason:
-        print("SKIP: %s" % reason)
-        print("0 passed, 0 failed")
+    if not ready(("postfix", "postconf", "postqueue", "smtp-sink", "smtp-source", "swaks",
+                  "ss")):
         return SKIP
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -947,14 +912,8 @@ def main(argv):
         if r.run_failed:
             r.diagnostics()
     for r in runs:
-        if r.dir:
-            if r.run_failed or args.keep:
-                print("# temp dir kept: %s" % r.dir)
-            else:
-                shutil.rmtree(r.dir, ignore_errors=True)
-    print("# elapsed %.1f s" % (time.monotonic() - start))
-    print("%d passed, %d failed" % (results.passed, results.failed))
-    return 0 if results.failed == 0 and results.passed > 0 else 1
+        keep_or_remove(r.dir, r.run_failed or args.keep)
+    return summary(results, start)
 
 
 if __name__ == "__main__":

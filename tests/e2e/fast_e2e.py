@@ -111,14 +111,12 @@ import smtplib
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from postfix_harness import (  # noqa: E402  (after the path set-up)
-    DAEMON_ADDR, SINK_ADDR, SMTPD_ADDR, SetupError, budget, read_text, remaining, run, stop_pid,
+    SINK_ADDR, SMTPD_ADDR, SetupError, budget, read_text, remaining, run, stop_pid,
     tail_text)
 import dns_servers  # noqa: E402
 import relay_e2e  # noqa: E402
@@ -467,15 +465,7 @@ class FastRun(relay_e2e.Run):
         self.start_daemon()
 
     def http_get(self, path, label):
-        url = "http://%s:%d%s" % (DAEMON_ADDR, self.http_port, path)
-        try:
-            with urllib.request.urlopen(url, timeout=budget(5)) as resp:
-                body = resp.read().decode("utf-8", "replace")
-        except (urllib.error.URLError, OSError) as e:
-            body = "error: %s" % e
-        with open(os.path.join(self.dir, "%s-p%d.txt" % (label, self.phase)), "w") as f:
-            f.write(body)
-        return body
+        return self.get_page(path, "%s-p%d.txt" % (label, self.phase))[1]
 
     def fast_status(self):
         try:
