@@ -27,8 +27,8 @@ RELAYWATCH = None
 TMP = None
 HOST_ID = "mx-httptest"
 
-HTTP_MAX_CONNECTIONS = 64  # policyd/http.c
-HTTP_DEADLINE = 10.0       # policyd/http.c: accept to last byte written
+HTTP_MAX_CONNECTIONS = 64  # policyd/daemon/http.c
+HTTP_DEADLINE = 10.0       # policyd/daemon/http.c: accept to last byte written
 
 
 class Daemon(DaemonProcess):

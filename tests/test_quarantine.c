@@ -1,5 +1,5 @@
 /*
- * quarantine: the queue-ID bookkeeping behind the holds (policyd/quarantine.h): bounded
+ * quarantine: the queue-ID bookkeeping behind the holds (policyd/engine/quarantine.h): bounded
  * memory per key, the oldest forgotten first, holds and releases as postsuper answers them,
  * a restart in between (save and load), keys told apart by name.
  */
