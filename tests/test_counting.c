@@ -409,6 +409,45 @@ static void test_traffic_sessions(void **state)
     config_free(cfg);
 }
 
+/* More open transactions than the tables hold: those pushed out are counted as evicted and
+ * never as refused; only those that then time out count their RCPTs as refused. */
+static void test_traffic_evictions_are_not_refusals(void **state)
+{
+    struct config *cfg =
+        counting_config("session_slots = 64\ncount_messages_at = end-of-message\n");
+    struct traffic *t = traffic_new(cfg);
+    double now = 90000.0;
+    char port[16], instance[32];
+    unsigned open;
+
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(port, sizeof(port), "%d", 30000 + i);
+        snprintf(instance, sizeof(instance), "%x.1.1.0", 0x100 + i);
+        send_request(t, now, "RCPT", port, instance, "a@relay.test", "");
+    }
+    open = traffic_open_transactions(t);
+    assert_int_equal(traffic_total(t, TC_SESSIONS), 1000);
+    assert_int_equal(traffic_total(t, TC_RECIPIENTS), 1000);
+    assert_int_equal(traffic_total(t, TC_REFUSED), 0);
+    assert_int_equal(traffic_total(t, TC_MESSAGES_LOGGED), 0);
+    assert_true(open > 0 && open <= 64);
+    assert_int_equal(traffic_transactions_evicted(t) + open, 1000);
+    assert_true(traffic_sessions_evicted(t) >= 1000 - 64);
+    /* An evicted transaction that reaches END-OF-MESSAGE after all refuses nothing. */
+    send_request(t, now + 1, "END-OF-MESSAGE", "30000", "100.1.1.0", "", "recipient_count=1\n");
+    assert_int_equal(traffic_total(t, TC_REFUSED), 0);
+    assert_int_equal(traffic_total(t, TC_MESSAGES), 1);
+    open = traffic_open_transactions(t); /* its new slot may have pushed one more out */
+    assert_int_equal(traffic_transactions_evicted(t) + open, 1000);
+    /* Those still in the table time out (transaction_timeout = 30s): their RCPTs were refused. */
+    traffic_tick(t, now + 40);
+    assert_int_equal(traffic_open_transactions(t), 0);
+    assert_int_equal(traffic_total(t, TC_REFUSED), open);
+    traffic_free(t);
+    config_free(cfg);
+}
+
 static void test_traffic_rcpt_mode(void **state)
 {
     struct config *cfg = counting_config("");
@@ -756,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_culprits_kinds_and_decay),
         cmocka_unit_test(test_traffic_end_of_message_mode),
         cmocka_unit_test(test_traffic_sessions),
+        cmocka_unit_test(test_traffic_evictions_are_not_refusals),
         cmocka_unit_test(test_traffic_rcpt_mode),
         cmocka_unit_test(test_traffic_double_hook_and_slow_data),
         cmocka_unit_test(test_traffic_dns_news_and_culprits),

@@ -11,7 +11,9 @@
  *    accepted recipient_count were refused; a transaction that never gets
  *    there (every recipient refused, or the client gave up) is settled
  *    when its session moves on to another transaction or session, or after
- *    transaction_timeout, and all its RCPTs count as refused.
+ *    transaction_timeout, and all its RCPTs count as refused.  One pushed
+ *    out of its table under load (more open at once than the table holds)
+ *    is counted as evicted, never as refused: its end is unknown.
  */
 #include "traffic.h"
 
@@ -70,6 +72,7 @@ struct traffic {
     struct transaction *txns;
     size_t mask; /* both tables: slots - 1 */
     unsigned open_txns;
+    uint64_t sessions_evicted, txns_evicted; /* live entries that lost their slot */
     size_t scan_cursor; /* where traffic_tick goes on looking for quiet transactions */
     double last_now;    /* the time of the last request or tick */
     double clocks_at;   /* the time clk and culprit_clk are both set for, -1 if none */
@@ -328,6 +331,17 @@ static void settle(struct traffic *t, struct transaction *x, double now)
     }
 }
 
+/* An open transaction that lost its slot to a newer one: counted as evicted, and its
+ * RCPTs stay where they are (asked for, neither queued nor refused). */
+static void evict(struct traffic *t, struct transaction *x)
+{
+    if (!x->open)
+        return;
+    x->open = false;
+    t->open_txns--;
+    t->txns_evicted++;
+}
+
 static struct transaction *transaction_for(struct traffic *t, uint64_t key, double now)
 {
     bool found;
@@ -335,7 +349,11 @@ static struct transaction *transaction_for(struct traffic *t, uint64_t key, doub
         t->txns, sizeof(*t->txns), t->mask, key, now, t->transaction_timeout * 4, &found);
 
     if (!found) {
-        settle(t, x, now);
+        /* Only a transaction quiet for transaction_timeout had its RCPTs refused. */
+        if (x->s.last + t->transaction_timeout < now)
+            settle(t, x, now);
+        else
+            evict(t, x);
         memset(x, 0, sizeof(*x));
         x->s.key = key;
     }
@@ -437,7 +455,11 @@ static struct session *session_for(struct traffic *t, const struct policy_reques
     /* A new session: CONNECT says so; otherwise a tuple not seen lately, or
      * seen in another smtpd process (the client port was reused). */
     if (!found || expired || req->state == PS_CONNECT || (pid && s->pid && pid != s->pid)) {
-        if (s->s.key != 0 && s->txn_key != 0) {
+        /* Another session's slot: that session is not over, so neither is its transaction
+         * (the transaction table settles it, or finds it again). */
+        if (!found && s->s.key != 0 && s->s.last + t->session_timeout >= now)
+            t->sessions_evicted++;
+        if (found && s->txn_key != 0) {
             bool txn_found;
             struct transaction *x = (struct transaction *)slot_for(
                 t->txns, sizeof(*t->txns), t->mask, s->txn_key, now, 1e300, &txn_found);
@@ -719,4 +741,14 @@ bool traffic_counts_at_end_of_message(const struct traffic *t)
 unsigned traffic_open_transactions(const struct traffic *t)
 {
     return t->open_txns;
+}
+
+uint64_t traffic_sessions_evicted(const struct traffic *t)
+{
+    return t->sessions_evicted;
+}
+
+uint64_t traffic_transactions_evicted(const struct traffic *t)
+{
+    return t->txns_evicted;
 }

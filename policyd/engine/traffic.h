@@ -148,4 +148,9 @@ bool traffic_counts_at_end_of_message(const struct traffic *t);
 /* Transactions seen but not yet settled (no END-OF-MESSAGE yet). */
 unsigned traffic_open_transactions(const struct traffic *t);
 
+/* Live sessions (seen within session_timeout) and open transactions pushed out of their
+ * tables by newer ones since start: the tables (session_slots) are too small for the load. */
+uint64_t traffic_sessions_evicted(const struct traffic *t);
+uint64_t traffic_transactions_evicted(const struct traffic *t);
+
 #endif
