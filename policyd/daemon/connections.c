@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,6 +22,21 @@
 #include "xalloc.h"
 
 #define ACCEPT_PAUSE 1.0 /* seconds without accepting after EMFILE and the like */
+/* The per-peer table: at most max peers in at least twice as many slots, so
+ * probes stay short; the cap bounds them whatever the hash does. */
+#define PEER_PROBE_MAX 32
+#define PEER_LOG_EVERY 60.0 /* seconds between log lines about one peer */
+
+enum peer_kind { PEER_NONE, PEER_UID, PEER_IPV4, PEER_IPV6_NET };
+
+/* One peer with connections open: a slot of the table (kind 0: empty). */
+struct peer {
+    uint64_t id; /* uid, IPv4 address, or the upper 64 bits of an IPv6 address */
+    unsigned char kind;
+    unsigned count;
+    double refused_logged_at, noted_logged_at;
+    unsigned long refused_unlogged, noted_unlogged;
+};
 
 struct listener {
     ev_io io;
@@ -39,6 +56,10 @@ struct conn_set {
     struct conn *conns;
     unsigned count;
     bool full; /* refusing at the limit until the count is down to 90 % */
+    unsigned per_peer; /* 0: no per-peer limit */
+    struct peer *peers; /* open addressing, peer_mask + 1 slots */
+    size_t peer_mask;
+    uint64_t peer_seed; /* keys the slot hash: peers cannot aim at one run of slots */
     unsigned long refused_while_full;
     ev_timer accept_pause;
     void (*drained)(void *); /* draining: called when the last connection goes */
@@ -183,6 +204,171 @@ static void accept_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
     accepting(set, true);
 }
 
+/* -------------------------------------------------------------- peers */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static size_t peer_home(const struct conn_set *set, const struct peer *p)
+{
+    return (size_t)mix64(p->id ^ set->peer_seed ^ ((uint64_t)p->kind << 62)) & set->peer_mask;
+}
+
+/* The slot of (kind, id), taking an empty one if add; NULL if none within the cap. */
+static struct peer *peer_find(struct conn_set *set, unsigned char kind, uint64_t id, bool add)
+{
+    struct peer key = {.id = id, .kind = kind};
+    size_t pos = peer_home(set, &key);
+
+    for (int i = 0; i < PEER_PROBE_MAX; i++, pos = (pos + 1) & set->peer_mask) {
+        struct peer *p = &set->peers[pos];
+
+        if (p->kind == kind && p->id == id)
+            return p;
+        if (p->kind == PEER_NONE) {
+            if (!add)
+                return NULL;
+            *p = key;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Empty p's slot, moving later entries of its run back (entries only get
+ * nearer their home, so every one stays within the probe cap). */
+static void peer_remove(struct conn_set *set, struct peer *p)
+{
+    size_t hole = (size_t)(p - set->peers), pos = hole;
+
+    for (;;) {
+        size_t home;
+
+        pos = (pos + 1) & set->peer_mask;
+        if (set->peers[pos].kind == PEER_NONE)
+            break;
+        home = peer_home(set, &set->peers[pos]);
+        /* Movable into the hole when its home is not in (hole, pos]. */
+        if (((pos - home) & set->peer_mask) >= ((pos - hole) & set->peer_mask)) {
+            set->peers[hole] = set->peers[pos];
+            hole = pos;
+        }
+    }
+    memset(&set->peers[hole], 0, sizeof(set->peers[hole]));
+}
+
+/* A table for up to max peers (reload: entries move over). */
+static void peers_size(struct conn_set *set, unsigned max)
+{
+    size_t slots = 16, old_slots = set->peers ? set->peer_mask + 1 : 0;
+    struct peer *old = set->peers;
+
+    while (slots < (size_t)max * 2)
+        slots *= 2;
+    if (slots <= old_slots)
+        return;
+    set->peers = xcalloc(slots, sizeof(*set->peers));
+    set->peer_mask = slots - 1;
+    for (size_t i = 0; i < old_slots; i++) {
+        struct peer *p;
+
+        if (old[i].kind == PEER_NONE)
+            continue;
+        p = peer_find(set, old[i].kind, old[i].id, true);
+        if (p != NULL)
+            *p = old[i];
+        /* else: its connections go untracked (their close finds nothing) */
+    }
+    free(old);
+}
+
+/* Who is calling: uid for unix sockets, address or /64 for TCP.  *limited:
+ * the per-peer limit applies (not on loopback, where Postfix calls from and
+ * any local process can choose among the addresses). */
+static unsigned char peer_of(int fd, const struct sockaddr_storage *ss, uint64_t *id,
+                             bool *limited)
+{
+    *limited = true;
+    if (ss->ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+            return PEER_NONE;
+        *id = cred.uid;
+        return PEER_UID;
+    }
+    if (ss->ss_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr);
+
+        *id = a;
+        *limited = (a >> 24) != 127;
+        return PEER_IPV4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            uint32_t v4 = (uint32_t)a->s6_addr[12] << 24 | (uint32_t)a->s6_addr[13] << 16 |
+                          (uint32_t)a->s6_addr[14] << 8 | a->s6_addr[15];
+
+            *id = v4;
+            *limited = (v4 >> 24) != 127;
+            return PEER_IPV4;
+        }
+        *id = 0;
+        for (int i = 0; i < 8; i++)
+            *id = *id << 8 | a->s6_addr[i];
+        *limited = !IN6_IS_ADDR_LOOPBACK(a);
+        return PEER_IPV6_NET;
+    }
+    return PEER_NONE;
+}
+
+static void peer_label(const struct peer *p, char *buf, size_t len)
+{
+    if (p->kind == PEER_UID) {
+        snprintf(buf, len, "uid %llu", (unsigned long long)p->id);
+    } else if (p->kind == PEER_IPV4) {
+        snprintf(buf, len, "%u.%u.%u.%u", (unsigned)(p->id >> 24) & 255,
+                 (unsigned)(p->id >> 16) & 255, (unsigned)(p->id >> 8) & 255,
+                 (unsigned)p->id & 255);
+    } else {
+        snprintf(buf, len, "%x:%x:%x:%x::/64", (unsigned)(p->id >> 48) & 0xffff,
+                 (unsigned)(p->id >> 32) & 0xffff, (unsigned)(p->id >> 16) & 0xffff,
+                 (unsigned)p->id & 0xffff);
+    }
+}
+
+/* Once a minute per peer at most: true, with the events since the last true. */
+static bool log_due(double *logged_at, unsigned long *unlogged, double now,
+                    unsigned long *events)
+{
+    ++*unlogged;
+    if (*logged_at != 0 && now - *logged_at < PEER_LOG_EVERY)
+        return false;
+    *events = *unlogged;
+    *logged_at = now;
+    *unlogged = 0;
+    return true;
+}
+
+bool conn_peer_log_due(struct conn *c, unsigned long *events)
+{
+    struct peer *p = c->peer_kind ? peer_find(c->set, c->peer_kind, c->peer_id, false) : NULL;
+
+    *events = 1;
+    if (p == NULL)
+        return true;
+    return log_due(&p->noted_logged_at, &p->noted_unlogged, ev_now(c->set->loop), events);
+}
+
 /* ------------------------------------------------------------ connections */
 
 static void name_peer(struct conn *c, const struct listener *l, const struct sockaddr_storage *ss)
@@ -235,14 +421,14 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Take the accepted fd on as a connection; false when out of memory. */
-static bool conn_open(struct conn_set *set, const struct listener *l, int fd,
-                      const struct sockaddr_storage *ss)
+static struct conn *conn_open(struct conn_set *set, const struct listener *l, int fd,
+                              const struct sockaddr_storage *ss)
 {
     struct conn *c = calloc(1, set->ops->size);
     int one = 1;
 
     if (c == NULL)
-        return false;
+        return NULL;
     if (ss->ss_family != AF_UNIX)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->set = set;
@@ -258,13 +444,39 @@ static bool conn_open(struct conn_set *set, const struct listener *l, int fd,
         ev_io_stop(set->loop, &c->io);
         ev_timer_stop(set->loop, &c->timer);
         free(c);
-        return false;
+        return NULL;
     }
     c->next = set->conns;
     if (set->conns)
         set->conns->prev = c;
     set->conns = c;
     set->count++;
+    return c;
+}
+
+/* Refuse fd if its peer is at the per-peer limit; else count it there (*pp, or NULL
+ * when untracked).  True: refused and closed. */
+static bool peer_refuses(struct conn_set *set, int fd, const struct sockaddr_storage *ss,
+                         struct peer **pp)
+{
+    uint64_t id = 0;
+    bool limited;
+    unsigned char kind = peer_of(fd, ss, &id, &limited);
+    struct peer *p = kind != PEER_NONE ? peer_find(set, kind, id, true) : NULL;
+    unsigned long refused;
+    char label[64];
+
+    *pp = p;
+    if (p == NULL || !limited || set->per_peer == 0 || p->count < set->per_peer)
+        return false;
+    if (set->ops->peer_refused != NULL) {
+        bool due = log_due(&p->refused_logged_at, &p->refused_unlogged, ev_now(set->loop),
+                           &refused);
+
+        peer_label(p, label, sizeof(label));
+        set->ops->peer_refused(set->owner, label, due, due ? refused : 0);
+    }
+    close(fd);
     return true;
 }
 
@@ -277,6 +489,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (int i = 0; i < set->ops->accepts_per_event; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
+        struct peer *p;
+        struct conn *c;
         int fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
@@ -301,10 +515,20 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
-        if (!conn_open(set, l, fd, &ss)) {
+        if (peer_refuses(set, fd, &ss, &p))
+            continue;
+        c = conn_open(set, l, fd, &ss);
+        if (c == NULL) {
+            if (p != NULL && p->count == 0)
+                peer_remove(set, p);
             log_warning("out of memory accepting a connection on %s", l->ep.spec);
             close(fd);
             return;
+        }
+        if (p != NULL) {
+            p->count++;
+            c->peer_kind = p->kind;
+            c->peer_id = p->id;
         }
     }
 }
@@ -314,6 +538,12 @@ void conn_close(struct conn *c)
     struct conn_set *set = c->set;
 
     set->ops->close(c);
+    if (c->peer_kind != PEER_NONE) {
+        struct peer *p = peer_find(set, c->peer_kind, c->peer_id, false);
+
+        if (p != NULL && --p->count == 0)
+            peer_remove(set, p);
+    }
     ev_io_stop(set->loop, &c->io);
     ev_timer_stop(set->loop, &c->timer);
     close(c->fd);
@@ -364,6 +594,12 @@ void conn_expire_within(struct conn *c, double seconds)
     ev_timer_start(loop, &c->timer);
 }
 
+void conn_expire_cancel(struct conn *c)
+{
+    /* The timer may run out early once; timer_cb then starts it over for the rest. */
+    c->deadline = 0;
+}
+
 /* -------------------------------------------------------------------- set */
 
 struct conn_set *conn_set_new(struct ev_loop *loop, const struct conn_ops *ops, void *owner,
@@ -376,6 +612,10 @@ struct conn_set *conn_set_new(struct ev_loop *loop, const struct conn_ops *ops, 
     set->owner = owner;
     set->max = max;
     set->timeout = timeout;
+    if (getrandom(&set->peer_seed, sizeof(set->peer_seed), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(set->peer_seed))
+        set->peer_seed = mix64((uint64_t)time(NULL) ^ (uint64_t)getpid() << 32);
+    peers_size(set, max);
     ev_init(&set->accept_pause, accept_pause_cb);
     set->accept_pause.data = set;
     return set;
@@ -385,6 +625,12 @@ void conn_set_limits(struct conn_set *set, unsigned max, double timeout)
 {
     set->max = max;
     set->timeout = timeout;
+    peers_size(set, max);
+}
+
+void conn_set_peer_limit(struct conn_set *set, unsigned per_peer)
+{
+    set->per_peer = per_peer;
 }
 
 void conn_set_drain(struct conn_set *set, void (*done)(void *arg), void *arg)
@@ -424,5 +670,6 @@ void conn_set_free(struct conn_set *set)
     conn_set_close_all(set);
     close_listeners(set->listeners);
     ev_timer_stop(set->loop, &set->accept_pause);
+    free(set->peers);
     free(set);
 }

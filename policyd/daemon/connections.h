@@ -4,7 +4,10 @@
  *
  * A conn_set owns its listening sockets (a unix socket file it created is
  * removed with its listener), accepts (non-blocking, close-on-exec), refuses
- * connections past its limit at once, pauses accepting for a second when
+ * connections past its limit at once, and past a per-peer limit if one is set
+ * (peers: a uid on unix sockets, an address on TCP, an IPv6 /64; loopback
+ * addresses are counted but never limited, since any local process may use any
+ * of them and Postfix's own connections come from there), pauses accepting for a second when
  * descriptors or memory run out, names each peer, runs one timer per
  * connection and closes what is left when freed.  The protocol owns what
  * is read and written: its connection struct begins with struct conn, and
@@ -17,6 +20,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct endpoint;
 struct conn_set;
@@ -34,7 +38,9 @@ struct conn {
     int fd;
     ev_tstamp active;   /* the timer runs out conn_set_limits' timeout after this */
     ev_tstamp deadline; /* or at this time, if set (conn_expire_within) */
-    char peer[CONN_PEER_MAX]; /* 192.0.2.1:5678, [2001:db8::1]:5678, unix:/path(pid 42) */
+    char peer[CONN_PEER_MAX]; /* 192.0.2.1:5678, [2001:db8::1]:5678, unix:/path(pid 42 uid 7) */
+    uint64_t peer_id;         /* the peer as the per-peer table knows it (layer's own) */
+    unsigned char peer_kind;  /* 0: not in the table */
 };
 
 struct conn_ops {
@@ -59,6 +65,10 @@ struct conn_ops {
     /* Accepting on listener (its endpoint's spec) failed with err for want of
      * descriptors or memory: every listener pauses for a second. */
     void (*paused)(void *owner, const char *listener, int err);
+    /* One connection refused at the per-peer limit (may be NULL).  log_due:
+     * the first for this peer in a minute; then `refused` says how many were
+     * refused since the last line, this one included. */
+    void (*peer_refused)(void *owner, const char *peer, bool log_due, unsigned long refused);
 };
 
 /* ops must outlive the set (a static const). */
@@ -67,6 +77,17 @@ struct conn_set *conn_set_new(struct ev_loop *loop, const struct conn_ops *ops, 
 
 /* The limit and the timeout from now on (reload); open connections stay. */
 void conn_set_limits(struct conn_set *set, unsigned max, double timeout);
+
+/* At most per_peer connections of one peer from now on (0: no limit, the
+ * default); open connections stay. */
+void conn_set_peer_limit(struct conn_set *set, unsigned per_peer);
+
+/*
+ * Rate-limits a protocol's log lines about c's peer: true at most once a
+ * minute per peer (while the peer has a connection open); *events is then
+ * the number of calls since the last true, this one included.
+ */
+bool conn_peer_log_due(struct conn *c, unsigned long *events);
 
 /*
  * Listen on exactly eps[0..n): endpoints already open stay (a unix socket
@@ -101,6 +122,9 @@ static inline void conn_touch(struct conn *c, struct ev_loop *loop)
 
 /* Let the timer run out within seconds from now at the latest. */
 void conn_expire_within(struct conn *c, double seconds);
+
+/* Undo conn_expire_within: the idle timeout alone counts again. */
+void conn_expire_cancel(struct conn *c);
 
 /* Close c (ops->close first); c is freed. */
 void conn_close(struct conn *c);

@@ -42,8 +42,13 @@ struct connection {
     struct policy_parser parser;
     const char *out; /* answer being written, or NULL */
     size_t out_len, out_off;
+    /* An answer that outlives the handler's call (held, or not sent at once) is
+     * copied here: the defence's table of answers may be reset by a reload. */
+    char own[DECISION_ANSWER_MAX];
+    double request_since; /* the first byte of a request not yet whole arrived; 0: none */
     /* An answer held back (policy_server_hold). */
     bool held;
+    size_t held_len; /* of the held answer, in own */
     double held_since;
     void (*held_cancel)(void *);
     void *held_arg;
@@ -104,10 +109,21 @@ static void connection_gone(struct conn *base)
 static bool idle_timeout(struct conn *base)
 {
     struct connection *c = (struct connection *)base;
+    struct policy_server *srv = server_of(c);
+    unsigned long n;
 
     /* Waiting for our own answer (dns_wait) is not idleness. */
     if (c->held)
         return true;
+    if (c->request_since > 0) {
+        /* Postfix writes a request at once: dribbling is someone holding a slot. */
+        srv->stats.request_timeouts++;
+        if (conn_peer_log_due(base, &n))
+            log_warning("%s: request not whole %.0fs after its first byte; closing connection "
+                        "(%lu such from this peer since the last line)",
+                        c->base.peer, srv->cfg->request_timeout, n);
+        return false;
+    }
     if (c->len > c->start)
         log_warning("%s: closing connection idle for %.0fs in the middle of a request",
                     c->base.peer, server_of(c)->cfg->idle_timeout);
@@ -131,6 +147,17 @@ static void below_limit(void *owner, unsigned long refused)
     log_info("below the connection limit again; %lu connections were refused meanwhile", refused);
 }
 
+static void peer_refused(void *owner, const char *peer, bool log_due, unsigned long refused)
+{
+    struct policy_server *srv = owner;
+
+    srv->stats.peer_refused++;
+    if (log_due)
+        log_warning("%s: connection limit per peer reached (max_connections_per_peer = %u); "
+                    "%lu connections refused since the last line",
+                    peer, srv->cfg->max_connections_per_peer, refused);
+}
+
 static void accept_paused(void *owner, const char *listener, int err)
 {
     (void)owner;
@@ -148,6 +175,7 @@ static const struct conn_ops policy_conn_ops = {
     .refused = refused,
     .below_limit = below_limit,
     .paused = accept_paused,
+    .peer_refused = peer_refused,
 };
 
 static void connection_close(struct connection *c)
@@ -204,6 +232,21 @@ static void log_request(const struct connection *c, const struct policy_request 
     log_info("%s action=%s", line, d->action);
 }
 
+/* The rest of the answer being written, into the connection's own buffer. */
+static void own_answer(struct connection *c)
+{
+    size_t n = c->out_len - c->out_off;
+
+    if (c->out == c->own)
+        return;
+    if (n > sizeof(c->own))
+        n = sizeof(c->own); /* cannot happen: answers are at most DECISION_ANSWER_MAX */
+    memcpy(c->own, c->out + c->out_off, n);
+    c->out = c->own;
+    c->out_len = n;
+    c->out_off = 0;
+}
+
 /* Write what is pending; false when the connection was closed. */
 static bool flush_answer(struct connection *c)
 {
@@ -218,6 +261,7 @@ static bool flush_answer(struct connection *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            own_answer(c);
             conn_watch(&c->base, EV_WRITE);
             return true;
         }
@@ -228,6 +272,22 @@ static bool flush_answer(struct connection *c)
     c->out = NULL;
     c->out_len = c->out_off = 0;
     return true;
+}
+
+/* A request started and not yet whole must be whole within request_timeout of its
+ * first byte; the clock stops while our own answer is pending (held, or a write
+ * that blocks), and starts again for what is left once it has gone. */
+static void request_clock(struct connection *c)
+{
+    bool waiting = c->len > c->start && c->out == NULL && !c->held;
+
+    if (waiting && c->request_since == 0) {
+        c->request_since = ev_now(server_of(c)->loop);
+        conn_expire_within(&c->base, server_of(c)->cfg->request_timeout);
+    } else if (!waiting && c->request_since > 0) {
+        c->request_since = 0;
+        conn_expire_cancel(&c->base);
+    }
 }
 
 /* Answer every complete request in the buffer, as long as writes do not block.
@@ -260,8 +320,16 @@ static bool connection_process(struct connection *c)
             log_request(c, &req, &d);
         c->start += req.size;
         if (c->held) {
-            /* Read nothing more until the answer goes out: answers stay in order. */
+            /* Read nothing more until the answer goes out: answers stay in order.
+             * What goes out then is this answer, kept here (see own). */
+            c->out = d.answer;
+            c->out_len = d.answer_len;
+            c->out_off = 0;
+            own_answer(c);
+            c->held_len = c->out_len;
+            c->out = NULL;
             c->held_since = started;
+            request_clock(c);
             conn_watch(&c->base, 0);
             return true;
         }
@@ -284,6 +352,7 @@ static bool connection_process(struct connection *c)
             }
         }
     }
+    request_clock(c);
     /* Shutting down: a connection with nothing half-received is done. */
     if (srv->draining && c->out == NULL && c->len == 0 && !c->held) {
         connection_close(c);
@@ -365,6 +434,7 @@ struct policy_server *policy_server_new(struct ev_loop *loop, const struct confi
     srv->handler_ctx = ctx;
     srv->conns = conn_set_new(loop, &policy_conn_ops, srv, cfg->max_connections,
                               cfg->idle_timeout);
+    conn_set_peer_limit(srv->conns, cfg->max_connections_per_peer);
     if (conn_set_listen(srv->conns, cfg->listen, cfg->listen_count, cfg->unix_socket_mode, err,
                         errlen) != 0) {
         conn_set_free(srv->conns);
@@ -382,6 +452,7 @@ int policy_server_reconfigure(struct policy_server *srv, const struct config *cf
         return -1;
     srv->cfg = cfg;
     conn_set_limits(srv->conns, cfg->max_connections, cfg->idle_timeout);
+    conn_set_peer_limit(srv->conns, cfg->max_connections_per_peer);
     return 0;
 }
 
@@ -457,10 +528,11 @@ void policy_server_answer(struct policy_hold *h, const struct decision *d)
     struct connection *c = (struct connection *)h;
     struct policy_server *srv = server_of(c);
 
+    (void)d; /* its text may be gone (a reload): the connection kept a copy when it held */
     c->held = false;
     c->held_cancel = NULL;
-    c->out = d->answer;
-    c->out_len = d->answer_len;
+    c->out = c->own;
+    c->out_len = c->held_len;
     c->out_off = 0;
     conn_watch(&c->base, EV_READ);
     if (!flush_answer(c))

@@ -26,6 +26,8 @@ struct policy_server_stats {
     uint64_t accepted;        /* connections accepted since start */
     uint64_t refused;         /* closed at once at max_connections */
     uint64_t protocol_errors; /* connections closed for breaking the protocol */
+    uint64_t peer_refused;    /* closed at once at max_connections_per_peer */
+    uint64_t request_timeouts; /* closed: a request not whole within request_timeout */
     uint64_t requests;        /* answered */
     /* Time from a request's last byte read to its answer written. */
     uint64_t latency_count[LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
@@ -65,7 +67,9 @@ const struct policy_server_stats *policy_server_stats(const struct policy_server
  * keeps the request's answer until policy_server_answer(); the connection
  * reads nothing more meanwhile, so answers stay in order.  If the
  * connection goes away first, cancel(arg) runs and the hold is gone: do
- * not answer it then.
+ * not answer it then.  The text written is the handler's answer as it was
+ * when the handler returned (the connection keeps a copy, so a reload in
+ * between cannot change it); d names that decision and is not read.
  */
 struct policy_hold;
 struct policy_hold *policy_server_hold(struct policy_server *srv, void (*cancel)(void *arg),

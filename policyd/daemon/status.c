@@ -876,9 +876,25 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     metric_one(b, "relaywatch_protocol_errors_total", "counter",
                "Policy connections closed for breaking the protocol.",
                st->protocol_errors);
+    metric_one(b, "relaywatch_connections_refused_per_peer_total", "counter",
+               "Policy connections closed at once because their uid or address was at "
+               "max_connections_per_peer.",
+               st->peer_refused);
+    metric_one(b, "relaywatch_request_timeouts_total", "counter",
+               "Policy connections closed because a request was not whole within "
+               "request_timeout of its first byte.",
+               st->request_timeouts);
     metric_one(b, "relaywatch_open_transactions", "gauge",
                "Transactions with RCPTs seen and no END-OF-MESSAGE yet.",
                traffic_open_transactions(t));
+    metric_one(b, "relaywatch_sessions_evicted_total", "counter",
+               "Live sessions pushed out of the session table by newer ones (session_slots "
+               "too small for the load).",
+               traffic_sessions_evicted(t));
+    metric_one(b, "relaywatch_transactions_evicted_total", "counter",
+               "Open transactions pushed out of the transaction table by newer ones; their "
+               "recipients are not counted as refused.",
+               traffic_transactions_evicted(t));
     metric_head(b, "relaywatch_request_duration_seconds", "histogram",
                 "Time from a request's last byte read to its answer written.");
     for (unsigned i = 0; i < LATENCY_BUCKETS; i++) {

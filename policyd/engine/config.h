@@ -53,6 +53,8 @@ enum config_key {
     CK_UNIX_SOCKET_MODE,
     CK_MAX_CONNECTIONS,
     CK_IDLE_TIMEOUT,
+    CK_REQUEST_TIMEOUT,
+    CK_MAX_CONNECTIONS_PER_PEER,
     CK_SHUTDOWN_TIMEOUT,
     CK_LOG_REQUESTS,
     CK_STORE,
@@ -141,6 +143,8 @@ struct config {
     unsigned unix_socket_mode;
     unsigned max_connections;
     double idle_timeout;     /* seconds */
+    double request_timeout;  /* seconds from a request's first byte to its last */
+    unsigned max_connections_per_peer; /* per uid (unix) or address (TCP, not loopback) */
     double shutdown_timeout; /* seconds */
     bool log_requests;
     char *store;

@@ -10,6 +10,10 @@
 
 #include "policy_request.h"
 
+/* The longest answer, "action=" and the blank line included (defense.c checks
+ * it fits every action text); a connection that must keep one copies this much. */
+#define DECISION_ANSWER_MAX 272
+
 /* What kind of answer, for metrics. */
 enum action_kind { AK_DUNNO, AK_OK, AK_DEFER, AK_REJECT, AK_HOLD, AK_OTHER, AK_COUNT };
 

@@ -20,10 +20,11 @@
 
 _Static_assert(CONFIG_BASELINE_SIGNALS == DS_COUNT, "baseline_start names every signal");
 
-#define ANSWER_MAX (THROTTLE_ACTION_MAX + 16)
-/* Distinct action texts kept (configured ones, and those of records from other hosts): an
- * answer handed to the server stays valid as long as the daemon runs (held answers and
- * unfinished sends keep pointing at it, across reloads too). */
+#define ANSWER_MAX DECISION_ANSWER_MAX
+_Static_assert(ANSWER_MAX >= THROTTLE_ACTION_MAX + 16, "an answer holds any action text");
+/* Distinct action texts kept (configured ones, and those of records from other hosts).  An
+ * answer handed to the server is valid until the next reload; what outlives the request's
+ * handling (held answers, unfinished sends) the connection copies. */
 #define ANSWERS_MAX 256
 #define CULPRIT_VIEWS 32        /* keys looked at per table and tick */
 #define INCIDENT_CULPRITS DEFENSE_ALERT_CULPRITS
@@ -221,7 +222,7 @@ static void apply_config(struct defense *d, const struct config *c)
             d->short_w = w;
     /* The five configured texts first: a full table never refuses them. */
     if (d->answer_count + 6 > ANSWERS_MAX)
-        d->answer_count = 0; /* reuse would break held answers: only after 40+ reloads */
+        d->answer_count = 0; /* after 40+ reloads; held answers are the connections' copies */
     d->dunno = intern(d, "DUNNO");
     d->hold = intern(d, HOLD_ACTION);
     d->culprit = intern(d, c->culprit_action);
