@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Abuse probes of the connection layer, each with a well-behaved client beside it:
+slowloris (1,000 connections dribbling a byte a second) and one peer taking more than
+its share of connections (max_connections_per_peer).
+
+Loopback and a temp dir only; every daemon stopped by PID; about 15 s in all.
+Usage: abuse_conn_test.py --relaywatchd PATH --relaywatch PATH
+"""
+import os
+import resource
+import selectors
+import socket
+import sys
+import time
+
+import testlib
+from testlib import DUNNO, RCPT, DaemonProcess, free_port, listening_tcp, listening_unix, wait_for
+
+RELAYWATCHD = None
+RELAYWATCH = None
+TMP = None
+
+SLOW = 1000
+REQUEST_TIMEOUT = 2.0
+SLACK = 1.5  # the timer's own lateness plus this test's one-second dribble period
+
+
+def start(*args):
+    argv = [RELAYWATCHD, "-e", "-o", "dns_lookups=", "-o", "http_listen="] + list(args)
+    return DaemonProcess(argv, TMP, "d")
+
+
+def ask(sock):
+    """One request, its answer and how long it took."""
+    t0 = time.monotonic()
+    sock.sendall(RCPT)
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed without an answer"
+        data += chunk
+    return data, time.monotonic() - t0
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+
+
+def test_slowloris():
+    """1,000 connections dribbling one byte a second: each is closed request_timeout after
+    its first byte (plus slack), a good client beside them gets every answer at once, and
+    the log says so in one line, not one per connection."""
+    raise_nofile(SLOW + 200)
+    port = free_port()
+    d = start("-o", "listen=inet:127.0.0.1:%d" % port,
+              "-o", "request_timeout=%gs" % REQUEST_TIMEOUT)
+    with d:
+        wait_for(lambda: listening_tcp(port), what="relaywatchd to listen")
+        good = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sel = selectors.DefaultSelector()
+        first_byte = {}
+        for _ in range(SLOW):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.setblocking(False)
+            s.send(RCPT[:1])
+            first_byte[s] = time.monotonic()
+            sel.register(s, selectors.EVENT_READ)
+        sent = {s: 1 for s in first_byte}
+        closed_after = []
+        latencies = []
+        deadline = time.monotonic() + REQUEST_TIMEOUT + SLACK + 3
+        next_dribble = time.monotonic() + 1
+        while first_byte and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.05):
+                s = key.fileobj
+                try:
+                    data = s.recv(64)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", "a slow connection got an answer: %r" % data
+                closed_after.append(time.monotonic() - first_byte.pop(s))
+                sel.unregister(s)
+                s.close()
+            if time.monotonic() >= next_dribble:
+                next_dribble += 1
+                for s in list(first_byte):
+                    try:
+                        s.send(RCPT[sent[s]:sent[s] + 1])
+                        sent[s] += 1
+                    except (BrokenPipeError, ConnectionResetError, BlockingIOError):
+                        pass  # closed: select reports it
+            answer, took = ask(good)
+            assert answer == DUNNO, answer
+            latencies.append(took)
+        assert not first_byte, "%d slow connections still open after %.1fs" % (
+            len(first_byte), REQUEST_TIMEOUT + SLACK + 3)
+        assert max(closed_after) <= REQUEST_TIMEOUT + SLACK, max(closed_after)
+        assert min(closed_after) >= REQUEST_TIMEOUT - 0.1, min(closed_after)
+        latencies.sort()
+        # Postfix waits 10 s (the snippet's timeout=10s); an answer must never come near it.
+        assert latencies[-1] < 0.5, latencies[-1]
+        # The good connection is still served after the timeout has closed the others.
+        assert ask(good)[0] == DUNNO
+        good.close()
+        print("slowloris: %d closed %.2f-%.2fs after their first byte; good client %d answers, "
+              "p50 %.2f ms, max %.2f ms" % (
+                  len(closed_after), min(closed_after), max(closed_after), len(latencies),
+                  latencies[len(latencies) // 2] * 1e3, latencies[-1] * 1e3))
+    lines = [l for l in d.text().splitlines() if "request not whole" in l]
+    # All came from 127.0.0.1: once a minute per peer, with the count so far.
+    assert len(lines) == 1, lines
+
+
+def connect_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    return s
+
+
+def refused(s):
+    """The daemon closed s at once, without an answer."""
+    try:
+        s.sendall(RCPT)
+        return s.recv(4096) == b""
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+
+
+def answered_as(uid, path):
+    """Whether a process running as uid gets DUNNO for one request on path."""
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            os.setuid(uid)
+            ok = ask(connect_unix(path))[0] == DUNNO
+        finally:
+            os._exit(0 if ok else 1)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def test_per_peer_limit():
+    """One uid at max_connections_per_peer is refused while another uid still connects; TCP
+    from loopback is never limited per address (Postfix calls from there)."""
+    path = os.path.join(TMP, "policy.sock")
+    port = free_port()
+    d = start("-o", "listen=unix:%s, inet:127.0.0.1:%d" % (path, port),
+              "-o", "max_connections=50", "-o", "max_connections_per_peer=5")
+    with d:
+        wait_for(lambda: listening_unix(path) and listening_tcp(port),
+                 what="relaywatchd to listen")
+        mine = [connect_unix(path) for _ in range(5)]
+        for s in mine:
+            assert ask(s)[0] == DUNNO
+        for _ in range(3):
+            assert refused(connect_unix(path)), "a sixth connection of one uid was served"
+        # Loopback TCP: all ten served, though the same process opened them.
+        tcp = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
+        for s in tcp:
+            assert ask(s)[0] == DUNNO
+        if os.geteuid() == 0:
+            assert answered_as(65534, path), "another uid was refused"
+        else:
+            print("not root: the other uid's connection is not tried")
+        # A closed connection gives its place back.
+        mine.pop().close()
+        time.sleep(0.2)
+        assert ask(connect_unix(path))[0] == DUNNO
+        for s in mine + tcp:
+            s.close()
+    lines = [l for l in d.text().splitlines() if "connection limit per peer reached" in l]
+    assert len(lines) == 1 and "uid %d:" % os.geteuid() in lines[0], lines
+
+
+TESTS = [test_slowloris, test_per_peer_limit]
+
+if __name__ == "__main__":
+    sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-abuse-conn-", with_cli=True))
