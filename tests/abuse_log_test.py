@@ -44,6 +44,19 @@ def start(stderr):
     return proc, port, http_port
 
 
+def start_on_unread_pipe():
+    """relaywatchd with stderr a pipe whose read end the test holds and does not read."""
+    r, w = os.pipe()
+    try:
+        proc, port, http_port = start(w)
+    except Exception:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return r, proc, port, http_port
+
+
 def http_get(http_port, target):
     """Body of a GET answered 200 within SLOWEST_ANSWER seconds."""
     began = time.monotonic()
@@ -95,9 +108,7 @@ def send_requests(port, connections, per_connection):
 
 
 def test_sink_that_never_reads():
-    r, w = os.pipe()
-    proc, port, http_port = start(w)
-    os.close(w)
+    r, proc, port, http_port = start_on_unread_pipe()
     try:
         threads, slowest, errors = send_requests(port, 4, 1250)
         status_calls = 0
@@ -147,9 +158,7 @@ def test_sink_that_never_reads():
 
 def test_stop_with_a_stuck_sink():
     """SIGTERM while the pipe is full: exit 0 after about a second for the queue, not never."""
-    r, w = os.pipe()
-    proc, port, http_port = start(w)
-    os.close(w)
+    r, proc, port, http_port = start_on_unread_pipe()
     try:
         threads, slowest, errors = send_requests(port, 2, 1000)
         for t in threads:
