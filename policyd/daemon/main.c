@@ -97,6 +97,34 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         defend(d, now);
 }
 
+/* The log's queue is written when its descriptor takes more (log.h).  The watcher does not
+ * keep the loop alive (ev_unref), so a stuck log sink cannot hold up a stop. */
+static ev_io log_watcher;
+
+static void log_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    if (!log_flush()) {
+        ev_ref(loop);
+        ev_io_stop(loop, w);
+    }
+}
+
+static void log_wakeup(void *ctx, int fd)
+{
+    struct ev_loop *loop = ctx;
+
+    if (ev_is_active(&log_watcher)) {
+        if (log_watcher.fd == fd)
+            return;
+        /* A new /dev/log socket after the syslog daemon restarted. */
+        ev_ref(loop);
+        ev_io_stop(loop, &log_watcher);
+    }
+    ev_io_set(&log_watcher, fd, EV_WRITE);
+    ev_io_start(loop, &log_watcher);
+    ev_unref(loop);
+}
 
 /* Keys that size tables or are fixed when root is given up wait for the next restart
  * (config.c's table says which); one warning per group of them that changed. */
@@ -352,6 +380,9 @@ int main(int argc, char **argv)
     ev_signal_start(d.loop, &sigint);
     ev_signal_start(d.loop, &sighup);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    /* From here on no line waits for the log sink: answers must not. */
+    ev_init(&log_watcher, log_writable_cb);
+    log_queue_start(log_wakeup, d.loop);
 
     {
         char where[1024] = "";
@@ -379,7 +410,12 @@ int main(int argc, char **argv)
     traffic_free(d.traffic);
     config_free(d.cfg);
     log_info("relaywatchd stopped");
+    /* What is still queued gets up to a second: a normal stop loses no line. */
     log_close();
+    if (ev_is_active(&log_watcher)) {
+        ev_ref(d.loop);
+        ev_io_stop(d.loop, &log_watcher);
+    }
     ev_loop_destroy(d.loop);
     return 0;
 }

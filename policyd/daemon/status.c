@@ -18,6 +18,7 @@
 #include "fastpath.h"
 #include "http.h"
 #include "json_text.h"
+#include "log.h"
 #include "resolver.h"
 #include "server.h"
 #include "store.h"
@@ -501,6 +502,12 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
     json_set_field(connections, "refused", count(s->server->refused));
     json_set_field(connections, "protocol_errors", count(s->server->protocol_errors));
     json_set_field(host, "connections", connections);
+    {
+        json_t *log_object = object();
+
+        json_set_field(log_object, "dropped", count(log_dropped_total()));
+        json_set_field(host, "log", log_object);
+    }
     json_set_field(host, "requests", count(s->server->requests));
     json_set_field(host, "open_transactions", json_integer(traffic_open_transactions(t)));
     json_set_field(host, "store", store_json(s->store, traffic_store_dropped_minutes(t)));
@@ -760,6 +767,9 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
         metric_one(b, "relaywatch_alerts_dropped_total", "counter",
                    "Incident alerts not handed to alert_command (one was still pending).",
                    ds.alerts_dropped);
+        metric_one(b, "relaywatch_log_dropped_total", "counter",
+                   "Log lines lost because the log sink fell behind or refused them.",
+                   log_dropped_total());
         metric_head(b, "relaywatch_detector_signal", "gauge",
                     "The detector's last sample per signal, over detect_window (alpha: a ratio).");
         for (int i = 0; i < DS_COUNT; i++)
