@@ -1848,7 +1848,7 @@ static void test_status_json_fields(void **state)
 {
     static const char *const order[] = {
         "host", "state", "uptime_seconds", "messages_counted_at", "totals", "windows", "culprits",
-        "connections", "requests", "open_transactions", "store", "resolver", "tdns", "detector",
+        "connections", "log", "requests", "open_transactions", "store", "resolver", "tdns", "detector",
         "baselines", "incidents", "monitor_only", "relay_answers", "would_answer", "fast_path",
         "throttled"};
     struct sim *s = sim_new("");
