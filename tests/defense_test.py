@@ -35,7 +35,8 @@ import time
 import traceback
 
 import store_test
-from testlib import STARTED, DaemonProcess, free_port, listening_tcp, policy_request, recv_answer
+from testlib import (STARTED, DaemonProcess, free_port, listening_tcp, policy_request, recv_answer,
+                     unix_http)
 
 RELAYWATCHD = None
 RELAYWATCH = None
@@ -82,9 +83,11 @@ class Daemon(DaemonProcess):
         self.host = host
         self.port = free_port()
         self.http_port = free_port()
+        self.control_path = os.path.join(TMP, "%s-%d.control" % (host, self.port))
         argv = [RELAYWATCHD, "-e", "-c", conf or empty_config(),
                 "-o", "listen=inet:127.0.0.1:%d" % self.port,
                 "-o", "http_listen=inet:127.0.0.1:%d" % self.http_port,
+                "-o", "control_socket=unix:" + self.control_path,
                 "-o", "host_id=" + host, "-o", "store=" + store,
                 "-o", "local_domains=" + LOCAL_DOMAIN,
                 "-o", "dns_lookups="] + list(opts)
@@ -137,6 +140,11 @@ class Daemon(DaemonProcess):
             return r.status, r.read().decode()
         finally:
             c.close()
+
+    def control(self, method, target):
+        """(status, body text) over the control socket (the tests run as root: admitted)."""
+        self.assert_alive()
+        return unix_http(self.control_path, method, target)
 
     def get_json(self, target):
         status, body = self.http("GET", target)
@@ -285,7 +293,7 @@ def test_burst_throttles_culprit():
     assert 'relaywatch_detector_baseline{signal="mx"}' in m, m
 
     # Released by hand: DUNNO although still loud, and the detector leaves it alone.
-    status, body = d.http("POST", "/throttle?release=client_address:" + culprit)
+    status, body = d.control("POST", "/throttle?release=client_address:" + culprit)
     assert status == 200 and body == "released client_address:%s\n" % culprit, (status, body)
     assert d.rcpt(culprit, burst_domain("burst", i)) == DUNNO
     for k in range(1, 9):  # over two detector ticks, to new domains
@@ -296,11 +304,11 @@ def test_burst_throttles_culprit():
     assert "release client_address:%s by hand" % culprit in d.text()
 
     for bad in ("nosuch:" + culprit, "client_address:", "client_address", ""):
-        status, body = d.http("POST", "/throttle?release=" + bad)
+        status, body = d.control("POST", "/throttle?release=" + bad)
         assert status == 400, (bad, status, body)
-        status, body = d.http("POST", "/throttle?block=" + bad)
+        status, body = d.control("POST", "/throttle?block=" + bad)
         assert status == 400, (bad, status, body)
-    status, body = d.http("POST", "/throttle")
+    status, body = d.control("POST", "/throttle")
     assert status == 400, (status, body)
     status, body = d.http("POST", "/status")
     assert status == 405, (status, body)
@@ -655,7 +663,7 @@ def test_reconnect_keeps_release():
     store = "redis+unix://" + r.sock
     d = Daemon("mx-reconnect", store=store)
     client, key = "10.6.6.6", "client_address:10.6.6.6"
-    status, body = d.http("POST", "/throttle?block=" + key)
+    status, body = d.control("POST", "/throttle?block=" + key)
     assert status == 200, (status, body)
     wait_until(lambda: key in r.hgetall("rw:throttle"), 5, "the block in rw:throttle")
     assert parse_record(r.hgetall("rw:throttle")[key])["source"] == "manual"
@@ -684,7 +692,7 @@ def test_list_text_view():
     """relaywatch list (text view, asking a daemon on the memory store) while a key is
     throttled: the daemon's JSON carries a number ("answers") the view does not show."""
     d = Daemon("mx-list")
-    status, body = d.http("POST", "/throttle?block=client_address:10.4.4.4")
+    status, body = d.control("POST", "/throttle?block=client_address:10.4.4.4")
     assert status == 200, (status, body)
     assert d.rcpt("10.4.4.4", "x@partner-a.example") == "action=" + BLOCK_ACTION
     p = subprocess.run([RELAYWATCH, "list", "-c", empty_config(),

@@ -262,6 +262,11 @@ def test_head_and_errors():
     assert sorted(allow) == ["GET", "HEAD"], r.headers
     for method in ("PUT", "DELETE", "OPTIONS"):
         assert http_get(d, "/status", method=method).status == 405
+    # Changes go through the control socket only: http_listen is read-only for everyone.
+    for query in ("block=sasl_username:x", "release=sasl_username:x", ""):
+        r = http_raw(d, b"POST /throttle?%s HTTP/1.1\r\nHost: x\r\n\r\n" % query.encode())
+        assert r.status == 403 and b"control_socket" in r.body, r.raw[:300]
+    assert b'"throttled":[]' in http_get(d, "/throttle").body
 
     for target in ("/nope", "/", "/status/x", "/metricsx"):
         r = http_get(d, target)

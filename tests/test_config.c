@@ -284,6 +284,17 @@ static void test_store_and_resolver_values(void **state)
         {"max_connections = 1000001", 0},
         {"local_domains = a..b/c", 0},
         {"http_listen = inet:127.0.0.1:1 inet:127.0.0.1:2", 0},
+        /* Only a unix socket tells who is calling. */
+        {"control_socket = unix:/run/x/control.sock", 1},
+        {"control_socket =", 1},
+        {"control_socket = inet:127.0.0.1:10042", 0},
+        {"control_socket = unix:/a unix:/b", 0},
+        {"control_group = mailadm", 1},
+        {"control_group = 1234", 1},
+        {"control_group = root", 0},
+        {"control_group = 0", 0},
+        {"control_group = a b", 0},
+        {"control_group = -x", 0},
     };
 
     (void)state;
@@ -309,6 +320,18 @@ static void test_continuation_without_setting(void **state)
     config_free(c);
 }
 
+/* After the override, config_check finds exactly one problem: expected. */
+static void check_one_problem(struct config *c, const char *override, const char *expected)
+{
+    struct reports r;
+
+    memset(&r, 0, sizeof(r));
+    config_parse_override(c, override, collect, &r);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(config_check(c, collect, &r), 1);
+    assert_string_equal(r.lines[0], expected);
+}
+
 static void test_overrides_and_checks(void **state)
 {
     struct config *c = config_new();
@@ -331,11 +354,16 @@ static void test_overrides_and_checks(void **state)
     /* The HTTP endpoint may not also be a policy endpoint; the problem is where it was set. */
     config_parse_override(c, "store=memory", collect, &r);
     config_parse_override(c, "http_listen=inet:127.0.0.1:9", collect, &r);
-    config_parse_override(c, "listen=inet:127.0.0.1:9", collect, &r);
-    memset(&r, 0, sizeof(r));
-    assert_int_equal(config_check(c, collect, &r), 1);
-    assert_string_equal(r.lines[0], "-o:0: http_listen: 'inet:127.0.0.1:9' is also a policy "
-                                    "listen endpoint");
+    check_one_problem(c, "listen=inet:127.0.0.1:9",
+                      "-o:0: http_listen: 'inet:127.0.0.1:9' is also a policy listen endpoint");
+    /* Nor may the control socket be another listener. */
+    config_parse_override(c, "listen=unix:/tmp/p.sock", collect, &r);
+    config_parse_override(c, "http_listen=unix:/tmp/h.sock", collect, &r);
+    check_one_problem(c, "control_socket=unix:/tmp/h.sock",
+                      "-o:0: control_socket: 'unix:/tmp/h.sock' is also a http_listen endpoint");
+    check_one_problem(c, "control_socket=unix:/tmp/p.sock",
+                      "-o:0: control_socket: 'unix:/tmp/p.sock' is also a policy listen "
+                      "endpoint");
     config_free(c);
 }
 
@@ -636,6 +664,8 @@ static void test_restart_keys(void **state)
         {"dns_cache_size", "100", "dns_cache_*"},
         {"dns_cache_max_ttl", "1h", "dns_cache_*"},
         {"dns_lookups", "", "turning dns_lookups on or off"},
+        {"control_socket", "unix:/tmp/c.sock", "control_socket"},
+        {"control_group", "mailadm", "control_group"},
     };
     /* Keys that take effect on SIGHUP, changed to another valid value. */
     static const char *const reloadable[] = {
@@ -673,8 +703,9 @@ static void test_restart_keys(void **state)
     /* Turning the quarantine on waits for a restart, turning it off does not. */
     assert_int_equal(restarts("quarantine = no\n", "quarantine = yes\n", &w), 1);
     assert_string_equal(w.text[0], "quarantine changed: user, postfix_config_directory, "
-                                   "quarantine_slots and turning quarantine on take effect at "
-                                   "the next restart (they are fixed when root is given up)");
+                                   "quarantine_slots, control_socket, control_group and turning "
+                                   "quarantine on take effect at the next restart (they are "
+                                   "fixed when root is given up)");
     assert_int_equal(restarts("dns_lookups =\n", "dns_lookups = client_ptr\n", &w), 1);
     assert_int_equal(restarts("dns_lookups = , \n", "dns_lookups =\n", &w), 0);
     /* One warning per group, naming every changed key of it. */

@@ -100,6 +100,24 @@ def recv_answer(sock, timeout=5):
     return data
 
 
+def unix_http(path, method, target, timeout=5):
+    """One HTTP request over the unix socket at path (the control socket): (status, body
+    text)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                   "Content-Length: 0\r\n\r\n" % (method, target)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
 class DaemonProcess:
     """One relaywatchd process with stderr captured to a file under tmp."""
 

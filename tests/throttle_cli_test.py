@@ -6,8 +6,8 @@ under a temp dir, a free loopback port when asked), runs the relaywatch CLI agai
 daemon at all, and checks what it printed and what the hash rw:throttle holds (read back with
 redis-cli).  Everything is stopped by PID.
 
-Not covered here: store = memory, where the CLI asks the daemon over http_listen (GET and POST
-/throttle); the daemon side of those endpoints comes separately.
+Not covered here: store = memory, where the CLI asks the daemon (GET /throttle over
+http_listen, POST over control_socket): abuse_control_test.py and defense_test.py cover it.
 Usage: throttle_cli_test.py --relaywatchd PATH --relaywatch PATH [-k NAME]
 """
 import contextlib

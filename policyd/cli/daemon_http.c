@@ -255,17 +255,18 @@ static bool parse_response(char *raw, size_t len, struct daemon_answer *r)
     return true;
 }
 
-int daemon_request(const struct config *cfg, const char *command, const char *method,
-                   const char *target, const char *accept, struct daemon_answer *ans)
+/* daemon_request and daemon_control: to ep, which the key names (NULL: off). */
+static int request_at(const struct endpoint *ep, const char *key, const char *command,
+                      const char *method, const char *target, const char *accept,
+                      struct daemon_answer *ans)
 {
-    const struct endpoint *ep = cfg->http_listen;
     char err[256], req[2048];
     size_t raw_len;
     int fd, n;
 
     memset(ans, 0, sizeof(*ans));
     if (ep == NULL) {
-        fprintf(stderr, "relaywatch: http_listen is off; %s needs it\n", command);
+        fprintf(stderr, "relaywatch: %s is off; %s needs it\n", key, command);
         return 2;
     }
     ans->where = ep->spec;
@@ -285,7 +286,11 @@ int daemon_request(const struct config *cfg, const char *command, const char *me
     }
     fd = connect_endpoint(ep, err, sizeof(err));
     if (fd < 0) {
-        fprintf(stderr, "relaywatch: cannot reach relaywatchd at %s: %s\n", ep->spec, err);
+        /* The control socket's mode keeps out whoever may not change anything. */
+        bool denied = errno == EACCES && strcmp(key, "control_socket") == 0;
+
+        fprintf(stderr, "relaywatch: cannot reach relaywatchd at %s: %s%s\n", ep->spec, err,
+                denied ? " (changes need root, relaywatchd's user or control_group)" : "");
         return 1;
     }
     if (!send_all(fd, req, (size_t)n) || (ans->raw = recv_all(fd, &raw_len)) == NULL) {
@@ -304,6 +309,19 @@ int daemon_request(const struct config *cfg, const char *command, const char *me
         return 1;
     }
     return 0;
+}
+
+int daemon_request(const struct config *cfg, const char *command, const char *method,
+                   const char *target, const char *accept, struct daemon_answer *ans)
+{
+    return request_at(cfg->http_listen, "http_listen", command, method, target, accept, ans);
+}
+
+int daemon_control(const struct config *cfg, const char *command, const char *method,
+                   const char *target, const char *accept, struct daemon_answer *ans)
+{
+    return request_at(cfg->control_socket, "control_socket", command, method, target, accept,
+                      ans);
 }
 
 int daemon_print_body(const struct daemon_answer *ans)

@@ -1,7 +1,7 @@
 /*
  * daemon_http: one HTTP request to the running relaywatchd over its
- * http_listen endpoint (relaywatch status, and list / block / release with
- * store = memory).  It blocks, with a deadline: 5 s to connect, 10 s for the
+ * http_listen endpoint (relaywatch status and list with store = memory) or
+ * its control socket (block and release with store = memory).  It blocks, with a deadline: 5 s to connect, 10 s for the
  * answer.  relaywatch.c and throttle.c call it; it calls neither.
  */
 #ifndef RELAYWATCH_DAEMON_HTTP_H
@@ -17,7 +17,7 @@ struct daemon_answer {
     const char *body;  /* inside raw; not NUL-terminated at body_len in general */
     size_t body_len;
     char *raw;         /* the whole response, NUL-terminated: free() it */
-    const char *where; /* http_listen as written, for messages */
+    const char *where; /* the endpoint as written, for messages */
 };
 
 /*
@@ -28,6 +28,11 @@ struct daemon_answer {
  * the daemon, e.g. "relaywatch status").
  */
 int daemon_request(const struct config *cfg, const char *command, const char *method,
+                   const char *target, const char *accept, struct daemon_answer *ans);
+
+/* The same over control_socket, where the daemon asks who is calling before a change
+ * (exit status 2 when it is off). */
+int daemon_control(const struct config *cfg, const char *command, const char *method,
                    const char *target, const char *accept, struct daemon_answer *ans);
 
 /* Print the answer's body on stdout with a final newline; 0, or 1 if stdout fails. */

@@ -4,10 +4,11 @@
  * With a Redis store the records are rw:throttle's (policyd/throttle.h):
  * block and release write one record whose `changed` is now, so it beats
  * whatever a daemon wrote before, and every daemon sharing the store
- * obeys within one flush interval.  With store = memory the daemon holds
- * the only table: GET /throttle (the JSON of list --json), POST
+ * obeys within one flush interval (Redis's own AUTH and socket permissions
+ * guard it).  With store = memory the daemon holds the only table: GET
+ * /throttle on http_listen (the JSON of list --json), POST
  * /throttle?block=KIND:KEY[&duration=SECONDS] and POST
- * /throttle?release=KIND:KEY.
+ * /throttle?release=KIND:KEY on control_socket.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -514,11 +515,14 @@ static bool records_of(const char *body, size_t len, struct record_list *l)
 static int ask_daemon(const struct config *cfg, const char *command, const char *method,
                       const char *target, const char *accept, struct daemon_answer *ans)
 {
-    int rc = daemon_request(cfg, command, method, target, accept, ans);
+    /* Changes go through the control socket, where the daemon asks who is calling. */
+    int rc = strcmp(method, "GET") == 0
+                 ? daemon_request(cfg, command, method, target, accept, ans)
+                 : daemon_control(cfg, command, method, target, accept, ans);
 
     if (rc != 0 || ans->code == 200)
         return rc;
-    if (ans->code == 400) {
+    if (ans->code == 400 || ans->code == 403) {
         /* The daemon's reason: its first line (raw is NUL-terminated past the body). */
         size_t n = strcspn(ans->body, "\r\n");
 

@@ -103,6 +103,23 @@ static void close_listeners(struct listener *l)
     }
 }
 
+/* A listener for fd, listening on ep, onto *list (not accepting yet). */
+static void listener_add(struct conn_set *set, const struct endpoint *ep, int fd,
+                         struct listener **list)
+{
+    struct listener *l = xcalloc(1, sizeof(*l));
+
+    l->set = set;
+    l->ep.kind = ep->kind;
+    l->ep.spec = dup_or_null(ep->spec);
+    l->ep.host = dup_or_null(ep->host);
+    l->ep.port = dup_or_null(ep->port);
+    l->ep.path = dup_or_null(ep->path);
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    l->next = *list;
+    *list = l;
+}
+
 /* Open every socket of ep onto *list (not accepting yet); -1 with err. */
 static int open_endpoint(struct conn_set *set, const struct endpoint *ep, unsigned mode,
                          struct listener **list, char *err, size_t errlen)
@@ -110,19 +127,8 @@ static int open_endpoint(struct conn_set *set, const struct endpoint *ep, unsign
     int fds[LISTEN_SOCKET_MAX];
     int n = listen_socket_open(ep, set->ops->key, mode, fds, err, errlen);
 
-    for (int i = 0; i < n; i++) {
-        struct listener *l = xcalloc(1, sizeof(*l));
-
-        l->set = set;
-        l->ep.kind = ep->kind;
-        l->ep.spec = dup_or_null(ep->spec);
-        l->ep.host = dup_or_null(ep->host);
-        l->ep.port = dup_or_null(ep->port);
-        l->ep.path = dup_or_null(ep->path);
-        ev_io_init(&l->io, accept_cb, fds[i], EV_READ);
-        l->next = *list;
-        *list = l;
-    }
+    for (int i = 0; i < n; i++)
+        listener_add(set, ep, fds[i], list);
     return n > 0 ? 0 : -1;
 }
 
@@ -183,6 +189,14 @@ int conn_set_listen(struct conn_set *set, const struct endpoint *eps, size_t n, 
     }
     set->listened = true;
     return 0;
+}
+
+void conn_set_adopt(struct conn_set *set, const struct endpoint *ep, int fd)
+{
+    listener_add(set, ep, fd, &set->listeners);
+    if (!ev_is_active(&set->accept_pause))
+        ev_io_start(set->loop, &set->listeners->io);
+    set->listened = true;
 }
 
 static void accepting(struct conn_set *set, bool on)

@@ -99,6 +99,10 @@ bool conn_peer_log_due(struct conn *c, unsigned long *events);
 int conn_set_listen(struct conn_set *set, const struct endpoint *eps, size_t n, unsigned mode,
                     char *err, size_t errlen);
 
+/* Serve fd, a socket already listening on ep (opened before root was given up), as if
+ * conn_set_listen had opened it: the set closes it and removes its unix socket file. */
+void conn_set_adopt(struct conn_set *set, const struct endpoint *ep, int fd);
+
 /* Close the listeners for good and call done(arg) once no connection is
  * left (at once if none is). */
 void conn_set_drain(struct conn_set *set, void (*done)(void *arg), void *arg);

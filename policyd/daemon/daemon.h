@@ -42,6 +42,10 @@ struct daemon_state {
     struct config *cfg;
     struct policy_server *server;
     struct http_server *http;
+    struct http_server *control; /* the control socket's server; NULL: off */
+    int control_fd;              /* opened as root, until open_control takes it; -1: none */
+    gid_t control_gid;           /* control_group's; (gid_t)-1: none */
+    char control_unavailable[320]; /* why the default control socket could not be made */
     struct traffic *traffic;
     struct store *store;
     struct resolver *resolver; /* NULL: dns_lookups is empty */
@@ -85,6 +89,10 @@ void send_held_answers(struct daemon_state *d);
 bool open_http(struct daemon_state *d, const struct config *cfg, struct http_server **out,
                char *err, size_t errlen);
 
+/* http_routes.c: serve the control socket privileges.c opened (d->control_fd); *out is NULL
+ * when there is none. */
+void open_control(struct daemon_state *d, const struct config *cfg, struct http_server **out);
+
 /* alerts.c: hand an incident's alert, as JSON (views.h), to alert_command (none if it is
  * empty). */
 struct defense_alert;
@@ -97,6 +105,10 @@ void on_drained(void *arg);
 
 /* privileges.c */
 bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stderr);
+/* Open control_socket with control_group's gid, before give_up_root (root sets the socket's
+ * group).  false: do not start (the reason on stderr and in the log).  The default path
+ * whose directory is missing (no systemd unit made /run/relaywatch): a warning, and none. */
+bool open_control_socket(struct daemon_state *d, bool to_stderr);
 void log_privileges(const struct daemon_state *d);
 
 #endif

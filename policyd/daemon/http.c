@@ -26,6 +26,13 @@
  *
  * The connection layer (connections.h) accepts, enforces the limit, names
  * peers and runs the deadline; this file reads requests and writes responses.
+ *
+ * On the control socket it also asks who is calling.  The kernel's record
+ * of the connecting process (SO_PEERCRED, SO_PEERGROUPS: its uid, gid and
+ * supplementary groups when it called connect) decides, rather than the
+ * group database (getgrouplist): that is what the process holds, a process
+ * that dropped a group is not admitted through it, and no NSS lookup (LDAP,
+ * NIS) can stall the loop.
  */
 #include "http.h"
 
@@ -39,9 +46,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "connections.h"
+#include "listen_socket.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -53,6 +62,7 @@
 #define HTTP_ACCEPTS_PER_EVENT 16
 #define HTTP_LOG_INTERVAL 300.0
 #define HTTP_UNIX_MODE 0660
+#define HTTP_PEER_GROUPS 256 /* supplementary groups read at once; more are read in a second call */
 
 /* ------------------------------------------------------------ http_body */
 
@@ -110,6 +120,7 @@ enum http_oddity {
     ODD_BAD,        /* malformed request line or header */
     ODD_METHOD,     /* not GET or HEAD */
     ODD_ACCEPT,     /* accept failed for want of resources */
+    ODD_DENIED,     /* a change refused for want of privilege */
     ODD_COUNT
 };
 
@@ -118,6 +129,8 @@ enum conn_phase { PHASE_READ, PHASE_WRITE, PHASE_LINGER };
 struct http_conn {
     struct conn base; /* first: the layer's part (fd, peer, watchers, deadline) */
     enum conn_phase phase;
+    bool may_change;   /* the control socket admitted this peer */
+    long uid;          /* the peer's uid on the control socket, -1 unknown */
     size_t in_len;
     char *out;
     size_t out_len, out_off;
@@ -130,6 +143,8 @@ struct http_server {
     http_handler_fn *handler;
     void *ctx;
     char *spec;
+    bool control;   /* the control socket: peers' credentials are asked */
+    gid_t group;    /* admitted besides uid 0 and ours; (gid_t)-1: none */
     struct conn_set *conns;
     struct {
         bool logged;
@@ -415,11 +430,17 @@ static void handle_head(struct http_conn *c, size_t head_len)
     {
         struct http_body body = {0};
         const char *content_type = NULL;
-        int code = srv->handler(srv->ctx, head_only ? "GET" : method, target, query, &body,
-                                &content_type);
+        int code = srv->handler(srv->ctx, head_only ? "GET" : method, target, query,
+                                c->may_change, &body, &content_type);
 
         if (code < 100 || code > 999)
             code = 500;
+        if (code == 403 && srv->control)
+            oddity(srv, ODD_DENIED, "%s: uid %ld is not root, relaywatchd's user or in "
+                   "control_group: %s %.100s refused (403)", c->base.peer, c->uid, method, target);
+        else if (code == 403)
+            oddity(srv, ODD_DENIED, "%s: %s %.100s refused (403): changes go through "
+                   "control_socket", c->base.peer, method, target);
         /* The handler's 405: a POST where only reading is possible. */
         respond(c, code, content_type ? content_type : "text/plain; charset=utf-8",
                      code == 405 ? "Allow: GET, HEAD\r\n" : NULL, &body, head_only);
@@ -532,6 +553,47 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static bool conn_opened(struct conn *base)
 {
     ((struct http_conn *)base)->phase = PHASE_READ;
+    ((struct http_conn *)base)->uid = -1;
+    return true;
+}
+
+/* Whether the process at the other end of fd had gid among its groups when it connected. */
+static bool peer_in_group(int fd, gid_t primary, gid_t gid)
+{
+    gid_t some[HTTP_PEER_GROUPS], *groups = some;
+    socklen_t len = sizeof(some);
+    bool found = primary == gid;
+
+    if (found)
+        return true;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
+        /* ERANGE: len says how much room the list needs. */
+        if (errno != ERANGE || (groups = malloc(len)) == NULL)
+            return false;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0)
+            len = 0;
+    }
+    for (size_t i = 0; i < len / sizeof(gid_t) && !found; i++)
+        found = groups[i] == gid;
+    if (groups != some)
+        free(groups);
+    return found;
+}
+
+/* The control socket: who is calling decides, once, whether it may change anything. */
+static bool control_opened(struct conn *base)
+{
+    struct http_conn *c = (struct http_conn *)base;
+    struct http_server *srv = server_of(c);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    conn_opened(base);
+    if (getsockopt(base->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
+        return true; /* unknown: may read, not change */
+    c->uid = (long)cred.uid;
+    c->may_change = cred.uid == 0 || cred.uid == geteuid() ||
+                    (srv->group != (gid_t)-1 && peer_in_group(base->fd, cred.gid, srv->group));
     return true;
 }
 
@@ -566,23 +628,21 @@ static void accept_paused(void *owner, const char *listener, int err)
     oddity(owner, ODD_ACCEPT, "accept: %s; pausing for 1s", strerror(err));
 }
 
-static const struct conn_ops http_conn_ops = {
-    .size = sizeof(struct http_conn),
-    .accepts_per_event = HTTP_ACCEPTS_PER_EVENT,
-    .key = "http_listen",
-    .open = conn_opened,
-    .io = io_cb,
-    .timeout = deadline_passed,
-    .close = conn_gone,
-    .refused = refused,
-    .below_limit = NULL,
-    .paused = accept_paused,
-};
+#define HTTP_CONN_OPS(name, on_open)                                                         \
+    {                                                                                        \
+        .size = sizeof(struct http_conn), .accepts_per_event = HTTP_ACCEPTS_PER_EVENT,       \
+        .key = name, .open = on_open, .io = io_cb, .timeout = deadline_passed,               \
+        .close = conn_gone, .refused = refused, .below_limit = NULL, .paused = accept_paused, \
+    }
+
+static const struct conn_ops http_conn_ops = HTTP_CONN_OPS("http_listen", conn_opened);
+static const struct conn_ops control_conn_ops = HTTP_CONN_OPS("control_socket", control_opened);
 
 /* ------------------------------------------------------------- the API */
 
-struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint *ep,
-                                    http_handler_fn *handler, void *ctx, char *err, size_t errlen)
+static struct http_server *server_new(struct ev_loop *loop, const struct endpoint *ep,
+                                      const struct conn_ops *ops, http_handler_fn *handler,
+                                      void *ctx)
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
 
@@ -590,11 +650,50 @@ struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint 
     srv->handler = handler;
     srv->ctx = ctx;
     srv->spec = xstrdup(ep->spec ? ep->spec : "?");
-    srv->conns = conn_set_new(loop, &http_conn_ops, srv, HTTP_MAX_CONNECTIONS, HTTP_DEADLINE);
+    srv->group = (gid_t)-1;
+    srv->conns = conn_set_new(loop, ops, srv, HTTP_MAX_CONNECTIONS, HTTP_DEADLINE);
+    return srv;
+}
+
+struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint *ep,
+                                    http_handler_fn *handler, void *ctx, char *err, size_t errlen)
+{
+    struct http_server *srv = server_new(loop, ep, &http_conn_ops, handler, ctx);
+
     if (conn_set_listen(srv->conns, ep, 1, HTTP_UNIX_MODE, err, errlen) != 0) {
         http_server_free(srv);
         return NULL;
     }
+    return srv;
+}
+
+int http_control_open(const struct endpoint *ep, gid_t gid, char *err, size_t errlen)
+{
+    int fd;
+
+    /* 0660: the file keeps out whoever is not its owner or in its group; the credentials,
+     * asked at accept, are what admits (a connection in the moment before chmod is asked
+     * too). */
+    if (listen_socket_open(ep, "control_socket", HTTP_UNIX_MODE, &fd, err, errlen) != 1)
+        return -1;
+    if (gid != (gid_t)-1 && chown(ep->path, (uid_t)-1, gid) != 0) {
+        snprintf(err, errlen, "control_socket: %s: cannot give it group %ld: %s", ep->spec,
+                 (long)gid, strerror(errno));
+        close(fd);
+        unlink(ep->path);
+        return -1;
+    }
+    return fd;
+}
+
+struct http_server *http_control_new(struct ev_loop *loop, const struct endpoint *ep, int fd,
+                                     gid_t gid, http_handler_fn *handler, void *ctx)
+{
+    struct http_server *srv = server_new(loop, ep, &control_conn_ops, handler, ctx);
+
+    srv->control = true;
+    srv->group = gid;
+    conn_set_adopt(srv->conns, ep, fd);
     return srv;
 }
 

@@ -1,13 +1,18 @@
 /*
  * http: a small HTTP/1.1 server for operators' views (/status, /metrics,
- * /throttle) on the daemon's libev loop.  It must never slow policy
- * answers: bounded connections, bounded request size, a deadline per
- * connection, non-blocking writes, one response per connection.
+ * /throttle) and changes (POST /throttle) on the daemon's libev loop.  It
+ * must never slow policy answers: bounded connections, bounded request size,
+ * a deadline per connection, non-blocking writes, one response per
+ * connection.  Two kinds of server: http_listen's, where nobody may change
+ * anything, and the control socket's, a unix socket where each peer's
+ * credentials (SO_PEERCRED) decide whether it may.
  */
 #ifndef RELAYWATCH_HTTP_H
 #define RELAYWATCH_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct ev_loop;
 struct endpoint;
@@ -26,16 +31,33 @@ void http_body_printf(struct http_body *b, const char *fmt, ...) __attribute__((
 /*
  * Called for each GET, HEAD (as "GET") or POST request with the method, the
  * path and the query split ("/status", "format=text"; query is "" when
- * absent).  POST is for operators' changes and only on loopback-bound
- * endpoints in practice: its parameters come in the query.  Fills body and
- * *content_type, returns the HTTP status code (200, 404, ...).
+ * absent).  POST is for operators' changes: its parameters come in the
+ * query.  may_change: the caller was admitted to change state (never on
+ * http_listen).  Fills body and *content_type, returns the HTTP status code
+ * (200, 404, ...); 403 for a change refused for want of privilege (the
+ * control socket's server logs the caller's uid then).
  */
-typedef int http_handler_fn(void *ctx, const char *method, const char *path, const char *query, struct http_body *body,
-                            const char **content_type);
+typedef int http_handler_fn(void *ctx, const char *method, const char *path, const char *query,
+                            bool may_change, struct http_body *body, const char **content_type);
 
-/* Listen on ep (inet: or unix:); NULL with a one-line reason in err. */
+/* Listen on ep (inet: or unix:), read-only; NULL with a one-line reason in err. */
 struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint *ep,
                                     http_handler_fn *handler, void *ctx, char *err, size_t errlen);
+
+/*
+ * Open the control socket ep (unix:) for http_control_new, before root is
+ * given up: mode 0660, group gid ((gid_t)-1: left as created).  The
+ * listening descriptor, or -1 with "control_socket: SPEC: reason" in err.
+ */
+int http_control_open(const struct endpoint *ep, gid_t gid, char *err, size_t errlen);
+
+/*
+ * Serve fd (from http_control_open).  Each peer's credentials are asked once,
+ * at accept: uid 0, this process's effective uid, and a process whose primary
+ * or supplementary groups include gid ((gid_t)-1: no group) may change.
+ */
+struct http_server *http_control_new(struct ev_loop *loop, const struct endpoint *ep, int fd,
+                                     gid_t gid, http_handler_fn *handler, void *ctx);
 
 /* Close the listener and every HTTP connection. */
 void http_server_free(struct http_server *srv);

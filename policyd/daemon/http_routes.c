@@ -1,6 +1,7 @@
 /*
- * http_routes: what the daemon's HTTP endpoint answers: GET /status (JSON or text),
- * /metrics, /held, and GET/POST /throttle.
+ * http_routes: what the daemon's HTTP endpoints answer: GET /status (JSON or text),
+ * /metrics, /held and /throttle on both http_listen and the control socket; POST
+ * /throttle (block, release) only to a caller the control socket admitted.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static bool query_param(const char *query, const char *name, char *out, size_t o
 /* GET /throttle: the throttled keys; POST /throttle?block=KIND:KEY[&duration=S] or
  * ?release=KIND:KEY: relaywatch block/release for a daemon without a shared store. */
 static int handle_throttle(struct daemon_state *d, const char *method, const char *query,
-                           struct http_body *body, const char **content_type)
+                           bool may_change, struct http_body *body, const char **content_type)
 {
     char member[512], duration[32], err[300];
     double now = ev_time(); /* throttle records go by the wall clock */
@@ -71,6 +72,12 @@ static int handle_throttle(struct daemon_state *d, const char *method, const cha
         return 200;
     }
     *content_type = "text/plain; charset=utf-8";
+    if (!may_change) {
+        http_body_printf(body, "changes need privilege: they go through control_socket (%s), "
+                               "for root, relaywatchd's user and control_group\n",
+                         d->cfg->control_socket ? d->cfg->control_socket->spec : "off");
+        return 403;
+    }
     if (query_param(query, "block", member, sizeof(member))) {
         double seconds = 0;
 
@@ -103,8 +110,8 @@ static int handle_throttle(struct daemon_state *d, const char *method, const cha
     return 400;
 }
 
-static int handle_http(void *ctx, const char *method, const char *path, const char *query, struct http_body *body,
-                       const char **content_type)
+static int handle_http(void *ctx, const char *method, const char *path, const char *query,
+                       bool may_change, struct http_body *body, const char **content_type)
 {
     struct daemon_state *d = ctx;
     struct store_state store;
@@ -118,7 +125,7 @@ static int handle_http(void *ctx, const char *method, const char *path, const ch
     if (d->resolver)
         resolver_get_stats(d->resolver, &dns);
     if (strcmp(path, "/throttle") == 0)
-        return handle_throttle(d, method, query, body, content_type);
+        return handle_throttle(d, method, query, may_change, body, content_type);
     if (strcmp(method, "GET") != 0) {
         http_body_printf(body, "only GET here; POST is for /throttle\n");
         *content_type = "text/plain; charset=utf-8";
@@ -160,3 +167,12 @@ bool open_http(struct daemon_state *d, const struct config *cfg, struct http_ser
     return *out != NULL;
 }
 
+
+void open_control(struct daemon_state *d, const struct config *cfg, struct http_server **out)
+{
+    *out = NULL;
+    if (d->control_fd >= 0)
+        *out = http_control_new(d->loop, cfg->control_socket, d->control_fd, d->control_gid,
+                                handle_http, d);
+    d->control_fd = -1; /* the server owns it now */
+}

@@ -173,6 +173,8 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     /* The status page goes with the listeners: the daemon is on its way out. */
     http_server_free(d->http);
     d->http = NULL;
+    http_server_free(d->control);
+    d->control = NULL;
     ev_timer_stop(d->loop, &d->tick);
     /* What the fast path saw so far is learned now, so the last flush saves it. */
     defense_learn_now(d->defense, ev_time());
@@ -330,6 +332,10 @@ int main(int argc, char **argv)
     log_open(to_stderr);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(d.cfg->max_connections);
+    /* Before root is given up: root sets the control socket's group (and its directory,
+     * /run/relaywatch under the unit, need not be writable by the daemon's user). */
+    if (!open_control_socket(&d, to_stderr))
+        return 2;
     if (!give_up_root(&d, opts.config_file, to_stderr))
         return 2;
 
@@ -368,6 +374,7 @@ int main(int argc, char **argv)
         config_free(d.cfg);
         return 2;
     }
+    open_control(&d, d.cfg, &d.control);
     /* traffic_tick does a quarter of its work per call (see traffic.c). */
     ev_timer_init(&d.tick, tick_cb, 0.25, 0.25);
     d.tick.data = &d;
@@ -391,9 +398,10 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < d.cfg->listen_count && n < sizeof(where); i++)
             n += (size_t)snprintf(where + n, sizeof(where) - n, "%s%s", i ? ", " : "",
                                   d.cfg->listen[i].spec);
-        log_info("relaywatchd started: listening on %s; status on %s; store %s; host_id %s; "
-                 "max_connections %u; resolver %s%s",
-                 where, d.cfg->http_listen ? d.cfg->http_listen->spec : "(off)", d.cfg->store,
+        log_info("relaywatchd started: listening on %s; status on %s; control on %s; store %s; "
+                 "host_id %s; max_connections %u; resolver %s%s",
+                 where, d.cfg->http_listen ? d.cfg->http_listen->spec : "(off)",
+                 d.control ? d.cfg->control_socket->spec : "(off)", d.cfg->store,
                  d.cfg->host_id, d.cfg->max_connections, d.cfg->resolver,
                  d.resolver ? "" : " (dns_lookups empty: no lookups)");
         log_privileges(&d);
@@ -404,6 +412,7 @@ int main(int argc, char **argv)
     /* After the server: answers held for lookups are gone with their connections. */
     resolver_free(d.resolver);
     http_server_free(d.http);
+    http_server_free(d.control);
     store_free(d.store);
     hold_service_free(d.holds);
     defense_free(d.defense);

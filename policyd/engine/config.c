@@ -273,29 +273,66 @@ static void http_listen_free(struct config *c)
     }
 }
 
-static bool set_http_listen(struct config *c, const char *key, const char *value, struct reporter *r)
+/* At most one endpoint: *out is NULL for an empty value (off); false after a problem. */
+static bool one_endpoint(const char *key, const char *value, struct reporter *r,
+                         struct endpoint **out)
 {
     char **items;
     size_t n = split_list(value, &items);
-    struct endpoint *e = NULL;
     bool good = true;
 
+    *out = NULL;
     if (n > 1) {
         problem(r, "%s: takes one endpoint, not %zu", key, n);
         good = false;
     } else if (n == 1) {
-        e = xcalloc(1, sizeof(*e));
-        if (!parse_endpoint(items[0], e, r, key)) {
-            free(e);
-            e = NULL;
+        *out = xcalloc(1, sizeof(**out));
+        if (!parse_endpoint(items[0], *out, r, key)) {
+            free(*out);
+            *out = NULL;
             good = false;
         }
     }
     strings_free(items, n);
-    if (!good)
+    return good;
+}
+
+static bool set_http_listen(struct config *c, const char *key, const char *value, struct reporter *r)
+{
+    struct endpoint *e;
+
+    if (!one_endpoint(key, value, r, &e))
         return false;
     http_listen_free(c);
     c->http_listen = e;
+    return true;
+}
+
+static void control_socket_free(struct config *c)
+{
+    if (c->control_socket) {
+        endpoint_clear(c->control_socket);
+        free(c->control_socket);
+    }
+}
+
+/* One unix: endpoint or empty (off): a TCP peer's credentials cannot be asked. */
+static bool set_control_socket(struct config *c, const char *key, const char *value,
+                               struct reporter *r)
+{
+    struct endpoint *e;
+
+    if (!one_endpoint(key, value, r, &e))
+        return false;
+    if (e != NULL && e->kind != ENDPOINT_UNIX) {
+        problem(r, "%s: '%s': must be unix:/PATH (only a unix socket tells who is calling)", key,
+                e->spec);
+        endpoint_clear(e);
+        free(e);
+        return false;
+    }
+    control_socket_free(c);
+    c->control_socket = e;
     return true;
 }
 
@@ -677,6 +714,22 @@ static bool check_user(const char *key, const char *value, struct reporter *r)
     return true;
 }
 
+/* A group name as useradd/groupadd allow one, or a number; looked up when the daemon starts. */
+static bool check_group(const char *key, const char *value, struct reporter *r)
+{
+    if (strcmp(value, "root") == 0 || strcmp(value, "0") == 0) {
+        problem(r, "%s: '%s': root is admitted anyway; name the group of the operators", key,
+                value);
+        return false;
+    }
+    if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            strlen(value) || value[0] == '-' || strlen(value) > 64) {
+        problem(r, "%s: '%s' is not a group name or number", key, value);
+        return false;
+    }
+    return true;
+}
+
 static bool check_absolute_or_empty(const char *key, const char *value, struct reporter *r)
 {
     if (*value != '\0' && *value != '/') {
@@ -713,9 +766,9 @@ enum restart_group { GROUP_NONE, GROUP_COUNTING, GROUP_PRIVILEGES, GROUP_STORE, 
 static const char *const restart_messages[] = {
     [GROUP_COUNTING] = "windows, culprit_slots, session_slots, throttle_slots and fast_slots take "
                        "effect at the next restart; counting goes on with the running values",
-    [GROUP_PRIVILEGES] = "user, postfix_config_directory, quarantine_slots and turning quarantine "
-                         "on take effect at the next restart (they are fixed when root is given "
-                         "up)",
+    [GROUP_PRIVILEGES] = "user, postfix_config_directory, quarantine_slots, control_socket, "
+                         "control_group and turning quarantine on take effect at the next restart "
+                         "(they are fixed when root is given up)",
     [GROUP_STORE] = "store, host_id, redis_password and the store_* keys take effect at the next "
                     "restart; the store goes on with the running values",
     [GROUP_LOOKUPS] = "resolver, dns_timeout, dns_tries, dns_max_outstanding, the dns_cache_* "
@@ -798,7 +851,7 @@ static const struct key_def keys[CK_COUNT] = {
     KEY(CK_TDNS_CLIENT, "tdns_client", STRING(tdns_client, check_ip_or_empty), "",
         "this MX host's address as the upstream DNS server logs it"),
     KEY(CK_HTTP_LISTEN, "http_listen", CUSTOM(set_http_listen), "inet:127.0.0.1:10041",
-        "one endpoint for /status and /metrics; empty: off"),
+        "one endpoint for the read-only views (/status, /metrics, /throttle); empty: off"),
     KEY_R(CK_WINDOWS, "windows", CUSTOM(set_windows), "1m, 10m, 1h", RESTART(GROUP_COUNTING),
           "the counting windows, at most 8 durations"),
     KEY_R(CK_CULPRIT_SLOTS, "culprit_slots", UNSIGNED(culprit_slots, 1, 1000), "100",
@@ -949,6 +1002,11 @@ static const struct key_def keys[CK_COUNT] = {
           RESTART(GROUP_PRIVILEGES), "keys whose queue IDs are remembered"),
     KEY_R(CK_USER, "user", STRING(user, check_user), "relaywatch", RESTART(GROUP_PRIVILEGES),
           "started as root, the user the daemon runs as"),
+    KEY_R(CK_CONTROL_SOCKET, "control_socket", CUSTOM(set_control_socket),
+          "unix:/run/relaywatch/control.sock", RESTART(GROUP_PRIVILEGES),
+          "unix socket for block and release (POST /throttle); empty: off"),
+    KEY_R(CK_CONTROL_GROUP, "control_group", STRING(control_group, check_group), "",
+          RESTART(GROUP_PRIVILEGES), "group admitted to the control socket besides root"),
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -1161,6 +1219,7 @@ void config_free(struct config *c)
     /* What the custom setters and derive functions allocate. */
     endpoints_free(c->listen, c->listen_count);
     http_listen_free(c);
+    control_socket_free(c);
     free(c->never_throttle_nets);
     free(c);
 }
@@ -1330,6 +1389,15 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
             problem(&r, "http_listen: '%s' is also a policy listen endpoint",
                     c->http_listen->spec);
         }
+    for (size_t i = 0; c->control_socket && i <= c->listen_count; i++) {
+        const struct endpoint *other = i < c->listen_count ? &c->listen[i] : c->http_listen;
+
+        if (other && endpoint_equal(other, c->control_socket)) {
+            problem_at(&r, c, CK_CONTROL_SOCKET);
+            problem(&r, "control_socket: '%s' is also a %s endpoint", c->control_socket->spec,
+                    i < c->listen_count ? "policy listen" : "http_listen");
+        }
+    }
     if (c->tdns_client[0] != '\0' && strcmp(c->store, "memory") == 0) {
         problem_at(&r, c, CK_TDNS_CLIENT);
         problem(&r, "tdns_client: the upstream counts come through a shared store: set store = "

@@ -132,6 +132,8 @@ enum config_key {
     CK_QUARANTINE_MESSAGES,
     CK_QUARANTINE_SLOTS,
     CK_USER,
+    CK_CONTROL_SOCKET,
+    CK_CONTROL_GROUP,
     CK_COUNT
 };
 
@@ -215,6 +217,10 @@ struct config {
     unsigned quarantine_messages; /* queue IDs remembered per key */
     unsigned quarantine_slots;    /* keys remembered */
     char *user; /* started as root: the user the daemon runs as (the postsuper part stays root) */
+    /* The one way to change state through the daemon (block, release): a unix socket whose
+     * peers' credentials are checked; NULL: off.  Opened as root, before root is given up. */
+    struct endpoint *control_socket;
+    char *control_group; /* "" none: root and the daemon's user only; else a group name or gid */
 };
 
 /* The baseline_start names, in detector_signal order (detector.h). */
