@@ -366,7 +366,10 @@ static uint64_t siphash(const unsigned char *key, const char *data, size_t len, 
             used = sizeof(out);
         } while (len > 0);
     }
-    memcpy(&h, out, sizeof(h));
+    /* Little-endian whatever the machine: hash64_stable values are shared between hosts. */
+    h = 0;
+    for (int i = 7; i >= 0; i--)
+        h = h << 8 | out[i];
     return h;
 }
 
