@@ -11,8 +11,8 @@
  *
  * The cache is a fixed array of entries (allocated at start) with a
  * chained hash index (keyed hash, chains of at most CHAIN_MAX) and an LRU
- * list of finished entries; an entry in
- * flight is the merge point for identical lookups and is never evicted.
+ * list of finished entries; an entry in flight is the merge point for
+ * identical lookups and is never evicted.
  * Times are the loop's (ev_now, no system call per lookup); an entry stored
  * "in the future" after the clock went back is not trusted.
  */

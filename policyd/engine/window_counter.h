@@ -109,6 +109,9 @@ uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struc
  * caller's to set, once, before any table is filled (relaywatchd draws it at random at
  * start): the engine stays pure and reproducible, and unit tests and fuzzers run on the fixed
  * default key.  Changing the key empties nothing: call it before tables are made.
+ * Lookups compare the names; a few counts go by the 64-bit hash alone (a session's or a
+ * transaction's key, DNS counts credited to a tracked key, distinct counts), where two names
+ * meet only by a 2^-64 chance that nobody can steer without the key.
  */
 #define HASH_KEY_BYTES 16
 
