@@ -4,16 +4,19 @@
 tests/old_hash_names.c computes 10,000 names under flood.test that all fall into one bucket
 of the DNS cache as it was before keyed hashing (the unkeyed name_hash anyone could read in the
 public source, bucket = hash & 16383 for the default dns_cache_size of 10,000); this test checks
-a sample of them against its own copy of that function. relaywatchd with dns_lookups =
-sender_mx, its resolver a private BIND named on loopback (authoritative for flood.test, every
-name NXDOMAIN), then gets one transaction per name, the name as the sender's domain: one MX
-lookup each, every one asked upstream and cached. The same number of random names under the
-same zone go through in alternating rounds in the same run. The test cannot know the daemon's
-key; what it shows is that the crafted names no longer cost more than random ones: their
-request rate is at least 80 % of the random names' (before keyed hashing they shared one chain
-as long as the cache, at about an eighth of the rate), and every lookup really was made.
+a sample of them against its own copy of that function. Two relaywatchd (dns_lookups =
+sender_mx, dns_cache_size = 10,000, the resolver a private BIND named on loopback,
+authoritative for flood.test, every name NXDOMAIN) each get one set: the crafted names, or as
+many random names of the same shape. One transaction per name, the name as the sender's
+domain, fills each cache (every name asked upstream once, none skipped); then every name is
+sent again in alternating timed rounds, each lookup a cache hit, so what is timed is the
+daemon's own work. The test cannot know the daemon's key; what it shows is that the crafted
+names no longer cost more than random ones: the median round's request rate with them is at
+least 80 % of the random names' (under the old hash they shared one chain as long as the cache:
+about 0.2 of it).
 
-Usage: hash_flood_test.py --relaywatchd PATH --relaywatch PATH (the helper's path in RELAYWATCH_OLD_HASH_NAMES)
+Usage: hash_flood_test.py --relaywatchd PATH --relaywatch PATH
+(old_hash_names's path in the environment variable RELAYWATCH_OLD_HASH_NAMES)
 Exit 77 (skip) when not root or BIND named, rndc or tsig-keygen are missing.
 """
 import json
@@ -38,7 +41,7 @@ ZONE = "flood.test"
 NAMES = 10000
 CACHE_SIZE = 10000    # the default dns_cache_size: 16384 buckets
 BUCKET_BITS = 14
-ROUNDS = 3            # timed passes over each set, random and crafted taking turns
+ROUNDS = 5            # timed passes over each set, random and crafted taking turns
 FILL_STEP = 500       # requests between two waits while the caches fill
 PIPELINE = 16         # requests written at once on the one connection
 MIN_RATIO = 0.8
@@ -159,20 +162,24 @@ def test_crafted_names_do_not_collide():
             socks[kind].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             fill(d, socks[kind], requests_for(names, kind[0] + "f"))
             mx = d.mx_detail()
-            assert mx["nxdomain"] == NAMES and mx["skipped"] == 0, (kind, mx)
+            # Each name asked once and cached (NXDOMAIN; a timeout on a loaded machine is
+            # cached too, as a failure, for longer than the test runs).
+            assert ended(mx) == NAMES and mx["skipped"] == 0, (kind, mx)
         # Then every name again, from the cache: the daemon's own work alone, timed in
-        # alternating rounds.
-        took = {kind: 0.0 for kind in sets}
+        # alternating rounds; each set's median round is its rate (a round slowed by another
+        # process on the machine does not decide).
+        rates = {kind: [] for kind in sets}
         for r in range(ROUNDS):
             for kind, names in sets.items():
-                took[kind] += run(socks[kind], requests_for(names, "%s%d" % (kind[0], r)))
-        rate = {k: ROUNDS * NAMES / v for k, v in took.items()}
+                part = requests_for(names, "%s%d" % (kind[0], r))
+                rates[kind].append(NAMES / run(socks[kind], part))
+        rate = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
         print("requests/s from the cache: random names %.0f, crafted names %.0f (ratio %.2f)" % (
             rate["random"], rate["crafted"], rate["crafted"] / rate["random"]), flush=True)
         for kind, d in daemons.items():
             mx = d.mx_detail()
             # Every lookup of the timed rounds a hit: the crafted names all stayed cached.
-            assert mx["hit"] == ROUNDS * NAMES and mx["nxdomain"] == NAMES, (kind, mx)
+            assert mx["hit"] == ROUNDS * NAMES and ended(mx) == NAMES, (kind, mx)
         assert rate["crafted"] >= MIN_RATIO * rate["random"], rate
     finally:
         for s in socks.values():
