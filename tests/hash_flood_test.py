@@ -95,7 +95,10 @@ class Daemon(DaemonProcess):
         argv = [RELAYWATCHD, "-e", "-o", "listen=inet:127.0.0.1:%d" % self.port,
                 "-o", "http_listen=inet:127.0.0.1:%d" % self.http_port,
                 "-o", "local_domains=local.test", "-o", "resolver=" + resolver,
-                "-o", "dns_lookups=sender_mx", "-o", "dns_cache_size=%d" % CACHE_SIZE]
+                "-o", "dns_lookups=sender_mx", "-o", "dns_cache_size=%d" % CACHE_SIZE,
+                # 10,000 MX lookups a second from one client may well look like an incident:
+                # decided and counted as usual, but always answered DUNNO.
+                "-o", "monitor_only=yes"]
         super().__init__(argv, TMP, "d")
         wait_for(lambda: self.proc.poll() is not None or
                  (listening_tcp(self.port) and listening_tcp(self.http_port)),
@@ -128,7 +131,8 @@ def run(sock, requests):
             chunk = sock.recv(65536)
             assert chunk, "the daemon closed the connection"
             got += chunk
-        assert got == b"action=DUNNO\n\n" * len(batch), got[:200]
+        assert got == b"action=DUNNO\n\n" * len(batch), [
+            a for a in got.split(b"\n\n") if a and a != b"action=DUNNO"][:3]
     return time.monotonic() - start
 
 
