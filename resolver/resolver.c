@@ -10,8 +10,9 @@
  * name server logs.
  *
  * The cache is a fixed array of entries (allocated at start) with a
- * chained hash index and an LRU list of finished entries; an entry in
- * flight is the merge point for identical lookups and is never evicted.
+ * chained hash index (keyed hash, chains of at most CHAIN_MAX) and an LRU
+ * list of finished entries; an entry in flight is the merge point for
+ * identical lookups and is never evicted.
  * Times are the loop's (ev_now, no system call per lookup); an entry stored
  * "in the future" after the clock went back is not trusted.
  */
@@ -30,6 +31,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <sodium/crypto_shorthash.h>
+
 #include "dns_message.h"
 #include "log.h"
 #include "xalloc.h"
@@ -39,6 +42,9 @@
 #define MAX_SOCKETS 64
 #define ANSWERS_PER_EVENT 16
 #define QUESTION_MAX (12 + 256 + 4)
+/* The longest a bucket's chain may grow: past it a finished entry of that chain makes room.
+ * A keyed hash keeps chains near one entry; this bounds them whatever happens. */
+#define CHAIN_MAX 16
 
 enum entry_state { E_FREE, E_PENDING, E_DONE };
 
@@ -88,6 +94,7 @@ struct resolver {
     struct entry *entry;
     uint32_t *bucket; /* index + 1 */
     uint32_t bucket_mask;
+    unsigned char key[crypto_shorthash_KEYBYTES]; /* name_hash's, secret, new each start */
     uint32_t free_list, lru_head, lru_tail; /* index + 1 */
     uint64_t lookups;
     unsigned used, outstanding, outstanding_peak, waiting, max_waiting;
@@ -124,36 +131,32 @@ static int type_of_qtype(uint16_t qtype)
     return -1;
 }
 
-/* Eight bytes at a time: names are short, and this runs for every lookup. */
-static uint64_t name_hash(enum dns_type type, const char *name, size_t len)
+/* SipHash under the resolver's secret key (drawn at start): the names come from senders, who
+ * cannot then pick names that share a bucket.  The type moves the bucket, so a name's MX and A
+ * entries are apart. */
+static uint64_t name_hash(const struct resolver *r, enum dns_type type, const char *name,
+                          size_t len)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ULL * ((uint64_t)type + 1) ^ len;
+    unsigned char out[crypto_shorthash_BYTES];
+    uint64_t h;
 
-    while (len > 0) {
-        uint64_t w = 0;
-        size_t n = len < 8 ? len : 8;
-
-        memcpy(&w, name, n);
-        h = (h ^ w) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 32;
-        name += n;
-        len -= n;
-    }
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 29;
-    return h;
+    crypto_shorthash(out, (const unsigned char *)name, len, r->key);
+    memcpy(&h, out, sizeof(h));
+    return h ^ (0x9E3779B97F4A7C15ULL * (uint64_t)type);
 }
 
 /* ------------------------------------------------------------------ cache */
 
+/* The entry of (type, name), or NULL; *chain: how long its bucket's chain is. */
 static struct entry *entry_find(struct resolver *r, uint64_t hash, enum dns_type type,
-                                const char *name)
+                                const char *name, unsigned *chain)
 {
+    *chain = 0;
     for (uint32_t i = r->bucket[hash & r->bucket_mask]; i != 0; i = r->entry[i - 1].chain) {
         struct entry *e = &r->entry[i - 1];
         if (e->hash == hash && e->type == type && strcmp(e->name, name) == 0)
             return e;
+        ++*chain;
     }
     return NULL;
 }
@@ -219,6 +222,23 @@ static struct entry *entry_take(struct resolver *r)
     unhash(r, e);
     r->evictions++;
     return e;
+}
+
+/* Room in a full chain: its last finished entry (the oldest there), evicted; NULL if every
+ * entry of the chain is in flight. */
+static struct entry *entry_take_in_chain(struct resolver *r, uint64_t hash)
+{
+    struct entry *last = NULL;
+
+    for (uint32_t i = r->bucket[hash & r->bucket_mask]; i != 0; i = r->entry[i - 1].chain)
+        if (r->entry[i - 1].state == E_DONE)
+            last = &r->entry[i - 1];
+    if (last != NULL) {
+        lru_remove(r, last);
+        unhash(r, last);
+        r->evictions++;
+    }
+    return last;
 }
 
 /* ---------------------------------------------------------- loop plumbing */
@@ -401,14 +421,15 @@ static struct entry *pending_entry(struct resolver *r, const uint8_t *msg, size_
     char qname[DNS_NAME_MAX + 1];
     uint16_t qtype;
     struct entry *e;
+    unsigned chain;
     int type;
 
     *type_out = -1;
     if (dns_parse_question(msg, len, qname, &qtype) != 0 || (type = type_of_qtype(qtype)) < 0)
         return NULL;
     *type_out = type;
-    e = entry_find(r, name_hash((enum dns_type)type, qname, strlen(qname)), (enum dns_type)type,
-                   qname);
+    e = entry_find(r, name_hash(r, (enum dns_type)type, qname, strlen(qname)),
+                   (enum dns_type)type, qname, &chain);
     return e != NULL && e->state == E_PENDING ? e : NULL;
 }
 
@@ -614,6 +635,7 @@ void resolver_lookup(struct resolver *r, enum dns_type type, const char *name, s
                                   : dns_name_normalise(name, len, key);
     uint64_t hash;
     struct entry *e;
+    unsigned chain;
     double now;
     uint8_t query[QUESTION_MAX + 16];
     size_t qlen;
@@ -625,8 +647,8 @@ void resolver_lookup(struct resolver *r, enum dns_type type, const char *name, s
         return;
     }
     r->lookups++;
-    hash = name_hash(type, key, klen);
-    e = entry_find(r, hash, type, key);
+    hash = name_hash(r, type, key, klen);
+    e = entry_find(r, hash, type, key, &chain);
     now = ev_now(r->loop);
     if (e != NULL && e->state == E_PENDING) {
         r->count(r->ctx, type, DNS_MERGED, tag);
@@ -660,8 +682,10 @@ void resolver_lookup(struct resolver *r, enum dns_type type, const char *name, s
     if (e != NULL) {
         lru_remove(r, e); /* expired: asked again in the same entry */
     } else {
-        e = entry_take(r);
-        if (e == NULL) { /* every entry in flight: cannot happen while max_outstanding < size */
+        e = chain < CHAIN_MAX ? entry_take(r) : entry_take_in_chain(r, hash);
+        /* Every entry in flight: cannot happen for the whole cache while max_outstanding <
+         * size; for one chain, only with CHAIN_MAX lookups of one bucket in flight. */
+        if (e == NULL) {
             r->count(r->ctx, type, DNS_SKIPPED, tag);
             if (done)
                 done(arg, type, DNS_SKIPPED, "", tag);
@@ -724,6 +748,7 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_settin
     if (r->set.max_outstanding == 0)
         r->set.max_outstanding = 1;
     r->max_waiting = 16 * r->set.max_outstanding + 64;
+    arc4random_buf(r->key, sizeof(r->key));
     r->servers = xstrdup(settings->servers);
     r->entry = xcalloc(r->set.cache_size, sizeof(*r->entry));
     while (buckets < r->set.cache_size)

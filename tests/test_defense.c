@@ -437,7 +437,8 @@ static bool sim_run_until_quiet(struct sim *s, double until, struct burst *b)
 
 static struct throttle_record *find_key(struct sim *s, enum culprit_kind kind, const char *key)
 {
-    return throttle_find(defense_throttles(s->d), kind, culprit_key_hash(kind, key, strlen(key)));
+    return throttle_find(defense_throttles(s->d), kind, key, strlen(key),
+                         culprit_key_hash(kind, key, strlen(key)));
 }
 
 /* One relay RCPT (in its own session) from client; returns the answer's kind. */
@@ -2004,7 +2005,7 @@ static struct throttle_record record(enum culprit_kind kind, const char *key,
 static const struct throttle_record *tfind(struct throttle_table *t, enum culprit_kind kind,
                                            const char *key)
 {
-    return throttle_find(t, kind, culprit_key_hash(kind, key, strlen(key)));
+    return throttle_find(t, kind, key, strlen(key), culprit_key_hash(kind, key, strlen(key)));
 }
 
 static bool has_key(const struct collected *c, bool set, const char *member)
@@ -2039,7 +2040,7 @@ static void test_throttle_store_sync(void **state)
     got = collect(t);
     assert_int_equal(got.sets + got.dels, 0);
     /* A change in place goes out again. */
-    found = throttle_find(t, CULPRIT_CLIENT_ADDRESS,
+    found = throttle_find(t, CULPRIT_CLIENT_ADDRESS, "198.51.100.1", 12,
                           culprit_key_hash(CULPRIT_CLIENT_ADDRESS, "198.51.100.1", 12));
     assert_non_null(found);
     found->escalated = true;
@@ -2069,7 +2070,7 @@ static void test_throttle_store_sync(void **state)
     throttle_sync_record(t, &d);
     assert_int_equal(throttle_sync_end(t), 0);
     assert_int_equal(throttle_count(t), 4);
-    found = throttle_find(t, CULPRIT_CLIENT_ADDRESS,
+    found = throttle_find(t, CULPRIT_CLIENT_ADDRESS, "198.51.100.1", 12,
                           culprit_key_hash(CULPRIT_CLIENT_ADDRESS, "198.51.100.1", 12));
     assert_non_null(found);
     assert_int_equal(found->source, THROTTLE_RELEASED);

@@ -522,6 +522,11 @@ static struct sim *sim_new(const char *overrides)
     return s;
 }
 
+static struct throttle_record *find_key(struct sim *s, enum culprit_kind kind, const char *key)
+{
+    return throttle_find(defense_throttles(s->d), kind, key, strlen(key), key_hash(kind, key));
+}
+
 static void sim_free(struct sim *s)
 {
     engine_close(s->cfg, s->t, s->d);
@@ -628,8 +633,7 @@ static void test_defense_bot_and_others(void **state)
     escaped = bot(s, "203.0.113.9", "", 3);
     print_message("  bot escaped %u recipients\n", escaped);
     assert_int_equal(escaped, 50); /* the floor, and not one more */
-    r = throttle_find(defense_throttles(s->d), CULPRIT_CLIENT_ADDRESS,
-                      key_hash(CULPRIT_CLIENT_ADDRESS, "203.0.113.9"));
+    r = find_key(s, CULPRIT_CLIENT_ADDRESS, "203.0.113.9");
     assert_non_null(r);
     assert_int_equal(r->source, THROTTLE_FAST);
     assert_non_null(strstr(r->reason, "fast: client_address:203.0.113.9 sent to 51 new relay domains"));
@@ -672,10 +676,8 @@ static void test_defense_sasl_bot_shares_address(void **state)
     (void)state;
     /* mallory and alice behind one address: mallory is stopped by SASL name, alice is not. */
     assert_int_equal(bot(s, "192.0.2.200", "mallory", 2), 50);
-    assert_non_null(throttle_find(defense_throttles(s->d), CULPRIT_SASL_USERNAME,
-                                  key_hash(CULPRIT_SASL_USERNAME, "mallory")));
-    assert_null(throttle_find(defense_throttles(s->d), CULPRIT_CLIENT_ADDRESS,
-                              key_hash(CULPRIT_CLIENT_ADDRESS, "192.0.2.200")));
+    assert_non_null(find_key(s, CULPRIT_SASL_USERNAME, "mallory"));
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, "192.0.2.200"));
     assert_int_equal(message(s, "192.0.2.200", "alice", "friend", 0, 40, &accepted), 0);
     assert_int_equal(accepted, 40);
     sim_free(s);
@@ -751,8 +753,7 @@ static void test_defense_short_throttle_not_learned(void **state)
     (void)state;
     assert_int_equal(bot(s, "203.0.113.30", "", 2), 50);
     sim_until(s, s->now + 2 * FAST_LEARN_PERIOD);
-    assert_null(throttle_find(defense_throttles(s->d), CULPRIT_CLIENT_ADDRESS,
-                              key_hash(CULPRIT_CLIENT_ADDRESS, "203.0.113.30")));
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, "203.0.113.30"));
     assert_int_equal(bot(s, "203.0.113.30", "", 2), 50);
     defense_get_stats(s->d, &st);
     assert_int_equal(st.fast_stops, 2);
@@ -765,8 +766,7 @@ static void test_defense_short_throttle_not_learned(void **state)
     sim_until(s, s->now + FAST_LEARN_PERIOD + 5);
     assert_int_equal(bot(s, "203.0.113.32", "", 2), 0);
     sim_until(s, s->now + 3 * FAST_LEARN_PERIOD);
-    assert_null(throttle_find(defense_throttles(s->d), CULPRIT_CLIENT_ADDRESS,
-                              key_hash(CULPRIT_CLIENT_ADDRESS, "203.0.113.32")));
+    assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, "203.0.113.32"));
     assert_int_equal(bot(s, "203.0.113.32", "", 2), 50);
     sim_free(s);
 }

@@ -231,9 +231,10 @@ void hold_service_message(struct hold_service *hs, const struct policy_request *
         /* Held (HOLD answered) under the first of its keys that is stopped, queued under
          * the others: each held message is counted once. */
         const struct throttle_record *r =
-            held && !counted ? throttle_find(t, keys[i].kind, keys[i].hash) : NULL;
-        bool stopped = r != NULL && throttle_in_force(r, now) && strlen(r->key) == keys[i].len &&
-                       memcmp(r->key, keys[i].key, keys[i].len) == 0;
+            held && !counted
+                ? throttle_find(t, keys[i].kind, keys[i].key, keys[i].len, keys[i].hash)
+                : NULL;
+        bool stopped = r != NULL && throttle_in_force(r, now);
 
         counted |= stopped;
         if (!quarantine_note(hs->q, keys[i].kind, keys[i].key, keys[i].len, keys[i].hash, id.ptr,
@@ -312,10 +313,11 @@ struct pick {
 static bool pick_key(void *arg, const struct quarantine_key_info *brief)
 {
     struct pick *p = arg;
-    const struct throttle_record *r = throttle_find(p->hs->throttles, brief->kind, brief->hash);
+    const struct throttle_record *r = throttle_find(p->hs->throttles, brief->kind, brief->key,
+                                                    strlen(brief->key), brief->hash);
     struct quarantine_key_info k;
 
-    if (r == NULL || strcmp(r->key, brief->key) != 0)
+    if (r == NULL)
         return true;
     if (throttle_in_force(r, p->hs->now)) {
         if (!quarantine_info(p->hs->q, brief->kind, brief->key, strlen(brief->key), brief->hash,

@@ -23,6 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium/core.h>
+#include <sodium/randombytes.h>
+
 #include "daemon.h"
 #include "config.h"
 #include "defense.h"
@@ -32,6 +35,7 @@
 #include "resolver.h"
 #include "server.h"
 #include "store.h"
+#include "window_counter.h"
 
 static void defend(struct daemon_state *d, double now)
 {
@@ -310,6 +314,19 @@ int main(int argc, char **argv)
     }
     if (!opts.explicit_file && access(CONFIG_DEFAULT_FILE, F_OK) == 0)
         opts.config_file = CONFIG_DEFAULT_FILE;
+    /* The engine's hash key, secret and new each start, before any table is made: senders
+     * cannot pick names that share a slot (window_counter.h).  Nothing keyed by it is kept
+     * past the process. */
+    {
+        unsigned char key[HASH_KEY_BYTES];
+
+        if (sodium_init() < 0) {
+            fprintf(stderr, "relaywatchd: cannot initialise libsodium\n");
+            return 2;
+        }
+        randombytes_buf(key, sizeof(key));
+        hash_set_key(key);
+    }
 
     d.cfg = load_config(&opts, config_report_stderr, &problems);
     if (only != 0) {

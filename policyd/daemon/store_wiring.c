@@ -195,8 +195,9 @@ static void store_throttles(void *ctx, bool begin, bool end, const char *field, 
         if (gone > 0)
             log_info("throttle: %u key(s) deleted from the store by someone else: dropped", gone);
     } else if (throttle_record_parse(field, flen, value, vlen, &r)) {
-        const struct throttle_record *had = throttle_find(
-            t, r.kind, culprit_key_hash(r.kind, r.key, strlen(r.key)));
+        size_t len = strlen(r.key);
+        const struct throttle_record *had =
+            throttle_find(t, r.kind, r.key, len, culprit_key_hash(r.kind, r.key, len));
 
         if (had == NULL || had->changed < r.changed)
             log_info("throttle %s:%s from the store (%s by %s): %s", culprit_kind_name(r.kind),

@@ -146,6 +146,17 @@ static uint32_t lowest_score(const struct culprit_table *t)
     return best;
 }
 
+size_t culprit_fold_domain(const char *domain, size_t len, char *out)
+{
+    size_t n = len < CULPRIT_KEY_MAX ? len : CULPRIT_KEY_MAX;
+
+    for (size_t i = 0; i < n; i++) {
+        char ch = domain[i];
+        out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    return n;
+}
+
 uint64_t culprit_key_hash(enum culprit_kind kind, const char *key, size_t len)
 {
     /* What is kept of a key (CULPRIT_KEY_MAX bytes) is what is hashed, so a key read back

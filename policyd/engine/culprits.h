@@ -50,6 +50,10 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
                  uint64_t hash, double now, const struct window_clock *clk, uint32_t messages,
                  uint32_t recipients, uint64_t domain_hash);
 
+/* A domain as it is kept as a key: A-Z folded to a-z, cut to CULPRIT_KEY_MAX bytes (out's
+ * size); returns the length kept. */
+size_t culprit_fold_domain(const char *domain, size_t len, char *out);
+
 /* The hash by which a key is known (for culprit_add_dns). */
 uint64_t culprit_key_hash(enum culprit_kind kind, const char *key, size_t len);
 

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "fastpath.h"
 #include "log.h"
+#include "name_set.h"
 #include "quarantine.h"
 #include "traffic.h"
 #include "xalloc.h"
@@ -67,8 +68,7 @@ struct defense {
     struct action *answers; /* ANSWERS_MAX, interned */
     unsigned answer_count;
     bool answers_full_logged;
-    uint64_t *never_users, *never_senders; /* sorted hashes */
-    size_t never_user_count, never_sender_count;
+    struct name_set *never_users, *never_senders;
     bool limits_on;
     struct incident incident;
     struct defense_stats stats;
@@ -147,28 +147,6 @@ static void answer_text(struct defense *d, const char *text, struct decision *ou
 
 /* ------------------------------------------------------------ settings */
 
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t *hash_list(char *const *items, size_t n, int fold)
-{
-    uint64_t *h = xcalloc(n ? n : 1, sizeof(*h));
-
-    for (size_t i = 0; i < n; i++)
-        h[i] = hash64(items[i], strlen(items[i]), fold);
-    qsort(h, n, sizeof(*h), compare_u64);
-    return h;
-}
-
-static bool in_list(const uint64_t *list, size_t n, uint64_t h)
-{
-    return n > 0 && bsearch(&h, list, n, sizeof(h), compare_u64) != NULL;
-}
-
 static unsigned window_index(const struct window_set *ws, double seconds)
 {
     for (unsigned w = 0; w < ws->count; w++)
@@ -230,14 +208,12 @@ static void apply_config(struct defense *d, const struct config *c)
     d->loud_relay = intern(d, c->loud_relay_action);
     d->limit = intern(d, c->limit_action);
     d->block = intern(d, c->block_action);
-    free(d->never_users);
-    free(d->never_senders);
-    d->never_users = hash_list(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count, 0);
-    d->never_user_count = c->never_throttle_sasl_user_count;
-    /* The list holds domains lower-cased (config.c) and local parts as written: hashed as
+    name_set_free(d->never_users);
+    name_set_free(d->never_senders);
+    d->never_users = name_set_new(c->never_throttle_sasl_users, c->never_throttle_sasl_user_count, 0);
+    /* The list holds domains lower-cased (config.c) and local parts as written: compared as
      * they are, they match a request's sender with its domain folded. */
-    d->never_senders = hash_list(c->never_throttle_senders, c->never_throttle_sender_count, 0);
-    d->never_sender_count = c->never_throttle_sender_count;
+    d->never_senders = name_set_new(c->never_throttle_senders, c->never_throttle_sender_count, 0);
     if (d->fast != NULL) {
         struct fast_settings fs;
 
@@ -281,8 +257,8 @@ void defense_free(struct defense *d)
     fast_table_free(d->fast);
     free(d->all);
     free(d->answers);
-    free(d->never_users);
-    free(d->never_senders);
+    name_set_free(d->never_users);
+    name_set_free(d->never_senders);
     free(d);
 }
 
@@ -309,7 +285,7 @@ static bool sender_exempt(const struct defense *d, struct policy_slice sender)
     struct policy_slice domain;
     char folded[512];
 
-    if (d->never_sender_count == 0 || sender.len == 0 || sender.len >= sizeof(folded))
+    if (name_set_count(d->never_senders) == 0 || sender.len == 0 || sender.len >= sizeof(folded))
         return false;
     domain = policy_address_domain(sender);
     /* user@Domain: the local part as sent, the domain folded (as the list holds it). */
@@ -317,9 +293,9 @@ static bool sender_exempt(const struct defense *d, struct policy_slice sender)
     for (size_t i = sender.len - domain.len; i < sender.len; i++)
         if (folded[i] >= 'A' && folded[i] <= 'Z')
             folded[i] = (char)(folded[i] + 32);
-    return in_list(d->never_senders, d->never_sender_count, hash64(folded, sender.len, 0)) ||
+    return name_set_has(d->never_senders, folded, sender.len) ||
            (domain.len > 0 &&
-            in_list(d->never_senders, d->never_sender_count, hash64(domain.ptr, domain.len, 1)));
+            name_set_has(d->never_senders, folded + (sender.len - domain.len), domain.len));
 }
 
 static bool request_exempt(const struct defense *d, const struct policy_request *req)
@@ -328,8 +304,8 @@ static bool request_exempt(const struct defense *d, const struct policy_request 
     struct policy_slice user = req->attr[PA_SASL_USERNAME];
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
 
-    return (user.len > 0 && d->never_user_count > 0 &&
-            in_list(d->never_users, d->never_user_count, hash64(user.ptr, user.len, 0))) ||
+    return (user.len > 0 && name_set_count(d->never_users) > 0 &&
+            name_set_has(d->never_users, user.ptr, user.len)) ||
            config_address_in(client.ptr, client.len, c->never_throttle_nets,
                              c->never_throttle_client_count) ||
            sender_exempt(d, req->attr[PA_SENDER]);
@@ -349,24 +325,33 @@ static struct throttle_record *record_for(struct defense *d, const struct policy
     struct policy_slice client = req->attr[PA_CLIENT_ADDRESS];
     uint64_t hashes[3];
     enum culprit_kind kinds[3];
+    struct policy_slice keys[3];
+    struct policy_slice sender_domain = policy_address_domain(req->attr[PA_SENDER]);
+    char domain[CULPRIT_KEY_MAX];
     unsigned n = 0;
 
     if (news->who) {
         hashes[n] = news->who;
+        keys[n] = user.len > 0 ? user : client;
         kinds[n++] = user.len > 0 ? CULPRIT_SASL_USERNAME : CULPRIT_CLIENT_ADDRESS;
     }
     /* An authenticated client's address may be blocked too. */
     if (user.len > 0 && client.len > 0) {
         hashes[n] = culprit_key_hash(CULPRIT_CLIENT_ADDRESS, client.ptr, client.len);
+        keys[n] = client;
         kinds[n++] = CULPRIT_CLIENT_ADDRESS;
     }
     if (news->sender_domain) {
+        /* Known by its folded form, as traffic hashed it. */
         hashes[n] = news->sender_domain;
+        keys[n].ptr = domain;
+        keys[n].len = culprit_fold_domain(sender_domain.ptr, sender_domain.len, domain);
         kinds[n++] = CULPRIT_SENDER_DOMAIN;
     }
     *released = false;
     for (unsigned i = 0; i < n; i++) {
-        struct throttle_record *r = throttle_find(d->throttles, kinds[i], hashes[i]);
+        struct throttle_record *r =
+            throttle_find(d->throttles, kinds[i], keys[i].ptr, keys[i].len, hashes[i]);
 
         if (r == NULL || (r->until != 0 && r->until <= now))
             continue;
@@ -436,7 +421,7 @@ static void fast_check(struct defense *d, const struct policy_request *req,
         return; /* the usual case: no lookup */
     /* A key throttled already, or released (its grace), is left alone; a throttled key's
      * learning period is not learned, even if the throttle ends before the period does. */
-    r = throttle_find(d->throttles, v.kind, hash);
+    r = throttle_find(d->throttles, v.kind, v.key, len, hash);
     if (r != NULL) {
         if (throttle_in_force(r, now))
             fast_entry_stopped(d->fast, fv.entry);
@@ -589,12 +574,13 @@ static bool view_exempt(const struct defense *d, const struct culprit_view *v)
 
     switch (v->kind) {
     case CULPRIT_SASL_USERNAME:
-        return in_list(d->never_users, d->never_user_count, hash64(v->key, len, 0));
+        return name_set_has(d->never_users, v->key, len);
     case CULPRIT_CLIENT_ADDRESS:
         return config_address_in(v->key, len, c->never_throttle_nets,
                                  c->never_throttle_client_count);
     case CULPRIT_SENDER_DOMAIN:
-        return in_list(d->never_senders, d->never_sender_count, hash64(v->key, len, 1));
+        /* Culprit keys hold sender domains folded already. */
+        return name_set_has(d->never_senders, v->key, len);
     }
     return false;
 }
@@ -644,8 +630,10 @@ static bool throttle_key(struct defense *d, const struct culprit_view *v,
 
 static bool has_record(const struct defense *d, const struct culprit_view *v)
 {
-    return throttle_find(d->throttles, v->kind, culprit_key_hash(v->kind, v->key, strlen(v->key))) !=
-           NULL;
+    size_t len = strlen(v->key);
+
+    return throttle_find(d->throttles, v->kind, v->key, len,
+                         culprit_key_hash(v->kind, v->key, len)) != NULL;
 }
 
 /* Whether a key sent relay mail in the shortest window (the last minute by default): the
@@ -800,9 +788,8 @@ static void culprit_list(const struct incident *in, char *out, size_t len)
 static bool key_stopped(void *ctx, enum culprit_kind kind, const char *key, uint64_t hash)
 {
     struct defense *d = ctx;
-    const struct throttle_record *r = throttle_find(d->throttles, kind, hash);
+    const struct throttle_record *r = throttle_find(d->throttles, kind, key, strlen(key), hash);
 
-    (void)key;
     return r != NULL && throttle_in_force(r, d->wall);
 }
 

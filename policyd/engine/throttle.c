@@ -2,7 +2,8 @@
  * throttle: the table of throttled keys.  See the header.
  *
  * Records live in a fixed array; an open-addressing index (linear
- * probing, backward-shift deletion) maps (kind, hash) to a record.  Keys
+ * probing, backward-shift deletion) maps (kind, key) to a record, found by
+ * the key's keyed hash and told apart by the key itself.  Keys
  * dropped from the table wait in a bounded list until the store has
  * deleted them from rw:throttle.
  */
@@ -18,6 +19,7 @@
 struct slot {
     struct throttle_record r;
     uint64_t hash;
+    size_t len; /* of r.key */
     bool used;
     bool dirty;   /* to be written to the store */
     bool written; /* the store has had it: missing from a full read means deleted there */
@@ -69,15 +71,18 @@ static uint64_t record_hash(const struct throttle_record *r)
     return culprit_key_hash(r->kind, r->key, strlen(r->key));
 }
 
-/* The index position of (kind, hash), or of the empty place where it would go. */
-static size_t index_find(const struct throttle_table *t, enum culprit_kind kind, uint64_t hash)
+/* The index position of (kind, key), or of the empty place where it would go.  The key
+ * decides, not its hash: two keys of one hash are two records. */
+static size_t index_find(const struct throttle_table *t, enum culprit_kind kind, const char *key,
+                         size_t len, uint64_t hash)
 {
     size_t i = (size_t)hash & t->mask;
 
     while (t->index[i] != 0) {
         const struct slot *s = &t->slot[t->index[i] - 1];
 
-        if (s->hash == hash && s->r.kind == kind)
+        if (s->hash == hash && s->r.kind == kind && s->len == len &&
+            memcmp(s->r.key, key, len) == 0)
             return i;
         i = (i + 1) & t->mask;
     }
@@ -85,13 +90,15 @@ static size_t index_find(const struct throttle_table *t, enum culprit_kind kind,
 }
 
 struct throttle_record *throttle_find(const struct throttle_table *t, enum culprit_kind kind,
-                                      uint64_t hash)
+                                      const char *key, size_t len, uint64_t hash)
 {
     size_t i;
 
     if (t->count == 0)
         return NULL;
-    i = index_find(t, kind, hash);
+    if (len > CULPRIT_KEY_MAX)
+        len = CULPRIT_KEY_MAX; /* as records keep keys */
+    i = index_find(t, kind, key, len, hash);
     return t->index[i] ? &t->slot[t->index[i] - 1].r : NULL;
 }
 
@@ -140,7 +147,8 @@ static void drop(struct throttle_table *t, size_t i)
 bool throttle_put(struct throttle_table *t, const struct throttle_record *r, bool dirty)
 {
     uint64_t hash = record_hash(r);
-    size_t i = index_find(t, r->kind, hash);
+    size_t len = strlen(r->key);
+    size_t i = index_find(t, r->kind, r->key, len, hash);
     struct slot *s;
 
     if (t->index[i] != 0) {
@@ -160,6 +168,7 @@ bool throttle_put(struct throttle_table *t, const struct throttle_record *r, boo
         memset(s, 0, sizeof(*s));
         s->used = true;
         s->hash = hash;
+        s->len = len;
         t->index[i] = n + 1;
         t->count++;
     }
@@ -240,7 +249,8 @@ void throttle_sync_begin(struct throttle_table *t)
 void throttle_sync_record(struct throttle_table *t, const struct throttle_record *r)
 {
     uint64_t hash = record_hash(r);
-    size_t i = index_find(t, r->kind, hash);
+    size_t len = strlen(r->key);
+    size_t i = index_find(t, r->kind, r->key, len, hash);
 
     if (t->index[i] != 0) {
         struct slot *s = &t->slot[t->index[i] - 1];
@@ -257,7 +267,7 @@ void throttle_sync_record(struct throttle_table *t, const struct throttle_record
         return;
     }
     if (throttle_put(t, r, false)) {
-        struct slot *s = &t->slot[t->index[index_find(t, r->kind, hash)] - 1];
+        struct slot *s = &t->slot[t->index[index_find(t, r->kind, r->key, len, hash)] - 1];
 
         s->written = true;
     }

@@ -14,7 +14,8 @@
  * during that grace the detector and the limits leave the key alone, so an
  * operator's release is not undone a second later by the same incident.
  *
- * Lookups are by (kind, culprit_key_hash) in an open-addressing index; no
+ * Lookups are by (kind, key) in an open-addressing index on culprit_key_hash
+ * (keyed: probes stay short whatever the keys), the key compared; no
  * allocation on the request path.  Pure apart from the clock passed in.
  */
 #ifndef RELAYWATCH_THROTTLE_H
@@ -101,10 +102,11 @@ void throttle_table_free(struct throttle_table *t);
 /* How many records (released ones included). */
 unsigned throttle_count(const struct throttle_table *t);
 
-/* The record of a key, or NULL.  hash is culprit_key_hash(kind, key, len).  The caller may
- * change hits and last_logged; other changes go through throttle_changed. */
+/* The record of a key (cut to CULPRIT_KEY_MAX, as records keep it), or NULL.  hash is
+ * culprit_key_hash(kind, key, len).  The caller may change hits and last_logged; other
+ * changes go through throttle_changed. */
 struct throttle_record *throttle_find(const struct throttle_table *t, enum culprit_kind kind,
-                                      uint64_t hash);
+                                      const char *key, size_t len, uint64_t hash);
 
 /* A record found with throttle_find was changed in place: write it to the store. */
 void throttle_changed(struct throttle_table *t, struct throttle_record *r);

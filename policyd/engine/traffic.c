@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "name_set.h"
 #include "xalloc.h"
 
 #define PENDING_DOMAINS 8192 /* distinct relay domains kept between two collects */
@@ -79,13 +80,14 @@ struct traffic {
     bool eom_mode;
     int count_at; /* the count_messages_at key */
     double session_timeout, transaction_timeout;
-    uint64_t *local_domains; /* sorted hashes */
-    size_t local_domain_count;
+    struct name_set *local_domains;
     /* For a shared store (NULL until traffic_store_enable). */
     struct minute_counts *minutes;
     unsigned minute_slots;
     uint64_t dropped_minutes;
-    uint64_t *pending_domain; /* open addressing; 0 empty */
+    /* Open addressing by the keyed hash (0 empty); what goes to the store is the stable
+     * hash beside it (hash64_stable: the same name counts once across restarts). */
+    uint64_t *pending_domain, *pending_stable;
     int64_t *pending_minute;
     unsigned pending_count;
     uint64_t run_totals_dirty;
@@ -127,10 +129,11 @@ void traffic_free(struct traffic *t)
     culprit_table_free(t->sender_domains);
     free(t->sessions);
     free(t->txns);
-    free(t->local_domains);
+    name_set_free(t->local_domains);
     free(t->minutes);
     free(t->pending_domain);
     free(t->pending_minute);
+    free(t->pending_stable);
     free(t);
 }
 
@@ -140,6 +143,7 @@ void traffic_store_enable(struct traffic *t, unsigned backlog_minutes)
     t->minutes = xcalloc(t->minute_slots, sizeof(*t->minutes));
     t->pending_domain = xcalloc(PENDING_DOMAINS * 2, sizeof(*t->pending_domain));
     t->pending_minute = xcalloc(PENDING_DOMAINS * 2, sizeof(*t->pending_minute));
+    t->pending_stable = xcalloc(PENDING_DOMAINS * 2, sizeof(*t->pending_stable));
 }
 
 unsigned traffic_busiest(const struct traffic *t, struct culprit_view *out, unsigned max)
@@ -165,7 +169,7 @@ void traffic_store_collect(struct traffic *t, const struct traffic_changes *to, 
     }
     for (size_t pos = 0; pos < PENDING_DOMAINS * 2 && t->pending_count > 0; pos++)
         if (t->pending_domain[pos] != 0) {
-            to->domain(ctx, t->pending_minute[pos], t->pending_domain[pos]);
+            to->domain(ctx, t->pending_minute[pos], t->pending_stable[pos]);
             t->pending_domain[pos] = 0;
             t->pending_count--;
         }
@@ -209,23 +213,10 @@ uint64_t traffic_store_dropped_minutes(const struct traffic *t)
     return t->dropped_minutes;
 }
 
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
 void traffic_reconfigure(struct traffic *t, const struct config *cfg)
 {
-    uint64_t *set = xcalloc(cfg->local_domain_count + 1, sizeof(*set));
-
-    for (size_t i = 0; i < cfg->local_domain_count; i++)
-        set[i] = hash64(cfg->local_domains[i], strlen(cfg->local_domains[i]), 1);
-    qsort(set, cfg->local_domain_count, sizeof(*set), compare_u64);
-    free(t->local_domains);
-    t->local_domains = set;
-    t->local_domain_count = cfg->local_domain_count;
+    name_set_free(t->local_domains);
+    t->local_domains = name_set_new(cfg->local_domains, cfg->local_domain_count, 1);
     t->session_timeout = cfg->session_timeout;
     t->count_at = cfg->count_messages_at;
     if (t->count_at == COUNT_AT_END_OF_MESSAGE)
@@ -296,8 +287,9 @@ static void count(struct traffic *t, enum traffic_counter c, double now, uint32_
     }
 }
 
-/* Note a relay domain for the store's HyperLogLog, once between two collects. */
-static void note_domain(struct traffic *t, double now, uint64_t hash)
+/* Note a relay domain (hash: its keyed hash) for the store's HyperLogLog, once between two
+ * collects. */
+static void note_domain(struct traffic *t, double now, uint64_t hash, struct policy_slice domain)
 {
     size_t pos;
 
@@ -312,6 +304,7 @@ static void note_domain(struct traffic *t, double now, uint64_t hash)
     if (t->pending_count == PENDING_DOMAINS)
         return; /* more distinct domains in one flush interval than kept: the estimate lags */
     t->pending_domain[pos] = hash;
+    t->pending_stable[pos] = hash64_stable(domain.ptr, domain.len, 1);
     t->pending_minute[pos] = (int64_t)(now / 60.0);
     t->pending_count++;
 }
@@ -368,10 +361,9 @@ static uint64_t slice_hash(struct policy_slice v)
     return v.ptr ? hash64(v.ptr, v.len, 0) : 0;
 }
 
-static bool is_local(const struct traffic *t, uint64_t domain_hash)
+static bool is_local(const struct traffic *t, uint64_t domain_hash, struct policy_slice domain)
 {
-    return bsearch(&domain_hash, t->local_domains, t->local_domain_count, sizeof(uint64_t),
-                   compare_u64) != NULL;
+    return name_set_has_hashed(t->local_domains, domain_hash, domain.ptr, domain.len);
 }
 
 /* smtpd's pid: the hex number before the first '.' of instance. */
@@ -390,18 +382,6 @@ static uint32_t instance_pid(struct policy_slice v)
         pid = pid * 16 + (uint32_t)d;
     }
     return 0;
-}
-
-/* Fold A-Z to a-z into out (CULPRIT_KEY_MAX bytes); returns the length kept. */
-static size_t fold_domain(struct policy_slice domain, char *out)
-{
-    size_t n = domain.len < CULPRIT_KEY_MAX ? domain.len : CULPRIT_KEY_MAX;
-
-    for (size_t i = 0; i < n; i++) {
-        char ch = domain.ptr[i];
-        out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-    }
-    return n;
 }
 
 static void culprit_hashes(const struct policy_request *req, struct traffic_news *news);
@@ -425,7 +405,7 @@ static void blame(struct traffic *t, const struct policy_request *req, struct tr
     if (sender_domain.len > 0) {
         /* Domains compare case-insensitively: fold them before they become keys. */
         char folded[CULPRIT_KEY_MAX];
-        size_t n = fold_domain(sender_domain, folded);
+        size_t n = culprit_fold_domain(sender_domain.ptr, sender_domain.len, folded);
 
         culprit_add(t->sender_domains, CULPRIT_SENDER_DOMAIN, folded, n, news->sender_domain,
                     now, &t->culprit_clk, messages, recipients, domain_hash);
@@ -487,10 +467,11 @@ static void culprit_hashes(const struct policy_request *req, struct traffic_news
     news->who = user.len > 0     ? culprit_key_hash(CULPRIT_SASL_USERNAME, user.ptr, user.len)
                 : client.len > 0 ? culprit_key_hash(CULPRIT_CLIENT_ADDRESS, client.ptr, client.len)
                                  : 0;
-    news->sender_domain = sender_domain.len > 0
-                              ? culprit_key_hash(CULPRIT_SENDER_DOMAIN, folded,
-                                                 fold_domain(sender_domain, folded))
-                              : 0;
+    news->sender_domain =
+        sender_domain.len > 0
+            ? culprit_key_hash(CULPRIT_SENDER_DOMAIN, folded,
+                               culprit_fold_domain(sender_domain.ptr, sender_domain.len, folded))
+            : 0;
 }
 
 unsigned traffic_request_keys(const struct policy_request *req, const struct traffic_news *news,
@@ -513,7 +494,7 @@ unsigned traffic_request_keys(const struct policy_request *req, const struct tra
     }
     if (sender_domain.len > 0) {
         out[n].kind = CULPRIT_SENDER_DOMAIN;
-        out[n].len = fold_domain(sender_domain, out[n].folded);
+        out[n].len = culprit_fold_domain(sender_domain.ptr, sender_domain.len, out[n].folded);
         out[n].key = out[n].folded;
         n++;
     }
@@ -617,7 +598,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         struct policy_slice domain = policy_address_domain(req->attr[PA_RECIPIENT]);
         uint64_t domain_hash = domain.len ? nonzero(hash64(domain.ptr, domain.len, 1)) : 0;
         /* An address without a domain (RCPT TO:<postmaster>) is this host's own. */
-        bool relay = domain.len > 0 && !is_local(t, domain_hash);
+        bool relay = domain.len > 0 && !is_local(t, domain_hash, domain);
 
         news->relay = relay;
         news->relay_domain = relay ? domain_hash : 0;
@@ -635,7 +616,7 @@ void traffic_request(struct traffic *t, const struct policy_request *req, double
         news->relay_recipient = relay;
         if (relay) {
             distinct_counter_add_at(t->relay_domains, &t->ws, &t->clk, domain_hash);
-            note_domain(t, now, domain_hash);
+            note_domain(t, now, domain_hash, domain);
             blame(t, req, news, now, 0, 1, domain_hash);
         }
         if (x != NULL) {

@@ -128,7 +128,8 @@ void traffic_store_enable(struct traffic *t, unsigned backlog_minutes);
 struct traffic_changes {
     /* A minute of the backlog changed since the last collect: its counts (enum traffic_counter). */
     void (*minute)(void *ctx, int64_t minute, const uint64_t *counts);
-    /* A relay domain (its hash) first noted in `minute` since the last collect. */
+    /* A relay domain first noted in `minute` since the last collect: its hash64_stable
+     * (case folded), the same in every process, so the store counts a name once. */
     void (*domain)(void *ctx, int64_t minute, uint64_t hash);
     /* Any count changed since the last collect: the run's totals (enum traffic_counter). */
     void (*totals)(void *ctx, const uint64_t *totals);

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium/crypto_shorthash.h>
+
 #include "xalloc.h"
 
 void window_set_init(struct window_set *ws, const double *seconds, const char *const *names,
@@ -326,18 +328,59 @@ static uint64_t finalize(uint64_t x)
     return x;
 }
 
+/* The default key: tests and fuzzers; relaywatchd replaces it with a random one at start. */
+static unsigned char process_key[HASH_KEY_BYTES] = "relaywatch-tests";
+/* Public on purpose (hash64_stable): the same in every process, run and host. */
+static const unsigned char stable_key[HASH_KEY_BYTES] = "relaywatch-store";
+
+void hash_set_key(const unsigned char key[HASH_KEY_BYTES])
+{
+    memcpy(process_key, key, HASH_KEY_BYTES);
+}
+
+static uint64_t siphash(const unsigned char *key, const char *data, size_t len, int fold_case)
+{
+    unsigned char out[crypto_shorthash_BYTES];
+    unsigned char buf[256];
+    uint64_t h;
+
+    if (!fold_case) {
+        crypto_shorthash(out, (const unsigned char *)data, len, key);
+    } else {
+        /* Folded through a buffer: for up to 256 bytes (every DNS name, every culprit key)
+         * the same as hash64 of the folded bytes.  A longer name goes on in pieces, each
+         * hashed with the hash so far in front (still one keyed function of the whole). */
+        size_t used = 0;
+
+        do {
+            size_t n = len < sizeof(buf) - used ? len : sizeof(buf) - used;
+
+            for (size_t i = 0; i < n; i++) {
+                unsigned char ch = (unsigned char)data[i];
+                buf[used + i] = ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + 32) : ch;
+            }
+            crypto_shorthash(out, buf, used + n, key);
+            data += n;
+            len -= n;
+            memcpy(buf, out, sizeof(out));
+            used = sizeof(out);
+        } while (len > 0);
+    }
+    /* Little-endian whatever the machine: hash64_stable values are shared between hosts. */
+    h = 0;
+    for (int i = 7; i >= 0; i--)
+        h = h << 8 | out[i];
+    return h;
+}
+
 uint64_t hash64(const char *data, size_t len, int fold_case)
 {
-    uint64_t h = 0xcbf29ce484222325ULL ^ len; /* FNV-1a over the bytes, then mixed */
+    return siphash(process_key, data, len, fold_case);
+}
 
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)data[i];
-        if (fold_case && ch >= 'A' && ch <= 'Z')
-            ch = (unsigned char)(ch + 32);
-        h ^= ch;
-        h *= 0x100000001b3ULL;
-    }
-    return finalize(h);
+uint64_t hash64_stable(const char *data, size_t len, int fold_case)
+{
+    return siphash(stable_key, data, len, fold_case);
 }
 
 size_t power_of_two_at_least(size_t n, size_t floor)

@@ -101,8 +101,31 @@ void distinct_counter_add_at(struct distinct_counter *c, const struct window_set
 uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struct window_set *ws,
                                    unsigned w, double now);
 
-/* A well-mixed 64-bit hash of bytes; fold_case hashes A-Z as a-z. */
+/*
+ * Hashing names from the wire.  Every table keyed by such names (culprits, throttles, fast
+ * path, quarantine, sessions, distinct counts) indexes by hash64, which is SipHash-2-4
+ * (libsodium's crypto_shorthash) under a secret key: whoever picks the names cannot know
+ * which of them share a slot, so no input makes a probe or a chain long.  The key is the
+ * caller's to set, once, before any table is filled (relaywatchd draws it at random at
+ * start): the engine stays pure and reproducible, and unit tests and fuzzers run on the fixed
+ * default key.  Changing the key empties nothing: call it before tables are made.
+ * Lookups compare the names; a few counts go by the 64-bit hash alone (a session's or a
+ * transaction's key, DNS counts credited to a tracked key, distinct counts), where two names
+ * meet only by a 2^-64 chance that nobody can steer without the key.
+ */
+#define HASH_KEY_BYTES 16
+
+void hash_set_key(const unsigned char key[HASH_KEY_BYTES]);
+
+/* The keyed 64-bit hash of bytes; fold_case hashes A-Z as a-z. */
 uint64_t hash64(const char *data, size_t len, int fold_case);
+
+/*
+ * The same under a fixed, public key: for hashes that leave the process (the relay domains
+ * PFADDed to the store, counted across restarts and hosts), which a per-process key would
+ * make differ for the same name.  Never index an in-memory table by it.
+ */
+uint64_t hash64_stable(const char *data, size_t len, int fold_case);
 
 /* Mix one more value into a hash (for keys made of several parts). */
 uint64_t hash64_mix(uint64_t h, uint64_t v);
