@@ -103,10 +103,10 @@ struct store *open_store(struct daemon_state *d, char *err, size_t errlen);
 /* Every request answered: write the last counts, then leave the loop. */
 void on_drained(void *arg);
 
-/* privileges.c */
+/* privileges.c: fork the postsuper runner, open the control socket, give root up. */
 bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stderr);
-/* Open control_socket with control_group's gid, before give_up_root (root sets the socket's
- * group).  false: do not start (the reason on stderr and in the log).  The default path
+/* Open control_socket with control_group's gid (called by give_up_root, after the runner is
+ * forked and before root is given up).  false: do not start (the reason on stderr and in the log).  The default path
  * whose directory is missing (no systemd unit made /run/relaywatch): a warning, and none. */
 bool open_control_socket(struct daemon_state *d, bool to_stderr);
 void log_privileges(const struct daemon_state *d);

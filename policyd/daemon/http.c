@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -669,21 +670,26 @@ struct http_server *http_server_new(struct ev_loop *loop, const struct endpoint 
 
 int http_control_open(const struct endpoint *ep, gid_t gid, char *err, size_t errlen)
 {
-    int fd;
+    mode_t old_mask;
+    gid_t old_egid = getegid();
+    int fd, n;
 
-    /* 0660: the file keeps out whoever is not its owner or in its group; the credentials,
-     * asked at accept, are what admits (a connection in the moment before chmod is asked
-     * too). */
-    if (listen_socket_open(ep, "control_socket", HTTP_UNIX_MODE, &fd, err, errlen) != 1)
-        return -1;
-    if (gid != (gid_t)-1 && chown(ep->path, (uid_t)-1, gid) != 0) {
-        snprintf(err, errlen, "control_socket: %s: cannot give it group %ld: %s", ep->spec,
+    /* Root makes the file 0660 and of control_group as bind creates it (umask, effective
+     * gid), and never touches its path afterwards: in a directory the daemon's user can
+     * write, a chmod or chown by name could be turned onto another file through a symlink.
+     * 0660 keeps out whoever is neither its owner nor in its group; the credentials asked at
+     * accept are what admits. */
+    if (gid != (gid_t)-1 && setegid(gid) != 0) {
+        snprintf(err, errlen, "control_socket: %s: cannot take group %ld: %s", ep->spec,
                  (long)gid, strerror(errno));
-        close(fd);
-        unlink(ep->path);
         return -1;
     }
-    return fd;
+    old_mask = umask(0117);
+    n = listen_socket_open(ep, "control_socket", LISTEN_SOCKET_MODE_AS_MADE, &fd, err, errlen);
+    umask(old_mask);
+    if (gid != (gid_t)-1 && setegid(old_egid) != 0)
+        abort(); /* root's own group back: cannot fail, and going on without it must not */
+    return n == 1 ? fd : -1;
 }
 
 struct http_server *http_control_new(struct ev_loop *loop, const struct endpoint *ep, int fd,

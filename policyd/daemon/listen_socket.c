@@ -91,7 +91,8 @@ static int open_unix(const struct endpoint *ep, const char *key, unsigned mode, 
         close(fd);
         return -1;
     }
-    if (chmod(ep->path, mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+    if ((mode != LISTEN_SOCKET_MODE_AS_MADE && chmod(ep->path, mode) != 0) ||
+        listen(fd, SOMAXCONN) != 0) {
         set_error(err, errlen, "%s: %s: %s", key, ep->spec, strerror(errno));
         close(fd);
         unlink(ep->path);

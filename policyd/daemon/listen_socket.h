@@ -22,4 +22,8 @@ struct endpoint;
 int listen_socket_open(const struct endpoint *ep, const char *key, unsigned mode, int *fds,
                        char *err, size_t errlen);
 
+/* mode for a unix socket whose mode and group bind gave it (umask, effective gid): nothing is
+ * asked of its path afterwards. */
+#define LISTEN_SOCKET_MODE_AS_MADE (~0u)
+
 #endif

@@ -349,10 +349,8 @@ int main(int argc, char **argv)
     log_open(to_stderr);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(d.cfg->max_connections);
-    /* Before root is given up: root sets the control socket's group (and its directory,
-     * /run/relaywatch under the unit, need not be writable by the daemon's user). */
-    if (!open_control_socket(&d, to_stderr))
-        return 2;
+    /* The control socket is opened in there, as root (its group is control_group, and its
+     * directory, /run/relaywatch under the unit, need not be writable by the daemon's user). */
     if (!give_up_root(&d, opts.config_file, to_stderr))
         return 2;
 

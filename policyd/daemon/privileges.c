@@ -25,8 +25,8 @@ static bool refuse_start(const char *err, bool to_stderr)
 
 /*
  * Started as root: fork the postsuper runner (the only part that keeps root) when the
- * quarantine is on, then become cfg->user for good.  Not root: nothing to give up, and
- * nothing can be held.  false (the reason on stderr and in the log): do not start.
+ * quarantine is on, open the control socket, then become cfg->user for good.  Not root:
+ * nothing to give up, nothing can be held, and the control socket is opened as we are.  false (the reason on stderr and in the log): do not start.
  */
 bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stderr)
 {
@@ -42,7 +42,7 @@ bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stder
                  "relaywatchd was not started as root: postsuper cannot be run");
     }
     if (geteuid() != 0)
-        return true;
+        return open_control_socket(d, to_stderr);
     /* What root reads must be root's alone: a file the daemon's user could write would hand
      * it root's choices (the user to become, the Postfix instance postsuper reads) at the
      * next start. */
@@ -62,6 +62,10 @@ bool give_up_root(struct daemon_state *d, const char *config_file, bool to_stder
             d->runner_fd = -1;
         }
     }
+    /* After the runner is forked (it must not hold the listening control socket as root),
+     * before root is given up (root makes the socket, with control_group). */
+    if (!open_control_socket(d, to_stderr))
+        return false;
     /* The built-in user may not exist on a fresh machine: nobody then, said in the log. */
     fallback = c->origin[CK_USER].source == NULL ? "nobody" : NULL;
     if (!privsep_become(c->user, fallback, d->runs_as, sizeof(d->runs_as), err, sizeof(err)))
