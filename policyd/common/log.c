@@ -78,8 +78,13 @@ static void syslog_connect(void)
 
 static void close_sink(void)
 {
-    if (own_fd)
+    if (own_fd) {
+        /* The loop stops watching first: the new socket often gets the same number, and a
+         * watcher left on the closed one would never fire again. */
+        if (wakeup != NULL)
+            wakeup(wakeup_ctx, -1);
         close(out_fd);
+    }
     own_fd = false;
     out_fd = use_syslog ? -1 : STDERR_FILENO;
 }

@@ -21,7 +21,8 @@
 void log_open(bool to_stderr);
 void log_close(void);
 
-/* fd: the descriptor to watch for writability, then call log_flush. */
+/* fd: the descriptor to watch for writability, then call log_flush; -1: the one watched is
+ * about to be closed (the syslog daemon restarted), stop watching it. */
 typedef void log_wakeup_fn(void *ctx, int fd);
 void log_queue_start(log_wakeup_fn *wakeup, void *ctx);
 /* Writes what the sink takes now; true while lines remain queued. */

@@ -121,10 +121,12 @@ static void log_wakeup(void *ctx, int fd)
     if (ev_is_active(&log_watcher)) {
         if (log_watcher.fd == fd)
             return;
-        /* A new /dev/log socket after the syslog daemon restarted. */
+        /* The /dev/log socket closes (the syslog daemon restarted), or a new one comes. */
         ev_ref(loop);
         ev_io_stop(loop, &log_watcher);
     }
+    if (fd < 0)
+        return;
     ev_io_set(&log_watcher, fd, EV_WRITE);
     ev_io_start(loop, &log_watcher);
     ev_unref(loop);
