@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Abuse probes of the connection layer, each with a well-behaved client beside it:
-slowloris (1,000 connections dribbling a byte a second) and one peer taking more than
+slowloris (1,000 connections dribbling a byte a second), connections that send nothing, and
+one peer taking more than
 its share of connections (max_connections_per_peer).
 
 Loopback and a temp dir only; every daemon stopped by PID; about 15 s in all.
@@ -113,6 +114,47 @@ def test_slowloris():
     assert len(lines) == 1, lines
 
 
+def test_silent_connections():
+    """Connections that send nothing at all (Postfix connects only to send a request) are
+    closed request_timeout after the accept, while a good client beside them is served."""
+    silent_count = 300
+    raise_nofile(silent_count + 200)
+    port = free_port()
+    d = start("-o", "listen=inet:127.0.0.1:%d" % port,
+              "-o", "request_timeout=%gs" % REQUEST_TIMEOUT)
+    with d:
+        wait_for(lambda: listening_tcp(port), what="relaywatchd to listen")
+        sel = selectors.DefaultSelector()
+        opened = {}
+        for _ in range(silent_count):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.setblocking(False)
+            opened[s] = time.monotonic()
+            sel.register(s, selectors.EVENT_READ)
+        closed_after = []
+        deadline = time.monotonic() + REQUEST_TIMEOUT + SLACK + 3
+        while opened and time.monotonic() < deadline:
+            good = socket.create_connection(("127.0.0.1", port), timeout=5)
+            answer, took = ask(good)
+            good.close()
+            assert answer == DUNNO and took < 0.5, (answer, took)
+            for key, _ in sel.select(timeout=0.05):
+                s = key.fileobj
+                try:
+                    data = s.recv(64)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", data
+                closed_after.append(time.monotonic() - opened.pop(s))
+                sel.unregister(s)
+                s.close()
+        assert not opened, "%d silent connections still open" % len(opened)
+        assert max(closed_after) <= REQUEST_TIMEOUT + SLACK, max(closed_after)
+        assert min(closed_after) >= REQUEST_TIMEOUT - 0.1, min(closed_after)
+        print("silent: %d closed %.2f-%.2fs after the accept" % (
+            len(closed_after), min(closed_after), max(closed_after)))
+
+
 def connect_unix(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
@@ -175,7 +217,7 @@ def test_per_peer_limit():
     assert len(lines) == 1 and "uid %d:" % os.geteuid() in lines[0], lines
 
 
-TESTS = [test_slowloris, test_per_peer_limit]
+TESTS = [test_slowloris, test_silent_connections, test_per_peer_limit]
 
 if __name__ == "__main__":
     sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-abuse-conn-", with_cli=True))

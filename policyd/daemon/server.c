@@ -93,6 +93,11 @@ static bool connection_open(struct conn *base)
     policy_parser_init(&c->parser);
     srv->stats.connections++;
     srv->stats.accepted++;
+    /* Postfix connects when it has a request to send: the first one must be whole within
+     * request_timeout of the accept, or a connection that sends nothing at all would hold
+     * its slot for idle_timeout. */
+    c->request_since = ev_now(srv->loop);
+    conn_expire_within(base, srv->cfg->request_timeout);
     return true;
 }
 
@@ -119,7 +124,8 @@ static bool idle_timeout(struct conn *base)
         /* Postfix writes a request at once: dribbling is someone holding a slot. */
         srv->stats.request_timeouts++;
         if (conn_peer_log_due(base, &n))
-            log_warning("%s: request not whole %.0fs after its first byte; closing connection "
+            log_warning("%s: request not whole %.0fs after its first byte (or after the accept, "
+                        "for the first); closing connection "
                         "(%lu such from this peer since the last line)",
                         c->base.peer, srv->cfg->request_timeout, n);
         return false;
