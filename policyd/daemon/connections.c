@@ -481,6 +481,14 @@ static bool peer_refuses(struct conn_set *set, int fd, const struct sockaddr_sto
     char label[64];
 
     *pp = p;
+    if (p == NULL && kind != PEER_NONE && limited && set->per_peer != 0) {
+        /* No room to count it (a run of the table crowded by many peers): refused, never
+         * let in unlimited. */
+        if (set->ops->peer_refused != NULL)
+            set->ops->peer_refused(set->owner, "", false, 0);
+        close(fd);
+        return true;
+    }
     if (p == NULL || !limited || set->per_peer == 0 || p->count < set->per_peer)
         return false;
     if (set->ops->peer_refused != NULL) {
