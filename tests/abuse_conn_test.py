@@ -31,6 +31,30 @@ def start(*args):
     return DaemonProcess(argv, TMP, "d")
 
 
+def start_tcp(files):
+    """A daemon on a free loopback port with request_timeout = REQUEST_TIMEOUT, and room for
+    files descriptors here: (daemon, port); the caller waits for it to listen."""
+    raise_nofile(files)
+    port = free_port()
+    return start("-o", "listen=inet:127.0.0.1:%d" % port,
+                 "-o", "request_timeout=%gs" % REQUEST_TIMEOUT), port
+
+
+def reap_closed(sel, since, closed_after):
+    """The abusive connections the daemon closed by now (never with an answer): out of since
+    (socket: when its clock started) and sel, how long each lived appended to closed_after."""
+    for key, _ in sel.select(timeout=0.05):
+        s = key.fileobj
+        try:
+            data = s.recv(64)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", "an abusive connection got an answer: %r" % data
+        closed_after.append(time.monotonic() - since.pop(s))
+        sel.unregister(s)
+        s.close()
+
+
 def ask(sock):
     """One request, its answer and how long it took."""
     t0 = time.monotonic()
@@ -53,10 +77,7 @@ def test_slowloris():
     """1,000 connections dribbling one byte a second: each is closed request_timeout after
     its first byte (plus slack), a good client beside them gets every answer at once, and
     the log says so in one line, not one per connection."""
-    raise_nofile(SLOW + 200)
-    port = free_port()
-    d = start("-o", "listen=inet:127.0.0.1:%d" % port,
-              "-o", "request_timeout=%gs" % REQUEST_TIMEOUT)
+    d, port = start_tcp(SLOW + 200)
     with d:
         wait_for(lambda: listening_tcp(port), what="relaywatchd to listen")
         good = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -74,16 +95,7 @@ def test_slowloris():
         deadline = time.monotonic() + REQUEST_TIMEOUT + SLACK + 3
         next_dribble = time.monotonic() + 1
         while first_byte and time.monotonic() < deadline:
-            for key, _ in sel.select(timeout=0.05):
-                s = key.fileobj
-                try:
-                    data = s.recv(64)
-                except ConnectionResetError:
-                    data = b""
-                assert data == b"", "a slow connection got an answer: %r" % data
-                closed_after.append(time.monotonic() - first_byte.pop(s))
-                sel.unregister(s)
-                s.close()
+            reap_closed(sel, first_byte, closed_after)
             if time.monotonic() >= next_dribble:
                 next_dribble += 1
                 for s in list(first_byte):
@@ -118,10 +130,7 @@ def test_silent_connections():
     """Connections that send nothing at all (Postfix connects only to send a request) are
     closed request_timeout after the accept, while a good client beside them is served."""
     silent_count = 300
-    raise_nofile(silent_count + 200)
-    port = free_port()
-    d = start("-o", "listen=inet:127.0.0.1:%d" % port,
-              "-o", "request_timeout=%gs" % REQUEST_TIMEOUT)
+    d, port = start_tcp(silent_count + 200)
     with d:
         wait_for(lambda: listening_tcp(port), what="relaywatchd to listen")
         sel = selectors.DefaultSelector()
@@ -138,16 +147,7 @@ def test_silent_connections():
             answer, took = ask(good)
             good.close()
             assert answer == DUNNO and took < 0.5, (answer, took)
-            for key, _ in sel.select(timeout=0.05):
-                s = key.fileobj
-                try:
-                    data = s.recv(64)
-                except ConnectionResetError:
-                    data = b""
-                assert data == b"", data
-                closed_after.append(time.monotonic() - opened.pop(s))
-                sel.unregister(s)
-                s.close()
+            reap_closed(sel, opened, closed_after)
         assert not opened, "%d silent connections still open" % len(opened)
         assert max(closed_after) <= REQUEST_TIMEOUT + SLACK, max(closed_after)
         assert min(closed_after) >= REQUEST_TIMEOUT - 0.1, min(closed_after)

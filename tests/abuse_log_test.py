@@ -63,12 +63,7 @@ def http_get(http_port, target):
     s = socket.create_connection(("127.0.0.1", http_port), timeout=5)
     try:
         s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = testlib.recv_all(s)
     finally:
         s.close()
     took = time.monotonic() - began

@@ -97,12 +97,7 @@ class Response:
 
 def read_to_eof(sock, timeout=5):
     sock.settimeout(timeout)
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
+    return testlib.recv_all(sock)
 
 
 def http_raw(d, data, timeout=5):

@@ -100,6 +100,16 @@ def recv_answer(sock, timeout=5):
     return data
 
 
+def recv_all(sock):
+    """Everything sock sends until it closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def unix_http(path, method, target, timeout=5):
     """One HTTP request over the unix socket at path (the control socket): (status, body
     text)."""
@@ -108,12 +118,7 @@ def unix_http(path, method, target, timeout=5):
         s.connect(path)
         s.sendall(("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                    "Content-Length: 0\r\n\r\n" % (method, target)).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), body.decode()
 
