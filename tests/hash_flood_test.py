@@ -45,6 +45,11 @@ ROUNDS = 5            # timed passes over each set, random and crafted taking tu
 FILL_STEP = 500       # requests between two waits while the caches fill
 PIPELINE = 16         # requests written at once on the one connection
 MIN_RATIO = 0.8
+# ASan and UBSan slow every request several times over, and unevenly on a busy 2-core machine
+# (0.77 was seen there with nothing colliding); the old hash measured 0.18-0.25 in a plain
+# build, and its long chains also show as skipped lookups, asserted whatever the build.
+if os.environ.get("RELAYWATCH_SANITIZED") == "1":
+    MIN_RATIO = 0.5
 DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 MASK64 = (1 << 64) - 1
 
