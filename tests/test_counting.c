@@ -230,6 +230,136 @@ static void test_culprits_heavy_hitters_among_a_million(void **state)
     culprit_table_free(t);
 }
 
+/* A plain Space-Saving summary to hold the stream summary to: the newcomer takes the entry
+ * with the lowest score, of those the one that has had its score longest. */
+struct reference_entry {
+    char key[16];
+    uint64_t score, error, since; /* since: when it got its score */
+};
+
+static void reference_add(struct reference_entry *r, unsigned slots, unsigned *used,
+                          const char *key, uint64_t w, uint64_t clock)
+{
+    unsigned i, low = 0;
+
+    for (i = 0; i < *used; i++)
+        if (strcmp(r[i].key, key) == 0)
+            break;
+    if (i == *used && *used < slots) {
+        (*used)++;
+        snprintf(r[i].key, sizeof(r[i].key), "%s", key);
+        r[i].score = r[i].error = 0;
+    } else if (i == *used) {
+        for (i = 1; i < slots; i++)
+            if (r[i].score < r[low].score ||
+                (r[i].score == r[low].score && r[i].since < r[low].since))
+                low = i;
+        i = low;
+        snprintf(r[i].key, sizeof(r[i].key), "%s", key);
+        r[i].error = r[i].score;
+    }
+    r[i].score += w;
+    r[i].since = clock;
+}
+
+enum { SUMMARY_SLOTS = 6, SUMMARY_KEYS = 30 };
+
+struct summary_run {
+    struct window_set ws;
+    struct culprit_table *t;
+    struct reference_entry ref[SUMMARY_SLOTS];
+    unsigned used;
+    uint64_t rnd, clock, total;
+};
+
+/* The table and the reference hold the same keys, scores and errors, and (before any
+ * halving) the scores add up to everything counted, Space-Saving's invariant. */
+static void summary_compare(struct summary_run *r, bool halved)
+{
+    struct culprit_view top[SUMMARY_SLOTS + 1];
+    unsigned n = culprit_top(r->t, 2, 500.0, top, SUMMARY_SLOTS + 1);
+    uint64_t sum = 0;
+
+    assert_int_equal(n, r->used);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned j;
+        for (j = 0; j < r->used && strcmp(r->ref[j].key, top[i].key) != 0; j++)
+            ;
+        assert_true(j < r->used);
+        assert_int_equal(top[i].score, r->ref[j].score);
+        assert_int_equal(top[i].error, r->ref[j].error);
+        sum += top[i].score;
+    }
+    if (!halved)
+        assert_int_equal(sum, r->total);
+}
+
+static void summary_updates(struct summary_run *r, unsigned updates, bool halved)
+{
+    for (unsigned u = 1; u <= updates; u++) {
+        char key[16];
+        unsigned k, w;
+
+        r->rnd = r->rnd * 6364136223846793005u + 1442695040888963407u;
+        /* Skewed: low key numbers come far more often. */
+        k = (unsigned)((r->rnd >> 33) % SUMMARY_KEYS);
+        k = k % (1 + (unsigned)((r->rnd >> 20) % SUMMARY_KEYS));
+        w = 1 + (unsigned)((r->rnd >> 50) % 4);
+        snprintf(key, sizeof(key), "k%u", k);
+        add_at(r->t, &r->ws, CULPRIT_SASL_USERNAME, key, strlen(key), 500.0, w - w / 2, w / 2, 0);
+        reference_add(r->ref, SUMMARY_SLOTS, &r->used, key, w, ++r->clock);
+        r->total += w;
+        if (u % 97 == 0 || u == updates || halved)
+            summary_compare(r, halved);
+    }
+}
+
+static int compare_reference_age(const void *a, const void *b)
+{
+    const struct reference_entry *x = a, *y = b;
+
+    if (x->score != y->score)
+        return x->score < y->score ? -1 : 1;
+    return x->since < y->since ? -1 : x->since > y->since;
+}
+
+/* The table's scores halve at the tick of time now; the reference's halve too, entries of
+ * equal halves ordered by their scores before, then by age. */
+static void summary_halve(struct summary_run *r, double now)
+{
+    culprit_tick(r->t, now);
+    qsort(r->ref, r->used, sizeof(r->ref[0]), compare_reference_age);
+    for (unsigned i = 0; i < r->used; i++) {
+        r->ref[i].score >>= 1;
+        r->ref[i].error >>= 1;
+        r->ref[i].since = ++r->clock;
+    }
+    summary_compare(r, true);
+}
+
+/* Random weights and few slots: the stream summary keeps exactly the entries, scores and
+ * errors a plain Space-Saving summary keeps, through every shape of bucket list (scores
+ * all different, raises past several buckets, a bucket emptied); halving merges equal
+ * scores into one bucket, the lower ones' entries counting as older, and it goes on
+ * agreeing afterwards. */
+static void test_culprits_stream_summary_is_space_saving(void **state)
+{
+    struct summary_run r = {.rnd = 12345};
+
+    (void)state;
+    three_windows(&r.ws);
+    r.t = culprit_table_new(&r.ws, SUMMARY_SLOTS);
+    summary_updates(&r, 20000, false);
+    culprit_tick(r.t, 500.0);
+    summary_halve(&r, 500.0 + 3600.0);
+    /* Halving often keeps scores low, so that halves meet and the lowest are shared. */
+    for (int round = 0; round < 300; round++) {
+        summary_updates(&r, 1 + round % 40, true);
+        summary_halve(&r, 500.0 + 3600.0 * (round + 2));
+    }
+    culprit_table_free(r.t);
+}
+
 static void test_culprits_kinds_and_decay(void **state)
 {
     struct window_set ws;
@@ -793,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_distinct_counts),
         cmocka_unit_test(test_culprits_heavy_hitters_among_a_million),
         cmocka_unit_test(test_culprits_kinds_and_decay),
+        cmocka_unit_test(test_culprits_stream_summary_is_space_saving),
         cmocka_unit_test(test_traffic_end_of_message_mode),
         cmocka_unit_test(test_traffic_sessions),
         cmocka_unit_test(test_traffic_evictions_are_not_refusals),

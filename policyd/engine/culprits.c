@@ -3,8 +3,14 @@
  *
  * Entries live in one array; an open-addressing index (linear probing,
  * twice the slots, backward-shift deletion) maps a key's hash to its
- * entry.  Finding the entry to replace is a scan of the scores: slots are
- * a few hundred at most, and the scan runs only for keys not yet tracked.
+ * entry.  Scores are kept in Space-Saving's stream summary: a list of
+ * score buckets, lowest first, each holding the entries with that score in
+ * a ring (oldest first).  The entry to replace is the oldest of the lowest
+ * bucket, found at once; raising a score by w walks past at most w - 1
+ * buckets (callers add 1 message or 1 recipient).  So the work of an
+ * update does not grow with culprit_slots or with how many keys senders
+ * make up, and no update allocates: the buckets come from a pool of
+ * `slots`, as there are never more buckets than entries.
  */
 #include "culprits.h"
 
@@ -17,6 +23,15 @@
  * limit_domains are judged on it. */
 #define DOMAIN_PRECISION 8
 
+#define NONE UINT32_MAX /* no entry, no bucket */
+
+/* The entries whose score is `score`, and its neighbours in score order. */
+struct score_bucket {
+    uint64_t score;
+    uint32_t first;      /* the oldest entry of the ring; NONE for a bucket in the pool */
+    uint32_t lower, higher; /* buckets; NONE at the ends.  In the pool, higher links it. */
+};
+
 struct culprit {
     bool used;
     enum culprit_kind kind;
@@ -28,6 +43,8 @@ struct culprit {
     struct window_counter *messages, *recipients;
     struct window_counter *dns_lookups, *dns_upstream;
     struct distinct_counter *domains;
+    uint32_t bucket;            /* its score's bucket */
+    uint32_t older, newer;      /* its ring in the bucket */
 };
 
 struct culprit_table {
@@ -35,9 +52,9 @@ struct culprit_table {
     unsigned slots, used;
     uint64_t evictions; /* none yet: every tracked key's figures are complete */
     struct culprit *entry;
-    /* Scores apart from the entries: the scan for the lowest reads a few cache lines, not one
-     * per entry. */
-    uint64_t *score;
+    struct score_bucket *bucket; /* slots of them */
+    uint32_t lowest;             /* the bucket with the lowest score; NONE while empty */
+    uint32_t pool;               /* unused buckets, linked by higher */
     uint32_t *index; /* entry number + 1; 0 empty */
     size_t index_mask;
     double next_decay;
@@ -66,8 +83,14 @@ struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned sl
     t->slots = slots;
     t->entry = xcalloc(slots, sizeof(*t->entry));
     t->index = xcalloc(isize, sizeof(*t->index));
-    t->score = xcalloc(slots, sizeof(*t->score));
+    t->bucket = xcalloc(slots, sizeof(*t->bucket));
     t->index_mask = isize - 1;
+    t->lowest = NONE;
+    for (unsigned i = 0; i < slots; i++) {
+        t->bucket[i].first = NONE;
+        t->bucket[i].higher = i + 1 < slots ? i + 1 : NONE;
+    }
+    t->pool = 0;
     for (unsigned i = 0; i < slots; i++) {
         t->entry[i].messages = window_counter_new(ws);
         t->entry[i].recipients = window_counter_new(ws);
@@ -90,7 +113,7 @@ void culprit_table_free(struct culprit_table *t)
         distinct_counter_free(t->entry[i].domains);
     }
     free(t->entry);
-    free(t->score);
+    free(t->bucket);
     free(t->index);
     free(t);
 }
@@ -136,14 +159,147 @@ static void index_remove(struct culprit_table *t, uint32_t n)
     t->index[hole] = 0;
 }
 
-static uint32_t lowest_score(const struct culprit_table *t)
-{
-    uint32_t best = 0;
+/* ---------------------------------------------------------- stream summary */
 
-    for (uint32_t i = 1; i < t->slots; i++)
-        if (t->score[i] < t->score[best])
-            best = i;
-    return best;
+/* A bucket from the pool for score, linked between lower and higher. */
+static uint32_t bucket_new(struct culprit_table *t, uint64_t score, uint32_t lower, uint32_t higher)
+{
+    uint32_t b = t->pool;
+    struct score_bucket *sb = &t->bucket[b];
+
+    /* Each bucket in use holds an entry, and an entry is in one bucket: the pool of `slots`
+     * cannot run dry while an entry waits for one. */
+    t->pool = sb->higher;
+    sb->score = score;
+    sb->first = NONE;
+    sb->lower = lower;
+    sb->higher = higher;
+    if (lower != NONE)
+        t->bucket[lower].higher = b;
+    else
+        t->lowest = b;
+    if (higher != NONE)
+        t->bucket[higher].lower = b;
+    return b;
+}
+
+static void bucket_drop(struct culprit_table *t, uint32_t b)
+{
+    struct score_bucket *sb = &t->bucket[b];
+
+    if (sb->lower != NONE)
+        t->bucket[sb->lower].higher = sb->higher;
+    else
+        t->lowest = sb->higher;
+    if (sb->higher != NONE)
+        t->bucket[sb->higher].lower = sb->lower;
+    sb->first = NONE;
+    sb->higher = t->pool;
+    t->pool = b;
+}
+
+/* Put entry n last (newest) in bucket b's ring. */
+static void ring_join(struct culprit_table *t, uint32_t n, uint32_t b)
+{
+    struct culprit *e = &t->entry[n];
+    uint32_t first = t->bucket[b].first;
+
+    e->bucket = b;
+    if (first == NONE) {
+        e->older = e->newer = n;
+        t->bucket[b].first = n;
+        return;
+    }
+    e->newer = first;
+    e->older = t->entry[first].older;
+    t->entry[e->older].newer = n;
+    t->entry[first].older = n;
+}
+
+/* Take entry n out of its bucket's ring; returns whether the bucket is left empty. */
+static bool ring_leave(struct culprit_table *t, uint32_t n)
+{
+    struct culprit *e = &t->entry[n];
+    struct score_bucket *sb = &t->bucket[e->bucket];
+
+    if (e->newer == n) {
+        sb->first = NONE;
+        return true;
+    }
+    t->entry[e->older].newer = e->newer;
+    t->entry[e->newer].older = e->older;
+    if (sb->first == n)
+        sb->first = e->newer;
+    return false;
+}
+
+/* A new entry n with score 0: 0 is never above the lowest score. */
+static void score_start(struct culprit_table *t, uint32_t n)
+{
+    uint32_t b = t->lowest;
+
+    if (b == NONE || t->bucket[b].score != 0)
+        b = bucket_new(t, 0, NONE, b);
+    ring_join(t, n, b);
+}
+
+/* Raise entry n's score by w > 0: past the buckets in between, at most w - 1 of them. */
+static void score_raise(struct culprit_table *t, uint32_t n, uint64_t w)
+{
+    uint32_t from = t->entry[n].bucket;
+    uint64_t score = t->bucket[from].score;
+    uint64_t target = score > UINT64_MAX - w ? UINT64_MAX : score + w;
+    uint32_t below = from, above = t->bucket[from].higher;
+    bool emptied;
+
+    if (target == score)
+        return; /* saturated */
+    while (above != NONE && t->bucket[above].score < target) {
+        below = above;
+        above = t->bucket[above].higher;
+    }
+    emptied = ring_leave(t, n);
+    /* An emptied bucket goes back to the pool before one is taken: with every score
+     * different, every bucket is in use. */
+    if (emptied && below == from && (above == NONE || t->bucket[above].score != target)) {
+        /* Alone in its bucket and nothing in between: the bucket moves up with it. */
+        t->bucket[from].score = target;
+        ring_join(t, n, from);
+        return;
+    }
+    if (emptied)
+        bucket_drop(t, from);
+    if (above != NONE && t->bucket[above].score == target)
+        ring_join(t, n, above);
+    else
+        ring_join(t, n, bucket_new(t, target, below, above));
+}
+
+static uint64_t score_of(const struct culprit_table *t, uint32_t n)
+{
+    return t->bucket[t->entry[n].bucket].score;
+}
+
+/* Halve every score; equal halves merge into one bucket (order is kept, so only neighbours). */
+static void scores_halve(struct culprit_table *t)
+{
+    uint32_t b = t->lowest;
+
+    while (b != NONE) {
+        uint32_t higher = t->bucket[b].higher;
+        uint32_t lower = t->bucket[b].lower;
+
+        t->bucket[b].score >>= 1;
+        if (lower != NONE && t->bucket[lower].score == t->bucket[b].score) {
+            while (t->bucket[b].first != NONE) {
+                uint32_t n = t->bucket[b].first;
+                ring_leave(t, n);
+                ring_join(t, n, lower);
+            }
+            bucket_drop(t, b);
+        }
+        b = higher;
+    }
 }
 
 size_t culprit_fold_domain(const char *domain, size_t len, char *out)
@@ -203,9 +359,12 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
 
         if (t->used < t->slots) {
             n = t->used++;
+            score_start(t, n);
         } else {
-            n = lowest_score(t);
-            inherited = t->score[n];
+            /* Space-Saving: the newcomer takes the lowest score's slot, and the score with it
+             * (the most the newcomer can have sent unseen); the oldest of those goes. */
+            n = t->bucket[t->lowest].first;
+            inherited = t->bucket[t->lowest].score;
             index_remove(t, n);
             t->evictions++;
             pos = index_find(t, kind, hash, key, stored_len);
@@ -214,7 +373,6 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         e->used = true;
         e->kind = kind;
         e->hash = hash;
-        t->score[n] = inherited;
         e->error = inherited;
         e->since = now;
         e->key_len = (uint16_t)stored_len;
@@ -227,7 +385,8 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         distinct_counter_restart_at(e->domains, t->ws, clk);
         t->index[pos] = n + 1;
     }
-    t->score[n] += (uint64_t)messages + recipients;
+    if (messages || recipients)
+        score_raise(t, n, (uint64_t)messages + recipients);
     if (messages)
         window_counter_add_at(e->messages, t->ws, clk, messages);
     if (recipients)
@@ -245,10 +404,9 @@ void culprit_tick(struct culprit_table *t, double now)
     if (now < t->next_decay)
         return;
     t->next_decay = now + period;
-    for (unsigned i = 0; i < t->used; i++) {
-        t->score[i] >>= 1;
+    scores_halve(t);
+    for (unsigned i = 0; i < t->used; i++)
         t->entry[i].error >>= 1;
-    }
 }
 
 static int compare_views(const void *a, const void *b)
@@ -283,7 +441,7 @@ unsigned culprit_top(const struct culprit_table *t, unsigned w, double now,
         v.domains = distinct_counter_estimate(e->domains, t->ws, w, now);
         v.dns_lookups = window_counter_sum(e->dns_lookups, t->ws, w, now);
         v.dns_upstream = window_counter_sum(e->dns_upstream, t->ws, w, now);
-        v.score = t->score[i];
+        v.score = score_of(t, i);
         v.error = e->error;
         /* Space-Saving: true count <= count since entry + error.  No error, or
          * tracked since before the window began: the figures are complete. */

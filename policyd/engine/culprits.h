@@ -10,7 +10,9 @@
  * before it grew, which `exact` tells.
  * Scores are halved once per longest window so that yesterday's sender
  * does not hold a slot forever.  Each entry keeps windowed messages,
- * recipients and distinct recipient domains.  No I/O; no allocation after
+ * recipients and distinct recipient domains.  An update's work does not
+ * grow with `slots` or with the number of keys senders make up (it grows
+ * only with the score added).  No I/O; no allocation after
  * culprit_table_new.
  */
 #ifndef RELAYWATCH_CULPRITS_H
