@@ -168,6 +168,11 @@ static const char *const popular_recipient_domains[] = {
  * bounded pool the daemon's PTR lookups can be answered from its cache. */
 static uint32_t client_pool;
 
+/* Distinct sender domains in the mix (--senders), 0 for the usual few hundred
+ * (customerN.example for users, senderN.example for port-25 mail): many make the daemon's
+ * sender-domain culprit table replace entries on most requests. */
+static uint32_t sender_domain_pool;
+
 /* Writes the request numbered seq into buf and returns its length
  * (0 if it did not fit, which cannot happen with REQUEST_BUF_SIZE). */
 static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users)
@@ -200,6 +205,15 @@ static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users
 
     uint32_t user = users > 0 ? (uint32_t)((r3 >> 16) % users) : 0;
     uint32_t user_domain = user % 97;
+    char sender_domain[40];
+
+    if (sender_domain_pool)
+        snprintf(sender_domain, sizeof sender_domain, "s%" PRIu32 ".senders.example",
+                 (uint32_t)(mix64(r3 ^ UINT64_C(0x5E4D)) % sender_domain_pool));
+    else if (authenticated)
+        snprintf(sender_domain, sizeof sender_domain, "customer%" PRIu32 ".example", user_domain);
+    else
+        snprintf(sender_domain, sizeof sender_domain, "sender%" PRIu32 ".example", isp);
 
     out_printf(&o,
                "request=smtpd_access_policy\n"
@@ -235,11 +249,10 @@ static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users
         else
             out_printf(&o, "helo_name=DESKTOP-%06" PRIX64 "\n", (r3 >> 24) & 0xffffff);
         if ((r3 >> 56) % 10 != 0)
-            out_printf(&o, "sender=user%" PRIu32 "@customer%" PRIu32 ".example\n", user,
-                       user_domain);
+            out_printf(&o, "sender=user%" PRIu32 "@%s\n", user, sender_domain);
         else
-            out_printf(&o, "sender=alias%u.user%" PRIu32 "@customer%" PRIu32 ".example\n",
-                       (unsigned)(r3 >> 60), user, user_domain);
+            out_printf(&o, "sender=alias%u.user%" PRIu32 "@%s\n", (unsigned)(r3 >> 60), user,
+                       sender_domain);
     } else {
         if (has_rdns)
             out_printf(&o, "helo_name=%s\n", ptr_name);
@@ -248,7 +261,7 @@ static size_t build_request(char *buf, size_t size, uint64_t seq, uint32_t users
         if ((r3 >> 56) % 100 < 3)
             out_printf(&o, "sender=\n"); /* null sender: a bounce */
         else
-            out_printf(&o, "sender=news%u@sender%" PRIu32 ".example\n", c, isp);
+            out_printf(&o, "sender=news%u@%s\n", c, sender_domain);
     }
 
     uint64_t rcpt_pick = (r2 >> 40) % 100;
@@ -1057,6 +1070,7 @@ static void usage(FILE *out)
             "  -u N          distinct SASL users in the mix, 0 for none (default 1000)\n"
             "  --clients N   distinct client addresses in the mix, 0: a new one per request\n"
             "                (default 0)\n"
+            "  --senders N   distinct sender domains in the mix, 0: a few hundred (default 0)\n"
             "  -t SECONDS    answer/connect timeout, counted as an error (default 10)\n"
             "  --eom         follow each RCPT request with its transaction's END-OF-MESSAGE\n"
             "                request (half the requests, each with a queue ID)\n"
@@ -1107,10 +1121,11 @@ static bool raise_fd_limit(unsigned needed)
 
 static int parse_options(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_HOLD, OPT_DUMP, OPT_SERVER_PID, OPT_CLIENTS, OPT_EOM };
+    enum { OPT_JSON = 256, OPT_HOLD, OPT_DUMP, OPT_SERVER_PID, OPT_CLIENTS, OPT_SENDERS, OPT_EOM };
     static const struct option long_options[] = {
         {"json", no_argument, NULL, OPT_JSON},
         {"clients", required_argument, NULL, OPT_CLIENTS},
+        {"senders", required_argument, NULL, OPT_SENDERS},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"dump", required_argument, NULL, OPT_DUMP},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
@@ -1173,6 +1188,11 @@ static int parse_options(int argc, char **argv)
             if (!parse_u64(optarg, 0, UINT32_MAX, &v))
                 goto bad;
             client_pool = (uint32_t)v;
+            break;
+        case OPT_SENDERS:
+            if (!parse_u64(optarg, 0, UINT32_MAX, &v))
+                goto bad;
+            sender_domain_pool = (uint32_t)v;
             break;
         case OPT_EOM:
             eom_mode = true;

@@ -8,10 +8,16 @@
 # Environment knobs (defaults in brackets):
 #   CONNS [64]  DURATION [10]  WARMUP [1]  USERS [1000]  HOLD_CONNS [1000]
 #   CLIENTS [0]           distinct client addresses (0: a new one per request)
+#   SENDERS [0]           distinct sender domains (0: a few hundred); with USERS=10000
+#                         CLIENTS=5000 SENDERS=20000 most requests bring culprit keys
+#                         the daemon does not track yet (the "many keys" case)
 #   EOM [0]               1: each RCPT request followed by its END-OF-MESSAGE (policy_load --eom)
 #   PIN [1]               1: pin load generator and server to different CPUs
 #   BENCH_BIN_DIR [build, else build/bench]  where policy_load and minimal_server are
-#   RELAYWATCHD_ARGS []   extra arguments for relaywatchd
+#   RELAYWATCHD_ARGS []   extra arguments for relaywatchd. Unless they name a
+#                         resolver= (a loopback name server, as bench/dns.sh does),
+#                         relaywatchd runs with -o dns_lookups= : the machine's own
+#                         resolver is not ours to load.
 #   OUT_DIR [new temp dir] JSON results and server logs are kept there
 #   STORE []              redis: relaywatchd writes its counts to a private
 #                         redis-server on a unix socket (-o store=redis+unix://SOCK),
@@ -51,12 +57,15 @@ duration=${DURATION:-10}
 warmup=${WARMUP:-1}
 users=${USERS:-1000}
 clients=${CLIENTS:-0}
+senders=${SENDERS:-0}
 eom_args=()
 [[ ${EOM:-0} == 1 ]] && eom_args=(--eom)
 hold_conns=${HOLD_CONNS:-1000}
 pin=${PIN:-1}
 store=${STORE:-}
 store_conns=${STORE_CONNS:-8 64}
+lookups_args=(-o dns_lookups=)
+[[ ${RELAYWATCHD_ARGS:-} == *resolver=* ]] && lookups_args=()
 out_dir=${OUT_DIR:-$(mktemp -d /tmp/relaywatch-bench.XXXXXX)}
 mkdir -p "$out_dir"
 
@@ -196,7 +205,7 @@ bench_server() {
     # --server-pid: policy_load samples the server's CPU time at the edges of
     # its measurement window.
     "${client_cmd[@]}" "$policy_load" -s "$target" -c "$conns" -d "$duration" -w "$warmup" \
-        -u "$users" --clients "$clients" "${eom_args[@]}" --server-pid "$pid" --json \
+        -u "$users" --clients "$clients" --senders "$senders" "${eom_args[@]}" --server-pid "$pid" --json \
         >"$out_dir/$name.json" \
         2>"$out_dir/$name.load.err" || load_rc=$?
     if [[ -n $redis_before ]]; then
@@ -488,7 +497,8 @@ PY
 # shellcheck disable=SC2086 # RELAYWATCHD_ARGS is a word list on purpose
 if [[ -z $store ]]; then
     run_server minimal_server "$minimal_server" -s inet:127.0.0.1:@PORT@
-    run_server relaywatchd "$relaywatchd" -e -o listen=inet:127.0.0.1:@PORT@ ${RELAYWATCHD_ARGS:-}
+    run_server relaywatchd "$relaywatchd" -e -o listen=inet:127.0.0.1:@PORT@ "${lookups_args[@]}" \
+        ${RELAYWATCHD_ARGS:-}
     report
     exit
 fi
@@ -509,7 +519,7 @@ store_mode() {
         # shellcheck disable=SC2086 # RELAYWATCHD_ARGS is a word list on purpose
         run_server relaywatchd "$relaywatchd" -e -o listen=inet:127.0.0.1:@PORT@ \
             -o "store=redis+unix://$redis_sock" -o "host_id=bench-c$conns" \
-            -o "http_listen=inet:127.0.0.1:$store_http_port" ${RELAYWATCHD_ARGS:-}
+            -o "http_listen=inet:127.0.0.1:$store_http_port" "${lookups_args[@]}" ${RELAYWATCHD_ARGS:-}
         report || rc=1
         levels+=("$conns")
     done
