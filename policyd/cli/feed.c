@@ -28,6 +28,7 @@
 #include "config.h"
 #include "query_log.h"
 #include "query_writer.h"
+#include "window_counter.h"
 #include "xalloc.h"
 
 #define TABLE_SLOTS (1u << 18) /* (client, minute, type) counts held: about 25 MB at most */
@@ -108,17 +109,14 @@ static bool client_kept(const struct feed *f, const char *client)
 
 /* ------------------------------------------------------------ counting */
 
+/* Keyed (feed_run draws the key): the clients and types in a query log are whoever queries the
+ * name server, so names that share a slot must not be theirs to pick. */
 static uint64_t key_hash(const char *client, size_t clen, int64_t minute, const char *type,
                          size_t tlen)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)minute;
+    uint64_t h = hash64_mix(hash64(client, clen, 0), (uint64_t)minute);
 
-    for (size_t i = 0; i < clen; i++)
-        h = (h ^ (unsigned char)client[i]) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (size_t i = 0; i < tlen; i++)
-        h = (h ^ (unsigned char)type[i]) * 1099511628211ULL;
-    h ^= h >> 32;
+    h = hash64_mix(h, hash64(type, tlen, 0));
     return h ? h : 1;
 }
 
@@ -599,6 +597,10 @@ int feed_run(const struct config *cfg, const struct feed_options *o)
 
     memset(&f, 0, sizeof(f));
     f.cfg = cfg;
+    if (!hash_set_random_key()) {
+        fprintf(stderr, "relaywatch feed: cannot initialise libsodium\n");
+        return 2;
+    }
     f.writer = store_query_writer_new(cfg->store, cfg->redis_password, cfg->store_timeout,
                                       cfg->store_retention, err, sizeof(err));
     if (f.writer == NULL) {

@@ -23,8 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium/core.h>
-#include <sodium/randombytes.h>
 
 #include "daemon.h"
 #include "config.h"
@@ -319,15 +317,9 @@ int main(int argc, char **argv)
     /* The engine's hash key, secret and new each start, before any table is made: senders
      * cannot pick names that share a slot (window_counter.h).  Nothing keyed by it is kept
      * past the process. */
-    {
-        unsigned char key[HASH_KEY_BYTES];
-
-        if (sodium_init() < 0) {
-            fprintf(stderr, "relaywatchd: cannot initialise libsodium\n");
-            return 2;
-        }
-        randombytes_buf(key, sizeof(key));
-        hash_set_key(key);
+    if (!hash_set_random_key()) {
+        fprintf(stderr, "relaywatchd: cannot initialise libsodium\n");
+        return 2;
     }
 
     d.cfg = load_config(&opts, config_report_stderr, &problems);

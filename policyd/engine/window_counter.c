@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium/core.h>
 #include <sodium/crypto_shorthash.h>
+#include <sodium/randombytes.h>
 
 #include "xalloc.h"
 
@@ -336,6 +338,17 @@ static const unsigned char stable_key[HASH_KEY_BYTES] = "relaywatch-store";
 void hash_set_key(const unsigned char key[HASH_KEY_BYTES])
 {
     memcpy(process_key, key, HASH_KEY_BYTES);
+}
+
+bool hash_set_random_key(void)
+{
+    unsigned char key[HASH_KEY_BYTES];
+
+    if (sodium_init() < 0)
+        return false;
+    randombytes_buf(key, sizeof(key));
+    hash_set_key(key);
+    return true;
 }
 
 static uint64_t siphash(const unsigned char *key, const char *data, size_t len, int fold_case)

@@ -14,6 +14,7 @@
 #ifndef RELAYWATCH_WINDOW_COUNTER_H
 #define RELAYWATCH_WINDOW_COUNTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -116,6 +117,10 @@ uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struc
 #define HASH_KEY_BYTES 16
 
 void hash_set_key(const unsigned char key[HASH_KEY_BYTES]);
+
+/* For programs at start: a key from the system's random source (libsodium's; may block
+ * until the kernel's pool is ready, once, at boot).  False if libsodium cannot start. */
+bool hash_set_random_key(void);
 
 /* The keyed 64-bit hash of bytes; fold_case hashes A-Z as a-z. */
 uint64_t hash64(const char *data, size_t len, int fold_case);
