@@ -738,7 +738,7 @@ static void test_relay_burst_defaults(void **state)
         print_message("  ordinary: %s\n", s->ord_bad_first);
     assert_true(s->ord_relay_loud > 0);
     assert_int_equal(s->ord_bad, 0);
-    check_culprit_record(s, DEFAULT_CULPRIT + 7);
+    check_culprit_record(s, &DEFAULT_CULPRIT[7]);
     /* Only the culprit: its sender domain is not throttled (a client stood out). */
     assert_int_equal(throttle_count(defense_throttles(s->d)), 1);
     defense_get_stats(s->d, &st);
@@ -910,7 +910,7 @@ static void test_escalation(void **state)
     assert_true(strncmp(b.first_ans[AK_REJECT], "action=REJECT 5.7.1", 19) == 0);
     assert_true(b.last_at[AK_DUNNO] < b.first_at[AK_DEFER]);
     assert_true(r->escalated);
-    assert_string_equal(r->action, DEFAULT_ESCALATE + 7);
+    assert_string_equal(r->action, &DEFAULT_ESCALATE[7]);
     assert_int_equal(r->source, THROTTLE_DETECTOR);
     assert_true(r->changed >= since + 300);
     assert_true(r->since == since);

@@ -67,7 +67,7 @@ static void test_refused(void **state)
         "4jjlNN6lMqy1bhJ7",   /* no z at index 10 */
         "4jjlNN6lMqz1bhz7",   /* z inside the inode */
         "4jjlNA6lMqz1bhJ7",   /* a vowel */
-        "4jjlNN6lMqz1bh-7", "4jjlNN6lM z1bhJ7", "4jjl\xc3\xa9" "6lMqz1bhJ7",
+        "4jjlNN6lMqz1bh-7", "4jjlNN6lM z1bhJ7", "4jjl\xc3\xa9\x36lMqz1bhJ7", /* \x36: the 6 after the UTF-8 */
     };
 
     (void)state;
