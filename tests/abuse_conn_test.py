@@ -8,14 +8,14 @@ Loopback and a temp dir only; every daemon stopped by PID; about 15 s in all.
 Usage: abuse_conn_test.py --relaywatchd PATH --relaywatch PATH
 """
 import os
-import resource
 import selectors
 import socket
 import sys
 import time
 
 import testlib
-from testlib import DUNNO, RCPT, DaemonProcess, free_port, listening_tcp, listening_unix, wait_for
+from testlib import (DUNNO, RCPT, DaemonProcess, GoodClient, ask, closed_by_peer, free_port,
+                     listening_tcp, listening_unix, metrics, raise_nofile, rss_kib, wait_for)
 
 RELAYWATCHD = None
 RELAYWATCH = None
@@ -31,13 +31,13 @@ def start(*args):
     return DaemonProcess(argv, TMP, "d")
 
 
-def start_tcp(files):
-    """A daemon on a free loopback port with request_timeout = REQUEST_TIMEOUT, and room for
-    files descriptors here: (daemon, port); the caller waits for it to listen."""
+def start_tcp(files, *args):
+    """A daemon on a free loopback port with request_timeout = REQUEST_TIMEOUT (and args), and
+    room for files descriptors here: (daemon, port); the caller waits for it to listen."""
     raise_nofile(files)
     port = free_port()
     return start("-o", "listen=inet:127.0.0.1:%d" % port,
-                 "-o", "request_timeout=%gs" % REQUEST_TIMEOUT), port
+                 "-o", "request_timeout=%gs" % REQUEST_TIMEOUT, *args), port
 
 
 def reap_closed(sel, since, closed_after):
@@ -53,24 +53,6 @@ def reap_closed(sel, since, closed_after):
         closed_after.append(time.monotonic() - since.pop(s))
         sel.unregister(s)
         s.close()
-
-
-def ask(sock):
-    """One request, its answer and how long it took."""
-    t0 = time.monotonic()
-    sock.sendall(RCPT)
-    data = b""
-    while not data.endswith(b"\n\n"):
-        chunk = sock.recv(4096)
-        assert chunk, "connection closed without an answer"
-        data += chunk
-    return data, time.monotonic() - t0
-
-
-def raise_nofile(n):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
 
 
 def test_slowloris():
@@ -217,7 +199,101 @@ def test_per_peer_limit():
     assert len(lines) == 1 and "uid %d:" % os.geteuid() in lines[0], lines
 
 
-TESTS = [test_slowloris, test_silent_connections, test_per_peer_limit]
+def connection_counts(m):
+    """From /metrics: policy connections (open, evicted when idle, refused)."""
+    return tuple(m["relaywatch_connections" + k] for k in ("", "_evicted_idle_total",
+                                                            "_refused_total"))
+
+
+def hog(port, i):
+    """Connection i of a local process holding connections: from 127.0.0.(2 + i % 50) (loopback
+    is never limited per peer), one real request answered, then silence."""
+    s = socket.socket()
+    s.settimeout(5)
+    s.bind(("127.0.0.%d" % (2 + i % 50), 0))
+    s.connect(("127.0.0.1", port))
+    assert ask(s)[0] == DUNNO
+    return s
+
+
+def test_idle_hogs():
+    """A local process that sends one request per connection and then waits, on more connections
+    than max_connections, cannot lock Postfix out: each new connection at the limit closes the
+    one idle longest (exactly the oldest hogs go), a Postfix-like client beside it is served at
+    once without losing its own connection, evictions are counted and memory stays put."""
+    limit, hogs_count, asks = 100, 150, 200
+    http_port = free_port()
+    d, port = start_tcp(hogs_count + asks + 100, "-o", "max_connections=%d" % limit,
+                        "-o", "http_listen=inet:127.0.0.1:%d" % http_port)
+    with d:
+        wait_for(lambda: listening_tcp(port) and listening_tcp(http_port),
+                 what="relaywatchd to listen")
+        rss_before = rss_kib(d.proc.pid)
+        hogs = [hog(port, i) for i in range(hogs_count)]
+        first_kept = hogs_count - limit
+        wait_for(lambda: all(closed_by_peer(s) for s in hogs[:first_kept]), timeout=5,
+                 what="the oldest idle connections to be closed")
+        still = [i for i, s in enumerate(hogs) if closed_by_peer(s)]
+        assert still == list(range(first_kept)), "closed: %s" % still
+        # Postfix's connection among them, the process still opening one after each request:
+        # more than the limit, so a connection that kept its first place in the idle order
+        # (not moved back by its requests) would be closed.
+        good = GoodClient(port)
+        for i in range(asks):
+            good.ask()
+            hogs.append(hog(port, hogs_count + i))
+            time.sleep(0.005)
+        good.ask()
+        assert good.reconnects == 0, "the good client's connection was closed %d times" % (
+            good.reconnects)
+        good.latencies.sort()
+        assert good.latencies[-1] < 1.0, good.latencies[-1]
+        m = metrics(http_port)
+        evicted = hogs_count + asks + 1 - limit
+        assert connection_counts(m) == (limit, evicted, 0), connection_counts(m)
+        rss_after = rss_kib(d.proc.pid)
+        testlib.assert_grew_less(rss_before, rss_after, 8 * 1024, "memory")
+        print("idle hogs: %d connections at max_connections = %d, %d evicted (oldest first); good "
+              "client %d answers, p50 %.2f ms, max %.2f ms, 0 reconnects; RSS %d -> %d KiB" % (
+                  len(hogs) + 1, limit, evicted, len(good.latencies),
+                  good.latencies[len(good.latencies) // 2] * 1e3, good.latencies[-1] * 1e3,
+                  rss_before, rss_after))
+        good.close()
+        for s in hogs:
+            s.close()
+    lines = [l for l in d.text().splitlines() if "connection limit reached" in l]
+    assert len(lines) == 1, lines
+
+
+def test_busy_not_evicted():
+    """At the limit with every connection in the middle of a request, none is closed for a new
+    one: the new one is refused at once and counted."""
+    limit = 20
+    http_port = free_port()
+    d, port = start_tcp(limit + 50, "-o", "max_connections=%d" % limit,
+                        "-o", "http_listen=inet:127.0.0.1:%d" % http_port)
+    with d:
+        wait_for(lambda: listening_tcp(port) and listening_tcp(http_port),
+                 what="relaywatchd to listen")
+        busy = []
+        for _ in range(limit):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(RCPT[:10])
+            busy.append(s)
+        wait_for(lambda: metrics(http_port)["relaywatch_connections"] == limit,
+                 what="the half-sent requests to be accepted")
+        time.sleep(0.2)  # and read: a connection with nothing read yet would be idle
+        late = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert testlib.recv_answer(late) == b"", "a connection past the limit was served"
+        assert not any(closed_by_peer(s) for s in busy), "a busy connection was closed"
+        m = metrics(http_port)
+        assert connection_counts(m) == (limit, 0, 1), connection_counts(m)
+        for s in busy + [late]:
+            s.close()
+
+
+TESTS = [test_slowloris, test_silent_connections, test_per_peer_limit, test_idle_hogs,
+         test_busy_not_evicted]
 
 if __name__ == "__main__":
     sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-abuse-conn-", with_cli=True))

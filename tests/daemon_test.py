@@ -72,6 +72,16 @@ def answered_connections(d, n):
     return socks
 
 
+def busy_connections(d, n):
+    """n open connections, each in the middle of a request (not idle: never closed for a new
+    one)."""
+    socks = [d.connect() for _ in range(n)]
+    for s in socks:
+        s.sendall(RCPT[:10])
+    time.sleep(0.2)  # read by the daemon: a connection it has read nothing from counts as idle
+    return socks
+
+
 def assert_refused(d):
     """A new connection is closed without an answer."""
     extra = d.connect()
@@ -188,8 +198,17 @@ def test_many_connections():
 
 
 def test_connection_limit():
-    with Daemon("-o", "max_connections=5") as d:
-        held = answered_connections(d, 5)
+    """At max_connections a new connection closes the one idle longest; with every connection
+    in the middle of a request it is refused at once."""
+    with Daemon("-o", "max_connections=5", "-o", "request_timeout=30s") as d:
+        # One at a time: they go idle in this order.
+        held = [answered_connections(d, 1)[0] for _ in range(5)]
+        for i in range(3):
+            held += answered_connections(d, 1)
+            assert_closed_without_answer(held[i])
+        for s in held[3:]:
+            s.sendall(RCPT[:10])
+        time.sleep(0.2)
         for _ in range(3):
             assert_refused(d)
         log = d.text()
@@ -199,7 +218,7 @@ def test_connection_limit():
         s = d.connect()
         s.sendall(RCPT)
         assert recv_answer(s) == DUNNO, "a slot freed up"
-        assert "3 connections were refused" in d.text(), d.text()
+        assert "3 connections were refused and 3 idle ones closed" in d.text(), d.text()
         s.close()
         for s in held:
             s.close()
@@ -207,13 +226,13 @@ def test_connection_limit():
 
 def test_connection_limit_churn():
     """Turning connections over at the limit is one episode, not a log line each."""
-    with Daemon("-o", "max_connections=20") as d:
-        held = answered_connections(d, 20)
+    with Daemon("-o", "max_connections=20", "-o", "request_timeout=30s") as d:
+        held = busy_connections(d, 20)
         for _ in range(10):
             assert_refused(d)
             held.pop().close()
             time.sleep(0.05)
-            held += answered_connections(d, 1)
+            held += busy_connections(d, 1)
         log = d.text()
         assert log.count("connection limit reached") == 1, log
         assert "below the connection limit again" not in log, log

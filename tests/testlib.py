@@ -1,6 +1,8 @@
 """Helpers shared by the Python tests that run relaywatchd as a process."""
 import argparse
 import os
+import resource
+import select
 import shutil
 import signal
 import socket
@@ -108,6 +110,104 @@ def recv_all(sock):
         if not chunk:
             return data
         data += chunk
+
+
+def ask(sock):
+    """One request, its answer and how long it took."""
+    t0 = time.monotonic()
+    sock.sendall(RCPT)
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed without an answer"
+        data += chunk
+    return data, time.monotonic() - t0
+
+
+def raise_nofile(n):
+    """Room for n descriptors in this process (up to the hard limit); the room there is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def closed_by_peer(sock):
+    """Whether the other end has closed sock (EOF or reset waiting), without waiting."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:
+        return False
+
+
+class GoodClient:
+    """A policy client as Postfix's is: one connection kept across requests; a connection the
+    daemon closed between requests is noticed before writing (it is readable) and replaced, as
+    Postfix's attr_clnt does, and counted in reconnects.  Every answer must be DUNNO; latencies
+    holds how long each took, reconnecting included."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.addr = (host, port)
+        self.sock = None
+        self.reconnects = 0
+        self.latencies = []
+
+    def ask(self):
+        t0 = time.monotonic()
+        if self.sock is not None and closed_by_peer(self.sock):
+            self.close()
+            self.reconnects += 1
+        if self.sock is None:
+            self.sock = socket.create_connection(self.addr, timeout=5)
+        answer = ask(self.sock)[0]
+        assert answer == DUNNO, answer
+        self.latencies.append(time.monotonic() - t0)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def metrics(http_port):
+    """GET /metrics on a TCP http_listen: {name with its labels: value}."""
+    with socket.create_connection(("127.0.0.1", http_port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = recv_all(s)
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    out = {}
+    for line in data.partition(b"\r\n\r\n")[2].decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+# AddressSanitizer keeps freed memory in quarantine (256 MiB by default): under it a daemon's
+# resident memory says nothing about what it keeps.
+SANITIZED = os.environ.get("RELAYWATCH_SANITIZED") == "1"
+
+
+def assert_grew_less(before, after, kib, what):
+    """Resident memory grew by less than kib KiB from before to after (not checked under the
+    sanitizers)."""
+    if SANITIZED:
+        print("sanitizer build: %s not checked (%d -> %d KiB)" % (what, before, after))
+        return
+    assert after - before < kib, "%s: %d -> %d KiB, not within %d KiB" % (what, before, after, kib)
+
+
+def rss_kib(pid):
+    """The resident memory of process pid (VmRSS), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def unix_http(path, method, target, timeout=5):

@@ -55,12 +55,14 @@ struct conn_set {
     bool listened; /* conn_set_listen succeeded once: later changes are logged */
     struct conn *conns;
     unsigned count;
-    bool full; /* refusing at the limit until the count is down to 90 % */
+    /* Idle connections, the one idle longest first: the one to close at the limit. */
+    struct conn *idle_head, *idle_tail;
+    bool full; /* at the limit (refusing or evicting) until the count is down to 90 % */
     unsigned per_peer; /* 0: no per-peer limit */
     struct peer *peers; /* open addressing, peer_mask + 1 slots */
     size_t peer_mask;
     uint64_t peer_seed; /* keys the slot hash: peers cannot aim at one run of slots */
-    unsigned long refused_while_full;
+    unsigned long refused_while_full, evicted_while_full;
     ev_timer accept_pause;
     void (*drained)(void *); /* draining: called when the last connection goes */
     void *drained_arg;
@@ -79,6 +81,7 @@ static char *dup_or_null(const char *s)
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_release(struct conn *c);
 
 static void listener_close(struct listener *l)
 {
@@ -455,6 +458,7 @@ static struct conn *conn_open(struct conn_set *set, const struct listener *l, in
     ev_timer_init(&c->timer, timer_cb, set->timeout, 0.0);
     ev_timer_start(set->loop, &c->timer);
     if (!set->ops->open(c)) {
+        conn_idle(c, false);
         ev_io_stop(set->loop, &c->io);
         ev_timer_stop(set->loop, &c->timer);
         free(c);
@@ -502,6 +506,36 @@ static bool peer_refuses(struct conn_set *set, int fd, const struct sockaddr_sto
     return true;
 }
 
+/*
+ * At the limit with a connection idle: close the one idle longest so that the
+ * new one gets its place, and p's slot (the new connection's peer) as it is
+ * after that close.  Between requests nothing is lost: Postfix's client
+ * (attr_clnt_request in src/util/attr_clnt.c) finds the closed connection
+ * readable before it writes, reconnects after smtpd_policy_service_retry_delay
+ * and sends the request again (smtpd_policy_service_try_limit, 2 by default);
+ * an smtpd between sessions notices the close in its event loop
+ * (auto_clnt_event) and simply connects anew.  Whoever idles longest goes
+ * first, so a local process holding connections idle loses them to Postfix's
+ * new ones instead of locking Postfix out.
+ */
+static struct peer *evict_idlest(struct conn_set *set, struct peer *p)
+{
+    struct peer key = {0};
+    bool first = !set->full;
+
+    if (p != NULL)
+        key = *p;
+    set->full = true;
+    set->evicted_while_full++;
+    if (set->ops->evicted != NULL)
+        set->ops->evicted(set->owner, first);
+    /* conn_release, not conn_close: the count stays at the limit, so the episode goes on
+     * (a small limit would otherwise end one at each eviction). */
+    conn_release(set->idle_head);
+    /* The close may have moved p's entry back in its run, or emptied it (the same peer). */
+    return p != NULL ? peer_find(set, key.kind, key.id, true) : NULL;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct listener *l = (struct listener *)w;
@@ -526,7 +560,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return; /* EAGAIN, ECONNABORTED, EINTR: nothing more now */
         }
-        if (set->count >= set->max) {
+        if (set->count >= set->max && set->idle_head == NULL) {
             /* Closing at once lets the client fall back now instead of
              * waiting out its timeout in our listen backlog. */
             bool first = !set->full;
@@ -539,6 +573,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (peer_refuses(set, fd, &ss, &p))
             continue;
+        if (set->count >= set->max)
+            p = evict_idlest(set, p);
         c = conn_open(set, l, fd, &ss);
         if (c == NULL) {
             if (p != NULL && p->count == 0)
@@ -555,10 +591,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-void conn_close(struct conn *c)
+/* Close c without ending an episode at the limit or a drain (conn_close does). */
+static void conn_release(struct conn *c)
 {
     struct conn_set *set = c->set;
 
+    conn_idle(c, false);
     set->ops->close(c);
     if (c->peer_kind != PEER_NONE) {
         struct peer *p = peer_find(set, c->peer_kind, c->peer_id, false);
@@ -577,13 +615,21 @@ void conn_close(struct conn *c)
         c->next->prev = c->prev;
     set->count--;
     free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    struct conn_set *set = c->set;
+
+    conn_release(c);
     /* The episode ends well below the limit, so a server turning connections
      * over at the limit does not log twice per connection. */
     if (set->full && set->count <= set->max * 9 / 10) {
         if (set->ops->below_limit != NULL)
-            set->ops->below_limit(set->owner, set->refused_while_full);
+            set->ops->below_limit(set->owner, set->refused_while_full, set->evicted_while_full);
         set->full = false;
         set->refused_while_full = 0;
+        set->evicted_while_full = 0;
     }
     if (set->drained != NULL && set->count == 0) {
         void (*done)(void *) = set->drained;
@@ -591,6 +637,32 @@ void conn_close(struct conn *c)
         set->drained = NULL;
         done(set->drained_arg);
     }
+}
+
+void conn_idle(struct conn *c, bool idle)
+{
+    struct conn_set *set = c->set;
+
+    if (c->idle) {
+        if (c->idle_prev)
+            c->idle_prev->idle_next = c->idle_next;
+        else
+            set->idle_head = c->idle_next;
+        if (c->idle_next)
+            c->idle_next->idle_prev = c->idle_prev;
+        else
+            set->idle_tail = c->idle_prev;
+        c->idle_prev = c->idle_next = NULL;
+    }
+    c->idle = idle;
+    if (!idle)
+        return;
+    c->idle_prev = set->idle_tail;
+    if (set->idle_tail)
+        set->idle_tail->idle_next = c;
+    else
+        set->idle_head = c;
+    set->idle_tail = c;
 }
 
 void conn_watch(struct conn *c, int events)

@@ -3,8 +3,10 @@
  * protocol or HTTP) on the daemon's libev loop.
  *
  * A conn_set owns its listening sockets (a unix socket file it created is
- * removed with its listener), accepts (non-blocking, close-on-exec), refuses
- * connections past its limit at once, and past a per-peer limit if one is set
+ * removed with its listener), accepts (non-blocking, close-on-exec), at its
+ * limit closes the connection idle longest to make room (the protocol says
+ * which are idle, conn_idle) and refuses at once only when none is, refuses
+ * past a per-peer limit if one is set
  * (peers: a uid on unix sockets, an address on TCP, an IPv6 /64; loopback
  * addresses are counted but never limited, since any local process may use any
  * of them and Postfix's own connections come from there), pauses accepting for a second when
@@ -41,6 +43,8 @@ struct conn {
     char peer[CONN_PEER_MAX]; /* 192.0.2.1:5678, [2001:db8::1]:5678, unix:/path(pid 42 uid 7) */
     uint64_t peer_id;         /* the peer as the per-peer table knows it (layer's own) */
     unsigned char peer_kind;  /* 0: not in the table */
+    bool idle;                /* on the set's idle list (layer's own) */
+    struct conn *idle_prev, *idle_next;
 };
 
 struct conn_ops {
@@ -57,11 +61,15 @@ struct conn_ops {
     bool (*timeout)(struct conn *c);
     /* About to be closed (by anyone): release what open() took. */
     void (*close)(struct conn *c);
-    /* One connection refused at the limit; first: the first since the count
-     * was last at or below 90 % of the limit. */
+    /* One connection refused at the limit (none was idle); first: the first
+     * refusal or eviction since the count was last at or below 90 % of the limit. */
     void (*refused)(void *owner, bool first);
-    /* The count came down to 90 % of the limit after refusals (may be NULL). */
-    void (*below_limit)(void *owner, unsigned long refused);
+    /* The connection idle longest closed at the limit to let a new one in
+     * (about to be closed: its close() follows); first as for refused. */
+    void (*evicted)(void *owner, bool first);
+    /* The count came down to 90 % of the limit after refusals or evictions
+     * (may be NULL). */
+    void (*below_limit)(void *owner, unsigned long refused, unsigned long evicted);
     /* Accepting on listener (its endpoint's spec) failed with err for want of
      * descriptors or memory: every listener pauses for a second. */
     void (*paused)(void *owner, const char *listener, int err);
@@ -123,6 +131,11 @@ static inline void conn_touch(struct conn *c, struct ev_loop *loop)
 {
     c->active = ev_now(loop);
 }
+
+/* c is between requests (true: it becomes the newest idle connection, the
+ * last to be closed for a new one) or busy, with part of a request or an
+ * answer pending (false: never closed for a new one).  Not idle at accept. */
+void conn_idle(struct conn *c, bool idle);
 
 /* Let the timer run out within seconds from now at the latest. */
 void conn_expire_within(struct conn *c, double seconds);

@@ -230,6 +230,8 @@ static void linger(struct http_conn *c)
     /* What is left of the deadline, but never more than HTTP_LINGER. */
     conn_expire_within(&c->base, HTTP_LINGER);
     conn_watch(&c->base, EV_READ);
+    /* Served: at the limit it may be closed to let a new request in. */
+    conn_idle(&c->base, true);
 }
 
 /* Write what is pending; on EAGAIN wait for EV_WRITE. */
@@ -498,6 +500,7 @@ static void read_head(struct http_conn *c)
             return;
         }
         c->in_len += (size_t)n;
+        conn_idle(&c->base, false); /* a request under way is never closed for a new one */
         end = head_end(c->in, c->in_len, before);
         if (end > 0) {
             handle_head(c, end);
@@ -555,6 +558,9 @@ static bool conn_opened(struct conn *base)
 {
     ((struct http_conn *)base)->phase = PHASE_READ;
     ((struct http_conn *)base)->uid = -1;
+    /* Nothing sent yet: at the limit closed for a newer one, so connections that send
+     * nothing cannot keep the views from everyone else. */
+    conn_idle(base, true);
     return true;
 }
 
@@ -623,6 +629,13 @@ static void refused(void *owner, bool first)
            HTTP_MAX_CONNECTIONS);
 }
 
+static void evicted(void *owner, bool first)
+{
+    (void)first;
+    oddity(owner, ODD_LIMIT, "%d connections open; closing the one idle longest for each new one",
+           HTTP_MAX_CONNECTIONS);
+}
+
 static void accept_paused(void *owner, const char *listener, int err)
 {
     (void)listener;
@@ -633,7 +646,8 @@ static void accept_paused(void *owner, const char *listener, int err)
     {                                                                                        \
         .size = sizeof(struct http_conn), .accepts_per_event = HTTP_ACCEPTS_PER_EVENT,       \
         .key = name, .open = on_open, .io = io_cb, .timeout = deadline_passed,               \
-        .close = conn_gone, .refused = refused, .below_limit = NULL, .paused = accept_paused, \
+        .close = conn_gone, .refused = refused, .evicted = evicted, .below_limit = NULL,     \
+        .paused = accept_paused,                                                             \
     }
 
 static const struct conn_ops http_conn_ops = HTTP_CONN_OPS("http_listen", conn_opened);

@@ -98,6 +98,9 @@ static bool connection_open(struct conn *base)
      * its slot for idle_timeout. */
     c->request_since = ev_now(srv->loop);
     conn_expire_within(base, srv->cfg->request_timeout);
+    /* Nothing pending yet: at the limit a connection that sends nothing is closed for a
+     * newer one like any idle one (the newest goes last, so Postfix's request is read first). */
+    conn_idle(base, true);
     return true;
 }
 
@@ -136,21 +139,37 @@ static bool idle_timeout(struct conn *base)
     return false;
 }
 
+static void limit_reached(const struct policy_server *srv)
+{
+    log_warning("connection limit reached (max_connections = %u): closing the connection idle "
+                "longest for each new one, refusing new ones while none is idle",
+                srv->cfg->max_connections);
+}
+
 static void refused(void *owner, bool first)
 {
     struct policy_server *srv = owner;
 
     if (first)
-        log_warning("connection limit reached (max_connections = %u): refusing new "
-                    "connections until some close",
-                    srv->cfg->max_connections);
+        limit_reached(srv);
     srv->stats.refused++;
 }
 
-static void below_limit(void *owner, unsigned long refused)
+static void evicted(void *owner, bool first)
+{
+    struct policy_server *srv = owner;
+
+    if (first)
+        limit_reached(srv);
+    srv->stats.evicted_idle++;
+}
+
+static void below_limit(void *owner, unsigned long refused, unsigned long evicted)
 {
     (void)owner;
-    log_info("below the connection limit again; %lu connections were refused meanwhile", refused);
+    log_info("below the connection limit again; meanwhile %lu connections were refused and "
+             "%lu idle ones closed for new ones",
+             refused, evicted);
 }
 
 static void peer_refused(void *owner, const char *peer, bool log_due, unsigned long refused)
@@ -179,6 +198,7 @@ static const struct conn_ops policy_conn_ops = {
     .timeout = idle_timeout,
     .close = connection_gone,
     .refused = refused,
+    .evicted = evicted,
     .below_limit = below_limit,
     .paused = accept_paused,
     .peer_refused = peer_refused,
@@ -282,11 +302,13 @@ static bool flush_answer(struct connection *c)
 
 /* A request started and not yet whole must be whole within request_timeout of its
  * first byte; the clock stops while our own answer is pending (held, or a write
- * that blocks), and starts again for what is left once it has gone. */
+ * that blocks), and starts again for what is left once it has gone.  With nothing
+ * pending at all the connection is idle (the newest so). */
 static void request_clock(struct connection *c)
 {
     bool waiting = c->len > c->start && c->out == NULL && !c->held;
 
+    conn_idle(&c->base, c->len == c->start && c->out == NULL && !c->held);
     if (waiting && c->request_since == 0) {
         c->request_since = ev_now(server_of(c)->loop);
         conn_expire_within(&c->base, server_of(c)->cfg->request_timeout);

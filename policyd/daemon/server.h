@@ -24,7 +24,8 @@ extern const double latency_bucket_bounds[LATENCY_BUCKETS];
 struct policy_server_stats {
     unsigned connections;     /* open now */
     uint64_t accepted;        /* connections accepted since start */
-    uint64_t refused;         /* closed at once at max_connections */
+    uint64_t refused;         /* closed at once at max_connections (none idle) */
+    uint64_t evicted_idle;    /* idle ones closed at max_connections for a new one */
     uint64_t protocol_errors; /* connections closed for breaking the protocol */
     uint64_t peer_refused;    /* closed at once at max_connections_per_peer */
     uint64_t request_timeouts; /* closed: a request not whole within request_timeout */

@@ -883,6 +883,9 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     metric_one(b, "relaywatch_connections_refused_total", "counter",
                "Policy connections closed at once because max_connections was reached.",
                st->refused);
+    metric_one(b, "relaywatch_connections_evicted_idle_total", "counter",
+               "Idle policy connections closed at max_connections to let a new one in.",
+               st->evicted_idle);
     metric_one(b, "relaywatch_protocol_errors_total", "counter",
                "Policy connections closed for breaking the protocol.",
                st->protocol_errors);
