@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Abuse probes: the store and the name server failing under load.
+"""Abuse probes: the store and the name server failing under load, and held answers across
+reloads.
 
 A daemon with store = redis on a private redis-server and its own lookups to a private BIND
 named (both loopback, stopped by PID), while a well-behaved client, one connection used as
@@ -12,10 +13,16 @@ Each asserts every answer came, none later than SLOWEST (or dns_wait + margin), 
 less than RSS_GROWTH, /metrics' request counter and /status' totals equal what the client sent,
 and, for Redis, that the store's totals and minute hashes equal them after recovery with no
 minute dropped from the backlog (README: store_backlog).
+
+Answer ownership: an answer held for dns_wait (named paused) while the daemon is reloaded 60
+times with new answer texts (more than the engine's table of interned texts holds, so it is
+reset under the held answer) comes out as decided, byte for byte.
 Usage: abuse_faults_test.py --relaywatchd PATH --relaywatch PATH [-k NAME]
 """
+import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -25,7 +32,7 @@ import store_test
 import testlib
 from dns_servers import Named, Zone
 from store_test import Daemon, Redis, Smtpd, check_convergence, pick, store_of
-from testlib import wait_for
+from testlib import policy_request, recv_answer, wait_for
 
 RELAYWATCHD = None
 RELAYWATCH = None
@@ -210,11 +217,99 @@ def test_name_server_dead_dns_wait():
           dns_wait=DNS_WAIT, domain_space=100000, slowest=DNS_WAIT + 0.5)
 
 
+# ------------------------------------------------------------ answers across reloads
+
+RELOADS = 60  # 5 new texts each: past the engine's 256 interned texts, so the table resets
+HELD_CLIENT = "203.0.113.9"
+
+
+def write_texts(path, n):
+    """A configuration whose five answer texts all name reload n (same length every time)."""
+    with open(path, "w") as f:
+        for key, verb in (("limit_action", "DEFER 4.7.1"), ("culprit_action", "DEFER 4.7.1"),
+                          ("culprit_escalate_action", "REJECT 5.7.1"),
+                          ("loud_relay_action", "DEFER_IF_PERMIT"),
+                          ("block_action", "REJECT 5.7.1")):
+            f.write("%s = %s %s text of reload %03d\n" % (key, verb, key, n))
+
+
+def rcpt(sender_domain, n):
+    """A relay RCPT from HELD_CLIENT opening transaction n."""
+    return policy_request("RCPT", client_address=HELD_CLIENT, client_name="h.example.net",
+                          sender="a@%s" % sender_domain, recipient="b@dom%d.example" % n,
+                          instance="77.%x.0.%d" % (int(time.time()), n))
+
+
+def test_held_answer_across_reloads():
+    use_store_helpers()
+    conf = os.path.join(TMP, "reload-texts.cf")
+    write_texts(conf, 0)
+    decided = b"action=DEFER 4.7.1 limit_action text of reload 000\n\n"
+    named = Named(TMP, {"example.org": Zone("example.org").mx("@", "mx.example.org")})
+    named.start()
+    testlib.STARTED.append(named.proc)
+    d = Daemon("mx-reload", "memory", "-c", conf, "-o", "resolver=" + named.address,
+               "-o", "dns_lookups=sender_mx", "-o", "dns_wait=40s", "-o", "dns_timeout=40s",
+               "-o", "dns_tries=1", "-o", "limit_client_address=1")
+    try:
+        s = d.connect()
+        s.settimeout(5)
+        # Over the limit of one recipient: once the tick has seen it, the client is answered
+        # limit_action (its sender domain cached: nothing held).
+        n = 0
+        while True:
+            n += 1
+            assert n < 100, "the client was never limited"
+            s.sendall(rcpt("example.org", n))
+            got = recv_answer(s)
+            if got != testlib.DUNNO:
+                break
+            time.sleep(0.1)
+        assert got == decided, got
+        # A transaction whose sender domain is not cached, the name server silent: held.
+        named.pause()
+        s.sendall(rcpt("held.example.org", n + 1))
+        s.settimeout(0.5)
+        try:
+            early = s.recv(4096)
+        except socket.timeout:
+            early = None
+        assert early is None, "answered while its lookup ran: %r" % early
+        # Reload with new texts, each applied before the next: the 50th resets the interned
+        # table and writes its own limit_action where the held answer's text was.
+        for i in range(1, RELOADS + 1):
+            write_texts(conf, i)
+            d.signal(signal.SIGHUP)
+            wait_for(lambda: d.text().count("reload: configuration") >= i, 5,
+                     "reload %d applied" % i)
+        # The daemon answers meanwhile.
+        c2 = d.connect()
+        c2.sendall(policy_request("CONNECT", client_address="203.0.113.10"))
+        assert recv_answer(c2) == testlib.DUNNO
+        c2.close()
+        named.resume()
+        got = recv_answer(s, timeout=10)
+        print("  held answer after %d reloads: %r" % (RELOADS, got), flush=True)
+        assert got == decided, "held answer changed under reloads: %r" % got
+        # The connection goes on as before.
+        s.settimeout(5)
+        s.sendall(rcpt("example.org", n + 2))
+        assert recv_answer(s).startswith(b"action=DEFER 4.7.1 limit_action text of reload ")
+        s.close()
+        assert "reload: configuration" in d.text() and "problem" not in d.text()
+    finally:
+        try:
+            d.stop()
+        finally:
+            named.stop()
+
+
 TESTS = [
     test_redis_stopped,
     test_redis_killed,
     test_name_server_dead,
     test_name_server_dead_dns_wait,
+    test_held_answer_across_reloads,
 ]
 
 
