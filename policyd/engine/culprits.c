@@ -43,8 +43,20 @@ struct culprit {
     struct window_counter *messages, *recipients;
     struct window_counter *dns_lookups, *dns_upstream;
     struct distinct_counter *domains;
-    uint32_t bucket;            /* its score's bucket */
-    uint32_t older, newer;      /* its ring in the bucket */
+};
+
+/* The low half of the key's hash beside the entry's number: a probe passes other keys without
+ * reading their entries, and a slot's home is known without them. */
+struct index_slot {
+    uint32_t n;    /* entry number + 1; 0 empty */
+    uint32_t hash; /* the key's hash, low 32 bits */
+};
+
+/* An entry's place in the stream summary, apart from the entry: a raise or a replacement
+ * touches its ring neighbours, and these are a few bytes each, not an entry's cache lines. */
+struct summary_place {
+    uint32_t bucket;       /* its score's bucket */
+    uint32_t older, newer; /* its ring in the bucket */
 };
 
 struct culprit_table {
@@ -52,10 +64,11 @@ struct culprit_table {
     unsigned slots, used;
     uint64_t evictions; /* none yet: every tracked key's figures are complete */
     struct culprit *entry;
+    struct summary_place *place; /* one per entry */
     struct score_bucket *bucket; /* slots of them */
     uint32_t lowest;             /* the bucket with the lowest score; NONE while empty */
     uint32_t pool;               /* unused buckets, linked by higher */
-    uint32_t *index; /* entry number + 1; 0 empty */
+    struct index_slot *index;
     size_t index_mask;
     double next_decay;
 };
@@ -83,6 +96,7 @@ struct culprit_table *culprit_table_new(const struct window_set *ws, unsigned sl
     t->slots = slots;
     t->entry = xcalloc(slots, sizeof(*t->entry));
     t->index = xcalloc(isize, sizeof(*t->index));
+    t->place = xcalloc(slots, sizeof(*t->place));
     t->bucket = xcalloc(slots, sizeof(*t->bucket));
     t->index_mask = isize - 1;
     t->lowest = NONE;
@@ -113,6 +127,7 @@ void culprit_table_free(struct culprit_table *t)
         distinct_counter_free(t->entry[i].domains);
     }
     free(t->entry);
+    free(t->place);
     free(t->bucket);
     free(t->index);
     free(t);
@@ -132,8 +147,9 @@ static size_t index_find(const struct culprit_table *t, enum culprit_kind kind, 
     size_t pos = (size_t)hash & t->index_mask;
 
     for (;;) {
-        uint32_t v = t->index[pos];
-        if (v == 0 || same_key(&t->entry[v - 1], kind, hash, key, len))
+        const struct index_slot *v = &t->index[pos];
+        if (v->n == 0 ||
+            (v->hash == (uint32_t)hash && same_key(&t->entry[v->n - 1], kind, hash, key, len)))
             return pos;
         pos = (pos + 1) & t->index_mask;
     }
@@ -145,10 +161,10 @@ static void index_remove(struct culprit_table *t, uint32_t n)
     size_t hole = (size_t)t->entry[n].hash & t->index_mask;
     size_t j;
 
-    while (t->index[hole] != n + 1)
+    while (t->index[hole].n != n + 1)
         hole = (hole + 1) & t->index_mask;
-    for (j = (hole + 1) & t->index_mask; t->index[j] != 0; j = (j + 1) & t->index_mask) {
-        size_t home = (size_t)t->entry[t->index[j] - 1].hash & t->index_mask;
+    for (j = (hole + 1) & t->index_mask; t->index[j].n != 0; j = (j + 1) & t->index_mask) {
+        size_t home = (size_t)t->index[j].hash & t->index_mask;
 
         /* Move it into the hole unless its home lies after the hole (cyclically). */
         if (((j - home) & t->index_mask) >= ((j - hole) & t->index_mask)) {
@@ -156,7 +172,7 @@ static void index_remove(struct culprit_table *t, uint32_t n)
             hole = j;
         }
     }
-    t->index[hole] = 0;
+    t->index[hole].n = 0;
 }
 
 /* ---------------------------------------------------------- stream summary */
@@ -201,7 +217,7 @@ static void bucket_drop(struct culprit_table *t, uint32_t b)
 /* Put entry n last (newest) in bucket b's ring. */
 static void ring_join(struct culprit_table *t, uint32_t n, uint32_t b)
 {
-    struct culprit *e = &t->entry[n];
+    struct summary_place *e = &t->place[n];
     uint32_t first = t->bucket[b].first;
 
     e->bucket = b;
@@ -211,23 +227,23 @@ static void ring_join(struct culprit_table *t, uint32_t n, uint32_t b)
         return;
     }
     e->newer = first;
-    e->older = t->entry[first].older;
-    t->entry[e->older].newer = n;
-    t->entry[first].older = n;
+    e->older = t->place[first].older;
+    t->place[e->older].newer = n;
+    t->place[first].older = n;
 }
 
 /* Take entry n out of its bucket's ring; returns whether the bucket is left empty. */
 static bool ring_leave(struct culprit_table *t, uint32_t n)
 {
-    struct culprit *e = &t->entry[n];
+    struct summary_place *e = &t->place[n];
     struct score_bucket *sb = &t->bucket[e->bucket];
 
     if (e->newer == n) {
         sb->first = NONE;
         return true;
     }
-    t->entry[e->older].newer = e->newer;
-    t->entry[e->newer].older = e->older;
+    t->place[e->older].newer = e->newer;
+    t->place[e->newer].older = e->older;
     if (sb->first == n)
         sb->first = e->newer;
     return false;
@@ -246,7 +262,7 @@ static void score_start(struct culprit_table *t, uint32_t n)
 /* Raise entry n's score by w > 0: past the buckets in between, at most w - 1 of them. */
 static void score_raise(struct culprit_table *t, uint32_t n, uint64_t w)
 {
-    uint32_t from = t->entry[n].bucket;
+    uint32_t from = t->place[n].bucket;
     uint64_t score = t->bucket[from].score;
     uint64_t target = score > UINT64_MAX - w ? UINT64_MAX : score + w;
     uint32_t below = from, above = t->bucket[from].higher;
@@ -277,7 +293,7 @@ static void score_raise(struct culprit_table *t, uint32_t n, uint64_t w)
 
 static uint64_t score_of(const struct culprit_table *t, uint32_t n)
 {
-    return t->bucket[t->entry[n].bucket].score;
+    return t->bucket[t->place[n].bucket].score;
 }
 
 /* Halve every score; equal halves merge into one bucket (order is kept, so only neighbours). */
@@ -326,9 +342,13 @@ void culprit_add_dns(struct culprit_table *t, uint64_t hash, const struct window
                      uint32_t lookups, uint32_t upstream)
 {
     /* By hash alone: 64 bits tell keys apart well enough for a count. */
-    for (size_t pos = (size_t)hash & t->index_mask; t->index[pos] != 0;
+    for (size_t pos = (size_t)hash & t->index_mask; t->index[pos].n != 0;
          pos = (pos + 1) & t->index_mask) {
-        struct culprit *e = &t->entry[t->index[pos] - 1];
+        struct culprit *e;
+
+        if (t->index[pos].hash != (uint32_t)hash)
+            continue;
+        e = &t->entry[t->index[pos].n - 1];
 
         if (e->hash == hash) {
             if (lookups)
@@ -351,8 +371,8 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
 
     /* A cut key is looked up by its cut form; the hash of the whole keeps it apart. */
     pos = index_find(t, kind, hash, key, stored_len);
-    if (t->index[pos] != 0) {
-        n = t->index[pos] - 1;
+    if (t->index[pos].n != 0) {
+        n = t->index[pos].n - 1;
         e = &t->entry[n];
     } else {
         uint64_t inherited = 0;
@@ -383,7 +403,8 @@ void culprit_add(struct culprit_table *t, enum culprit_kind kind, const char *ke
         window_counter_restart_at(e->dns_lookups, t->ws, clk);
         window_counter_restart_at(e->dns_upstream, t->ws, clk);
         distinct_counter_restart_at(e->domains, t->ws, clk);
-        t->index[pos] = n + 1;
+        t->index[pos].n = n + 1;
+        t->index[pos].hash = (uint32_t)hash;
     }
     if (messages || recipients)
         score_raise(t, n, (uint64_t)messages + recipients);
