@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "query_log.h"
+#include "sample_lines.h"
 
 static const char *samples_path;
 
@@ -34,7 +35,7 @@ struct query_case {
     const char *line;
     enum query_log_result result;
     const char *client, *qname, *qclass, *qtype, *view; /* QUERY only; view NULL: none */
-    struct query_log_time time;
+    struct log_time time;
 };
 
 /* The same query with the prefixes BIND and the syslog daemons put before "client". */
@@ -549,85 +550,33 @@ static void test_long_lines(void **state)
 
 /*
  * tests/data/query_log_samples.txt (path as argv[1]): each sample line is
- * preceded by "#> KIND [CLIENT QNAME CLASS TYPE TIME [VIEW...]]".  TIME is
- * "-" (none), YYYY-MM-DDTHH:MM:SS.ffffff with "Z" or "+HH:MM" when the line
- * gives an offset, or --MM-DDTHH:MM:SS.ffffff without a year.
+ * preceded by "#> KIND [CLIENT QNAME CLASS TYPE TIME [VIEW...]]" (TIME as
+ * sample_time_text writes it).
  */
-static void format_time(const struct query_log_time *t, char *buf, size_t size)
+static void describe_query(const char *line, size_t len, char *got, size_t size)
 {
-    int n;
+    struct query_log_entry e;
+    enum query_log_result r = query_log_parse(line, len, &e);
+    char tbuf[64];
 
-    if (!t->present) {
-        snprintf(buf, size, "-");
-        return;
-    }
-    if (t->has_year)
-        n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%09.6f", t->year, t->month, t->day, t->hour,
-                     t->minute, t->second);
-    else
-        n = snprintf(buf, size, "--%02d-%02dT%02d:%02d:%09.6f", t->month, t->day, t->hour, t->minute,
-                     t->second);
-    if (t->has_offset && n > 0 && (size_t)n < size) {
-        int off = t->offset_minutes;
-
-        if (off == 0)
-            snprintf(buf + n, size - (size_t)n, "Z");
-        else
-            snprintf(buf + n, size - (size_t)n, "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60,
-                     abs(off) % 60);
+    if (r == QUERY_LOG_QUERY) {
+        sample_time_text(&e.time, tbuf, sizeof(tbuf));
+        snprintf(got, size, "QUERY %.*s %.*s %.*s %.*s %s%s%.*s", (int)e.client.len, e.client.ptr,
+                 (int)e.qname.len, e.qname.ptr, (int)e.qclass.len, e.qclass.ptr, (int)e.qtype.len,
+                 e.qtype.ptr, tbuf, e.view.len ? " " : "", (int)e.view.len, e.view.ptr);
+    } else {
+        snprintf(got, size, "%s", r == QUERY_LOG_OTHER ? "OTHER" : "ERROR");
     }
 }
 
 static void test_samples_file(void **state)
 {
-    FILE *f;
-    char buf[8192], want[sizeof(buf)], got[sizeof(buf) + 64], tbuf[64];
-    bool have_want = false;
-    unsigned lineno = 0, samples = 0;
-
     (void)state;
     if (samples_path == NULL) {
         skip();
         return;
     }
-    f = fopen(samples_path, "r");
-    if (f == NULL)
-        fail_msg("cannot open %s", samples_path);
-    while (fgets(buf, sizeof(buf), f) != NULL) {
-        size_t len = strlen(buf);
-        struct query_log_entry e;
-        enum query_log_result r;
-
-        lineno++;
-        if (len > 0 && buf[len - 1] == '\n')
-            buf[--len] = '\0';
-        if (strncmp(buf, "#> ", 3) == 0) {
-            memcpy(want, buf + 3, len - 3 + 1);
-            have_want = true;
-            continue;
-        }
-        if (len == 0 || buf[0] == '#')
-            continue;
-        if (!have_want)
-            fail_msg("%s:%u: a sample without a \"#> \" line before it", samples_path, lineno);
-        r = query_log_parse(buf, len, &e);
-        if (r == QUERY_LOG_QUERY) {
-            format_time(&e.time, tbuf, sizeof(tbuf));
-            snprintf(got, sizeof(got), "QUERY %.*s %.*s %.*s %.*s %s%s%.*s", (int)e.client.len,
-                     e.client.ptr, (int)e.qname.len, e.qname.ptr, (int)e.qclass.len, e.qclass.ptr,
-                     (int)e.qtype.len, e.qtype.ptr, tbuf, e.view.len ? " " : "", (int)e.view.len,
-                     e.view.ptr);
-        } else {
-            snprintf(got, sizeof(got), "%s", r == QUERY_LOG_OTHER ? "OTHER" : "ERROR");
-        }
-        if (strcmp(got, want) != 0)
-            fail_msg("%s:%u:\n  want: %s\n  got:  %s", samples_path, lineno, want, got);
-        have_want = false;
-        samples++;
-    }
-    fclose(f);
-    assert_true(samples > 0);
-    print_message("%u samples from %s\n", samples, samples_path);
+    assert_true(sample_lines_check(samples_path, describe_query) > 0);
 }
 
 int main(int argc, char **argv)

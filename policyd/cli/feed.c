@@ -219,8 +219,8 @@ found:
         f->by_type[4]++;
 }
 
-/* The Unix time of a line's time stamp (see struct query_log_time). */
-static double line_time(struct feed *f, const struct query_log_time *t)
+/* The Unix time of a line's time stamp (see struct log_time). */
+static double line_time(struct feed *f, const struct log_time *t)
 {
     if (!t->present)
         return now_seconds();

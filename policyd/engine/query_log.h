@@ -13,15 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* When the line says it happened, as written: the caller turns it into Unix time. */
-struct query_log_time {
-    bool present;    /* false: no time on the line (print-time off, no syslog header) */
-    bool has_year;   /* RFC 3164 headers carry none */
-    bool has_offset; /* RFC 5424 carries a UTC offset ("Z" is 0); BIND's own is local time */
-    int year, month, day, hour, minute; /* month 1..12 */
-    double second;                      /* with its fraction */
-    int offset_minutes;                 /* east of UTC */
-};
+#include "log_line.h"
 
 struct query_log_slice {
     const char *ptr; /* into the line */
@@ -29,7 +21,7 @@ struct query_log_slice {
 };
 
 struct query_log_entry {
-    struct query_log_time time;
+    struct log_time time;          /* as written (see log_line.h) */
     struct query_log_slice client; /* address text, IPv4 or IPv6, without #port */
     struct query_log_slice qname;  /* as logged (BIND prints it as asked, case kept) */
     struct query_log_slice qclass; /* "IN" */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log_time_check.h"
 #include "query_log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,24 +33,6 @@ static void check_word(struct query_log_slice s)
         if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
             abort();
     }
-}
-
-static void check_time(const struct query_log_time *t)
-{
-    if (!t->present) {
-        if (t->has_year || t->has_offset || t->month != 0 || t->second != 0.0)
-            abort();
-        return;
-    }
-    if (t->month < 1 || t->month > 12 || t->day < 1 || t->day > 31 || t->hour < 0 ||
-        t->hour > 23 || t->minute < 0 || t->minute > 59 || !(t->second >= 0.0) ||
-        !(t->second < 61.0))
-        abort();
-    if (t->has_year ? (t->year < 0 || t->year > 9999) : t->year != 0)
-        abort();
-    if (t->has_offset ? (t->offset_minutes < -(23 * 60 + 59) || t->offset_minutes > 23 * 60 + 59)
-                      : t->offset_minutes != 0)
-        abort();
 }
 
 static void check_entry(enum query_log_result r, const struct query_log_entry *e, const char *line,
