@@ -9,6 +9,7 @@ Usage: abuse_conn_test.py --relaywatchd PATH --relaywatch PATH
 """
 import os
 import selectors
+import signal
 import socket
 import sys
 import time
@@ -265,16 +266,29 @@ def test_idle_hogs():
     assert len(lines) == 1, lines
 
 
+def start_at_limit(limit):
+    """A daemon with max_connections = limit, its /metrics on TCP, and a request_timeout long
+    enough for half-sent requests to outlast a test on a slow machine: (daemon, port,
+    http_port), listening."""
+    http_port = free_port()
+    d, port = start_tcp(limit + 50, "-o", "max_connections=%d" % limit,
+                        "-o", "http_listen=inet:127.0.0.1:%d" % http_port,
+                        "-o", "request_timeout=60s")
+    try:
+        wait_for(lambda: listening_tcp(port) and listening_tcp(http_port),
+                 what="relaywatchd to listen")
+    except BaseException:
+        d.stop()
+        raise
+    return d, port, http_port
+
+
 def test_busy_not_evicted():
     """At the limit with every connection in the middle of a request, none is closed for a new
     one: the new one is refused at once and counted."""
     limit = 20
-    http_port = free_port()
-    d, port = start_tcp(limit + 50, "-o", "max_connections=%d" % limit,
-                        "-o", "http_listen=inet:127.0.0.1:%d" % http_port)
+    d, port, http_port = start_at_limit(limit)
     with d:
-        wait_for(lambda: listening_tcp(port) and listening_tcp(http_port),
-                 what="relaywatchd to listen")
         busy = []
         for _ in range(limit):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -292,8 +306,39 @@ def test_busy_not_evicted():
             s.close()
 
 
+def test_unread_request_not_evicted():
+    """At the limit, a request Postfix has written on an idle connection but the daemon has not
+    read yet (the accept of a new connection runs first) is answered, not lost to an eviction:
+    the daemon looks in the socket before it closes. The daemon is stopped while the requests
+    and the new connections arrive, so both wait for it at once."""
+    limit, written = 20, 10
+    d, port, http_port = start_at_limit(limit)
+    with d:
+        idle = [hog(port, i) for i in range(limit)]
+        wait_for(lambda: metrics(http_port)["relaywatch_connections"] == limit,
+                 what="the idle connections to be counted")
+        d.signal(signal.SIGSTOP)
+        try:
+            for s in idle[:written]:
+                s.sendall(RCPT)
+            new = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                   for _ in range(written)]
+        finally:
+            d.signal(signal.SIGCONT)
+        for i, s in enumerate(idle[:written]):
+            assert testlib.recv_answer(s) == DUNNO, "request %d, waiting unread, was lost" % i
+        for s in new:
+            assert ask(s)[0] == DUNNO, "a new connection was not served"
+        # The ones closed were idle with nothing waiting: the ten that had written nothing.
+        assert all(closed_by_peer(s) for s in idle[written:]), "an idle connection was kept"
+        m = metrics(http_port)
+        assert connection_counts(m) == (limit, written, 0), connection_counts(m)
+        for s in idle + new:
+            s.close()
+
+
 TESTS = [test_slowloris, test_silent_connections, test_per_peer_limit, test_idle_hogs,
-         test_busy_not_evicted]
+         test_busy_not_evicted, test_unread_request_not_evicted]
 
 if __name__ == "__main__":
     sys.exit(testlib.main(sys.modules[__name__], TESTS, "rw-abuse-conn-", with_cli=True))

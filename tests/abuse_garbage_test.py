@@ -26,13 +26,13 @@ IDLE = 10000
 SLOWEST = 1.0  # far below Postfix's timeout (the snippet's 10 s): nothing may come near it
 
 
-def start():
-    """A daemon with its defaults (max_connections 2048) on free loopback ports:
+def start(*args):
+    """A daemon with its defaults (max_connections 2048) on free loopback ports, and args:
     (daemon, policy port, http port), listening."""
     port, http_port = free_port(), free_port()
     d = DaemonProcess([RELAYWATCHD, "-e", "-o", "dns_lookups=",
                        "-o", "listen=inet:127.0.0.1:%d" % port,
-                       "-o", "http_listen=inet:127.0.0.1:%d" % http_port], TMP, "d")
+                       "-o", "http_listen=inet:127.0.0.1:%d" % http_port] + list(args), TMP, "d")
     wait_for(lambda: listening_tcp(port) and listening_tcp(http_port),
              what="relaywatchd to listen")
     return d, port, http_port
@@ -53,13 +53,14 @@ def check_good(good, m):
 
 def test_idle_connections():
     """10,000 connections that send nothing, opened while a good client asks every 50: at the
-    limit the idle ones are closed oldest first (or by request_timeout), none refused; every
-    connection is accounted for, and memory past the limit does not grow."""
+    limit the idle ones are closed oldest first, none refused; every connection is accounted
+    for, and memory past the limit does not grow. request_timeout is long, so that the counts
+    are exact however slow the machine."""
     room = raise_nofile(IDLE + 200)
     count = min(IDLE, room - 200)
     if count < IDLE:
         print("RLIMIT_NOFILE hard limit %d: %d idle connections, not %d" % (room, count, IDLE))
-    d, port, http_port = start()
+    d, port, http_port = start("-o", "request_timeout=60s")
     with d:
         good = GoodClient(port)
         idle = []
@@ -70,6 +71,8 @@ def test_idle_connections():
             if i % 50 == 0:
                 good.ask()
             if i == 3000:
+                wait_for(lambda: metrics(http_port)["relaywatch_connections_accepted_total"]
+                         > 3000, what="3,000 connections to be accepted")
                 rss_at_limit = rss_kib(d.proc.pid)
         opened = time.monotonic() - began
         good.ask()
@@ -81,10 +84,10 @@ def test_idle_connections():
         counts = {k: v for k, v in m.items() if "connection" in k or "timeouts" in k}
         assert m["relaywatch_connections_refused_total"] == 0, counts
         assert m["relaywatch_connections"] == 2048, counts
-        # Every connection: open, closed for a newer one, or closed by request_timeout.
-        assert (m["relaywatch_connections"] + m["relaywatch_connections_evicted_idle_total"] +
-                m["relaywatch_request_timeouts_total"]) == count + 1, counts
-        assert m["relaywatch_connections_evicted_idle_total"] > 0, counts
+        # Every connection: open, or closed for a newer one (the good client's is never idle
+        # long: it asks every 50).
+        assert m["relaywatch_request_timeouts_total"] == 0, counts
+        assert m["relaywatch_connections_evicted_idle_total"] == count + 1 - 2048, counts
         # Past the limit a connection costs nothing more: the new take the closed ones' memory;
         # up to it, well under 16 KiB each.
         testlib.assert_grew_less(rss_at_limit, rss_end, 4096, "memory past the limit")

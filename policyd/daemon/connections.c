@@ -506,19 +506,46 @@ static bool peer_refuses(struct conn_set *set, int fd, const struct sockaddr_sto
     return true;
 }
 
+/* Idle connections looked at per new connection at the limit: bounded work per accept. */
+#define IDLE_CHECKS_MAX 16
+
 /*
- * At the limit with a connection idle: close the one idle longest so that the
- * new one gets its place, and p's slot (the new connection's peer) as it is
- * after that close.  Between requests nothing is lost: Postfix's client
- * (attr_clnt_request in src/util/attr_clnt.c) finds the closed connection
- * readable before it writes, reconnects after smtpd_policy_service_retry_delay
- * and sends the request again (smtpd_policy_service_try_limit, 2 by default);
- * an smtpd between sessions notices the close in its event loop
- * (auto_clnt_event) and simply connects anew.  Whoever idles longest goes
- * first, so a local process holding connections idle loses them to Postfix's
- * new ones instead of locking Postfix out.
+ * At the limit: the connection to close for a new one, the one idle longest
+ * whose socket holds nothing unread, or NULL (then the new one is refused).
+ * "Idle" is what the daemon has read; a request Postfix has just written may
+ * wait in the socket unread (this accept ran first), and closing then would
+ * reset the connection and lose it.  Such a connection leaves the idle list
+ * (its read callback puts it back once answered).  One at end of stream (the
+ * peer left) may go.
  */
-static struct peer *evict_idlest(struct conn_set *set, struct peer *p)
+static struct conn *idle_to_close(struct conn_set *set)
+{
+    for (int i = 0; i < IDLE_CHECKS_MAX && set->idle_head != NULL; i++) {
+        struct conn *c = set->idle_head;
+        char byte;
+        ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+        if (n > 0) {
+            conn_idle(c, false);
+            continue;
+        }
+        return c; /* nothing waiting (EAGAIN), the peer gone (0), or a broken socket */
+    }
+    return NULL;
+}
+
+/*
+ * Close victim, idle longest, so that the new connection gets its place; returns
+ * p's slot (the new connection's peer) as it is after that close.  Between
+ * requests nothing is lost: Postfix's client (attr_clnt_request in
+ * src/util/attr_clnt.c) finds the closed connection readable before it writes,
+ * reconnects after smtpd_policy_service_retry_delay and sends the request again
+ * (smtpd_policy_service_try_limit, 2 by default); an smtpd between sessions
+ * reconnects at its next request.  Whoever idles longest goes first, so a local
+ * process holding connections idle loses them to Postfix's new ones instead of
+ * locking Postfix out.
+ */
+static struct peer *evict_idle(struct conn_set *set, struct conn *victim, struct peer *p)
 {
     struct peer key = {0};
     bool first = !set->full;
@@ -531,7 +558,7 @@ static struct peer *evict_idlest(struct conn_set *set, struct peer *p)
         set->ops->evicted(set->owner, first);
     /* conn_release, not conn_close: the count stays at the limit, so the episode goes on
      * (a small limit would otherwise end one at each eviction). */
-    conn_release(set->idle_head);
+    conn_release(victim);
     /* The close may have moved p's entry back in its run, or emptied it (the same peer). */
     return p != NULL ? peer_find(set, key.kind, key.id, true) : NULL;
 }
@@ -546,7 +573,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         struct peer *p;
-        struct conn *c;
+        struct conn *c, *victim;
         int fd = accept4(w->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
@@ -560,7 +587,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return; /* EAGAIN, ECONNABORTED, EINTR: nothing more now */
         }
-        if (set->count >= set->max && set->idle_head == NULL) {
+        victim = set->count >= set->max ? idle_to_close(set) : NULL;
+        if (set->count >= set->max && victim == NULL) {
             /* Closing at once lets the client fall back now instead of
              * waiting out its timeout in our listen backlog. */
             bool first = !set->full;
@@ -573,8 +601,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (peer_refuses(set, fd, &ss, &p))
             continue;
-        if (set->count >= set->max)
-            p = evict_idlest(set, p);
+        if (victim != NULL)
+            p = evict_idle(set, victim, p);
         c = conn_open(set, l, fd, &ss);
         if (c == NULL) {
             if (p != NULL && p->count == 0)

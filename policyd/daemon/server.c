@@ -98,8 +98,9 @@ static bool connection_open(struct conn *base)
      * its slot for idle_timeout. */
     c->request_since = ev_now(srv->loop);
     conn_expire_within(base, srv->cfg->request_timeout);
-    /* Nothing pending yet: at the limit a connection that sends nothing is closed for a
-     * newer one like any idle one (the newest goes last, so Postfix's request is read first). */
+    /* Nothing read yet: at the limit a connection that sends nothing is closed for a newer
+     * one like any idle one (unless its request already waits in the socket: connections.c
+     * looks before it closes). */
     conn_idle(base, true);
     return true;
 }

@@ -500,6 +500,7 @@ void status_json(struct http_body *b, const struct status_sources *s, double now
     json_set_field(connections, "open", json_integer(s->server->connections));
     json_set_field(connections, "accepted", count(s->server->accepted));
     json_set_field(connections, "refused", count(s->server->refused));
+    json_set_field(connections, "evicted_idle", count(s->server->evicted_idle));
     json_set_field(connections, "protocol_errors", count(s->server->protocol_errors));
     json_set_field(host, "connections", connections);
     {
