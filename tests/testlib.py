@@ -124,6 +124,13 @@ def ask(sock):
     return data, time.monotonic() - t0
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) process pid has used, in seconds, from /proc (10 ms ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_nofile(n):
     """Room for n descriptors in this process (up to the hard limit); the room there is."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
