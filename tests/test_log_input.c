@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +35,7 @@ struct got {
     unsigned long stop_after; /* 0: never stop */
 };
 
-static int collect(const struct log_line *line, void *arg)
+static int collect(const struct log_input_line *line, void *arg)
 {
     struct got *g = arg;
     if (g->lines < 16) {
@@ -237,17 +238,17 @@ static void long_lines(void **state)
 {
     (void)state;
     size_t big = 1u << 20, at = 0;
-    char *text = malloc(big + 3 * LOG_LINE_MAX + 64);
+    char *text = malloc(big + 3 * LOG_INPUT_LINE_MAX + 64);
     assert_non_null(text);
     at += (size_t)sprintf(text, "short\n");
     memset(text + at, 'x', big);
     at += big;
     text[at++] = '\n';
-    memset(text + at, 'y', LOG_LINE_MAX); /* exactly the cap: whole */
-    at += LOG_LINE_MAX;
+    memset(text + at, 'y', LOG_INPUT_LINE_MAX); /* exactly the cap: whole */
+    at += LOG_INPUT_LINE_MAX;
     text[at++] = '\n';
-    memset(text + at, 'z', LOG_LINE_MAX + 1); /* one more: cut */
-    at += LOG_LINE_MAX + 1;
+    memset(text + at, 'z', LOG_INPUT_LINE_MAX + 1); /* one more: cut */
+    at += LOG_INPUT_LINE_MAX + 1;
     at += (size_t)sprintf(text + at, "\nafter\n");
     size_t n;
     unsigned char *z = gz(text, at, &n);
@@ -259,9 +260,9 @@ static void long_lines(void **state)
         assert_int_equal(g.lines, 5);
         assert_int_equal(g.cut, 2);
         assert_string_equal(g.text[0], "short");
-        assert_int_equal(g.len[1], LOG_LINE_MAX);
-        assert_int_equal(g.len[2], LOG_LINE_MAX);
-        assert_int_equal(g.len[3], LOG_LINE_MAX);
+        assert_int_equal(g.len[1], LOG_INPUT_LINE_MAX);
+        assert_int_equal(g.len[2], LOG_INPUT_LINE_MAX);
+        assert_int_equal(g.len[3], LOG_INPUT_LINE_MAX);
         assert_string_equal(g.text[4], "after");
         assert_int_equal(g.number[4], 5);
     }
@@ -331,7 +332,7 @@ static void standard_input(void **state)
 }
 
 /* "T=<n>" at the start of a line is a time; nothing else is. */
-static int fake_time(const struct log_line *line, void *arg, int64_t *t)
+static int fake_time(const struct log_input_line *line, void *arg, int64_t *t)
 {
     (*(int *)arg)++;
     if (line->len < 3 || memcmp(line->text, "T=", 2) != 0)
@@ -342,6 +343,44 @@ static int fake_time(const struct log_line *line, void *arg, int64_t *t)
     digits[n] = '\0';
     *t = strtoll(digits, NULL, 10);
     return 1;
+}
+
+/* A FIFO named as a path (what `<(zcat mail.log.2.gz)` hands over as /dev/fd/N) is read
+ * once: not looked into when ordering (those bytes would be gone), first, and every line of it
+ * delivered when read. */
+static void order_fifo_read_once(void **state)
+{
+    (void)state;
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid_t writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        /* Blocks in open until the reader comes: ordering must not open it. */
+        FILE *f = fopen(fifo, "w");
+        if (f == NULL)
+            _exit(1);
+        fputs("T=500 one\nT=501 two\nT=502 three\n", f);
+        _exit(fclose(f) == 0 ? 0 : 1);
+    }
+    const char *paths[] = {PUT("early", "T=1 early\n"), fifo};
+    struct log_file files[2];
+    char err[256];
+    int calls = 0;
+    assert_int_equal(log_input_order(paths, 2, fake_time, &calls, files, err, sizeof err), 0);
+    assert_string_equal(files[0].path, fifo);
+    assert_true(files[0].once);
+    assert_false(files[0].timed);
+    assert_int_equal(calls, 1); /* only the regular file was looked into */
+    struct got g = {0};
+    assert_int_equal(log_input_read(&files[0], collect, &g, err, sizeof err), 0);
+    assert_int_equal(g.lines, 3);
+    assert_string_equal(g.text[0], "T=500 one");
+    int status;
+    assert_int_equal(waitpid(writer, &status, 0), writer);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unlink(fifo);
 }
 
 static void order_by_first_time(void **state)
@@ -433,6 +472,7 @@ int main(void)
         cmocka_unit_test(callback_stops),
         cmocka_unit_test(standard_input),
         cmocka_unit_test(order_by_first_time),
+        cmocka_unit_test(order_fifo_read_once),
         cmocka_unit_test(order_scan_is_bounded),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -194,6 +194,27 @@ static void test_classify(void **state)
                      MAILLOG_POSTFIX | MAILLOG_CONNECT);
     assert_slice(ev.client_addr, "::1");
     assert_slice(ev.client_name, "a");
+    /* smtpd_client_port_logging = yes: NAME[ADDR]:PORT, in connect and client= lines. */
+    assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtpd[1]: connect from a[10.0.0.1]:4711",
+                              &ev),
+                     MAILLOG_POSTFIX | MAILLOG_CONNECT);
+    assert_slice(ev.client_addr, "10.0.0.1");
+    assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtpd[1]: connect from a[10.0.0.1]:471100",
+                              &ev),
+                     MAILLOG_POSTFIX);
+    assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtpd[1]: ABCDEF: client=a[10.0.0.1]:25, "
+                              "sasl_method=PLAIN, sasl_username=u",
+                              &ev),
+                     MAILLOG_POSTFIX | MAILLOG_CLIENT);
+    assert_slice(ev.sasl_username, "u");
+    /* smtpd could not get the peer's address: a connection still, without an address. */
+    assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtps/smtpd[1]: connect from unknown[unknown]",
+                              &ev),
+                     MAILLOG_POSTFIX | MAILLOG_CONNECT);
+    assert_int_equal(ev.client_addr.len, 0);
+    assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtpd[1]: connect from unknown[unknown]x",
+                              &ev),
+                     MAILLOG_POSTFIX);
 
     /* Not Postfix: another program, or a tag that only starts like one. */
     assert_int_equal(classify("Oct 12 05:30:01 mx sendmail[1]: connect from a[10.0.0.1]", &ev), 0);
@@ -242,6 +263,10 @@ static void test_classify(void **state)
                               "END-OF-MESSAGE from a[10.0.0.1]: 5.7.1 no; from=<a@b> to=<c@d>",
                               &ev),
                      MAILLOG_POSTFIX | MAILLOG_REFUSED | MAILLOG_FROM);
+    assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtpd[1]: NOQUEUE: milter-reject: CONNECT "
+                              "from unknown[unknown]: 451 4.7.1 Service unavailable",
+                              &ev),
+                     MAILLOG_POSTFIX | MAILLOG_REFUSED);
     assert_int_equal(classify("Oct 12 05:30:01 mx postfix/smtpd[1]: NOQUEUE: reject_warning: RCPT "
                               "from a[10.0.0.1]: 554 no; from=<a@b>",
                               &ev),

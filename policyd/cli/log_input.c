@@ -23,7 +23,7 @@
 #define RAW_SIZE 65536
 #define OUT_SIZE 65536
 /* A line found whole in a buffer is within the cap: no cutting in place. */
-_Static_assert(RAW_SIZE <= LOG_LINE_MAX && OUT_SIZE <= LOG_LINE_MAX, "buffers above the cap");
+_Static_assert(RAW_SIZE <= LOG_INPUT_LINE_MAX && OUT_SIZE <= LOG_INPUT_LINE_MAX, "buffers above the cap");
 /* Enough bytes to tell every format below apart. */
 #define MAGIC_BYTES 10
 
@@ -32,7 +32,7 @@ enum format { PLAIN, GZIP, REFUSED };
 struct reader {
     const struct log_file *file;
     int fd;
-    log_line_fn *fn;
+    log_input_line_fn *fn;
     void *arg;
     unsigned long max_lines; /* stop after this many (0: no limit) */
     unsigned long number;
@@ -44,7 +44,7 @@ struct reader {
     size_t errlen;
     unsigned char raw[RAW_SIZE];
     unsigned char out[OUT_SIZE];
-    char line[LOG_LINE_MAX];
+    char line[LOG_INPUT_LINE_MAX];
 };
 
 static const char *shown_name(const struct log_file *f)
@@ -79,7 +79,7 @@ static void deliver(struct reader *r, const char *text, size_t len, bool cut)
     /* CRLF files: the CR belongs to the line end, not the line. */
     if (!cut && len > 0 && text[len - 1] == '\r')
         len--;
-    struct log_line line = {r->file, ++r->number, text, len, cut};
+    struct log_input_line line = {r->file, ++r->number, text, len, cut};
     if (r->fn(&line, r->arg) != 0 || (r->max_lines && r->number >= r->max_lines))
         r->stop = true;
 }
@@ -87,7 +87,7 @@ static void deliver(struct reader *r, const char *text, size_t len, bool cut)
 /* Keep what fits of a line's piece; the rest of an overlong line is dropped. */
 static void append(struct reader *r, const unsigned char *p, size_t n)
 {
-    size_t room = LOG_LINE_MAX - r->line_len;
+    size_t room = LOG_INPUT_LINE_MAX - r->line_len;
     if (n > room) {
         n = room;
         r->cut = true;
@@ -218,7 +218,7 @@ static int read_gzip(struct reader *r)
 }
 
 /* Open the file, stat it into *mtime_out if asked, and read its lines. */
-static int read_file(const struct log_file *file, log_line_fn *fn, void *arg,
+static int read_file(const struct log_file *file, log_input_line_fn *fn, void *arg,
                      unsigned long max_lines, time_t *mtime_out, char *err, size_t errlen)
 {
     struct reader *r = xmalloc(sizeof *r);
@@ -279,7 +279,7 @@ out:
     return status;
 }
 
-int log_input_read(const struct log_file *file, log_line_fn *fn, void *arg,
+int log_input_read(const struct log_file *file, log_input_line_fn *fn, void *arg,
                    char *err, size_t errlen)
 {
     return read_file(file, fn, arg, 0, NULL, err, errlen);
@@ -291,7 +291,7 @@ struct first_scan {
     struct log_file *file;
 };
 
-static int scan_line(const struct log_line *line, void *arg)
+static int scan_line(const struct log_input_line *line, void *arg)
 {
     struct first_scan *s = arg;
     int64_t t;
@@ -310,7 +310,7 @@ struct ordered {
 /* Standard input, then timed files by time, then untimed ones. */
 static int group(const struct log_file *f)
 {
-    return strcmp(f->path, "-") == 0 ? 0 : f->timed ? 1 : 2;
+    return f->once ? 0 : f->timed ? 1 : 2;
 }
 
 static int compare_ordered(const void *a, const void *b)
@@ -342,8 +342,16 @@ int log_input_order(const char *const *paths, size_t n, log_time_fn *first_time,
             }
             seen_stdin = true;
             struct stat st;
+            f->once = true;
             f->mtime = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mtime
                                                                             : time(NULL);
+            continue;
+        }
+        struct stat st;
+        if (stat(paths[i], &st) == 0 && !S_ISREG(st.st_mode)) {
+            /* What a scan read of a pipe or a FIFO would be gone when it is read for real. */
+            f->once = true;
+            f->mtime = time(NULL);
             continue;
         }
         struct first_scan s = {first_time, arg, f};

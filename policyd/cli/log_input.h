@@ -11,7 +11,7 @@
  *   error whose message names the file: never a short result.
  * - Each line goes to the callback without its "\n" (and a "\r" before it),
  *   with its file and 1-based number; NUL bytes pass through.  A line longer
- *   than LOG_LINE_MAX comes cut to its first LOG_LINE_MAX bytes, flagged;
+ *   than LOG_INPUT_LINE_MAX comes cut to its first LOG_INPUT_LINE_MAX bytes, flagged;
  *   the rest of it is skipped, so memory per file is fixed (about 200 KiB).
  * - log_input_order puts files in the order of their first timestamp, as the
  *   caller's function reads it: this layer knows no line format.
@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define LOG_LINE_MAX 65536
+#define LOG_INPUT_LINE_MAX 65536
 /* Lines log_input_order reads from a file for its first time, at most. */
 #define LOG_ORDER_SCAN_LINES 10000
 
@@ -32,28 +32,31 @@ struct log_file {
     const char *path;   /* as given (not copied); "-" is standard input */
     time_t mtime;       /* its modification time, the year of year-less lines;
                            standard input: its own if a regular file, else now */
+    bool once;          /* standard input, a pipe, a FIFO (/dev/fd/N of `<(zcat ...)`):
+                           readable once, so never looked into before it is read */
     bool timed;         /* a line among the first LOG_ORDER_SCAN_LINES had a time */
     int64_t first_time; /* that time, if timed */
 };
 
-struct log_line {
+struct log_input_line {
     const struct log_file *file;
     unsigned long number; /* 1-based, within the file */
     const char *text;     /* not NUL-terminated; valid only during the call */
     size_t len;
-    bool cut;             /* the line was longer: text is its first LOG_LINE_MAX bytes */
+    bool cut;             /* the line was longer: text is its first LOG_INPUT_LINE_MAX bytes */
 };
 
 /* Take one line; return 0 to go on, nonzero to stop reading this file. */
-typedef int log_line_fn(const struct log_line *line, void *arg);
+typedef int log_input_line_fn(const struct log_input_line *line, void *arg);
 
 /* Set *time and return 1 if the line carries a time (any unit: only its
  * order counts), else return 0. */
-typedef int log_time_fn(const struct log_line *line, void *arg, int64_t *time);
+typedef int log_time_fn(const struct log_input_line *line, void *arg, int64_t *time);
 
 /*
  * Fill files[0..n) with paths[0..n) in the order to read them: standard
- * input first (it can be read only once, so it is not looked into: a pipe
+ * input and other files that can be read only once (pipes, FIFOs: anything
+ * but a regular file) first, in command-line order, not looked into (a pipe
  * usually carries the oldest, decompressed archive), then files by their
  * first time (ties keep the command-line order), then files without a time
  * in command-line order.  0, or -1 with a message naming the file in err
@@ -67,7 +70,7 @@ int log_input_order(const char *const *paths, size_t n, log_time_fn *first_time,
  * stop: 0; or -1 with a message naming the file in err (lines before the
  * trouble have been delivered: the caller must not present them as whole).
  */
-int log_input_read(const struct log_file *file, log_line_fn *fn, void *arg,
+int log_input_read(const struct log_file *file, log_input_line_fn *fn, void *arg,
                    char *err, size_t errlen);
 
 #endif

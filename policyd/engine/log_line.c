@@ -32,7 +32,7 @@
 #include <string.h>
 
 #define TAG_MAX 128
-#define PID_DIGITS 10
+#define PID_DIGITS 9 /* fits a 32-bit long */
 
 #define IS_DIGIT(c) ((unsigned char)((unsigned char)(c) - '0') < 10u)
 #define IS_ALPHA(c) ((unsigned char)(((unsigned char)(c) | 0x20) - 'a') < 26u)

@@ -87,7 +87,17 @@ static const char *name_addr(const char *p, const char *end, struct log_slice *n
     name->len = (size_t)(open - p);
     addr->ptr = a;
     addr->len = n;
-    return close + 1;
+    p = close + 1;
+    /* smtpd_client_port_logging = yes makes it NAME[ADDR]:PORT (up to 5 digits: a sixth is
+     * text after the port, which the callers refuse). */
+    if (p + 1 < end && *p == ':' && p[1] >= '0' && p[1] <= '9') {
+        const char *d = p + 1;
+
+        while (d < end && d - p <= 5 && *d >= '0' && *d <= '9')
+            d++;
+        p = d;
+    }
+    return p;
 }
 
 /* "QUEUEID: " at the start: the rest after it, or NULL. */
@@ -182,13 +192,19 @@ unsigned maillog_classify(struct log_slice tag, struct log_slice message,
     if (smtpd && STARTS(p, end, "connect from ")) {
         const char *q = name_addr(p + 13, end, &out->client_name, &out->client_addr);
 
-        if (q == end)
+        if (q == end) {
             out->flags |= MAILLOG_CONNECT;
-        else
+        } else {
             out->client_name = out->client_addr = zero.client_addr;
+            /* smtpd could not get the peer's address (a reset right after the accept, a
+             * proxy that timed out): a connection all the same, with no address. */
+            if (end - p == 13 + 16 && memcmp(p + 13, "unknown[unknown]", 16) == 0)
+                out->flags |= MAILLOG_CONNECT;
+        }
         return out->flags;
     }
-    if ((smtpd || IS(out->program, "cleanup")) && STARTS(p, end, "NOQUEUE: reject: ")) {
+    if ((smtpd || IS(out->program, "cleanup")) &&
+        (STARTS(p, end, "NOQUEUE: reject: ") || STARTS(p, end, "NOQUEUE: milter-reject: "))) {
         out->flags |= MAILLOG_REFUSED;
         return out->flags;
     }
