@@ -312,6 +312,15 @@ unsigned long long log_dropped_total(void)
 static void log_line(int priority, const char *level, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+static log_capture_fn *capture;
+static void *capture_ctx;
+
+void log_capture(log_capture_fn *fn, void *ctx)
+{
+    capture = fn;
+    capture_ctx = ctx;
+}
+
 static void log_line(int priority, const char *level, const char *fmt, va_list ap)
 {
     char msg[2000], rec[RECORD_MAX];
@@ -319,6 +328,10 @@ static void log_line(int priority, const char *level, const char *fmt, va_list a
     bool was_empty = q_start == q_end;
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (capture != NULL) {
+        capture(capture_ctx, level, msg);
+        return;
+    }
     len = format_record(rec, sizeof(rec), priority, level, msg);
     if ((unreported > 0 && !push_drop_summary(2 + len)) || !push(rec, len)) {
         dropped++;

@@ -31,6 +31,12 @@ bool log_flush(void);
  * still queued when log_close gave up. */
 unsigned long long log_dropped_total(void);
 
+/* Hand every line to fn instead of the sink (fn NULL: the sink again): relaywatch analyze's
+ * backtest shows the engine's lines as the daemon would log them, at the logs' time.  level is
+ * "info", "warning" or "error"; message lives for the call. */
+typedef void log_capture_fn(void *ctx, const char *level, const char *message);
+void log_capture(log_capture_fn *fn, void *ctx);
+
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -202,9 +202,21 @@ uint64_t window_counter_total(const struct window_counter *c)
 
 /* ---------------------------------------------------- distinct counts */
 
+/* The last estimate per window: reading the registers of every bucket is the costly part, and
+ * it changes only when a register rises or the window's buckets move (relaywatch analyze's
+ * backtest asks once a simulated second). */
+struct estimate_cache {
+    bool valid;
+    uint64_t generation;
+    int64_t lo, hi;
+    uint64_t value;
+};
+
 struct distinct_counter {
     unsigned precision;
     size_t registers; /* per bucket: 2^precision */
+    uint64_t generation; /* raised whenever a register rises */
+    struct estimate_cache *cache; /* [WINDOW_MAX]: written by the const estimate */
     int64_t head[WINDOW_MAX];
     int64_t floor[WINDOW_MAX];
     uint8_t reg[]; /* count * buckets * registers */
@@ -218,12 +230,15 @@ struct distinct_counter *distinct_counter_new(const struct window_set *ws, unsig
 
     c->precision = precision;
     c->registers = m;
+    c->cache = xcalloc(WINDOW_MAX, sizeof(*c->cache));
     distinct_counter_reset(c, ws);
     return c;
 }
 
 void distinct_counter_free(struct distinct_counter *c)
 {
+    if (c != NULL)
+        free(c->cache);
     free(c);
 }
 
@@ -232,6 +247,7 @@ void distinct_counter_reset(struct distinct_counter *c, const struct window_set 
     for (unsigned w = 0; w < WINDOW_MAX; w++)
         c->head[w] = c->floor[w] = INT64_MIN / 2;
     memset(c->reg, 0, (size_t)ws->count * ws->buckets * c->registers);
+    c->generation++;
 }
 
 void distinct_counter_restart_at(struct distinct_counter *c, const struct window_set *ws,
@@ -242,6 +258,7 @@ void distinct_counter_restart_at(struct distinct_counter *c, const struct window
         memset(c->reg + ((size_t)w * ws->buckets + clk->slot[w]) * c->registers, 0,
                c->registers);
     }
+    c->generation++;
 }
 
 struct clear_sketch {
@@ -268,12 +285,16 @@ void distinct_counter_add_at(struct distinct_counter *c, const struct window_set
     for (unsigned w = 0; w < ws->count; w++) {
         uint8_t *r;
 
-        if (clk->bucket[w] != c->head[w] &&
-            !advance(c->head, ws, w, clk->bucket[w], clear_sketch, &cs))
-            continue;
+        if (clk->bucket[w] != c->head[w]) {
+            c->generation++; /* buckets cleared */
+            if (!advance(c->head, ws, w, clk->bucket[w], clear_sketch, &cs))
+                continue;
+        }
         r = &c->reg[((size_t)w * ws->buckets + clk->slot[w]) * c->registers + index];
-        if (*r < rank)
+        if (*r < rank) {
             *r = rank;
+            c->generation++;
+        }
     }
 }
 
@@ -295,8 +316,13 @@ uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struc
     double sum = 0, estimate;
     size_t zeros = 0;
 
+    struct estimate_cache *cache;
+
     if (w >= ws->count || !live_range(c->head, c->floor, ws, w, now, &lo, &hi))
         return 0;
+    cache = &c->cache[w];
+    if (cache->valid && cache->generation == c->generation && cache->lo == lo && cache->hi == hi)
+        return cache->value;
     memset(merged, 0, m);
     for (int64_t k = lo; k <= hi; k++) {
         const uint8_t *r = &c->reg[slot_of(ws, w, k) * m];
@@ -308,13 +334,16 @@ uint64_t distinct_counter_estimate(const struct distinct_counter *c, const struc
         sum += ldexp(1.0, -merged[j]);
         zeros += merged[j] == 0;
     }
-    if (zeros == m)
-        return 0;
-    estimate = (0.7213 / (1.0 + 1.079 / (double)m)) * (double)m * (double)m / sum;
-    /* Few items: linear counting is far more accurate, and exact when no two collide. */
-    if (estimate <= 2.5 * (double)m && zeros > 0)
-        estimate = (double)m * log((double)m / (double)zeros);
-    return (uint64_t)llround(estimate);
+    if (zeros == m) {
+        estimate = 0;
+    } else {
+        estimate = (0.7213 / (1.0 + 1.079 / (double)m)) * (double)m * (double)m / sum;
+        /* Few items: linear counting is far more accurate, and exact when no two collide. */
+        if (estimate <= 2.5 * (double)m && zeros > 0)
+            estimate = (double)m * log((double)m / (double)zeros);
+    }
+    *cache = (struct estimate_cache){true, c->generation, lo, hi, (uint64_t)llround(estimate)};
+    return cache->value;
 }
 
 /* ------------------------------------------------------------- hashing */
