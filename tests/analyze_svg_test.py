@@ -248,6 +248,11 @@ def test_hundred_thousand_minutes_stay_small():
     counts = colour_counts(rows)
     assert pixels_near(counts, SHADE, SHADE_TOLERANCE) > 3000
     assert pixels_near(counts, LINE_COLOURS["N_c"], LINE_TOLERANCE) >= MIN_LINE_PIXELS
+    # The one minute of UINT64_MAX connections survives the grouping (each group at its
+    # highest): the N_c line reaches the top decades of the bottom panel (y 440..700).
+    spike = [y for y, row in enumerate(rows[440:520], 440) for x, px in enumerate(row[:820])
+             if near(px, LINE_COLOURS["N_c"], LINE_TOLERANCE)]
+    assert len(spike) >= 5, "no N_c spike near the top: %d pixels" % len(spike)
 
 
 def test_strings_from_outside_are_escaped():
