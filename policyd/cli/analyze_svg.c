@@ -23,6 +23,9 @@
 #define BOT_Y1 700
 #define LEGEND_X 842
 
+/* Points drawn per line, at most (the header's contract says 2000). */
+#define ANALYZE_SVG_MAX_DRAWN 2000
+
 /* Strings from outside are cut to what the page can show (code points). */
 #define TITLE_MAX 110
 #define CLIENTS_MAX 80

@@ -11,8 +11,9 @@
  *   quiet host asks ~30 MX a day and ~35,801 while relaying, three decades apart; on a linear
  *   axis the quiet days would lie flat on zero and a browser-sized picture could not show
  *   what the host does when nothing is wrong.
- * - At most ANALYZE_SVG_MAX_DRAWN points per line: a longer series is cut into groups of k
- *   consecutive periods (k the smallest that fits), each group drawn at its highest period
+ * - At most 2000 points per line (about three per unit of the plot's width): a longer series
+ *   is cut into groups of k consecutive periods (k the smallest that fits), each group drawn
+ *   at its highest period
  *   (a burst stays visible; the unit stays "per period") and shaded if any of its periods is
  *   loud; the subtitle says so.  The document stays under about 1 MB whatever n is.
  * - Periods missing from the series (gaps) break the lines: they are not drawn as zero.
@@ -30,9 +31,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-/* Points drawn per line, at most (about one per half pixel of the plot's width). */
-#define ANALYZE_SVG_MAX_DRAWN 2000
 
 struct analyze_point {
     int64_t start;            /* the period's start: seconds since 1970 of the time as the logs wrote it
