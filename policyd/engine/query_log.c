@@ -387,7 +387,7 @@ static bool parse_query(const char *p, const char *end, struct query_log_entry *
  * or with log-time-iso "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM IDENT[...]"; through
  * syslog the message is "[PID:THREAD] KIND: MSG" after syslog's own tag.
  * IDENT is "unbound" unless log-identity says otherwise; THREAD is decimal
- * (hex before 1.6).  KIND is "info", or "query"/"reply" with
+ * (hex, "%x", before 1.25).  KIND is "info", or "query"/"reply" with
  * log-tag-queryreply.  MSG for log-queries is "ADDR NAME TYPE CLASS"
  * (util/net_help.c log_query_in) and for log-replies "ADDR NAME TYPE CLASS
  * RCODE SECS.USECS CACHED SIZE[ on PROTO ADDR PORT]" (util/data/msgreply.c
@@ -523,7 +523,7 @@ static bool unbound_query(const char *p, const char *end, struct query_log_entry
         return false;
     if (q == end)
         return true;
-    /* Since unbound 1.19: " on udp|tcp|dot|doh|unix|raw ADDR PORT". */
+    /* log-destaddr (unbound 1.19.3+): " on udp|tcp|dot|doh|unix|raw ADDR PORT". */
     if (end - q < 4 || memcmp(q, " on ", 4) != 0)
         return false;
     p = q += 4;
@@ -601,7 +601,7 @@ static const char *unbound_ids_end(const char *p, const char *end, bool ident)
     q = digits_end(p + 1, end, 10);
     if (q == NULL || q >= end || *q != ':')
         return NULL;
-    /* The thread: a number ("%d"; unbound before 1.6 wrote "%x"). */
+    /* The thread: decimal ("%d") since 1.25, hex ("%x") before. */
     s = p = q + 1;
     while (p < end && IS_HEX(*p) && p - s < 16)
         p++;
