@@ -320,6 +320,37 @@ def test_feed_clients():
         assert sum(grep_counts(named.query_log, "127.0.3.1").values()) > 0
 
 
+def test_unbound_and_dnsmasq_lines():
+    """unbound's and dnsmasq's query logs: queries counted at their own time (unbound's Unix
+    time gives the minute key), unbound's replies counted as other lines, not twice."""
+    setup()
+    r = store_test.Redis()
+    try:
+        log = os.path.join(TMP, "resolvers.log")
+        with open(log, "w") as f:
+            f.write("[1700000000] unbound[1234:0] info: 127.0.5.1 example.com. MX IN\n"
+                    "[1700000000] unbound[1234:0] info: 127.0.5.1 example.com. MX IN NOERROR "
+                    "0.000123 0 55\n"
+                    "[1700000061] unbound[1234:0] query: 127.0.5.1 example.com. A IN\n"
+                    "[1700000061] unbound[1234:0] reply: 127.0.5.1 example.com. A IN NOERROR "
+                    "0.000000 1 64\n"
+                    "[1700000061] unbound[1234:0] notice: init module 0: validator\n"
+                    "Nov 24 22:41:21 dnsmasq[123]: query[MX] example.com from 127.0.5.2\n"
+                    "Nov 24 22:41:21 dnsmasq[123]: 1 127.0.5.2/41234 query[PTR] "
+                    "1.0.0.127.in-addr.arpa from 127.0.5.2\n"
+                    "Nov 24 22:41:21 dnsmasq[123]: forwarded example.com to 192.0.2.53\n")
+        p = feed(r, log)
+        print("  " + p.stdout.strip(), flush=True)
+        assert re.search(r"\b8 lines, 4 queries, 4 other lines, 0 errors\b", p.stdout), p.stdout
+        assert redis_counts(r, "127.0.5.1") == {"MX": 1, "A": 1, "AAAA": 0, "PTR": 0}
+        assert redis_counts(r, "127.0.5.2") == {"MX": 1, "A": 0, "AAAA": 0, "PTR": 1}
+        # The minutes are unbound's own: 1700000000 // 60 and 1700000061 // 60.
+        keys = sorted(k for k in r.keys("rw:\\{127.0.5.1\\}:q:*") if k[-1].isdigit())
+        assert keys == ["rw:{127.0.5.1}:q:28333333", "rw:{127.0.5.1}:q:28333334"], keys
+    finally:
+        r.stop()
+
+
 def test_needs_a_shared_store():
     p = subprocess.run([RELAYWATCH, "feed", "-o", "store=memory", "/dev/null"],
                        capture_output=True, text=True, timeout=10)
@@ -330,6 +361,7 @@ def test_needs_a_shared_store():
 TESTS = [
     test_needs_a_shared_store,
     test_named_log_to_redis,
+    test_unbound_and_dnsmasq_lines,
     test_garbage_and_other_lines,
     test_feed_clients,
     test_follow_across_rotation,

@@ -548,6 +548,242 @@ static void test_long_lines(void **state)
     free(line);
 }
 
+/* ------------------------------------------------------ unbound, dnsmasq */
+
+struct resolver_case {
+    const char *line;
+    enum query_log_result result;
+    bool reply;
+    const char *client, *qname, *qclass, *qtype;
+    bool unix_time;
+    int64_t unix_seconds;
+    struct log_time time;
+};
+
+#define R_NOT_READ false, NULL, NULL, NULL, NULL, false, 0, NO_TIME
+#define UB "[1700000000] unbound[1234:0] "
+
+static const struct resolver_case resolvers[] = {
+    /* unbound's own file: the Unix time; queries, replies, both tags. */
+    {UB "info: 192.0.2.25 example.com. MX IN", QUERY_LOG_QUERY, false, "192.0.2.25", "example.com",
+     "IN", "MX", true, 1700000000, NO_TIME},
+    {UB "info: 192.0.2.25 example.com. MX IN NOERROR 0.000123 0 55", QUERY_LOG_QUERY, true,
+     "192.0.2.25", "example.com", "IN", "MX", true, 1700000000, NO_TIME},
+    {UB "query: 192.0.2.25 Example.COM. AAAA IN", QUERY_LOG_QUERY, false, "192.0.2.25",
+     "Example.COM", "IN", "AAAA", true, 1700000000, NO_TIME},
+    {UB "reply: ::ffff:192.0.2.25 a.test. TYPE65534 CLASS254 SERVFAIL 12.000001 0 12 on dot ::1 853",
+     QUERY_LOG_QUERY, true, "::ffff:192.0.2.25", "a.test", "CLASS254", "TYPE65534", true,
+     1700000000, NO_TIME},
+    {UB "info: 192.0.2.25 . NS IN", QUERY_LOG_QUERY, false, "192.0.2.25", ".", "IN", "NS", true,
+     1700000000, NO_TIME},
+    {UB "info: 192.0.2.25 x.test. NSAP-PTR IN", QUERY_LOG_QUERY, false, "192.0.2.25", "x.test", "IN",
+     "NSAP-PTR", true, 1700000000, NO_TIME},
+    {"[0] unbound[1:0] info: 10.0.0.1 a. A IN", QUERY_LOG_QUERY, false, "10.0.0.1", "a", "IN", "A",
+     true, 0, NO_TIME},
+    {"[999999999999] my-resolver[4294967:abc] info: 10.0.0.1 a. A IN", QUERY_LOG_QUERY, false,
+     "10.0.0.1", "a", "IN", "A", true, 999999999999LL, NO_TIME},
+    /* log-time-ascii, log-time-iso; syslog (any tag), RFC 5424, stderr inside syslog. */
+    {"Nov 05 23:30:33 unbound[12636:0] query: 192.168.1.5 wikipedia.org. A IN", QUERY_LOG_QUERY,
+     false, "192.168.1.5", "wikipedia.org", "IN", "A", false, 0, SYSLOG_T(11, 5, 23, 30, 33.0)},
+    {"2026-11-24T22:41:21.962+01:00 unbound[1234:0] info: 192.0.2.25 example.com. MX IN",
+     QUERY_LOG_QUERY, false, "192.0.2.25", "example.com", "IN", "MX", false, 0,
+     ISO_T(2026, 11, 24, 22, 41, 21.962, 60)},
+    {"Nov 24 22:41:21 ns1 unbound: [1234:0] info: 192.0.2.25 example.com. MX IN", QUERY_LOG_QUERY,
+     false, "192.0.2.25", "example.com", "IN", "MX", false, 0, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"Nov 24 22:41:21 ns1 unbound[1234]: [1234:3] reply: 192.0.2.25 example.com. MX IN NOERROR "
+     "0.000000 1 72",
+     QUERY_LOG_QUERY, true, "192.0.2.25", "example.com", "IN", "MX", false, 0,
+     SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"<30>1 2026-03-24T00:17:39+01:00 fw unbound 6739 - [meta sequenceId=\"530\"] [6739:1] query: "
+     "192.168.1.1 epr.elastic.co. AAAA IN",
+     QUERY_LOG_QUERY, false, "192.168.1.1", "epr.elastic.co", "IN", "AAAA", false, 0,
+     ISO_T(2026, 3, 24, 0, 17, 39.0, 60)},
+    {"2024-08-30T10:58:03.062168+02:00 h unbound[122]: [1725008283] unbound[122:0] info: 127.0.0.1 "
+     "google.com. HTTPS IN",
+     QUERY_LOG_QUERY, false, "127.0.0.1", "google.com", "IN", "HTTPS", true, 1725008283, NO_TIME},
+    /* unbound lines that are no client query. */
+    {UB "notice: init module 0: validator", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "info: sending query: a.test. A IN", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "info: 28RDdc mod1 rep a.test. HTTPS IN", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "info: 192.0.2.25 - - - FORMERR - - -", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "reply: 192.0.2.25 - - - FORMERR - - - on udp 192.0.2.53 53", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "reply: 192.0.2.25 null TYPE0 CLASS0 REFUSED 0.000000 1 12", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "info: 192.0.2.25 toolong&", QUERY_LOG_OTHER, R_NOT_READ},
+    {UB "info: (inet_ntop_error) a.test. A IN", QUERY_LOG_OTHER, R_NOT_READ},
+    {"[1700000000] unbound[1234] info: 192.0.2.25 a.test. A IN", QUERY_LOG_OTHER, R_NOT_READ},
+    {"[17000x] unbound[1234:0] info: 192.0.2.25 a.test. A IN", QUERY_LOG_OTHER, R_NOT_READ},
+    {"[1234567890123] unbound[1:0] info: 192.0.2.25 a.test. A IN", QUERY_LOG_OTHER, R_NOT_READ},
+    /* unbound query lines that do not read. */
+    {UB "query: 192.0.2.25 a.test. A", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "query: 192.0.2.25 a.test A IN", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "query: 192.0.2.256 a.test. A IN", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "query: fe80::1%eth0 a.test. A IN", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "query: 192.0.2.25 a.test. A IN NOERROR 0.000123 0 55", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "reply: 192.0.2.25 a.test. A IN", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. a IN", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. A IN NOERROR", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. A IN NOERROR 0.00012 0 55", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. A IN NOERROR 0.000123 0 55 trailing", QUERY_LOG_ERROR, R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. A IN NOERROR 0.000123 0 55 on UDP 1.2.3.4 53", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. A IN NOERROR 0.000123 0 55 on udp 1.2.3.4", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {UB "info: 192.0.2.25 a.test. A IN ", QUERY_LOG_ERROR, R_NOT_READ},
+    {"Nov 31 22:41:21 unbound[1234:0] info: 192.0.2.25 a.test. A IN", QUERY_LOG_ERROR, R_NOT_READ},
+
+    /* dnsmasq: syslog, its own file, stderr; log-queries=extra and =proto. */
+    {"Nov 24 22:41:21 dnsmasq[123]: query[MX] example.com from 192.0.2.25", QUERY_LOG_QUERY, false,
+     "192.0.2.25", "example.com", "IN", "MX", false, 0, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"Nov  4 22:41:21 gw dnsmasq[123]: query[AAAA] a.test from 2001:db8::25", QUERY_LOG_QUERY,
+     false, "2001:db8::25", "a.test", "IN", "AAAA", false, 0, SYSLOG_T(11, 4, 22, 41, 21.0)},
+    {"dnsmasq[123]: 1 192.0.2.25/41234 query[MX] example.com from 192.0.2.25", QUERY_LOG_QUERY,
+     false, "192.0.2.25", "example.com", "IN", "MX", false, 0, NO_TIME},
+    {"Nov 24 22:41:21 dnsmasq[123]: 17 query[PTR] 25.2.0.192.in-addr.arpa from 192.0.2.25",
+     QUERY_LOG_QUERY, false, "192.0.2.25", "25.2.0.192.in-addr.arpa", "IN", "PTR", false, 0,
+     SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"Nov 24 22:41:21 dnsmasq[123]: TCP 4294967295 ::1/53 query[NSAP_PTR] . from ::1",
+     QUERY_LOG_QUERY, false, "::1", ".", "IN", "NSAP_PTR", false, 0, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[type=65] example.com from 192.0.2.25", QUERY_LOG_QUERY,
+     false, "192.0.2.25", "example.com", "IN", "type=65", false, 0, SYSLOG_T(11, 24, 22, 41, 21.0)},
+    {"<30>1 2026-11-24T22:41:21Z gw dnsmasq 123 - - query[A] a.test from 10.0.0.1", QUERY_LOG_QUERY,
+     false, "10.0.0.1", "a.test", "IN", "A", false, 0, ISO_T(2026, 11, 24, 22, 41, 21.0, 0)},
+    /* dnsmasq's other lines. */
+    {"Nov 24 22:41:21 dnsmasq[123]: forwarded example.com to 8.8.8.8", QUERY_LOG_OTHER, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: reply example.com is 192.0.2.1", QUERY_LOG_OTHER, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: cached example.com is NXDOMAIN", QUERY_LOG_OTHER, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: config a.lan is NXDOMAIN", QUERY_LOG_OTHER, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: auth[A] a.test from 192.0.2.25", QUERY_LOG_OTHER, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: dnssec-query[DS] a.test to 127.0.0.1#5053", QUERY_LOG_OTHER,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: 1 192.0.2.25/41234 forwarded a.test to 8.8.8.8", QUERY_LOG_OTHER,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: UDP query[A] a.test from 192.0.2.25", QUERY_LOG_OTHER, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq-dhcp[123]: DHCPACK(eth0) 192.0.2.25 00:11:22:33:44:55 host",
+     QUERY_LOG_OTHER, R_NOT_READ},
+    /* dnsmasq query lines that do not read. */
+    {"Nov 24 22:41:21 dnsmasq[123]: query[MX] example.com from", QUERY_LOG_ERROR, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[MX] example.com from 192.0.2.256", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[MX] example.com from 192.0.2.25 x", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[MX] example.com to 192.0.2.25", QUERY_LOG_ERROR, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[mx] example.com from 192.0.2.25", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[] example.com from 192.0.2.25", QUERY_LOG_ERROR, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[type=] example.com from 192.0.2.25", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[type=123456] a from 192.0.2.25", QUERY_LOG_ERROR, R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[A] <name unprintable> from 192.0.2.25", QUERY_LOG_ERROR,
+     R_NOT_READ},
+    {"Nov 24 22:41:21 dnsmasq[123]: query[A] a.test from fe80::1%eth0", QUERY_LOG_ERROR, R_NOT_READ},
+    {"nov 24 22:41:21 dnsmasq[123]: query[A] a.test from 192.0.2.25", QUERY_LOG_ERROR, R_NOT_READ},
+};
+
+static void check_resolver_case(const struct resolver_case *c, const char *line, size_t len)
+{
+    struct query_log_entry e;
+    enum query_log_result r;
+
+    memset(&e, 0x5A, sizeof(e));
+    r = query_log_parse(line, len, &e);
+    if (r != c->result)
+        fail_msg("%d instead of %d for: %.*s", (int)r, (int)c->result, (int)len, line);
+    if (r != QUERY_LOG_QUERY) {
+        assert_false(e.time.present);
+        assert_false(e.unix_time);
+        assert_false(e.reply);
+        assert_int_equal(e.unix_seconds, 0);
+        assert_null(e.client.ptr);
+        assert_null(e.qname.ptr);
+        assert_null(e.qclass.ptr);
+        assert_null(e.view.ptr);
+        return;
+    }
+    check_inside(e.client, line, len);
+    check_inside(e.qname, line, len);
+    check_inside(e.qtype, line, len);
+    check_inside(e.view, line, len);
+    assert_int_equal(e.view.len, 0);
+    if (!slice_is(e.client, c->client) || !slice_is(e.qname, c->qname) ||
+        !slice_is(e.qclass, c->qclass) || !slice_is(e.qtype, c->qtype) || e.reply != c->reply ||
+        e.unix_time != c->unix_time || e.unix_seconds != c->unix_seconds)
+        fail_msg("client [%.*s] qname [%.*s] class [%.*s] type [%.*s] reply %d unix %d %lld for: %s",
+                 (int)e.client.len, e.client.ptr, (int)e.qname.len, e.qname.ptr,
+                 (int)e.qclass.len, e.qclass.ptr, (int)e.qtype.len, e.qtype.ptr, e.reply,
+                 e.unix_time, (long long)e.unix_seconds, c->line);
+    if (e.time.present != c->time.present || e.time.has_year != c->time.has_year ||
+        e.time.has_offset != c->time.has_offset || e.time.year != c->time.year ||
+        e.time.month != c->time.month || e.time.day != c->time.day ||
+        e.time.hour != c->time.hour || e.time.minute != c->time.minute ||
+        e.time.second != c->time.second || e.time.offset_minutes != c->time.offset_minutes)
+        fail_msg("time %d %04d-%02d-%02d %02d:%02d:%.9f %+d for: %s", e.time.present, e.time.year,
+                 e.time.month, e.time.day, e.time.hour, e.time.minute, e.time.second,
+                 e.time.offset_minutes, c->line);
+}
+
+/* unbound's and dnsmasq's query logs, exact-size copies, with and without a trailing CR. */
+static void test_resolvers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(resolvers) / sizeof(resolvers[0]); i++) {
+        const struct resolver_case *c = &resolvers[i];
+        size_t len = strlen(c->line);
+        char *copy = malloc(len + 1);
+
+        assert_non_null(copy);
+        memcpy(copy, c->line, len);
+        check_resolver_case(c, copy, len);
+        copy[len] = '\r';
+        check_resolver_case(c, copy, len + 1);
+        free(copy);
+    }
+}
+
+/* BIND's query lines never come out as replies nor with a Unix time. */
+static void test_bind_not_reply(void **state)
+{
+    struct query_log_entry e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        if (queries[i].result != QUERY_LOG_QUERY)
+            continue;
+        assert_int_equal(query_log_parse(queries[i].line, strlen(queries[i].line), &e),
+                         QUERY_LOG_QUERY);
+        assert_false(e.reply);
+        assert_false(e.unix_time);
+    }
+}
+
+/* A NUL anywhere in an unbound or dnsmasq query line: never a query. */
+static void test_resolver_nul_bytes(void **state)
+{
+    static const char *const bases[] = {
+        UB "info: 192.0.2.25 example.com. MX IN NOERROR 0.000123 0 55 on udp 192.0.2.53 53",
+        "Nov 24 22:41:21 dnsmasq[123]: UDP 1 192.0.2.25/41234 query[MX] example.com from 192.0.2.25",
+    };
+    struct query_log_entry e;
+
+    (void)state;
+    for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+        size_t len = strlen(bases[b]);
+
+        for (size_t i = 0; i < len; i++) {
+            char *line = malloc(len);
+            enum query_log_result r;
+
+            assert_non_null(line);
+            memcpy(line, bases[b], len);
+            line[i] = '\0';
+            r = query_log_parse(line, len, &e);
+            /* In the time or the header an unknown prefix may leave a query without its time. */
+            if (r == QUERY_LOG_QUERY && (e.time.present || e.unix_time))
+                fail_msg("NUL at %zu of %s: a query", i, bases[b]);
+            free(line);
+        }
+    }
+}
+
 /*
  * tests/data/query_log_samples.txt (path as argv[1]): each sample line is
  * preceded by "#> KIND [CLIENT QNAME CLASS TYPE TIME [VIEW...]]" (TIME as
@@ -560,8 +796,12 @@ static void describe_query(const char *line, size_t len, char *got, size_t size)
     char tbuf[64];
 
     if (r == QUERY_LOG_QUERY) {
-        sample_time_text(&e.time, tbuf, sizeof(tbuf));
-        snprintf(got, size, "QUERY %.*s %.*s %.*s %.*s %s%s%.*s", (int)e.client.len, e.client.ptr,
+        if (e.unix_time)
+            snprintf(tbuf, sizeof(tbuf), "@%lld", (long long)e.unix_seconds);
+        else
+            sample_time_text(&e.time, tbuf, sizeof(tbuf));
+        snprintf(got, size, "%s %.*s %.*s %.*s %.*s %s%s%.*s", e.reply ? "REPLY" : "QUERY",
+                 (int)e.client.len, e.client.ptr,
                  (int)e.qname.len, e.qname.ptr, (int)e.qclass.len, e.qclass.ptr, (int)e.qtype.len,
                  e.qtype.ptr, tbuf, e.view.len ? " " : "", (int)e.view.len, e.view.ptr);
     } else {
@@ -586,6 +826,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_addresses),  cmocka_unit_test(test_nul_bytes),
         cmocka_unit_test(test_edges),      cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_resolvers),  cmocka_unit_test(test_bind_not_reply),
+        cmocka_unit_test(test_resolver_nul_bytes),
         cmocka_unit_test(test_samples_file),
     };
 

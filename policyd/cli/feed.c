@@ -279,6 +279,11 @@ static void feed_line(struct feed *f, const char *line, size_t len)
     case QUERY_LOG_QUERY:
         break;
     }
+    if (q.reply) {
+        /* unbound's log-replies: the query line (log-queries) is the one counted. */
+        f->other++;
+        return;
+    }
     if (q.client.len == 0 || q.client.len >= CLIENT_MAX || q.qtype.len == 0) {
         f->errors++;
         return;
@@ -292,7 +297,9 @@ static void feed_line(struct feed *f, const char *line, size_t len)
             return;
         }
     }
-    count_query(f, &q.client, (int64_t)(line_time(f, &q.time) / 60.0), &q.qtype);
+    count_query(f, &q.client,
+                (int64_t)((q.unix_time ? (double)q.unix_seconds : line_time(f, &q.time)) / 60.0),
+                &q.qtype);
 }
 
 /* ------------------------------------------------------------ the store */

@@ -1,7 +1,12 @@
 /*
- * query_log: one line of a BIND 9 query log (see query_log.h).
+ * query_log: one line of a BIND 9, unbound or dnsmasq query log (see
+ * query_log.h).
  *
- * A line is read in three steps:
+ * A line with BIND's marker ": query:" is read as BIND's; any other line
+ * as unbound's or dnsmasq's (resolver_line, below BIND's code), so that
+ * every BIND line reads exactly as before.
+ *
+ * BIND's lines are read in three steps:
  *
  *  1. The marker ": query:" is looked for.  A line without it is
  *     QUERY_LOG_OTHER: another category, another program, an empty line.
@@ -374,6 +379,395 @@ static bool parse_query(const char *p, const char *end, struct query_log_entry *
     return false;
 }
 
+/* ------------------------------------------------- unbound and dnsmasq */
+
+/*
+ * unbound (util/log.c log_vmsg): its own file writes "[UNIXTIME] IDENT[PID:
+ * THREAD] KIND: MSG", or with log-time-ascii "Mmm dd HH:MM:SS IDENT[...]",
+ * or with log-time-iso "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM IDENT[...]"; through
+ * syslog the message is "[PID:THREAD] KIND: MSG" after syslog's own tag.
+ * IDENT is "unbound" unless log-identity says otherwise; THREAD is decimal
+ * (hex, "%x", before 1.25).  KIND is "info", or "query"/"reply" with
+ * log-tag-queryreply.  MSG for log-queries is "ADDR NAME TYPE CLASS"
+ * (util/net_help.c log_query_in) and for log-replies "ADDR NAME TYPE CLASS
+ * RCODE SECS.USECS CACHED SIZE[ on PROTO ADDR PORT]" (util/data/msgreply.c
+ * log_reply_info).  NAME always ends in '.' (util/data/dname.c dname_str
+ * prints bytes other than [A-Za-z0-9_*-] as '?').
+ *
+ * dnsmasq (src/log.c, src/cache.c log_query): "dnsmasq[PID]: " after a
+ * syslog header or, in its own log-facility file, after "%.15s " of ctime
+ * (an RFC 3164 time); none on stderr.  A query is "query[TYPE] NAME from
+ * ADDR"; log-queries=extra prefixes "SERIAL ADDR/PORT ", =proto also "UDP "
+ * or "TCP ".  TYPE is a name or "type=N"; the name is lower-cased by
+ * dnsmasq and has no final dot.
+ *
+ * Decisions (beyond query_log.h's):
+ *  - A line whose message begins a query shape (unbound's "query:"/"reply:"
+ *    tag; "info:" with an address, a space and a name ending in '.';
+ *    dnsmasq's "query[") but breaks later is QUERY_LOG_ERROR; everything
+ *    else is QUERY_LOG_OTHER.  So is a reply with no question ("- - -
+ *    FORMERR", "null TYPE0 CLASS0 REFUSED").
+ *  - dnsmasq's "auth[TYPE]" (its authoritative side) is OTHER: a mail
+ *    server's lookups go to the recursive side.
+ *  - Names holding a space (dnsmasq prints what isprint() takes, and
+ *    "<name unprintable>") are ERROR: a qname never holds one.
+ *  - "[UNIXTIME]" inside a syslog line (unbound on stderr under a
+ *    supervisor) wins over the syslog time: unix_time is set, time zero.
+ */
+
+#define UNIX_DIGITS 12 /* "[1700000000]": up to the year 33658 */
+#define KIND_MAX 16    /* unbound's "info", "query", "reply", "notice", ... */
+#define TAG_MAX 128    /* a syslog tag, unbound's log-identity */
+#define IS_LOWER(c) ((unsigned char)((unsigned char)(c) - 'a') < 26u)
+
+/* An address without a scope (inet_ntop's output) at p: its end, or NULL. */
+static const char *plain_address_end(const char *p, const char *end)
+{
+    const char *ae;
+    const char *q = address_end(p, end, &ae);
+
+    return q != NULL && q == ae ? q : NULL;
+}
+
+/* 1 to max digits at p: their end, or NULL. */
+static const char *digits_end(const char *p, const char *end, int max)
+{
+    const char *d = p;
+
+    while (p < end && IS_DIGIT(*p) && p - d < max)
+        p++;
+    if (p == d || (p < end && IS_DIGIT(*p)))
+        return NULL;
+    return p;
+}
+
+/* An upper-case word ([A-Z][A-Z0-9-]*, at most WORD_MAX) ending at a space or the end. */
+static const char *upper_end(const char *p, const char *end)
+{
+    const char *s = p;
+
+    if (p >= end || !IS_UPPER(*p))
+        return NULL;
+    while (p < end && (IS_UPPER(*p) || IS_DIGIT(*p) || *p == '-') && p - s <= WORD_MAX)
+        p++;
+    if (p - s > WORD_MAX || (p < end && *p != ' '))
+        return NULL;
+    return p;
+}
+
+/* "[1700000000] " at the start: unbound's own log file.  After it, or p itself. */
+static const char *unix_time_prefix(const char *p, const char *end, struct query_log_entry *out)
+{
+    const char *q;
+    int64_t v = 0;
+
+    if (p >= end || *p != '[')
+        return p;
+    q = digits_end(p + 1, end, UNIX_DIGITS);
+    if (q == NULL || end - q < 2 || q[0] != ']' || q[1] != ' ')
+        return p;
+    for (const char *d = p + 1; d < q; d++)
+        v = v * 10 + (*d - '0');
+    out->unix_time = true;
+    out->unix_seconds = v;
+    return q + 2;
+}
+
+/*
+ * After the client: "NAME. TYPE CLASS", or a reply's "NAME. TYPE CLASS
+ * RCODE SECS.USECS CACHED SIZE[ on PROTO ADDR PORT]".  *named: the name
+ * (ending in '.') and its space were there.
+ */
+static bool unbound_query(const char *p, const char *end, struct query_log_entry *out,
+                          bool *named)
+{
+    const char *q = name_end(p, end);
+
+    if (q == NULL || q >= end || q[-1] != '.')
+        return false;
+    *named = true;
+    out->qname.ptr = p;
+    /* The root stays "."; any other name loses its final dot, as BIND writes it. */
+    out->qname.len = (size_t)(q - p) - (q - p > 1);
+    p = q + 1;
+    q = upper_end(p, end);
+    if (q == NULL || q >= end)
+        return false;
+    out->qtype.ptr = p;
+    out->qtype.len = (size_t)(q - p);
+    p = q + 1;
+    q = upper_end(p, end);
+    if (q == NULL)
+        return false;
+    out->qclass.ptr = p;
+    out->qclass.len = (size_t)(q - p);
+    if (q == end)
+        return true;
+    /* A reply: RCODE, the time it took, whether from the cache, its size. */
+    out->reply = true;
+    q = upper_end(q + 1, end);
+    if (q == NULL || q >= end)
+        return false;
+    q = digits_end(q + 1, end, UNIX_DIGITS);
+    if (q == NULL || end - q < 8 || *q != '.')
+        return false;
+    p = q + 1;
+    q = digits_end(p, end, 6); /* "%6.6d" microseconds: always six digits */
+    if (q == NULL || q - p != 6 || q >= end || *q != ' ')
+        return false;
+    q = digits_end(q + 1, end, 3);
+    if (q == NULL || q >= end || *q != ' ')
+        return false;
+    q = digits_end(q + 1, end, 5);
+    if (q == NULL)
+        return false;
+    if (q == end)
+        return true;
+    /* log-destaddr (unbound 1.19.3+): " on udp|tcp|dot|doh|unix|raw ADDR PORT". */
+    if (end - q < 4 || memcmp(q, " on ", 4) != 0)
+        return false;
+    p = q += 4;
+    while (q < end && IS_LOWER(*q) && q - p < KIND_MAX)
+        q++;
+    if (q == p || q >= end || *q != ' ')
+        return false;
+    p = q + 1;
+    q = name_end(p, end);
+    if (q == NULL || q >= end)
+        return false;
+    q = digits_end(q + 1, end, 5);
+    return q == end;
+}
+
+/*
+ * unbound's message from its kind on: "info: ", "query: " or "reply: ",
+ * then the client address and the query.  Another kind (notice, error,
+ * debug, ...) is OTHER; so is an "info:" that does not start with an
+ * address, a space and a name ending in '.', and a reply to a query that
+ * could not be parsed ("ADDR - - - FORMERR - - -").
+ */
+static enum query_log_result unbound_message(const char *p, const char *end,
+                                             struct query_log_entry *out)
+{
+    const char *k = p, *q;
+    bool named = false, reply;
+
+    while (p < end && IS_LOWER(*p) && p - k < KIND_MAX)
+        p++;
+    if (end - p < 2 || p[0] != ':' || p[1] != ' ')
+        return QUERY_LOG_OTHER;
+    if (p - k == 4 && memcmp(k, "info", 4) == 0)
+        ;
+    else if ((p - k == 5 && memcmp(k, "query", 5) == 0) || (p - k == 5 && memcmp(k, "reply", 5) == 0))
+        named = true; /* the tag says what the line is */
+    else
+        return QUERY_LOG_OTHER;
+    p += 2;
+    q = plain_address_end(p, end);
+    if (q == NULL || q >= end || *q != ' ')
+        return named ? QUERY_LOG_ERROR : QUERY_LOG_OTHER;
+    out->client.ptr = p;
+    out->client.len = (size_t)(q - p);
+    p = q + 1;
+    /* Replies to what could not be parsed (FORMERR) or was refused before its question was
+     * read ("null TYPE0 CLASS0 REFUSED"): no query to count. */
+    if (k[0] != 'q' && ((end - p >= 6 && memcmp(p, "- - - ", 6) == 0) ||
+                        (end - p >= 5 && memcmp(p, "null ", 5) == 0)))
+        return QUERY_LOG_OTHER;
+    if (!unbound_query(p, end, out, &named))
+        return named ? QUERY_LOG_ERROR : QUERY_LOG_OTHER;
+    /* "query:" writes queries only, "reply:" replies only. */
+    reply = k[0] == 'r';
+    if (k[0] != 'i' && out->reply != reply)
+        return QUERY_LOG_ERROR;
+    out->view.ptr = out->qname.ptr;
+    out->view.len = 0;
+    return QUERY_LOG_QUERY;
+}
+
+/* "IDENT[PID:TID] " (unbound's file) or "[PID:TID] " (its syslog message): after it, or NULL. */
+static const char *unbound_ids_end(const char *p, const char *end, bool ident)
+{
+    const char *s = p, *q;
+
+    if (ident) {
+        while (p < end && IS_GRAPH(*p) && *p != '[' && *p != ']' && *p != ':' && p - s <= TAG_MAX)
+            p++;
+        if (p == s || p - s > TAG_MAX)
+            return NULL;
+    }
+    if (p >= end || *p != '[')
+        return NULL;
+    q = digits_end(p + 1, end, 10);
+    if (q == NULL || q >= end || *q != ':')
+        return NULL;
+    /* The thread: decimal ("%d") since 1.25, hex ("%x") before. */
+    s = p = q + 1;
+    while (p < end && IS_HEX(*p) && p - s < 16)
+        p++;
+    if (p == s || end - p < 2 || p[0] != ']' || p[1] != ' ')
+        return NULL;
+    return p + 2;
+}
+
+/*
+ * dnsmasq's message: "[UDP |TCP ]ID ADDR/PORT query[TYPE] NAME from ADDR"
+ * (log-queries=extra) or "query[TYPE] NAME from ADDR".  TYPE is a name
+ * ("MX", "NSAP_PTR") or "type=65".  A message that does not reach
+ * "query[" is OTHER; one that does and breaks after it is ERROR.
+ */
+static enum query_log_result dnsmasq_message(const char *p, const char *end,
+                                             struct query_log_entry *out)
+{
+    static const char in_class[] = "IN";
+    const char *q, *t;
+
+    if (end - p >= 4 && (memcmp(p, "UDP ", 4) == 0 || memcmp(p, "TCP ", 4) == 0)) {
+        p += 4;
+        if (p >= end || !IS_DIGIT(*p))
+            return QUERY_LOG_OTHER;
+    }
+    if (p < end && IS_DIGIT(*p)) {
+        q = digits_end(p, end, 10);
+        if (q == NULL || q >= end || *q != ' ')
+            return QUERY_LOG_OTHER;
+        p = q + 1;
+        q = plain_address_end(p, end);
+        if (q != NULL && q < end && *q == '/') {
+            q = digits_end(q + 1, end, 5);
+            if (q == NULL || q >= end || *q != ' ')
+                return QUERY_LOG_OTHER;
+            p = q + 1;
+        }
+    }
+    if (end - p < 6 || memcmp(p, "query[", 6) != 0)
+        return QUERY_LOG_OTHER;
+    t = p += 6;
+    if (end - p > 5 && memcmp(p, "type=", 5) == 0) {
+        p = digits_end(p + 5, end, 5);
+        if (p == NULL)
+            return QUERY_LOG_ERROR;
+    } else {
+        while (p < end && (IS_UPPER(*p) || IS_DIGIT(*p) || *p == '_') && p - t <= WORD_MAX)
+            p++;
+    }
+    if (p == t || p - t > WORD_MAX || end - p < 2 || p[0] != ']' || p[1] != ' ')
+        return QUERY_LOG_ERROR;
+    out->qtype.ptr = t;
+    out->qtype.len = (size_t)(p - t);
+    p += 2;
+    q = name_end(p, end);
+    if (q == NULL || end - q < 6 || memcmp(q, " from ", 6) != 0)
+        return QUERY_LOG_ERROR;
+    out->qname.ptr = p;
+    out->qname.len = (size_t)(q - p);
+    p = q + 6;
+    q = plain_address_end(p, end);
+    if (q != end)
+        return QUERY_LOG_ERROR;
+    out->client.ptr = p;
+    out->client.len = (size_t)(q - p);
+    out->qclass.ptr = in_class;
+    out->qclass.len = 2;
+    out->view.ptr = out->qname.ptr;
+    out->view.len = 0;
+    return QUERY_LOG_QUERY;
+}
+
+/* The message of an unbound or dnsmasq line at p (its header read): QUERY, OTHER or ERROR. */
+static enum query_log_result resolver_message(const char *p, const char *end,
+                                              struct query_log_entry *out)
+{
+    const char *q = unix_time_prefix(p, end, out);
+
+    if (q != p) {
+        /* unbound logging to stderr, its lines in syslog: its own time is the time. */
+        memset(&out->time, 0, sizeof(out->time));
+        q = unbound_ids_end(q, end, true);
+        return q != NULL ? unbound_message(q, end, out) : QUERY_LOG_OTHER;
+    }
+    q = unbound_ids_end(p, end, true);
+    if (q == NULL)
+        q = unbound_ids_end(p, end, false);
+    if (q != NULL)
+        return unbound_message(q, end, out);
+    return dnsmasq_message(p, end, out);
+}
+
+/* "[HOST ]TAG[[PID]]: " at p, as in RFC 3164: after it, or NULL. */
+static const char *syslog_tag_end(const char *p, const char *end)
+{
+    for (int word = 0; word < 2; word++) {
+        const char *w = memchr(p, ' ', (size_t)(end - p)), *s = p;
+
+        if (w == NULL)
+            return NULL;
+        while (p < w && IS_GRAPH(*p) && *p != '[' && *p != ']' && *p != ':' && p - s <= TAG_MAX)
+            p++;
+        if (p > s && p - s <= TAG_MAX) {
+            if (p < w && *p == '[') {
+                p = digits_end(p + 1, w, 10);
+                if (p != NULL && p < w && *p == ']')
+                    p++;
+                else
+                    p = w;
+            }
+            if (p + 1 == w && *p == ':')
+                return w + 1;
+        }
+        p = w + 1;
+    }
+    return NULL;
+}
+
+/* The message at p, or after a syslog host and tag there; out holds the time alone. */
+static enum query_log_result read_message(const char *p, const char *end,
+                                          struct query_log_entry *out)
+{
+    struct query_log_entry timed = *out; /* a second reading starts from the time alone */
+    enum query_log_result r = resolver_message(p, end, out);
+    const char *q;
+
+    if (r == QUERY_LOG_OTHER && (q = syslog_tag_end(p, end)) != NULL) {
+        *out = timed;
+        r = resolver_message(q, end, out);
+    }
+    return r;
+}
+
+/*
+ * A line without BIND's marker: unbound's or dnsmasq's, or another kind.
+ * The time first ("[UNIXTIME] " or what log_line knows), then the message
+ * right there (unbound's file, RFC 5424) or after a syslog host and tag.
+ * A time that began but is broken is passed over word by word (it holds
+ * at most three spaces, "Nov  4 22:41:21 "), so that the query it stamps
+ * is seen, and counted as an error.
+ */
+static enum query_log_result resolver_line(const char *line, const char *end,
+                                           struct query_log_entry *out)
+{
+    static const struct query_log_entry zero;
+    const char *p = unix_time_prefix(line, end, out);
+    bool bad_time = false;
+    enum query_log_result r;
+
+    if (p == line)
+        p = log_line_time_prefix(line, end, &out->time, &bad_time);
+    r = read_message(p, end, out);
+    for (int word = 0; bad_time && r == QUERY_LOG_OTHER && word < 4; word++) {
+        p = memchr(p, ' ', (size_t)(end - p));
+        if (p == NULL)
+            break;
+        p++;
+        r = read_message(p, end, out);
+    }
+    if (r == QUERY_LOG_QUERY && bad_time)
+        r = QUERY_LOG_ERROR;
+    if (r != QUERY_LOG_QUERY)
+        *out = zero;
+    return r;
+}
+
 /* ------------------------------------------------------------- the line */
 
 /*
@@ -411,7 +805,7 @@ enum query_log_result query_log_parse(const char *line, size_t len, struct query
 
     marker = find_marker(line, end);
     if (marker == NULL)
-        return QUERY_LOG_OTHER;
+        return resolver_line(line, end, out);
 
     msg = log_line_time_prefix(line, end, &out->time, &bad_time);
     if (marker < msg) {

@@ -1,9 +1,10 @@
 /*
  * Fuzz target for the query-log line parser: any bytes, no crash, no read
  * past the line, and what it reads holds together: every slice inside the
- * line, the client an address inet_pton takes (no '#', no scope), names and
- * words within their bounds, times within their ranges, and the same answer
- * with a trailing CR.
+ * line (but dnsmasq's class, a static "IN"), the client an address inet_pton
+ * takes (no '#', no scope), names and words within their bounds, times
+ * within their ranges (a Unix time and a calendar time never both), and
+ * the same answer with a trailing CR.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -24,13 +25,24 @@ static void check_slice(struct query_log_slice s, const char *line, size_t size,
         abort();
 }
 
-/* Upper-case letters, digits and (for a type) '-': what BIND writes for classes and types. */
+/*
+ * Upper-case letters, digits, '-' (BIND's and unbound's "NSAP-PTR") and '_'
+ * (dnsmasq's "NSAP_PTR"), or dnsmasq's "type=DIGITS".
+ */
 static void check_word(struct query_log_slice s)
 {
-    for (size_t i = 0; i < s.len; i++) {
+    size_t i = 0;
+
+    if (s.len > 5 && memcmp(s.ptr, "type=", 5) == 0) {
+        for (i = 5; i < s.len; i++)
+            if (s.ptr[i] < '0' || s.ptr[i] > '9')
+                abort();
+        return;
+    }
+    for (; i < s.len; i++) {
         char c = s.ptr[i];
 
-        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
             abort();
     }
 }
@@ -46,13 +58,22 @@ static void check_entry(enum query_log_result r, const struct query_log_entry *e
             abort();
         /* Nothing half-filled. */
         if (e->client.ptr || e->qname.ptr || e->qclass.ptr || e->qtype.ptr || e->view.ptr ||
-            e->time.present)
+            e->time.present || e->reply || e->unix_time || e->unix_seconds != 0)
             abort();
         return;
     }
     check_slice(e->client, line, size, 45, 0); /* INET6_ADDRSTRLEN - 1 */
     check_slice(e->qname, line, size, 1024, 0);
-    check_slice(e->qclass, line, size, 32, 0);
+    if (e->qclass.ptr < line || e->qclass.ptr >= line + size) {
+        /* dnsmasq logs no class: a static "IN". */
+        if (e->qclass.len != 2 || memcmp(e->qclass.ptr, "IN", 2) != 0)
+            abort();
+    } else {
+        check_slice(e->qclass, line, size, 32, 0);
+    }
+    if (e->unix_time ? (e->time.present || e->unix_seconds < 0 || e->unix_seconds > 999999999999LL)
+                     : e->unix_seconds != 0)
+        abort();
     check_slice(e->qtype, line, size, 32, 0);
     check_slice(e->view, line, size, size, 1);
     check_word(e->qclass);
@@ -71,13 +92,19 @@ static void check_entry(enum query_log_result r, const struct query_log_entry *e
 }
 
 static int same_entry(const struct query_log_entry *a, const struct query_log_entry *b,
-                      const char *la, const char *lb)
+                      const char *la, const char *lb, size_t size)
 {
 #define SAME_SLICE(f)                                                                              \
     (a->f.len == b->f.len && (a->f.ptr == NULL) == (b->f.ptr == NULL) &&                           \
      (a->f.ptr == NULL || a->f.ptr - la == b->f.ptr - lb))
-    return SAME_SLICE(client) && SAME_SLICE(qname) && SAME_SLICE(qclass) && SAME_SLICE(qtype) &&
-           SAME_SLICE(view) && a->time.present == b->time.present &&
+    /* A class outside the line (dnsmasq's static "IN") is the same pointer in both. */
+    int outside = a->qclass.ptr != NULL && (a->qclass.ptr < la || a->qclass.ptr >= la + size);
+    int same_class = outside ? a->qclass.ptr == b->qclass.ptr && a->qclass.len == b->qclass.len
+                             : SAME_SLICE(qclass);
+
+    return SAME_SLICE(client) && SAME_SLICE(qname) && same_class && SAME_SLICE(qtype) &&
+           SAME_SLICE(view) && a->reply == b->reply && a->unix_time == b->unix_time &&
+           a->unix_seconds == b->unix_seconds && a->time.present == b->time.present &&
            a->time.has_year == b->time.has_year && a->time.has_offset == b->time.has_offset &&
            a->time.year == b->time.year && a->time.month == b->time.month &&
            a->time.day == b->time.day && a->time.hour == b->time.hour &&
@@ -105,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         memcpy(cr, data, size);
         cr[size] = '\r';
-        if (query_log_parse(cr, size + 1, &e2) != r || !same_entry(&e, &e2, line, cr))
+        if (query_log_parse(cr, size + 1, &e2) != r || !same_entry(&e, &e2, line, cr, size))
             abort();
         free(cr);
     }
