@@ -7,6 +7,9 @@
  *   relaywatch list [-c FILE] [-o NAME=VALUE]... [--json]
  *   relaywatch block [-c FILE] [-o NAME=VALUE]... KIND:KEY [DURATION]
  *   relaywatch release [-c FILE] [-o NAME=VALUE]... KIND:KEY
+ *   relaywatch analyze [-c FILE] [-o NAME=VALUE]... [--maillog FILE]... [--querylog FILE]...
+ *                      [--mx-client IP]... [--by day|hour|minute] [--from TIME] [--to TIME]
+ *                      [--year YYYY] [--backtest] [--json | --csv] [--svg FILE]
  *   relaywatch --help
  *
  * status asks the running relaywatchd over its http_listen endpoint
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analyze.h"
 #include "config.h"
 #include "daemon_http.h"
 #include "feed.h"
@@ -39,6 +43,10 @@ static const char usage_text[] =
     "       relaywatch list [-c FILE] [-o NAME=VALUE]... [--json]\n"
     "       relaywatch block [-c FILE] [-o NAME=VALUE]... KIND:KEY [DURATION]\n"
     "       relaywatch release [-c FILE] [-o NAME=VALUE]... KIND:KEY\n"
+    "       relaywatch analyze [-c FILE] [-o NAME=VALUE]... [--maillog FILE]...\n"
+    "                          [--querylog FILE]... [--mx-client IP]... [--by day|hour|minute]\n"
+    "                          [--from TIME] [--to TIME] [--year YYYY] [--backtest]\n"
+    "                          [--json | --csv] [--svg FILE]\n"
     "       relaywatch --help\n"
     "\n"
     "commands:\n"
@@ -57,6 +65,13 @@ static const char usage_text[] =
     "           alone for release_grace\n"
     "           (list/block/release use the store directly when it is Redis, so every\n"
     "           daemon sharing it obeys; with store = memory they ask relaywatchd)\n"
+    "  analyze  the study's statistics from log files: per day (hour, minute) the SMTP\n"
+    "           connections nc, queued messages nf, from= lines nf_log, refusals,\n"
+    "           alpha = nc/nf_log and the mail host's DNS queries by type (MX, A,\n"
+    "           AAAA, PTR) from the upstream server's query log; --backtest replays\n"
+    "           the maillog through relaywatchd's own detector and fast path (same\n"
+    "           keys from -c) and prints each incident; files may be gzip, - is\n"
+    "           standard input, year-less lines take --year or the file's mtime\n"
     "\n"
     "options:\n"
     "  -c FILE         configuration file (default " CONFIG_DEFAULT_FILE " if it\n"
@@ -65,9 +80,15 @@ static const char usage_text[] =
     "  --json          print JSON instead of the text view (status, list)\n"
     "  --follow        keep reading FILE as it grows and is rotated (feed)\n"
     "  --syslog-udp HOST:PORT  receive syslog datagrams instead of reading a file (feed)\n"
+    "  --maillog FILE, --querylog FILE  the logs to analyze (repeatable; a combined\n"
+    "                  syslog may be named by both)\n"
+    "  --mx-client IP  the mail host as the query log names it (default tdns_client,\n"
+    "                  else the client with the most MX queries)\n"
+    "  --from TIME, --to TIME  only periods from TIME, before TIME (YYYY-MM-DD[THH:MM])\n"
+    "  --csv, --svg FILE  one CSV row per period; an SVG chart of the rates (analyze)\n"
     "\n"
-    "exit status: 0 success, 1 daemon or store unreachable or error answer, 2 usage or\n"
-    "configuration error\n";
+    "exit status: 0 success, 1 daemon or store unreachable or error answer (analyze: a\n"
+    "file unreadable or truncated), 2 usage or configuration error\n";
 
 struct options {
     const char *config_file; /* NULL: built-in defaults only */
@@ -76,6 +97,7 @@ struct options {
     int override_count;
     bool json;
     struct feed_options feed;
+    struct analyze_options analyze;
     const char *args[2]; /* block, release: KIND:KEY [DURATION] */
     int arg_count;
 };
@@ -144,7 +166,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "status") != 0 && strcmp(cmd, "feed") != 0 && strcmp(cmd, "list") != 0 &&
-        strcmp(cmd, "block") != 0 && strcmp(cmd, "release") != 0)
+        strcmp(cmd, "block") != 0 && strcmp(cmd, "release") != 0 && strcmp(cmd, "analyze") != 0)
         return usage_error("unknown command '%s'", cmd);
 
     for (int i = 2; i < argc; i++) {
@@ -152,7 +174,13 @@ int main(int argc, char **argv)
         bool feed = cmd[0] == 'f';
         int max_args = strcmp(cmd, "block") == 0 ? 2 : strcmp(cmd, "release") == 0 ? 1 : 0;
 
-        if ((cmd[0] == 's' || cmd[0] == 'l') && strcmp(a, "--json") == 0) {
+        int taken = cmd[0] == 'a' ? analyze_option(&o.analyze, argc, argv, &i) : 0;
+
+        if (taken < 0) {
+            return 2;
+        } else if (taken > 0) {
+            continue;
+        } else if ((cmd[0] == 's' || cmd[0] == 'l') && strcmp(a, "--json") == 0) {
             o.json = true;
         } else if (feed && strcmp(a, "--follow") == 0) {
             o.feed.follow = true;
@@ -210,7 +238,9 @@ int main(int argc, char **argv)
 
         if (cfg == NULL)
             return 2;
-        if (cmd[0] == 'f')
+        if (cmd[0] == 'a')
+            rc = analyze_run(cfg, &o.analyze);
+        else if (cmd[0] == 'f')
             rc = feed_run(cfg, &o.feed);
         else if (cmd[0] == 'l')
             rc = throttle_list(cfg, o.json);

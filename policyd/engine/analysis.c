@@ -374,7 +374,11 @@ enum analysis_kind analysis_take(struct analysis *a, struct analysis_file *f, co
     } else {
         enum query_log_result q = query_log_parse(text, len, &out->query);
 
-        if (q == QUERY_LOG_QUERY) {
+        if (q == QUERY_LOG_QUERY && out->query.reply) {
+            out->kind = AL_OTHER;
+            a->input.reply_lines++;
+            out->header.time = out->query.time;
+        } else if (q == QUERY_LOG_QUERY) {
             out->kind = AL_QUERY;
             out->header.time = out->query.time;
         } else if (q == QUERY_LOG_OTHER && r != LOG_LINE_UNPARSED) {
@@ -382,6 +386,18 @@ enum analysis_kind analysis_take(struct analysis *a, struct analysis_file *f, co
         } else {
             out->kind = AL_UNPARSED;
         }
+    }
+    if (out->kind != AL_UNPARSED && !out->header.time.present && out->query.unix_time) {
+        /* unbound's own file: a Unix time, read as the local time it was (its offset kept). */
+        int offset = a->s.local_offset != NULL ? a->s.local_offset(out->query.unix_seconds) : 0;
+        struct log_time *t = &out->header.time;
+        int second;
+
+        analysis_fields(out->query.unix_seconds + offset * 60, &t->year, &t->month, &t->day,
+                        &t->hour, &t->minute, &second);
+        t->second = second;
+        t->present = t->has_year = t->has_offset = true;
+        t->offset_minutes = offset;
     }
     if (out->kind != AL_UNPARSED && out->header.time.present) {
         out->time = line_seconds(f, &out->header.time);

@@ -36,6 +36,9 @@ struct analysis_settings {
     const char *const *mx_clients; /* count only these clients' queries (none: every client's) */
     size_t mx_client_count;
     bool per_minute_dns;           /* keep each client's MX/A/PTR per minute (the backtest's) */
+    /* Minutes east of UTC of the local time at a Unix time, for lines that carry only a Unix
+     * time (unbound's own log file): the caller's time zone; NULL: UTC. */
+    int (*local_offset)(int64_t unix_seconds);
 };
 
 /* One file's reading state: the year of its year-less lines, and the last time seen. */
@@ -59,7 +62,7 @@ void analysis_fields(int64_t seconds, int *year, int *month, int *day, int *hour
 
 enum analysis_kind {
     AL_MAILLOG,   /* a Postfix line */
-    AL_QUERY,     /* a DNS query-log line (a query, or a reply in a log of replies only) */
+    AL_QUERY,     /* a DNS query-log line (BIND, unbound, dnsmasq) */
     AL_OTHER,     /* a well-formed line of something else */
     AL_UNPARSED   /* no time could be read, or a query line that is broken */
 };
@@ -78,7 +81,8 @@ struct analysis_line {
 struct analysis_input {
     uint64_t lines, maillog_lines, querylog_lines, other_lines, unparsed_lines;
     uint64_t cut_lines;  /* longer than the reader's cap (counted by the caller) */
-    uint64_t reply_lines_skipped; /* unbound reply lines beside query lines: not counted twice */
+    uint64_t reply_lines; /* unbound's log-replies lines: counted as other lines, not queries
+                           * (with log-queries on as well, each query would count twice) */
 };
 
 struct analysis;
