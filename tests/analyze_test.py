@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import analyze_svg_test  # noqa: E402
 import study_days  # noqa: E402
 import testlib  # noqa: E402
 
@@ -107,53 +108,11 @@ def test_study_days_counts_and_backtest():
         raise AssertionError("needed and missing: rsvg-convert (Debian package librsvg2-bin)")
     png = os.path.join(TMP, "study.png")
     subprocess.run(["rsvg-convert", "-o", png, svg], check=True, timeout=60)
-    pixels = testlib_png_pixels(png)
+    _, _, rows = analyze_svg_test.read_png(png)
+    pixels = [px for row in rows for px in row]
     ink = sum(1 for px in pixels if px[:3] != (255, 255, 255))
     assert 0.03 < ink / len(pixels) < 0.7, ink / len(pixels)
     assert len(set(pixels)) > 20, len(set(pixels))
-
-
-def testlib_png_pixels(path):
-    """The PNG's RGB pixels, decoded here (zlib, no filter but None/Sub/Up/Average/Paeth)."""
-    import struct
-    import zlib
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width = 8, b"", 0
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype in (2, 6), (depth, ctype)
-            bpp = 3 if ctype == 2 else 4
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    prev = bytearray(stride)
-    out = []
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        out.extend(tuple(line[i:i + 3]) for i in range(0, stride, bpp))
-        prev = line
-    return out
 
 
 def test_study_by_hour_csv():
