@@ -157,8 +157,20 @@ def test_real_three_days_gzip():
     assert len(got) == 3
     assert out["periods"][0]["start"].endswith("+01:00"), out["periods"][0]["start"]
     assert out["incidents"] == [], out["incidents"]
+    # Deliveries after qmgr's line were replayed as RCPTs (smtp and the site's own).
+    assert out["backtest"]["rcpts"] > 300 and out["backtest"]["relay_rcpts"] > 100, out["backtest"]
     assert out["input"]["unparsed_lines"] == 0, out["input"]
     assert out["input"]["lines"] == len(lines)
+
+
+def test_backtest_gap_bounded():
+    """A line 96 years after the one before: the clock jumps (not 3 billion ticks)."""
+    path = os.path.join(TMP, "gap.log")
+    with open(path, "w") as f:
+        f.write("2003-10-12T05:30:01Z mail postfix/smtpd[1]: connect from a[192.0.2.1]\n")
+        f.write("2099-10-12T05:30:01Z mail postfix/smtpd[1]: connect from a[192.0.2.1]\n")
+    out = analyze_json("--maillog", path, "--backtest", timeout=120)
+    assert len(out["periods"]) == 2 and out["incidents"] == [], out
 
 
 def test_every_real_sample():
@@ -229,6 +241,7 @@ TESTS = [
     test_study_days_counts_and_backtest,
     test_study_by_hour_csv,
     test_real_three_days_gzip,
+    test_backtest_gap_bounded,
     test_every_real_sample,
     test_journal_json,
     test_bad_input,

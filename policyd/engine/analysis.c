@@ -423,7 +423,8 @@ enum analysis_kind analysis_take(struct analysis *a, struct analysis_file *f, co
     index = out->time >= 0 ? out->time / a->s.period_seconds
                            : -((-out->time + a->s.period_seconds - 1) / a->s.period_seconds);
     p = period_at(a, index);
-    if (p->lines++ == 0 && out->header.time.has_offset) {
+    p->lines++;
+    if (!p->has_offset && out->header.time.has_offset) {
         p->has_offset = true;
         p->offset_minutes = out->header.time.offset_minutes;
     }

@@ -19,7 +19,8 @@
  *    (local, virtual, lmtp, pipe) it is this site's own;
  *  - smtpd's "NOQUEUE: reject: RCPT from NAME[ADDR]: ...; from=<S> to=<R>"
  *    is a RCPT of its session that was refused.
- * Between lines the clock ticks once a second as the daemon's does
+ * Between lines the clock ticks once a second as the daemon's does (through a gap of more
+ * than a day and twice the longest window, only the gap's last such stretch)
  * (traffic_tick, defense_tick with the mail host's upstream DNS counts of
  * the detection window, from the query log, when there is one).  Incidents
  * come from the defence's alerts; everything the engine logs is captured
@@ -67,7 +68,7 @@ void backtest_set_dns_clients(struct backtest *b, const char *const *clients, si
 /* One AL_MAILLOG line (older lines than the clock are taken at the clock's time). */
 void backtest_line(struct backtest *b, const struct analysis_line *l);
 
-/* The logs are over: tick to the last line's time. */
+/* The logs are over: the engine's log lines go to the log again. */
 void backtest_finish(struct backtest *b);
 
 const struct backtest_incident *backtest_incidents(const struct backtest *b, size_t *count);
