@@ -30,6 +30,7 @@
 #include "analyze_svg.h"
 #include "backtest.h"
 #include "config.h"
+#include "json_text.h"
 #include "log_input.h"
 #include "xalloc.h"
 
@@ -322,9 +323,7 @@ static int line_time(const struct log_input_line *l, void *arg, int64_t *t)
     file_reference(l->file, r->year_option, &year, &month);
     analysis_file_init(&f, year, month);
     /* Order by the instant when the line says it; by the time as written otherwise. */
-    *t = analysis_seconds(lt->has_year ? lt->year : (lt->month <= month ? year : year - 1),
-                          lt->month, lt->day, lt->hour, lt->minute, (int)lt->second) -
-         (lt->has_offset ? lt->offset_minutes * 60 : 0);
+    *t = analysis_time(&f, lt) - (lt->has_offset ? lt->offset_minutes * 60 : 0);
     return 1;
 }
 
@@ -475,30 +474,30 @@ static int print_json(struct run *r, const struct analysis_period *p, size_t n, 
     int rc;
 
     for (size_t i = 0; i < r->client_count; i++)
-        json_array_append_new(clients, json_string(r->clients[i]));
-    json_object_set_new(root, "mx_clients", clients);
-    json_object_set_new(root, "mx_client_chosen", json_boolean(r->chosen));
-    json_object_set_new(root, "by", json_string(by));
+        json_add_item(clients, json_textz(r->clients[i]));
+    json_set_field(root, "mx_clients", clients);
+    json_set_field(root, "mx_client_chosen", json_boolean(r->chosen));
+    json_set_field(root, "by", json_textz(by));
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_object(), *dns = json_object();
 
         format_time(p[i].start, p[i].has_offset, p[i].offset_minutes, start, sizeof(start));
-        json_object_set_new(o, "start", json_string(start));
-        json_object_set_new(o, "nc", count(p[i].nc));
-        json_object_set_new(o, "nf", count(p[i].nf));
-        json_object_set_new(o, "nf_log", count(p[i].nf_log));
-        json_object_set_new(o, "refused", count(p[i].refused));
-        json_object_set_new(o, "alpha", alpha_of(&p[i], &alpha) ? json_real(alpha) : json_null());
-        json_object_set_new(dns, "mx", count(p[i].dns[AD_MX]));
-        json_object_set_new(dns, "a", count(p[i].dns[AD_A]));
-        json_object_set_new(dns, "aaaa", count(p[i].dns[AD_AAAA]));
-        json_object_set_new(dns, "ptr", count(p[i].dns[AD_PTR]));
-        json_object_set_new(o, "dns", dns);
-        json_object_set_new(o, "loud", json_boolean(loud[i]));
-        json_object_set_new(o, "lines", count(p[i].lines));
-        json_array_append_new(periods, o);
+        json_set_field(o, "start", json_textz(start));
+        json_set_field(o, "nc", count(p[i].nc));
+        json_set_field(o, "nf", count(p[i].nf));
+        json_set_field(o, "nf_log", count(p[i].nf_log));
+        json_set_field(o, "refused", count(p[i].refused));
+        json_set_field(o, "alpha", alpha_of(&p[i], &alpha) ? json_real(alpha) : json_null());
+        json_set_field(dns, "mx", count(p[i].dns[AD_MX]));
+        json_set_field(dns, "a", count(p[i].dns[AD_A]));
+        json_set_field(dns, "aaaa", count(p[i].dns[AD_AAAA]));
+        json_set_field(dns, "ptr", count(p[i].dns[AD_PTR]));
+        json_set_field(o, "dns", dns);
+        json_set_field(o, "loud", json_boolean(loud[i]));
+        json_set_field(o, "lines", count(p[i].lines));
+        json_add_item(periods, o);
     }
-    json_object_set_new(root, "periods", periods);
+    json_set_field(root, "periods", periods);
     if (r->backtest != NULL) {
         size_t ni;
         const struct backtest_incident *inc = backtest_incidents(r->backtest, &ni);
@@ -509,43 +508,43 @@ static int print_json(struct run *r, const struct analysis_period *p, size_t n, 
             json_t *o = json_object(), *cl = json_array();
 
             format_time(inc[i].start, false, 0, start, sizeof(start));
-            json_object_set_new(o, "start", json_string(start));
+            json_set_field(o, "start", json_textz(start));
             if (inc[i].end != 0) {
                 format_time(inc[i].end, false, 0, start, sizeof(start));
-                json_object_set_new(o, "end", json_string(start));
-                json_object_set_new(o, "end_reason", json_string(inc[i].end_reason));
+                json_set_field(o, "end", json_textz(start));
+                json_set_field(o, "end_reason", json_textz(inc[i].end_reason));
             } else {
-                json_object_set_new(o, "end", json_null());
+                json_set_field(o, "end", json_null());
             }
-            json_object_set_new(o, "reason", json_string(inc[i].reason));
+            json_set_field(o, "reason", json_textz(inc[i].reason));
             for (unsigned c = 0; c < inc[i].culprit_count; c++)
-                json_array_append_new(cl, json_string(inc[i].culprits[c]));
-            json_object_set_new(o, "culprits", cl);
-            json_array_append_new(incidents, o);
+                json_add_item(cl, json_textz(inc[i].culprits[c]));
+            json_set_field(o, "culprits", cl);
+            json_add_item(incidents, o);
         }
         backtest_get_stats(r->backtest, &st);
-        json_object_set_new(bt, "rcpts", count(st.rcpts));
-        json_object_set_new(bt, "relay_rcpts", count(st.relay_rcpts));
+        json_set_field(bt, "rcpts", count(st.rcpts));
+        json_set_field(bt, "relay_rcpts", count(st.relay_rcpts));
         for (int k = 0; k < AK_COUNT; k++)
-            json_object_set_new(answers, action_kind_name((enum action_kind)k), count(st.answers[k]));
-        json_object_set_new(bt, "answers", answers);
-        json_object_set_new(bt, "fast_stops", count(st.fast_stops));
+            json_set_field(answers, action_kind_name((enum action_kind)k), count(st.answers[k]));
+        json_set_field(bt, "answers", answers);
+        json_set_field(bt, "fast_stops", count(st.fast_stops));
         if (st.first_stop != 0) {
             format_time(st.first_stop, false, 0, start, sizeof(start));
-            json_object_set_new(bt, "first_stop", json_string(start));
+            json_set_field(bt, "first_stop", json_textz(start));
         } else {
-            json_object_set_new(bt, "first_stop", json_null());
+            json_set_field(bt, "first_stop", json_null());
         }
-        json_object_set_new(root, "backtest", bt);
+        json_set_field(root, "backtest", bt);
     }
-    json_object_set_new(root, "incidents", incidents);
-    json_object_set_new(input, "lines", count(in->lines));
-    json_object_set_new(input, "maillog_lines", count(in->maillog_lines));
-    json_object_set_new(input, "querylog_lines", count(in->querylog_lines));
-    json_object_set_new(input, "other_lines", count(in->other_lines));
-    json_object_set_new(input, "unparsed_lines", count(in->unparsed_lines));
-    json_object_set_new(input, "cut_lines", count(r->cut));
-    json_object_set_new(root, "input", input);
+    json_set_field(root, "incidents", incidents);
+    json_set_field(input, "lines", count(in->lines));
+    json_set_field(input, "maillog_lines", count(in->maillog_lines));
+    json_set_field(input, "querylog_lines", count(in->querylog_lines));
+    json_set_field(input, "other_lines", count(in->other_lines));
+    json_set_field(input, "unparsed_lines", count(in->unparsed_lines));
+    json_set_field(input, "cut_lines", count(r->cut));
+    json_set_field(root, "input", input);
     rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     putchar('\n');
@@ -621,11 +620,11 @@ int analyze_run(const struct config *cfg, const struct analyze_options *o)
     else if (strcmp(by, "minute") == 0)
         s.period_seconds = 60;
     else
-        return usage("--by %s: day, hour or minute", by) * -2;
+        return usage("--by %s: day, hour or minute", by), 2;
     if (o->from != NULL && !(s.has_from = parse_when(o->from, &s.from)))
-        return usage("--from %s: not YYYY-MM-DD[THH:MM[:SS]]", o->from) * -2;
+        return usage("--from %s: not YYYY-MM-DD[THH:MM[:SS]]", o->from), 2;
     if (o->to != NULL && !(s.has_to = parse_when(o->to, &s.to)))
-        return usage("--to %s: not YYYY-MM-DD[THH:MM[:SS]]", o->to) * -2;
+        return usage("--to %s: not YYYY-MM-DD[THH:MM[:SS]]", o->to), 2;
 
     r = xcalloc(1, sizeof(*r));
     r->o = o;
@@ -635,7 +634,7 @@ int analyze_run(const struct config *cfg, const struct analyze_options *o)
 
         if (*end != '\0' || y < 1970 || y > 9999) {
             free(r);
-            return usage("--year %s: a year from 1970 to 9999", o->year) * -2;
+            return usage("--year %s: a year from 1970 to 9999", o->year), 2;
         }
         r->year_option = (int)y;
     }

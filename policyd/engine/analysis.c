@@ -62,8 +62,7 @@ void analysis_file_init(struct analysis_file *f, int ref_year, int ref_month)
     f->ref_month = ref_month;
 }
 
-/* A line's time as analysis_seconds; the year of a year-less line from its file. */
-static int64_t line_seconds(struct analysis_file *f, const struct log_time *t)
+int64_t analysis_time(struct analysis_file *f, const struct log_time *t)
 {
     int year = t->year;
 
@@ -122,16 +121,12 @@ struct analysis {
     struct dns_cell *cells, *minutes;
     size_t cell_mask, cell_count, minute_mask, minute_count;
     uint32_t *only; /* mx_clients as client ids + 1 (0: not seen yet) */
-    bool seen_query, seen_reply;
 };
 
+/* Period and minute indexes are the logs' times, not names from the wire: a mix will do. */
 static uint64_t mix64(uint64_t x)
 {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+    return hash64_mix(0, x);
 }
 
 static struct period *period_at(struct analysis *a, int64_t index)
@@ -400,7 +395,7 @@ enum analysis_kind analysis_take(struct analysis *a, struct analysis_file *f, co
         t->offset_minutes = offset;
     }
     if (out->kind != AL_UNPARSED && out->header.time.present) {
-        out->time = line_seconds(f, &out->header.time);
+        out->time = analysis_time(f, &out->header.time);
         out->timed = true;
         f->has_time = true;
         f->last_time = out->time;

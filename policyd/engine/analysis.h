@@ -53,6 +53,8 @@ struct analysis_file {
     bool has_offset;
 };
 void analysis_file_init(struct analysis_file *f, int ref_year, int ref_month);
+/* A line's time as analysis_seconds, a year-less one in the file's year (f moves on). */
+int64_t analysis_time(struct analysis_file *f, const struct log_time *t);
 
 /* Seconds since 1970 of a time as written (its offset not applied): the logs' own clock. */
 int64_t analysis_seconds(int year, int month, int day, int hour, int minute, int second);

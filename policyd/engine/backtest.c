@@ -19,6 +19,7 @@
 #include "log.h"
 #include "policy_request.h"
 #include "traffic.h"
+#include "window_counter.h" /* hash64 */
 #include "xalloc.h"
 
 #define PROCESS_SLOTS 4096
@@ -314,15 +315,6 @@ static struct process *process_of(struct backtest *b, long pid)
     return &b->processes[(unsigned long)pid % PROCESS_SLOTS];
 }
 
-static uint64_t text_hash(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* queue IDs are Postfix's, not chosen by senders */
-
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* The message with this queue ID, or a slot for it when add (the oldest of its set). */
 static struct message *message_of(struct backtest *b, struct log_slice qid, bool add)
 {
@@ -330,7 +322,7 @@ static struct message *message_of(struct backtest *b, struct log_slice qid, bool
 
     if (qid.len == 0 || qid.len >= QUEUE_ID_TEXT)
         return NULL;
-    set = &b->messages[(text_hash(qid.ptr, qid.len) % MESSAGE_SETS) * MESSAGE_WAYS];
+    set = &b->messages[(hash64(qid.ptr, qid.len, 0) % MESSAGE_SETS) * MESSAGE_WAYS];
     oldest = &set[0];
     for (int i = 0; i < MESSAGE_WAYS; i++) {
         if (set[i].seen != 0 && strlen(set[i].queue_id) == qid.len &&
@@ -346,28 +338,18 @@ static struct message *message_of(struct backtest *b, struct log_slice qid, bool
     return oldest;
 }
 
-/* "NAME[ADDR]" after "RCPT from " in a reject line. */
-static bool reject_client(struct log_slice msg, char *name, char *addr)
+/* The session smtpd process pid is in with the line's client; a line without its connect
+ * (the log began later, the slot was another process's) starts one. */
+static void session_of(struct backtest *b, struct process *p, long pid,
+                       const struct maillog_event *e)
 {
-    static const char lead[] = "RCPT from ";
-    const char *end = msg.ptr + msg.len, *p, *open, *close;
-
-    p = memmem(msg.ptr, msg.len, lead, sizeof(lead) - 1);
-    if (p == NULL)
-        return false;
-    p += sizeof(lead) - 1;
-    open = memchr(p, '[', (size_t)(end - p));
-    if (open == NULL)
-        return false;
-    close = memchr(open, ']', (size_t)(end - open));
-    if (close == NULL)
-        return false;
-    copy_slice(name, NAME_TEXT, (struct log_slice){p, (size_t)(open - p)});
-    open++;
-    if ((size_t)(close - open) > 5 && memcmp(open, "IPv6:", 5) == 0)
-        open += 5;
-    copy_slice(addr, ADDR_TEXT, (struct log_slice){open, (size_t)(close - open)});
-    return true;
+    if (p->pid == pid && strlen(p->addr) == e->client_addr.len &&
+        memcmp(p->addr, e->client_addr.ptr, e->client_addr.len) == 0)
+        return;
+    p->pid = pid;
+    p->session = ++b->sessions;
+    copy_slice(p->addr, sizeof(p->addr), e->client_addr);
+    copy_slice(p->name, sizeof(p->name), e->client_name);
 }
 
 static bool is_program(struct log_slice p, const char *name)
@@ -411,10 +393,8 @@ void backtest_line(struct backtest *b, const struct analysis_line *l)
     if ((e->flags & MAILLOG_CONNECT) && is_program(e->program, "smtpd")) {
         struct process *p = process_of(b, pid);
 
-        p->pid = pid;
-        p->session = ++b->sessions;
-        copy_slice(p->addr, sizeof(p->addr), e->client_addr);
-        copy_slice(p->name, sizeof(p->name), e->client_name);
+        p->pid = 0; /* a CONNECT always starts a session */
+        session_of(b, p, pid, e);
         session_request(&req, PS_CONNECT, pid, p->session, p->addr, p->name, port, instance, NULL);
         ask(b, &req);
         return;
@@ -427,15 +407,7 @@ void backtest_line(struct backtest *b, const struct analysis_line *l)
             return;
         m->seen = l->time;
         m->pid = pid;
-        /* The session this smtpd is in; a line without its connect (the log began later)
-         * starts one. */
-        if (p->pid != pid || strlen(p->addr) != e->client_addr.len ||
-            memcmp(p->addr, e->client_addr.ptr, e->client_addr.len) != 0) {
-            p->pid = pid;
-            p->session = ++b->sessions;
-            copy_slice(p->addr, sizeof(p->addr), e->client_addr);
-            copy_slice(p->name, sizeof(p->name), e->client_name);
-        }
+        session_of(b, p, pid, e);
         m->session = p->session;
         copy_slice(m->addr, sizeof(m->addr), e->client_addr);
         copy_slice(m->name, sizeof(m->name), e->client_name);
@@ -453,20 +425,17 @@ void backtest_line(struct backtest *b, const struct analysis_line *l)
         return;
     }
     if ((e->flags & MAILLOG_REFUSED) && is_program(e->program, "smtpd")) {
-        char name[NAME_TEXT], addr[ADDR_TEXT], sender[SENDER_TEXT];
+        char sender[SENDER_TEXT];
         struct process *p = process_of(b, pid);
 
-        if (!reject_client(msg, name, addr) || !angle_field(msg, "to=<", rcpt, sizeof(rcpt)))
+        /* A refusal at RCPT names its client; others (at MAIL, DATA, a milter's) are no RCPT. */
+        if (e->client_addr.len == 0 || !angle_field(msg, "to=<", rcpt, sizeof(rcpt)))
             return;
         if (!angle_field(msg, "from=<", sender, sizeof(sender)))
             sender[0] = '\0';
-        if (p->pid != pid || strcmp(p->addr, addr) != 0) {
-            p->pid = pid;
-            p->session = ++b->sessions;
-            snprintf(p->addr, sizeof(p->addr), "%s", addr);
-            snprintf(p->name, sizeof(p->name), "%s", name);
-        }
-        session_request(&req, PS_RCPT, pid, p->session, addr, name, port, instance, "NOQUEUE");
+        session_of(b, p, pid, e);
+        session_request(&req, PS_RCPT, pid, p->session, p->addr, p->name, port, instance,
+                        "NOQUEUE");
         put(&req, PA_SENDER, sender);
         put(&req, PA_RECIPIENT, rcpt);
         ask(b, &req);

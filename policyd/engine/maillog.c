@@ -100,6 +100,22 @@ static const char *name_addr(const char *p, const char *end, struct log_slice *n
     return p;
 }
 
+/* A refusal at RCPT: "...reject: RCPT from NAME[ADDR]: ..." names its client. */
+static void rcpt_client(const char *p, const char *end, struct maillog_event *out)
+{
+    static const char lead[] = "reject: RCPT from ";
+    const char *at = memmem(p, (size_t)(end - p), lead, sizeof(lead) - 1);
+    const char *q;
+
+    if (at == NULL)
+        return;
+    q = name_addr(at + sizeof(lead) - 1, end, &out->client_name, &out->client_addr);
+    if (q == NULL || q == end || *q != ':') {
+        out->client_name.len = out->client_addr.len = 0;
+        out->client_name.ptr = out->client_addr.ptr = NULL;
+    }
+}
+
 /* "QUEUEID: " at the start: the rest after it, or NULL. */
 static const char *queue_id_prefix(const char *p, const char *end, struct log_slice *id)
 {
@@ -206,6 +222,7 @@ unsigned maillog_classify(struct log_slice tag, struct log_slice message,
     if ((smtpd || IS(out->program, "cleanup")) &&
         (STARTS(p, end, "NOQUEUE: reject: ") || STARTS(p, end, "NOQUEUE: milter-reject: "))) {
         out->flags |= MAILLOG_REFUSED;
+        rcpt_client(p, end, out);
         return out->flags;
     }
     rest = queue_id_prefix(p, end, &out->queue_id);

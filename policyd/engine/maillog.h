@@ -11,7 +11,8 @@
  *  - QUEUED: qmgr's "QUEUEID: from=<...>, size=N, nrcpt=N (queue active)" (nf);
  *  - FROM: any Postfix line with "from=<" (nf_log, rejects included);
  *  - REFUSED: smtpd's or cleanup's "NOQUEUE: reject: ", "QUEUEID: reject: "
- *    or "QUEUEID: milter-reject: " (not "reject_warning");
+ *    or "QUEUEID: milter-reject: " (not "reject_warning"); one at RCPT
+ *    ("reject: RCPT from NAME[ADDR]: ...") names its client;
  *  - CLIENT: smtpd's "QUEUEID: client=NAME[ADDR][, sasl_method=M,
  *    sasl_username=USER]...", the line that names a queued message's sender.
  * ADDR may be written "[IPv6:...]": the prefix is dropped; an ADDR that is
@@ -35,8 +36,9 @@ struct maillog_event {
     unsigned flags;
     struct log_slice program;       /* "smtpd", "qmgr", ... */
     struct log_slice queue_id;      /* QUEUED, CLIENT, and REFUSED after a queue ID */
-    struct log_slice client_name;   /* CONNECT, CLIENT: "unknown" or the verified name */
-    struct log_slice client_addr;   /* CONNECT, CLIENT: the address text without "IPv6:" */
+    struct log_slice client_name;   /* CONNECT, CLIENT, REFUSED at RCPT: "unknown" or the
+                                       verified name */
+    struct log_slice client_addr;   /* the same lines: the address text without "IPv6:" */
     struct log_slice sasl_username; /* CLIENT after an authenticated session; else len 0 */
 };
 
