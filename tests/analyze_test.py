@@ -173,6 +173,55 @@ def test_backtest_gap_bounded():
     assert len(out["periods"]) == 2 and out["incidents"] == [], out
 
 
+def quiet_mail(stamp, seconds, qid):
+    """One relayed message at a time given by stamp(seconds): connect, client=, qmgr, smtp."""
+    host = "mail"
+    return "".join("%s %s %s\n" % (stamp(seconds + k), host, text) for k, text in enumerate([
+        "postfix/smtpd[%d]: connect from c%d.example[192.0.2.%d]" % (100 + qid % 50, qid, 1 + qid % 200),
+        "postfix/smtpd[%d]: %s: client=c%d.example[192.0.2.%d]" % (100 + qid % 50, "%010X" % qid, qid, 1 + qid % 200),
+        "postfix/qmgr[9]: %s: from=<a@example.org>, size=100, nrcpt=1 (queue active)" % ("%010X" % qid),
+        "postfix/smtp[10]: %s: to=<b@d%d.example>, relay=mx.d%d.example[198.51.100.1]:25, "
+        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)" % ("%010X" % qid, qid, qid)]))
+
+
+def test_backtest_summer_time_ends():
+    """The night summer time ends: one message a minute to a new domain throughout, the hour
+    from 02:00 to 03:00 written twice.  Read as the clock went, nothing is loud; piled into
+    one second (the written time going back), the repeated hour would be 60 new domains at
+    once.  analyze's -o options are relaywatchd's.  Once with RFC 3339 offsets (+02:00 then +01:00), once year-less without."""
+    def iso(offset):
+        return lambda t: "2026-10-25T%02d:%02d:%02d%s" % (t // 3600, t // 60 % 60, t % 60, offset)
+
+    months = lambda t: "Oct 25 %02d:%02d:%02d" % (t // 3600, t // 60 % 60, t % 60)
+    for name, before, after in (("offsets", iso("+02:00"), iso("+01:00")), ("local", months, months)):
+        path = os.path.join(TMP, "dst-%s.log" % name)
+        qid = 1
+        with open(path, "w") as f:
+            for t in range(0, 3 * 3600, 60):  # 00:00 to 03:00 summer time
+                f.write(quiet_mail(before, t, qid))
+                qid += 1
+            for t in range(2 * 3600, 5 * 3600, 60):  # 02:00 to 05:00 winter time
+                f.write(quiet_mail(after, t, qid))
+                qid += 1
+        # Factors of 3: the steady 10 domains a window stay quiet, a pile of 60 would not.
+        out = analyze_json("--maillog", path, "--year", "2026", "--backtest", "--by", "hour",
+                           "-o", "detect_mx_factor=3", "-o", "detect_domains_factor=3")
+        assert out["incidents"] == [], (name, out["incidents"])
+        assert out["backtest"]["relay_rcpts"] == qid - 1, (name, out["backtest"])
+
+
+def test_unbound_other_lines():
+    """unbound's own file: its notice and stats lines are other lines, not unparsed ones."""
+    path = os.path.join(TMP, "unbound.log")
+    with open(path, "w") as f:
+        f.write("[1700000000] unbound[1234:0] notice: init module 0: validator\n")
+        f.write("[1700000001] unbound[1234:0] info: 192.0.2.25 example.com. MX IN\n")
+        f.write("[1700000002] unbound[1234:0] info: server stats for thread 0: 2 queries\n")
+    out = analyze_json("--querylog", path)
+    assert out["input"]["unparsed_lines"] == 0 and out["input"]["other_lines"] == 2, out["input"]
+    assert out["mx_clients"] == ["192.0.2.25"], out
+
+
 def test_every_real_sample():
     for name in sorted(os.listdir(REAL)):
         if not name.endswith(".log"):
@@ -242,6 +291,8 @@ TESTS = [
     test_study_by_hour_csv,
     test_real_three_days_gzip,
     test_backtest_gap_bounded,
+    test_backtest_summer_time_ends,
+    test_unbound_other_lines,
     test_every_real_sample,
     test_journal_json,
     test_bad_input,

@@ -256,11 +256,12 @@ static void show_unparsed(struct run *r, const struct log_input_line *l)
 /* The mail host's DNS clients, unless named: the one with the most MX queries so far. */
 static void choose_clients(struct run *r)
 {
-    uint64_t mx;
+    uint64_t mx = 0;
 
     if (r->named)
         return;
-    r->client_count = analysis_top_clients(r->analysis, r->clients, &mx, 1);
+    /* A client that asked no MX is no mail host, however many other queries it made. */
+    r->client_count = analysis_top_clients(r->analysis, r->clients, &mx, 1) == 1 && mx > 0;
     r->chosen = r->client_count == 1;
 }
 
@@ -421,9 +422,9 @@ static void print_text(struct run *r, const struct analysis_period *p, size_t n,
                (unsigned long long)st.answers[AK_REJECT], (unsigned long long)st.answers[AK_HOLD],
                (unsigned long long)st.answers[AK_OTHER], (unsigned long long)st.fast_stops);
         for (size_t i = 0; i < ni; i++) {
-            format_time(inc[i].start, false, 0, a, sizeof(a));
+            format_time(inc[i].start, inc[i].has_offset, inc[i].offset_minutes, a, sizeof(a));
             if (inc[i].end != 0)
-                format_time(inc[i].end, false, 0, b, sizeof(b));
+                format_time(inc[i].end, inc[i].end_has_offset, inc[i].end_offset_minutes, b, sizeof(b));
             printf("  incident %zu: %s to %s\n    %s\n", i + 1, a,
                    inc[i].end != 0 ? b : "the end of the logs (still loud)", inc[i].reason);
             if (inc[i].end != 0)
@@ -436,7 +437,7 @@ static void print_text(struct run *r, const struct analysis_period *p, size_t n,
         if (nl > 0)
             printf("\nthe daemon would have logged:\n");
         for (size_t i = 0; i < nl; i++) {
-            format_time(log[i].time, false, 0, a, sizeof(a));
+            format_time(log[i].time, log[i].has_offset, log[i].offset_minutes, a, sizeof(a));
             printf("  %s %s: %s\n", a, log[i].level, log[i].text);
         }
         if (dropped > 0)
@@ -507,10 +508,10 @@ static int print_json(struct run *r, const struct analysis_period *p, size_t n, 
         for (size_t i = 0; i < ni; i++) {
             json_t *o = json_object(), *cl = json_array();
 
-            format_time(inc[i].start, false, 0, start, sizeof(start));
+            format_time(inc[i].start, inc[i].has_offset, inc[i].offset_minutes, start, sizeof(start));
             json_set_field(o, "start", json_textz(start));
             if (inc[i].end != 0) {
-                format_time(inc[i].end, false, 0, start, sizeof(start));
+                format_time(inc[i].end, inc[i].end_has_offset, inc[i].end_offset_minutes, start, sizeof(start));
                 json_set_field(o, "end", json_textz(start));
                 json_set_field(o, "end_reason", json_textz(inc[i].end_reason));
             } else {
@@ -530,7 +531,7 @@ static int print_json(struct run *r, const struct analysis_period *p, size_t n, 
         json_set_field(bt, "answers", answers);
         json_set_field(bt, "fast_stops", count(st.fast_stops));
         if (st.first_stop != 0) {
-            format_time(st.first_stop, false, 0, start, sizeof(start));
+            format_time(st.first_stop, st.first_stop_has_offset, st.first_stop_offset_minutes, start, sizeof(start));
             json_set_field(bt, "first_stop", json_textz(start));
         } else {
             json_set_field(bt, "first_stop", json_null());
@@ -688,7 +689,17 @@ int analyze_run(const struct config *cfg, const struct analyze_options *o)
     if (r->shown_unparsed > SHOWN_UNPARSED)
         fprintf(stderr, "relaywatch analyze: %u more lines it cannot read (see unparsed_lines)\n",
                 r->shown_unparsed - SHOWN_UNPARSED);
-    choose_clients(r);
+    {
+        const char *replayed = r->client_count == 1 ? r->clients[0] : NULL;
+
+        choose_clients(r);
+        /* A combined log: the backtest chose its mail host from the queries before the mail. */
+        if (r->backtest != NULL && r->chosen && replayed != NULL &&
+            strcmp(replayed, r->clients[0]) != 0)
+            fprintf(stderr, "relaywatch analyze: the backtest took %s as the mail host (the most "
+                            "MX queries before the mail began); the whole log says %s: name it "
+                            "with --mx-client\n", replayed, r->clients[0]);
+    }
     if (r->backtest != NULL)
         backtest_finish(r->backtest);
     periods = analysis_periods(r->analysis, r->clients, r->client_count, &n);

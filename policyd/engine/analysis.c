@@ -376,7 +376,7 @@ enum analysis_kind analysis_take(struct analysis *a, struct analysis_file *f, co
         } else if (q == QUERY_LOG_QUERY) {
             out->kind = AL_QUERY;
             out->header.time = out->query.time;
-        } else if (q == QUERY_LOG_OTHER && r != LOG_LINE_UNPARSED) {
+        } else if (q == QUERY_LOG_OTHER && (r != LOG_LINE_UNPARSED || out->query.unix_time)) {
             out->kind = AL_OTHER;
         } else {
             out->kind = AL_UNPARSED;

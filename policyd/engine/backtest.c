@@ -62,6 +62,12 @@ struct backtest {
     bool started;
     int64_t clock;      /* the last tick */
     int64_t max_gap;    /* seconds ticked through at most between two lines */
+    /* The clock is the lines' time as written plus shift: it grows when the written time
+     * is set back (summer time ending), so that the repeated hour follows the first instead
+     * of piling into one second. */
+    int64_t shift;
+    bool has_offset;    /* the last line's UTC offset, for the times printed */
+    int offset_minutes;
     int64_t started_at;
     uint32_t sessions;
     struct process *processes;
@@ -87,7 +93,9 @@ static void capture(void *ctx, const char *level, const char *message)
         return;
     }
     l = &b->log[b->log_count++];
-    l->time = b->clock;
+    l->time = b->clock - b->shift;
+    l->has_offset = b->has_offset;
+    l->offset_minutes = b->offset_minutes;
     snprintf(l->level, sizeof(l->level), "%s", level);
     snprintf(l->text, sizeof(l->text), "%s", message);
 }
@@ -160,11 +168,15 @@ static void take_alert(struct backtest *b)
         }
         in = &b->incidents[b->incident_count++];
         memset(in, 0, sizeof(*in));
-        in->start = (int64_t)a->start;
+        in->start = (int64_t)a->start - b->shift;
+        in->has_offset = b->has_offset;
+        in->offset_minutes = b->offset_minutes;
         snprintf(in->reason, sizeof(in->reason), "%s", a->reason);
     } else if (b->incident_count > 0) {
         in = &b->incidents[b->incident_count - 1];
-        in->end = (int64_t)a->end;
+        in->end = (int64_t)a->end - b->shift;
+        in->end_has_offset = b->has_offset;
+        in->end_offset_minutes = b->offset_minutes;
         snprintf(in->end_reason, sizeof(in->end_reason), "%s", a->reason);
     } else {
         defense_alert_taken(b->defense);
@@ -187,11 +199,11 @@ static void note_loudness(struct backtest *b, int64_t now)
             b->loud_room = b->loud_room ? b->loud_room * 2 : 8;
             b->loud = xrealloc(b->loud, b->loud_room * sizeof(*b->loud));
         }
-        b->loud[b->loud_count][0] = now;
+        b->loud[b->loud_count][0] = now - b->shift;
         b->loud[b->loud_count][1] = 0;
         b->loud_count++;
     } else if (!loud && open) {
-        b->loud[b->loud_count - 1][1] = now;
+        b->loud[b->loud_count - 1][1] = now - b->shift;
     }
 }
 
@@ -205,7 +217,8 @@ static void tick(struct backtest *b, int64_t now)
     b->clock = now;
     b->stats.ticks++;
     traffic_tick(b->traffic, (double)now);
-    analysis_fields(now, &year, &month, &day, &hour, &minute, &second);
+    /* The hour of day and the query log's minutes are the lines' time as written. */
+    analysis_fields(now - b->shift, &year, &month, &day, &hour, &minute, &second);
     in.now = (double)now;
     in.wall = (double)now;
     in.hour = hour;
@@ -214,7 +227,8 @@ static void tick(struct backtest *b, int64_t now)
     in.missing = "";
     if (b->dns != NULL && b->client_count > 0) {
         /* The minutes the store would hold for the window ending now, as the feed writes them. */
-        int64_t last = now >= 0 ? now / 60 : -((-now + 59) / 60);
+        int64_t written = now - b->shift;
+        int64_t last = written >= 0 ? written / 60 : -((-written + 59) / 60);
         int64_t minutes = (int64_t)(window / 60.0 + 0.5);
 
         in.tdns = true;
@@ -249,6 +263,35 @@ static void advance(struct backtest *b, int64_t to)
         tick(b, b->clock + 1);
 }
 
+/*
+ * The clock's time for a line: its time as written plus the shift, which takes up the clock
+ * being set back.  With an offset on the lines, a change of offset says by how much; without
+ * one, a step back of half an hour to two hours is taken as summer time ending (lines a
+ * little out of order, from several processes, are not).  A line still behind the clock is
+ * taken at the clock's time.
+ */
+static int64_t clock_of(struct backtest *b, const struct analysis_line *l)
+{
+    const struct log_time *t = &l->header.time;
+    int64_t at;
+
+    if (!b->started) {
+        b->has_offset = t->has_offset;
+        b->offset_minutes = t->offset_minutes;
+        return l->time;
+    }
+    if (t->has_offset && b->has_offset && t->offset_minutes != b->offset_minutes)
+        b->shift += (int64_t)(b->offset_minutes - t->offset_minutes) * 60;
+    b->has_offset = t->has_offset;
+    b->offset_minutes = t->offset_minutes;
+    at = l->time + b->shift;
+    if (!t->has_offset && at <= b->clock - 1800 && at >= b->clock - 7200) {
+        b->shift += b->clock - at;
+        at = b->clock;
+    }
+    return at > b->clock ? at : b->clock;
+}
+
 void backtest_finish(struct backtest *b)
 {
     if (b->started)
@@ -277,8 +320,11 @@ static void ask(struct backtest *b, struct policy_request *req)
     b->stats.relay_rcpts += news.relay;
     if (out.kind < AK_COUNT)
         b->stats.answers[out.kind]++;
-    if (out.kind != AK_DUNNO && b->stats.first_stop == 0)
-        b->stats.first_stop = b->clock;
+    if (out.kind != AK_DUNNO && b->stats.first_stop == 0) {
+        b->stats.first_stop = b->clock - b->shift;
+        b->stats.first_stop_has_offset = b->has_offset;
+        b->stats.first_stop_offset_minutes = b->offset_minutes;
+    }
 }
 
 static void copy_slice(char *dst, size_t room, struct log_slice s)
@@ -388,7 +434,7 @@ void backtest_line(struct backtest *b, const struct analysis_line *l)
 
     if (l->kind != AL_MAILLOG || !l->timed)
         return;
-    advance(b, l->time > b->clock || !b->started ? l->time : b->clock);
+    advance(b, clock_of(b, l));
 
     if ((e->flags & MAILLOG_CONNECT) && is_program(e->program, "smtpd")) {
         struct process *p = process_of(b, pid);
@@ -494,7 +540,7 @@ const struct backtest_log_line *backtest_log(const struct backtest *b, size_t *c
 bool backtest_loud(const struct backtest *b, int64_t from, int64_t to)
 {
     for (size_t i = 0; i < b->loud_count; i++) {
-        int64_t end = b->loud[i][1] != 0 ? b->loud[i][1] : b->clock + 1;
+        int64_t end = b->loud[i][1] != 0 ? b->loud[i][1] : b->clock - b->shift + 1;
 
         if (b->loud[i][0] < to && end > from)
             return true;

@@ -40,8 +40,11 @@
 
 struct config;
 
+/* Times are analysis_seconds as the lines wrote them, with the lines' offset then. */
 struct backtest_incident {
-    int64_t start, end; /* analysis_seconds; end 0: still loud when the logs ended */
+    int64_t start, end; /* end 0: still loud when the logs ended */
+    bool has_offset, end_has_offset;
+    int offset_minutes, end_offset_minutes;
     char reason[512];   /* why it started, as the daemon words it */
     char end_reason[512];
     unsigned culprit_count;
@@ -51,6 +54,8 @@ struct backtest_incident {
 /* The engine's log lines, at the logs' time. */
 struct backtest_log_line {
     int64_t time;
+    bool has_offset;
+    int offset_minutes;
     char level[8];
     char text[600];
 };
@@ -75,13 +80,15 @@ const struct backtest_incident *backtest_incidents(const struct backtest *b, siz
 const struct backtest_log_line *backtest_log(const struct backtest *b, size_t *count,
                                              uint64_t *dropped);
 
-/* Whether the host was loud at any tick in [from, to). */
+/* Whether the host was loud at any tick in [from, to) (times as written). */
 bool backtest_loud(const struct backtest *b, int64_t from, int64_t to);
 
 struct backtest_stats {
     uint64_t requests, rcpts, relay_rcpts;
     uint64_t answers[AK_COUNT]; /* to RCPTs, by kind */
     int64_t first_stop;         /* time of the first answer that was not DUNNO; 0: none */
+    bool first_stop_has_offset;
+    int first_stop_offset_minutes;
     uint64_t fast_stops;
     uint64_t ticks;
 };

@@ -763,8 +763,16 @@ static enum query_log_result resolver_line(const char *line, const char *end,
     }
     if (r == QUERY_LOG_QUERY && bad_time)
         r = QUERY_LOG_ERROR;
-    if (r != QUERY_LOG_QUERY)
+    if (r != QUERY_LOG_QUERY) {
+        bool unix_time = out->unix_time && r == QUERY_LOG_OTHER;
+        int64_t unix_seconds = out->unix_seconds;
+
         *out = zero;
+        /* unbound's other lines in its own file ("[T] unbound[P:0] notice: ...") keep their
+         * time: a reader counting lines by time can place them. */
+        out->unix_time = unix_time;
+        out->unix_seconds = unix_time ? unix_seconds : 0;
+    }
     return r;
 }
 

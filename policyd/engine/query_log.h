@@ -52,6 +52,8 @@ struct query_log_entry {
      * unbound's own log file writes "[1700000000]", a Unix time: then
      * unix_time is true, unix_seconds holds it and time.present is false
      * (time is all zero).  Otherwise unix_time is false and unix_seconds 0.
+     * Set for QUERY_LOG_OTHER too when unbound's other lines carry it (the
+     * only field set then).
      */
     bool unix_time;
     int64_t unix_seconds;
