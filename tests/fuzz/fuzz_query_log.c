@@ -56,9 +56,13 @@ static void check_entry(enum query_log_result r, const struct query_log_entry *e
     if (r != QUERY_LOG_QUERY) {
         if (r != QUERY_LOG_OTHER && r != QUERY_LOG_ERROR)
             abort();
-        /* Nothing half-filled. */
+        /* Nothing half-filled; an unbound line of another kind keeps its Unix time alone. */
         if (e->client.ptr || e->qname.ptr || e->qclass.ptr || e->qtype.ptr || e->view.ptr ||
-            e->time.present || e->reply || e->unix_time || e->unix_seconds != 0)
+            e->time.present || e->reply)
+            abort();
+        if (e->unix_time ? r != QUERY_LOG_OTHER || e->unix_seconds < 0 ||
+                               e->unix_seconds > 999999999999LL
+                         : e->unix_seconds != 0)
             abort();
         return;
     }
