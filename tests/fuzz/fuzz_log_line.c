@@ -35,7 +35,13 @@ static void check_event(unsigned flags, const struct maillog_event *ev, const ch
     if (flags == 0)
         return;
     check_slice(ev->program, line, size, 0);
-    if (flags & (MAILLOG_CONNECT | MAILLOG_CLIENT)) {
+    /* "connect from unknown[unknown]" is a connection with no address: nothing named.  A
+     * refusal at RCPT names its client; other refusals none. */
+    if ((flags & MAILLOG_CONNECT) && ev->client_addr.len == 0 && ev->client_name.len == 0) {
+        if (ev->client_addr.ptr != NULL || ev->client_name.ptr != NULL)
+            abort();
+    } else if ((flags & (MAILLOG_CONNECT | MAILLOG_CLIENT)) ||
+               ((flags & MAILLOG_REFUSED) && ev->client_addr.ptr != NULL)) {
         check_slice(ev->client_name, line, size, 0);
         check_slice(ev->client_addr, line, size, 0);
         if (ev->client_addr.len == 0 || ev->client_addr.len > 45)
