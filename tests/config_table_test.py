@@ -124,7 +124,7 @@ def test_broken_configuration(relaywatchd, tmp):
     bad = os.path.join(tmp, "bad.conf")
     with open(bad, "w") as f:
         f.write("max_connections = 5\nlisen = x\n")
-    for flag in ("-p", "-n"):
+    for flag in ("-p", "-n", "-a"):
         r = run(relaywatchd, flag, "-c", bad)
         assert r.returncode == 1 and r.stdout == "", (flag, r)
         assert "%s:2: unknown configuration key 'lisen'" % bad in r.stderr, (flag, r.stderr)
@@ -134,6 +134,31 @@ def test_broken_configuration(relaywatchd, tmp):
         assert r.returncode == 1 and "cannot read" in r.stderr, (flag, r)
     r = run(relaywatchd, "-p", "-n")
     assert r.returncode == 2 and "usage" in r.stderr, r
+    r = run(relaywatchd, "-a", "-n")
+    assert r.returncode == 2 and "usage" in r.stderr, r
+
+
+def test_print_effective(relaywatchd, tmp):
+    """-a: every key, in -p's order, with the file's or -o's value where set, else -p's."""
+    empty = os.path.join(tmp, "empty.conf")
+    open(empty, "w").close()
+    defaults = settings(run(relaywatchd, "-p", "-c", empty).stdout)
+    r = run(relaywatchd, "-a", "-c", empty)
+    assert r.returncode == 0 and r.stderr == "", r
+    assert settings(r.stdout) == defaults, r.stdout
+    conf = os.path.join(tmp, "effective.conf")
+    with open(conf, "w") as f:
+        f.write("max_connections = 5\nredis_password = s3cret\nwindows = 1m, 10m\n  1h\n"
+                "max_connections = 7\n")
+    r = run(relaywatchd, "-a", "-c", conf, "-o", "host_id=mx-test", "-o", "dns_lookups=")
+    assert r.returncode == 0 and r.stderr == "", r
+    want = dict(defaults)
+    want.update({"max_connections": "7", "redis_password": "(set)", "windows": "1m, 10m 1h",
+                 "host_id": "mx-test", "dns_lookups": ""})
+    got = settings(r.stdout)
+    assert [n for n, _ in got] == [n for n, _ in defaults], r.stdout
+    assert dict(got) == want, set(dict(got).items()) ^ set(want.items())
+    assert "s3cret" not in r.stdout + r.stderr
 
 
 def main():
@@ -144,7 +169,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for test in (lambda: test_print_defaults(a.relaywatchd, a.readme, tmp),
                      lambda: test_print_set(a.relaywatchd, tmp),
-                     lambda: test_broken_configuration(a.relaywatchd, tmp)):
+                     lambda: test_broken_configuration(a.relaywatchd, tmp),
+                     lambda: test_print_effective(a.relaywatchd, tmp)):
             test()
     print("config_table_test: ok")
 

@@ -1,7 +1,7 @@
 /*
  * relaywatchd: the RelayWatch policy daemon.
  *
- *   relaywatchd [-c FILE] [-e] [-t | -p | -n] [-o NAME=VALUE]...
+ *   relaywatchd [-c FILE] [-e] [-t | -p | -n | -a] [-o NAME=VALUE]...
  *
  * -t checks the configuration (file and -o overrides); -p prints every key with
  * its default, -n the keys the file and -o set (as postconf -d and -n do), as
@@ -140,7 +140,7 @@ static void warn_restart(void *ctx, const char *message)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: relaywatchd [-c FILE] [-e] [-t | -p | -n] [-o NAME=VALUE]...\n");
+    fprintf(stderr, "usage: relaywatchd [-c FILE] [-e] [-t | -p | -n | -a] [-o NAME=VALUE]...\n");
 }
 
 /* Problems while loading go to stderr at start and for -t (config_report_stderr), to the log
@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     struct options opts = {0};
     struct daemon_state d = {0};
     bool to_stderr = false;
-    int only = 0; /* 't', 'p' or 'n': check or print the configuration, start nothing */
+    int only = 0; /* 't', 'p', 'n' or 'a': check or print the configuration, start nothing */
     unsigned problems;
     char err[512];
     ev_signal sigterm, sigint, sighup;
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
             return 2;
 
-    while ((ch = getopt(argc, argv, "c:etpno:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:etpnao:")) != -1) {
         switch (ch) {
         case 'c':
             opts.config_file = optarg;
@@ -288,6 +288,7 @@ int main(int argc, char **argv)
         case 't':
         case 'p':
         case 'n':
+        case 'a':
             if (only != 0 && only != ch) {
                 fprintf(stderr, "relaywatchd: -%c and -%c do not go together\n", only, ch);
                 usage();
@@ -330,6 +331,8 @@ int main(int argc, char **argv)
             config_write_defaults(stdout);
         else if (only == 'n')
             config_write_set(d.cfg, stdout);
+        else if (only == 'a')
+            config_write_effective(d.cfg, stdout);
         config_free(d.cfg);
         if (fflush(stdout) != 0 || ferror(stdout)) {
             fprintf(stderr, "relaywatchd: cannot write to stdout: %s\n", strerror(errno));

@@ -1524,6 +1524,27 @@ void config_write_defaults(FILE *out)
     config_free(c);
 }
 
+/* The value in effect as text: as written, else the default. */
+static const char *value_text(const struct config *c, size_t i)
+{
+    if (c->origin[i].value != NULL)
+        return c->origin[i].value;
+    return keys[i].default_value ? keys[i].default_value : "";
+}
+
+void config_write_effective(const struct config *c, FILE *out)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const char *value = c->origin[i].value;
+
+        /* Not set: the default, which for host_id is the host name config_new found. */
+        if (value == NULL)
+            value = keys[i].default_value ? keys[i].default_value
+                                          : *(char *const *)cfield(c, keys[i].offset);
+        write_setting(out, keys[i].name, keys[i].secret && *value != '\0' ? "(set)" : value);
+    }
+}
+
 void config_write_set(const struct config *c, FILE *out)
 {
     for (size_t i = 0; i < KEY_COUNT; i++) {
@@ -1535,13 +1556,6 @@ void config_write_set(const struct config *c, FILE *out)
     }
 }
 
-/* The value in effect as text: as written, else the default. */
-static const char *value_text(const struct config *c, size_t i)
-{
-    if (c->origin[i].value != NULL)
-        return c->origin[i].value;
-    return keys[i].default_value ? keys[i].default_value : "";
-}
 
 /* Two lists of text items, whatever separates them. */
 static bool same_items(char *const *a, size_t na, char *const *b, size_t nb)

@@ -291,6 +291,13 @@ void config_write_defaults(FILE *out);
  */
 void config_write_set(const struct config *c, FILE *out);
 
+/*
+ * relaywatchd -a: every key with the value in effect, in table order: as the file
+ * or an override wrote it (the last one), else the built-in default (host_id: this
+ * host's name), like postconf with no option.  redis_password set is "(set)".
+ */
+void config_write_effective(const struct config *c, FILE *out);
+
 /* Called once per restart group with a changed key; message has no "reload: " prefix. */
 typedef void config_restart_fn(void *ctx, const char *message);
 
