@@ -1545,6 +1545,27 @@ void config_write_effective(const struct config *c, FILE *out)
     }
 }
 
+void config_write_sample(FILE *out)
+{
+    fputs("# /etc/relaywatch/relaywatch.conf: relaywatchd's configuration (main.cf syntax).\n"
+          "# Every key is here, commented out, with its built-in default and what it is;\n"
+          "# uncomment a line to change it.  relaywatchd -t checks this file, -n prints\n"
+          "# what it sets.  Keep it root:relaywatch 0640: it may hold redis_password.\n",
+          out);
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const struct key_def *k = &keys[i];
+
+        fprintf(out, "\n# %s\n", k->meaning);
+        /* The built machine's name is no default of the host the file is installed on. */
+        if (k->default_value == NULL)
+            fprintf(out, "# default: this host's name (gethostname)\n#%s = NAME\n", k->name);
+        else if (*k->default_value == '\0')
+            fprintf(out, "#%s =\n", k->name);
+        else
+            fprintf(out, "#%s = %s\n", k->name, k->default_value);
+    }
+}
+
 void config_write_set(const struct config *c, FILE *out)
 {
     for (size_t i = 0; i < KEY_COUNT; i++) {
@@ -1555,7 +1576,6 @@ void config_write_set(const struct config *c, FILE *out)
         write_setting(out, keys[i].name, keys[i].secret && *value != '\0' ? "(set)" : value);
     }
 }
-
 
 /* Two lists of text items, whatever separates them. */
 static bool same_items(char *const *a, size_t na, char *const *b, size_t nb)

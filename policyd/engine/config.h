@@ -285,6 +285,14 @@ const char *const *config_key_names(void);
 void config_write_defaults(FILE *out);
 
 /*
+ * The sample configuration file the package installs: every key commented out,
+ * "#name = default" after a "# meaning" line, in table order.  host_id, whose
+ * default is worked out at start, reads "#host_id = NAME" with a note instead of
+ * the name of the machine that wrote the sample.
+ */
+void config_write_sample(FILE *out);
+
+/*
  * relaywatchd -n: the keys c's file and overrides set, with the value as written
  * (the last one for a key set twice), in table order.  A password is never
  * written: redis_password set to anything but empty is written as "(set)".
