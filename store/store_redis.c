@@ -1,6 +1,6 @@
 /*
  * store_redis: the Redis backend, on hiredis's async API attached to the
- * daemon's libev loop.  See store.h and the README's "Redis key schema".
+ * daemon's libev loop.  See store.h and relaywatchd(8), REDIS STORE.
  *
  * Work comes in rounds, one at a time: every flush interval the writes of
  * what the daemon collected, then (if they all succeeded) the fleet read.

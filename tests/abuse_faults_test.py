@@ -12,7 +12,7 @@ what the daemon must count:
 Each asserts every answer came, none later than SLOWEST (or dns_wait + margin), VmRSS grew by
 less than RSS_GROWTH, /metrics' request counter and /status' totals equal what the client sent,
 and, for Redis, that the store's totals and minute hashes equal them after recovery with no
-minute dropped from the backlog (README: store_backlog).
+minute dropped from the backlog (relaywatch.conf(5): store_backlog).
 
 Answer ownership: an answer held for dns_wait (named paused) while the daemon is reloaded 60
 times with new answer texts (more than the engine's table of interned texts holds, so it is

@@ -3,8 +3,8 @@
 the default max_connections, and the garbage set (a 1 MiB line without a newline, NUL bytes in
 a request, 100,000 attributes, 64 KiB values, 1 MiB of random bytes), each on its own
 connection.  Asserted: every good request answered in time and counted exactly, each bad
-connection closed without an answer (README: a request that breaks the framing closes the
-connection), memory bounded, the daemon alive.
+connection closed without an answer (relaywatchd(8): a request that breaks the framing closes
+the connection), memory bounded, the daemon alive.
 
 Loopback and a temp dir only; the daemon stopped by PID; about 10 s in all.
 Usage: abuse_garbage_test.py --relaywatchd PATH --relaywatch PATH

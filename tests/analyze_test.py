@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REAL = os.path.join(HERE, "data", "real")
 STUDY = {}
 
-# The lines' meanings as the README gives them, written here as regexes over whole lines.
+# The lines' meanings as relaywatch(1) gives them, written here as regexes over whole lines.
 POSTFIX = r"postfix(?:-[^/\s\[]+)?(?:/[^/\s\[]+)*"
 NC = re.compile(POSTFIX.replace(r"(?:/[^/\s\[]+)*", r"(?:/[^/\s\[]+)*/smtpd") +
                 r"\[\d+\]: connect from [^\s\[]*\[[^\]]+\]")

@@ -1,18 +1,13 @@
 #!/usr/bin/env python3
-"""relaywatchd -p and -n, and the README's key tables against -p.
+"""relaywatchd -p, -a and -n.
 
--p prints every key with its default, -n the keys the file and -o set, one
-`name = value` line each (main.cf syntax, `name =` for an empty value).  Every
-key -p prints must have a row `| `key` | default | meaning |` in README.md whose
-default agrees with -p's value, by these rules:
-  - `VALUE` (in backticks) must equal the value exactly;
-  - the word empty stands for an empty value;
-  - host_id's default is the host name: README writes "the host name", and -p
-    prints this host's name (socket.gethostname(), or localhost if the name is not
-    a valid host_id), which the test checks too.
-A key with several rows must agree in all of them.
-Starts nothing: only -p, -n and -t runs of the binary.
-Usage: config_table_test.py --relaywatchd PATH --readme PATH
+-p prints every key with its default, -a every key with the value in effect, -n the
+keys the file and -o set, one `name = value` line each (main.cf syntax, `name =` for an
+empty value).  host_id's default is this host's name (socket.gethostname(), or
+localhost if the name is not a valid host_id).  man_pages_test.py checks the keys and
+defaults of relaywatch.conf(5) against -p.
+Starts nothing: only -p, -a, -n and -t runs of the binary.
+Usage: config_table_test.py --relaywatchd PATH
 """
 import argparse
 import os
@@ -21,9 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-
-ROW = re.compile(r"^\| `([a-z0-9_]+)` \| ([^|]*) \|")
-
 
 def run(relaywatchd, *args):
     # No -c: the built-in defaults, unless /etc/relaywatch/relaywatch.conf exists.
@@ -41,18 +33,7 @@ def settings(text):
     return pairs
 
 
-def readme_defaults(path):
-    """{key: [default cell, ...]} from every | `key` | default | ... | row."""
-    rows = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            m = ROW.match(line)
-            if m:
-                rows.setdefault(m.group(1), []).append(m.group(2).strip())
-    return rows
-
-
-def test_print_defaults(relaywatchd, readme, tmp):
+def test_print_defaults(relaywatchd, tmp):
     conf = os.path.join(tmp, "empty.conf")
     open(conf, "w").close()
     r = run(relaywatchd, "-p", "-c", conf)
@@ -75,26 +56,6 @@ def test_print_defaults(relaywatchd, readme, tmp):
     assert r2.returncode == 0 and r2.stderr == "", r2
     r3 = run(relaywatchd, "-n", "-c", full)
     assert r3.returncode == 0 and r3.stdout == r.stdout, (r3.stdout, r.stdout)
-
-    rows = readme_defaults(readme)
-    problems = []
-    for name, value in pairs:
-        if name not in rows:
-            problems.append("README.md has no row for %s" % name)
-            continue
-        for cell in rows[name]:
-            if name == "host_id" and cell == "the host name":
-                continue
-            if cell == "empty":
-                documented = ""
-            elif re.fullmatch(r"`[^`]*`", cell):
-                documented = cell[1:-1]
-            else:
-                problems.append("README.md: %s default %r is neither `VALUE` nor empty" % (name, cell))
-                continue
-            if documented != value:
-                problems.append("README.md: %s default %r, relaywatchd -p says %r" % (name, cell, value))
-    assert not problems, "\n".join(problems)
 
 
 def test_print_set(relaywatchd, tmp):
@@ -164,10 +125,9 @@ def test_print_effective(relaywatchd, tmp):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--relaywatchd", required=True)
-    ap.add_argument("--readme", required=True)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for test in (lambda: test_print_defaults(a.relaywatchd, a.readme, tmp),
+        for test in (lambda: test_print_defaults(a.relaywatchd, tmp),
                      lambda: test_print_set(a.relaywatchd, tmp),
                      lambda: test_broken_configuration(a.relaywatchd, tmp),
                      lambda: test_print_effective(a.relaywatchd, tmp)):

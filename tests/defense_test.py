@@ -558,7 +558,7 @@ def baseline_lines(r, host):
     out = {}
     for line in lines:
         if line.startswith("fast "):
-            # The fast path's per-key levels share the text (README, "The fast path").
+            # The fast path's per-key levels share the text (relaywatchd(8), "The fast path").
             assert re.fullmatch(r"fast [0-9.e+-]+ [0-9.e+-]+ [0-9.]+ \w+:\S+", line), line
             continue
         m = re.fullmatch(r"(\w+) (global|h\d\d) (\d+) ([0-9.e+-]+)", line)

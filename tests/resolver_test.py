@@ -320,7 +320,7 @@ def settle(daemon, totals, timeout=10.0, accounting=True):
 
 
 def check_accounting(detail, totals):
-    """The README's identities, once nothing is in flight: every lookup ended in exactly one of
+    """relaywatchd(8)'s identities, once nothing is in flight: every lookup ended in exactly one of
     hit, merged, skipped, answered, nxdomain, nodata, servfail, timeout (their sum is the
     lookups made), and "upstream" counts query packets, not lookups: at least one per lookup
     that ended upstream unless its send failed, more with retries (checked against named's

@@ -473,11 +473,11 @@ static void test_defense_keys(void **state)
     config_free(c);
 }
 
-/* Every key has its row in a README table: | `key` | default | meaning |. */
-static void test_readme_documents_every_key(void **state)
+/* Every key has its entry in relaywatch.conf(5): .TP, then \fBkey\fR (default: ...). */
+static void test_man_page_documents_every_key(void **state)
 {
     const char *const *names = config_key_names();
-    FILE *f = fopen(RELAYWATCH_README, "rb");
+    FILE *f = fopen(RELAYWATCH_CONF_MAN, "rb");
     static char text[1 << 20];
     size_t n;
 
@@ -487,11 +487,11 @@ static void test_readme_documents_every_key(void **state)
     fclose(f);
     text[n] = '\0';
     for (size_t i = 0; names[i] != NULL; i++) {
-        char row[128];
+        char entry[128];
 
-        snprintf(row, sizeof(row), "\n| `%s` |", names[i]);
-        if (strstr(text, row) == NULL)
-            fail_msg("README.md has no row for the key %s", names[i]);
+        snprintf(entry, sizeof(entry), "\n.TP\n\\fB%s\\fR (default: ", names[i]);
+        if (strstr(text, entry) == NULL)
+            fail_msg("relaywatch.conf.5 has no entry for the key %s", names[i]);
     }
 }
 
@@ -806,7 +806,7 @@ int main(void)
         cmocka_unit_test(test_numeric_bounds),
         cmocka_unit_test(test_dns_keys),
         cmocka_unit_test(test_defense_keys),
-        cmocka_unit_test(test_readme_documents_every_key),
+        cmocka_unit_test(test_man_page_documents_every_key),
         cmocka_unit_test(test_nul_and_key_names),
         cmocka_unit_test(test_missing_equals_hides_the_value),
         cmocka_unit_test(test_host_id_length),

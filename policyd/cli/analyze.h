@@ -1,6 +1,6 @@
 /*
  * analyze: `relaywatch analyze`, the study's statistics and the backtest
- * over log files (see the README, "relaywatch analyze").  Reads the files
+ * over log files (see relaywatch(1), "analyze").  Reads the files
  * (log_input), counts (analysis), replays (backtest) and prints a table,
  * CSV or JSON on standard output, an SVG chart to a file.  Blocks on its
  * files; runs to completion.

@@ -1,6 +1,6 @@
 /*
  * feed: BIND query-log lines in, per-client per-type per-minute counts out
- * to the shared store.  See feed.h and the README's "relaywatch feed".
+ * to the shared store.  See feed.h and relaywatch(1), "feed".
  *
  * Counts are held in one bounded table keyed by (client, minute, type) and
  * written as absolute values for this run (store_query_writer), so a failed

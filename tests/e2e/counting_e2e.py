@@ -44,7 +44,7 @@ Traffic, in two phases per run (TRAFFIC below):
     after MAIL (--quit-after MAIL).  With smtpd_delay_reject = yes Postfix
     asks the policy service nothing for a session without RCPT, so the
     daemon cannot count those: they are left out of run "yes" (a documented
-    limit, see the README's counting section).
+    limit, see relaywatchd(8), WHAT IS COUNTED).
 
 After each phase the test waits until Postfix is quiet (the queue is empty,
 every session has its "disconnect from" line, every queued message its
