@@ -156,7 +156,10 @@ def live_metrics():
                 "-o", "http_listen=inet:127.0.0.1:%d" % http_port,
                 "-o", "control_socket=unix:" + control,
                 "-o", "store=redis+unix://" + redis.sock, "-o", "tdns_client=192.0.2.53",
-                "-o", "host_id=mx-monitoringtest", "-o", "local_domains=" + LOCAL_DOMAIN]
+                "-o", "host_id=mx-monitoringtest", "-o", "local_domains=" + LOCAL_DOMAIN,
+                "-o", "max_connections=300", "-o", "detect_min_mx=7",
+                "-o", "detect_mx_factor=3", "-o", "detect_min_domains=5",
+                "-o", "detect_domains_factor=4", "-o", "detect_alpha_factor=2"]
         with DaemonProcess(argv, TMP, "d") as d:
             wait_for(lambda: d.proc.poll() is not None or
                      (listening_tcp(port) and listening_tcp(http_port)),
@@ -319,6 +322,34 @@ def test_metrics_lint():
     assert re.search(r"^relaywatch_throttled_keys [1-9]", text, re.M), text
 
 
+def test_gauges_for_monitoring():
+    """The gauges added for the dashboard and the rules carry the figures they name."""
+    text = live_metrics()
+    v = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            v[name] = float(value)
+    shown = {k: x for k, x in v.items()
+             if re.match(r"relaywatch_(max_conn|detector_(baseline|threshold|alpha)|store_)", k)}
+    assert v["relaywatch_max_connections"] == 300, shown
+    base = {k: v['relaywatch_detector_baseline{signal="%s"}' % k]
+            for k in ("mx", "relay_domains", "alpha")}
+    # The detect_* settings the daemon was started with.
+    # (printed with 6 significant digits, as the baselines are)
+    def near(name, want):
+        assert abs(v[name] - want) <= 1e-5 * max(1.0, abs(want)), (name, want, shown)
+
+    near('relaywatch_detector_threshold{signal="mx"}', max(7, 3 * base["mx"]))
+    near('relaywatch_detector_threshold{signal="relay_domains"}', max(5, 4 * base["relay_domains"]))
+    near('relaywatch_detector_alpha_band{bound="low"}', base["alpha"] / 2)
+    near('relaywatch_detector_alpha_band{bound="high"}', base["alpha"] * 2)
+    # Redis up: the current minute at most waits for its write.
+    assert v['relaywatch_store_up{backend="redis"}'] == 1, shown
+    assert 0 <= v["relaywatch_store_unwritten_minute_records"] <= 2, shown
+    assert v["relaywatch_store_dropped_minute_records_total"] == 0, shown
+
+
 def test_dashboard_structure():
     with open(DASHBOARD) as f:
         dash = json.load(f)
@@ -403,7 +434,7 @@ def test_expr_parser():
 
 
 TESTS = [test_expr_parser, test_rules_check, test_rules_unit, test_dashboard_structure,
-         test_metrics_lint, test_names_exist]
+         test_metrics_lint, test_gauges_for_monitoring, test_names_exist]
 
 if __name__ == "__main__":
     try:
