@@ -949,8 +949,8 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
                "Minutes of counts that left the backlog before they could be written.",
                traffic_store_dropped_minutes(t));
     metric_one(b, "relaywatch_store_unwritten_minute_records", "gauge",
-               "Minutes of counts changed and not yet written to the store (about 1 while "
-               "writes succeed; grows while the store is down, up to store_backlog).",
+               "Minutes of counts waiting to be written to the store (about 1 while writes "
+               "succeed; after a failed write every minute held, up to store_backlog).",
                traffic_store_unwritten_minutes(t));
     metric_head(b, "relaywatch_start_time_seconds", "gauge", "When the daemon started (Unix time).");
     http_body_printf(b, "relaywatch_start_time_seconds %.0f\n", s->started);
