@@ -782,6 +782,16 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
         for (int i = 0; i < DS_COUNT; i++)
             http_body_printf(b, "relaywatch_detector_baseline{signal=\"%s\"} %.6g\n",
                              detector_signal_name(i), v.baseline[i]);
+        metric_head(b, "relaywatch_detector_threshold", "gauge",
+                    "The loud threshold per signal (mx, relay_domains) from its baseline.");
+        http_body_printf(b, "relaywatch_detector_threshold{signal=\"mx\"} %.6g\n",
+                         v.mx_threshold);
+        http_body_printf(b, "relaywatch_detector_threshold{signal=\"relay_domains\"} %.6g\n",
+                         v.domains_threshold);
+        metric_head(b, "relaywatch_detector_alpha_band", "gauge",
+                    "alpha's band (bound low, high): outside it alpha counts toward loud.");
+        http_body_printf(b, "relaywatch_detector_alpha_band{bound=\"low\"} %.6g\n", v.alpha_low);
+        http_body_printf(b, "relaywatch_detector_alpha_band{bound=\"high\"} %.6g\n", v.alpha_high);
     }
     metric_one(b, "relaywatch_sessions_total", "counter",
                "SMTP sessions seen (N_c).",
@@ -878,6 +888,9 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     metric_one(b, "relaywatch_connections", "gauge",
                "Policy connections open now.",
                st->connections);
+    metric_one(b, "relaywatch_max_connections", "gauge",
+               "max_connections: policy connections the daemon keeps open at most.",
+               s->cfg->max_connections);
     metric_one(b, "relaywatch_connections_accepted_total", "counter",
                "Policy connections accepted.",
                st->accepted);
@@ -932,9 +945,13 @@ void status_metrics(struct http_body *b, const struct status_sources *s, double 
     metric_one(b, "relaywatch_store_failures_total", "counter",
                "Store rounds that failed (error, timeout, lost connection).",
                s->store->failures);
-    metric_one(b, "relaywatch_store_dropped_minutes_total", "counter",
+    metric_one(b, "relaywatch_store_dropped_minute_records_total", "counter",
                "Minutes of counts that left the backlog before they could be written.",
                traffic_store_dropped_minutes(t));
+    metric_one(b, "relaywatch_store_unwritten_minute_records", "gauge",
+               "Minutes of counts waiting to be written to the store (about 1 while writes "
+               "succeed; after a failed write every minute held, up to store_backlog).",
+               traffic_store_unwritten_minutes(t));
     metric_head(b, "relaywatch_start_time_seconds", "gauge", "When the daemon started (Unix time).");
     http_body_printf(b, "relaywatch_start_time_seconds %.0f\n", s->started);
 }

@@ -182,6 +182,22 @@ static void format_ratio(char *out, size_t len, double value, double base)
         snprintf(out, len, "x-");
 }
 
+/* The loud thresholds for baselines base, into v (the view shows them beside the signals). */
+static void thresholds_of(const struct detector_settings *set, const double *base,
+                          struct detector_view *v)
+{
+    v->mx_threshold = fmax((double)set->min_mx, set->mx_factor * base[DS_MX]);
+    v->domains_threshold =
+        fmax((double)set->min_domains, set->domains_factor * base[DS_RELAY_DOMAINS]);
+    if (set->alpha_low > 0 || set->alpha_high > 0) {
+        v->alpha_low = set->alpha_low;
+        v->alpha_high = set->alpha_high;
+    } else {
+        v->alpha_low = base[DS_ALPHA] / set->alpha_factor;
+        v->alpha_high = base[DS_ALPHA] * set->alpha_factor;
+    }
+}
+
 enum detector_event detector_observe(struct detector *d, const struct detector_sample *smp)
 {
     const struct detector_settings *set = &d->set;
@@ -228,15 +244,11 @@ enum detector_event detector_observe(struct detector *d, const struct detector_s
         v->value[s] = value[s];
         v->baseline[s] = base[s];
     }
-    mx_threshold = fmax((double)set->min_mx, set->mx_factor * base[DS_MX]);
-    dom_threshold = fmax((double)set->min_domains, set->domains_factor * base[DS_RELAY_DOMAINS]);
-    if (set->alpha_low > 0 || set->alpha_high > 0) {
-        low = set->alpha_low;
-        high = set->alpha_high;
-    } else {
-        low = base[DS_ALPHA] / set->alpha_factor;
-        high = base[DS_ALPHA] * set->alpha_factor;
-    }
+    thresholds_of(set, base, v);
+    mx_threshold = v->mx_threshold;
+    dom_threshold = v->domains_threshold;
+    low = v->alpha_low;
+    high = v->alpha_high;
     mx_burst = value[DS_MX] >= mx_threshold;
     dom_burst = value[DS_RELAY_DOMAINS] >= dom_threshold;
     alpha_out = judged_alpha && (value[DS_ALPHA] < low || value[DS_ALPHA] > high);
@@ -332,6 +344,7 @@ void detector_get_view(const struct detector *d, struct detector_view *out)
             out->baseline[s] = d->global[s].value;
             out->value[s] = -1;
         }
+        thresholds_of(&d->set, out->baseline, out);
     }
 }
 

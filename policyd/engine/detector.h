@@ -97,6 +97,9 @@ struct detector_view {
     double since;
     double value[DS_COUNT];    /* the last sample (alpha: -1 when not judged) */
     double baseline[DS_COUNT]; /* the baseline in use for its hour */
+    /* The loud thresholds those baselines give: MX and relay domains at or above, alpha
+     * outside [alpha_low, alpha_high] (alpha judged only with min_messages). */
+    double mx_threshold, domains_threshold, alpha_low, alpha_high;
     bool hourly[DS_COUNT];     /* that baseline is the hour's own */
     enum detector_dns_source dns_source;
     bool loud_condition, quiet_condition;

@@ -213,6 +213,15 @@ uint64_t traffic_store_dropped_minutes(const struct traffic *t)
     return t->dropped_minutes;
 }
 
+unsigned traffic_store_unwritten_minutes(const struct traffic *t)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; t->minutes != NULL && i < t->minute_slots; i++)
+        n += t->minutes[i].dirty;
+    return n;
+}
+
 void traffic_reconfigure(struct traffic *t, const struct config *cfg)
 {
     name_set_free(t->local_domains);

@@ -142,6 +142,9 @@ void traffic_store_rewrite_all(struct traffic *t);
 void traffic_add_history(struct traffic *t, int64_t minute, const uint64_t *counts);
 /* Minutes lost because they left the backlog before they could be written. */
 uint64_t traffic_store_dropped_minutes(const struct traffic *t);
+/* Minutes of the backlog waiting to be handed to the store (0 until enabled): about 1 while
+ * writes succeed; a failed write marks every minute held (traffic_store_rewrite_all). */
+unsigned traffic_store_unwritten_minutes(const struct traffic *t);
 
 /* Whether END-OF-MESSAGE requests have been seen (then nf counts there). */
 bool traffic_counts_at_end_of_message(const struct traffic *t);
