@@ -61,7 +61,8 @@ static const char style[] =
     "figcaption{font-size:13px}"
     "table{border-collapse:collapse;font-size:13px}"
     "th,td{border-bottom:1px solid #d1d9e0;padding:4px 8px;text-align:left;vertical-align:top}"
-    "th{background:#f6f8fa}td.n{text-align:right}code{overflow-wrap:anywhere}";
+    "th{background:#f6f8fa}td.n{text-align:right}code{overflow-wrap:anywhere}"
+    "#throttled td:first-child,#held td:first-child{min-width:16em}";
 
 /* s escaped for HTML text and attribute values, at most max code points ("..." past them). */
 static void put_text(struct http_body *b, const char *s, size_t max)
@@ -283,7 +284,8 @@ static void put_chart(struct http_body *b, const struct signal_history *h, int s
 
         top = fmax(top, fmax(m->value[sig], m->baseline[sig]));
     }
-    top = top > 0 && isfinite(top) ? nice_ceiling(top) : 1;
+    /* Headroom above the highest line, so that it does not run along the frame. */
+    top = top > 0 && isfinite(top) ? nice_ceiling(top * 1.1) : 1;
     http_body_printf(b, "<figure><figcaption><b>%s</b> <span class=\"muted\">(%s)</span>: ",
                      signal_titles[sig], name);
     if (v->value[sig] >= 0) {
@@ -311,10 +313,9 @@ static void put_chart(struct http_body *b, const struct signal_history *h, int s
     }
     http_body_printf(b, "<g stroke=\"#d1d9e0\" stroke-width=\"1\">"
                         "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
-                        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
                         "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/></g>",
                      PLOT_LEFT, PLOT_BOTTOM, PLOT_RIGHT, PLOT_BOTTOM, PLOT_LEFT, PLOT_TOP,
-                     PLOT_RIGHT, PLOT_TOP, PLOT_LEFT, PLOT_TOP, PLOT_LEFT, PLOT_BOTTOM);
+                     PLOT_LEFT, PLOT_BOTTOM);
     snprintf(label, sizeof(label), "%.4g", top);
     http_body_printf(b, "<g font-size=\"11\" fill=\"#59636e\" font-family=\"sans-serif\">"
                         "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>"

@@ -15,8 +15,9 @@
  * - Every string that may come from the wire or the store (keys, actions, reasons, culprits,
  *   host names) is HTML-escaped, bytes that are not UTF-8 or are control characters become
  *   U+FFFD, and each is cut to a length the page can show.
- * - Bounded: at most STATUS_PAGE_ROWS rows per list ("and N more"), so the page stays under
- *   about 256 KiB whatever the tables hold.  Rendering reads the daemon's state only.
+ * - Bounded: at most STATUS_PAGE_ROWS rows per list ("and N more"), five culprits per
+ *   incident, so the page stays under about 320 KiB whatever the tables hold (10 to 15 KB on
+ *   a quiet host).  Rendering reads the daemon's state only.
  */
 #ifndef RELAYWATCH_STATUS_PAGE_H
 #define RELAYWATCH_STATUS_PAGE_H
