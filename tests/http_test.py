@@ -263,9 +263,14 @@ def test_head_and_errors():
         assert r.status == 403 and b"control_socket" in r.body, r.raw[:300]
     assert b'"throttled":[]' in http_get(d, "/throttle").body
 
-    for target in ("/nope", "/", "/status/x", "/metricsx"):
+    for target in ("/nope", "//", "/index.html", "/status/x", "/metricsx"):
         r = http_get(d, target)
         assert r.status == 404, (target, r.raw[:300])
+    # / is the HTML status page (status_page_test.py checks what is on it); POST is not for it.
+    r = http_get(d, "/")
+    assert r.status == 200 and r.header("content-type") == "text/html; charset=utf-8", r.headers
+    assert "default-src 'none'" in (r.header("content-security-policy") or ""), r.headers
+    assert http_raw(d, b"POST / HTTP/1.1\r\nHost: x\r\n\r\n").status == 405
 
     # A head over 8 KiB is refused, and the answer still arrives although
     # the daemon never read the rest of it.

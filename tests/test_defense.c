@@ -1074,6 +1074,7 @@ static void test_cooldown(void **state)
     double start, since, until, again;
     struct throttle_record *r;
     struct culprit_view v;
+    struct defense_incident in;
     char ans[ANS];
 
     (void)state;
@@ -1086,6 +1087,14 @@ static void test_cooldown(void **state)
     since = r->since;
     until = r->until;
     assert_true(until - since == 600.0);
+    /* The status page's incidents: the open one, its culprit, nothing ended yet. */
+    assert_true(defense_incident_at(s->d, 0, &in));
+    assert_true(in.end == 0 && in.start > start && in.start < start + 120);
+    assert_true(strncmp(in.start_reason, "loud: ", 6) == 0);
+    assert_string_equal(in.end_reason, "");
+    assert_int_equal(in.culprit_count, 1);
+    assert_string_equal(in.culprits[0], "client_address:" CULPRIT);
+    assert_false(defense_incident_at(s->d, 1, &in));
     assert_true(b.count[AK_DEFER] > 0);
     /* Still throttled 90 s before the cool-down ends (an old domain: nothing new). */
     sim_run(s, until - 90, NULL, NULL);
@@ -1123,6 +1132,13 @@ static void test_cooldown(void **state)
     assert_true(sim_run_until_quiet(s, start + 3600, NULL));
     print_message("  quiet again at +%.0fs\n", s->quiet_at - T0);
     assert_true(s->quiet_at > until);
+    /* Ended, and kept: the ring's newest. */
+    assert_true(defense_incident_at(s->d, 0, &in));
+    assert_true(in.end >= s->quiet_at - 1 && in.end <= s->quiet_at);
+    assert_true(strncmp(in.start_reason, "loud: ", 6) == 0);
+    assert_true(strncmp(in.end_reason, "quiet: ", 7) == 0);
+    assert_true(in.peak[DS_RELAY_DOMAINS] >= 20);
+    assert_false(defense_incident_at(s->d, 1, &in));
     sim_run(s, s->now + 2, NULL, NULL);
     assert_null(find_key(s, CULPRIT_CLIENT_ADDRESS, CULPRIT));
     assert_int_equal(throttle_count(defense_throttles(s->d)), 0);

@@ -5,6 +5,7 @@
  *   requests.c      the hot path: one policy request counted, decided, its lookups started;
  *                   answers held back for up to dns_wait while those run
  *   http_routes.c   what GET /status, /metrics, /held and GET/POST /throttle answer
+ *   status_page.c   GET /: the HTML status page
  *   alerts.c        alert_command run with an incident's JSON on its standard input
  *   store_wiring.c  what the store writes and reads back, handed to and from the engine
  *   privileges.c    giving up root at start (the postsuper runner keeps it)
@@ -24,6 +25,7 @@
 
 #include "decision.h"
 #include "policy_request.h"
+#include "signal_history.h"
 #include "status.h"
 #include "traffic.h"
 
@@ -70,6 +72,7 @@ struct daemon_state {
     bool history_seen; /* the store gave back counts of earlier runs: the windows are full */
     bool baseline_read; /* the store's baselines were read (or there were none) */
     uint64_t alerts_run, alerts_failed;
+    struct signal_history history; /* the last hour's signals, a sample a minute (GET /) */
     bool stopping;
     /* The postsuper runner (postsuper_runner.h): forked before root is given up. */
     int runner_fd;

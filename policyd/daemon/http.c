@@ -112,6 +112,15 @@ void http_body_printf(struct http_body *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Sent with every HTML response (the status page): it shows strings from the wire, and
+ * should one slip through unescaped, nothing but the page's own inline styles may load or run;
+ * no other site may frame it. */
+#define HTML_HEADERS                                                                         \
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "               \
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"                        \
+    "X-Content-Type-Options: nosniff\r\n"                                                    \
+    "Referrer-Policy: no-referrer\r\n"
+
 /* ----------------------------------------------------------------- types */
 
 enum http_oddity {
@@ -444,9 +453,14 @@ static void handle_head(struct http_conn *c, size_t head_len)
         else if (code == 403)
             oddity(srv, ODD_DENIED, "%s: %s %.100s refused (403): changes go through "
                    "control_socket", c->base.peer, method, target);
+        if (content_type == NULL)
+            content_type = "text/plain; charset=utf-8";
         /* The handler's 405: a POST where only reading is possible. */
-        respond(c, code, content_type ? content_type : "text/plain; charset=utf-8",
-                     code == 405 ? "Allow: GET, HEAD\r\n" : NULL, &body, head_only);
+        respond(c, code, content_type,
+                code == 405                                 ? "Allow: GET, HEAD\r\n"
+                : strncmp(content_type, "text/html", 9) == 0 ? HTML_HEADERS
+                                                             : NULL,
+                &body, head_only);
         free(body.data);
     }
 }

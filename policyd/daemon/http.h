@@ -33,7 +33,8 @@ void http_body_printf(struct http_body *b, const char *fmt, ...) __attribute__((
  * path and the query split ("/status", "format=text"; query is "" when
  * absent).  POST is for operators' changes: its parameters come in the
  * query.  may_change: the caller was admitted to change state (never on
- * http_listen).  Fills body and *content_type, returns the HTTP status code
+ * http_listen).  Fills body and *content_type (a text/html one goes out with a
+ * Content-Security-Policy allowing inline styles only), returns the HTTP status code
  * (200, 404, ...); 403 for a change refused for want of privilege (the
  * control socket's server logs the caller's uid then).
  */

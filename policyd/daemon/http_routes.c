@@ -1,5 +1,6 @@
 /*
- * http_routes: what the daemon's HTTP endpoints answer: GET /status (JSON or text),
+ * http_routes: what the daemon's HTTP endpoints answer: GET / (the HTML status page), GET
+ * /status (JSON or text),
  * /metrics, /held and /throttle on both http_listen and the control socket; POST
  * /throttle (block, release) only to a caller the control socket admitted.
  */
@@ -14,6 +15,7 @@
 #include "http.h"
 #include "resolver.h"
 #include "server.h"
+#include "status_page.h"
 #include "store.h"
 #include "views.h"
 
@@ -131,6 +133,11 @@ static int handle_http(void *ctx, const char *method, const char *path, const ch
         *content_type = "text/plain; charset=utf-8";
         return 405;
     }
+    if (strcmp(path, "/") == 0) {
+        status_page(body, &src, &d->history, now);
+        *content_type = "text/html; charset=utf-8";
+        return 200;
+    }
     if (strcmp(path, "/status") == 0) {
         if (strcmp(query, "format=text") == 0) {
             status_text(body, &src, now);
@@ -151,7 +158,7 @@ static int handle_http(void *ctx, const char *method, const char *path, const ch
         *content_type = "text/plain; version=0.0.4; charset=utf-8";
         return 200;
     }
-    http_body_printf(body, "not found; try /status, /status?format=text or /metrics\n");
+    http_body_printf(body, "not found; try /, /status, /status?format=text or /metrics\n");
     *content_type = "text/plain; charset=utf-8";
     return 404;
 }

@@ -79,6 +79,12 @@ static void defend(struct daemon_state *d, double now)
                  "store down (throttles not shared); ");
     in.missing = missing;
     defense_tick(d->defense, &in);
+    {
+        struct detector_view v;
+
+        detector_get_view(defense_detector(d->defense), &v);
+        signal_history_note(&d->history, now, &v);
+    }
     hold_service_tick(d->holds, defense_throttles_const(d->defense), in.wall);
     alert = defense_pending_alert(d->defense);
     if (alert != NULL) {
@@ -365,6 +371,7 @@ int main(int argc, char **argv)
         d.started = ev_time();
     }
     d.traffic = traffic_new(d.cfg);
+    signal_history_init(&d.history);
     d.defense = defense_new(d.cfg, d.traffic);
     d.holds = hold_service_new(d.loop, d.cfg, d.runner_fd, d.runner_pid, d.runner_unavailable);
     defense_set_quarantine(d.defense, hold_service_ledger(d.holds));

@@ -45,6 +45,7 @@ struct incident {
     bool open;
     double start, end;
     char start_reason[512];
+    char end_reason[512];
     double peak[DS_COUNT];
     unsigned culprit_count;
     char culprits[INCIDENT_CULPRITS][CULPRIT_KEY_MAX + 20];
@@ -71,6 +72,9 @@ struct defense {
     struct name_set *never_users, *never_senders;
     bool limits_on;
     struct incident incident;
+    /* The last ended incidents, for the status page: nothing else keeps them. */
+    struct incident ended[DEFENSE_INCIDENTS_KEPT];
+    unsigned ended_count, ended_next;
     struct defense_stats stats;
     struct defense_alert alert;
     bool alert_pending;
@@ -914,7 +918,43 @@ void defense_tick(struct defense *d, const struct defense_inputs *in)
         incident_alert(d, "end", detector_reason(d->det));
         d->incident.open = false;
         d->stats.incident_start = 0;
+        snprintf(d->incident.end_reason, sizeof(d->incident.end_reason), "%s",
+                 detector_reason(d->det));
+        d->ended[d->ended_next] = d->incident;
+        d->ended_next = (d->ended_next + 1) % DEFENSE_INCIDENTS_KEPT;
+        if (d->ended_count < DEFENSE_INCIDENTS_KEPT)
+            d->ended_count++;
     }
+}
+
+static void incident_view(const struct incident *in, struct defense_incident *out)
+{
+    out->start = in->start;
+    out->end = in->open ? 0 : in->end;
+    out->start_reason = in->start_reason;
+    out->end_reason = in->open ? "" : in->end_reason;
+    memcpy(out->peak, in->peak, sizeof(out->peak));
+    out->culprit_count = in->culprit_count;
+    out->culprits = in->culprits;
+    memcpy(out->answers, in->answers, sizeof(out->answers));
+    memcpy(out->would_have, in->would_have, sizeof(out->would_have));
+}
+
+bool defense_incident_at(const struct defense *d, unsigned i, struct defense_incident *out)
+{
+    if (d->incident.open) {
+        if (i == 0) {
+            incident_view(&d->incident, out);
+            return true;
+        }
+        i--;
+    }
+    if (i >= d->ended_count)
+        return false;
+    incident_view(&d->ended[(d->ended_next + DEFENSE_INCIDENTS_KEPT - 1 - i) %
+                            DEFENSE_INCIDENTS_KEPT],
+                  out);
+    return true;
 }
 
 /* ------------------------------------------------------------- outside */

@@ -94,6 +94,23 @@ struct defense_alert {
 const struct defense_alert *defense_pending_alert(const struct defense *d);
 void defense_alert_taken(struct defense *d);
 
+/* The incidents the status page shows: the open one, if any, then the last
+ * DEFENSE_INCIDENTS_KEPT ended ones (a fixed ring), newest first.  The pointers stay valid
+ * until the next defense_tick. */
+#define DEFENSE_INCIDENTS_KEPT 5
+struct defense_incident {
+    double start, end;        /* counting clock; end 0: still open */
+    const char *start_reason; /* the detector's reason for going loud */
+    const char *end_reason;   /* and for going quiet ("" while open) */
+    double peak[DS_COUNT];    /* the highest value of each signal */
+    unsigned culprit_count;
+    const char (*culprits)[CULPRIT_KEY_MAX + 20]; /* "KIND:KEY", as from the wire */
+    uint64_t answers[AK_COUNT];    /* relay answers during it, by kind */
+    uint64_t would_have[AK_COUNT]; /* monitor_only: what would have been answered */
+};
+/* The i-th (0: newest); false past the last. */
+bool defense_incident_at(const struct defense *d, unsigned i, struct defense_incident *out);
+
 /* Whether a request is on a never_throttle_* list. */
 bool defense_request_exempt(const struct defense *d, const struct policy_request *req);
 
