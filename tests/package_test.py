@@ -4,7 +4,7 @@
 A copy of the source tree (git ls-files of a checkout, else the CMake source directory without
 build directories) is built with `dpkg-buildpackage -us -uc -b` in a temp dir.  Then:
 lintian on the .changes says no E: or W: that debian/*.lintian-overrides do not cover; the .deb
-holds relaywatchd, relaywatch, the systemd unit and /etc/relaywatch/relaywatch.conf, listed as
+holds relaywatchd, relaywatch, their three man pages, the systemd unit and /etc/relaywatch/relaywatch.conf, listed as
 a conffile, with every key `relaywatchd -p` prints commented out with its default (the file
 uncommented passes `relaywatchd -t`); the unit runs /usr/sbin/relaywatchd and its
 `systemd-analyze security --offline=yes` exposure is at most EXPOSURE_MAX.  As root, on a
@@ -112,7 +112,9 @@ def test_lintian():
 def test_contents():
     deb = BUILT["deb"]
     listing = run(["dpkg-deb", "-c", deb]).stdout
-    for path in ("/usr/sbin/relaywatchd", "/usr/bin/relaywatch", UNIT, CONF):
+    for path in ("/usr/sbin/relaywatchd", "/usr/bin/relaywatch", UNIT, CONF,
+                 "/usr/share/man/man8/relaywatchd.8.gz", "/usr/share/man/man1/relaywatch.1.gz",
+                 "/usr/share/man/man5/relaywatch.conf.5.gz"):
         assert re.search(r" \.%s$" % re.escape(path), listing, re.M), (path, listing)
     assert run(["dpkg-deb", "-f", deb, "Version"]).stdout.strip() == project_version()
     conffiles = run(["dpkg-deb", "--info", deb, "conffiles"]).stdout.split()
