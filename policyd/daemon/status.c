@@ -1,6 +1,6 @@
 /*
- * status: JSON, text and Prometheus views.  See status.h and the README's
- * "Status and metrics" section, which documents every field.  The JSON is
+ * status: JSON, text and Prometheus views.  See status.h and relaywatchd(8),
+ * HTTP VIEWS, which documents every field and metric.  The JSON is
  * built with jansson (views.h, json_text.h): field order is the order set.
  */
 #include "status.h"
