@@ -54,7 +54,13 @@ JUDGED = ["mx", "nc", "nf", "relay_rcpt", "relay_domains"]
 SVG = "{http://www.w3.org/2000/svg}"
 
 HOSTILE_BLOCK = "sasl_username:<script>alert('x')</script>"
-HOSTILE_SASL = '<img src=x onerror="alert(1)">&bot'
+# U+202E (right-to-left override) would turn the rest of the row around: shown as U+FFFD.
+HOSTILE_SASL = '<img src=x onerror="alert(1)">&bot\u202egnp.exe'
+
+
+def shown(text):
+    """text as the page must show it: HTML-escaped, bidi overrides replaced."""
+    return html.escape(text, quote=True).replace("&#x27;", "&#39;").replace("\u202e", "\ufffd")
 BADGE_PIXELS = 2000  # the badge is about 140 x 46 CSS pixels
 
 
@@ -197,7 +203,10 @@ def chromium(*args):
     home = tempfile.mkdtemp(dir=TMP, prefix="chromium-")
     argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--user-data-dir=" + os.path.join(home, "profile"),
+            "--disable-sync", "--no-proxy-server",
+            # No name is looked up: only the loopback address the page is served on.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--user-data-dir=" + os.path.join(home, "profile"),
             "--window-size=1200,1600"] + list(args)
     env = dict(os.environ, HOME=home)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -309,19 +318,18 @@ def test_status_page():
     members = ["%s:%s" % (t["kind"], t["key"]) for t in throttled]
     assert HOSTILE_BLOCK in members and "sasl_username:" + HOSTILE_SASL in members, members
     for m in members:
-        assert html.escape(m, quote=True).replace("&#x27;", "&#39;") in page, m
-    for raw in ("<script>", HOSTILE_SASL, "<img", 'onerror="'):
+        assert shown(m) in page, m
+    for raw in ("<script>", HOSTILE_SASL, "<img", 'onerror="', "\u202e"):
         assert raw not in page, "%r unescaped on the page" % raw
     incidents = page[page.index('<table id="incidents">'):]
     assert '<span class="small loud">LOUD</span> open for' in incidents, incidents[:2000]
-    assert html.escape("sasl_username:" + HOSTILE_SASL, quote=True) in incidents, \
+    assert shown("sasl_username:" + HOSTILE_SASL) in incidents, \
         incidents[:2000]
 
     # Past a minute boundary the ring has one more sample: every judged signal's line has two
     # points or more, and the loud minute is shaded.  (The daemon's first minute may already
     # have ended during the burst: then there are two points before the wait, three after.)
     before = {name: len(value_points(svg)) for name, svg in charts(page).items()}
-    assert all(n <= 2 for n in before.values()), before
     wait_past_minute()
     page = d.page()[1]
     svgs = charts(page)

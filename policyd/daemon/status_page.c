@@ -65,6 +65,18 @@ static const char style[] =
     "#throttled td:first-child,#held td:first-child{min-width:16em}";
 
 /* s escaped for HTML text and attribute values, at most max code points ("..." past them). */
+/* U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069: marks that would turn the text
+ * around them, so that a hostile key could make a table row read otherwise. */
+static bool bidi_control(const unsigned char *p, size_t seq)
+{
+    if (seq == 2)
+        return p[0] == 0xd8 && p[1] == 0x9c;
+    if (seq != 3 || p[0] != 0xe2)
+        return false;
+    return (p[1] == 0x80 && (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae))) ||
+           (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9);
+}
+
 static void put_text(struct http_body *b, const char *s, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -78,9 +90,9 @@ static void put_text(struct http_body *b, const char *s, size_t max)
             return;
         }
         shown++;
-        if (seq == 0 || (seq == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
+        if (seq == 0 || (seq == 1 && (p[i] < 0x20 || p[i] == 0x7f)) || bidi_control(p + i, seq)) {
             http_body_append(b, "\xef\xbf\xbd", 3); /* U+FFFD */
-            i++;
+            i += seq ? seq : 1; /* a mark whole; an invalid byte alone */
             continue;
         }
         switch (p[i]) {
@@ -472,7 +484,7 @@ static void put_incidents(struct http_body *b, const struct status_sources *s,
                         "<th>relay answers</th></tr>",
                      detect_window_name(s->cfg));
     for (i = 0; defense_incident_at(s->defense, i, &in); i++) {
-        const uint64_t *ans = s->cfg->monitor_only ? in.would_have : in.answers;
+        const uint64_t *ans = in.answers, *would = in.would_have;
 
         http_body_printf(b, "<tr><td>");
         put_time(b, in.start);
@@ -504,12 +516,19 @@ static void put_incidents(struct http_body *b, const struct status_sources *s,
             http_body_printf(b, "<br>and %u more", in.culprit_count - SHOW_CULPRITS);
         if (in.culprit_count == 0)
             http_body_printf(b, "none identified");
+        /* Both, whatever monitor_only says now: it may have changed by a reload since. */
         http_body_printf(b, "</td><td>MX %.0f, relay domains %.0f, relay recipients %.0f</td>"
-                            "<td>%sdeferred %llu, refused %llu, held %llu</td></tr>",
+                            "<td>deferred %llu, refused %llu, held %llu",
                          in.peak[DS_MX], in.peak[DS_RELAY_DOMAINS], in.peak[DS_RELAY_RCPT],
-                         s->cfg->monitor_only ? "would have: " : "",
                          (unsigned long long)ans[AK_DEFER], (unsigned long long)ans[AK_REJECT],
                          (unsigned long long)ans[AK_HOLD]);
+        if (would[AK_DEFER] + would[AK_REJECT] + would[AK_HOLD] > 0)
+            http_body_printf(b, "<br>monitor_only, would have: deferred %llu, refused %llu, "
+                                "held %llu",
+                             (unsigned long long)would[AK_DEFER],
+                             (unsigned long long)would[AK_REJECT],
+                             (unsigned long long)would[AK_HOLD]);
+        http_body_printf(b, "</td></tr>");
     }
     if (i == 0)
         http_body_printf(b, "<tr><td colspan=\"6\" class=\"muted\">none</td></tr>");

@@ -1537,10 +1537,12 @@ void config_write_effective(const struct config *c, FILE *out)
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const char *value = c->origin[i].value;
 
-        /* Not set: the default, which for host_id is the host name config_new found. */
+        /* Not set: the default.  A key without default text (host_id: the host name
+         * config_new found) is a string key whose value is that default. */
         if (value == NULL)
-            value = keys[i].default_value ? keys[i].default_value
-                                          : *(char *const *)cfield(c, keys[i].offset);
+            value = keys[i].default_value         ? keys[i].default_value
+                    : keys[i].type == KT_STRING ? *(char *const *)cfield(c, keys[i].offset)
+                                                : "";
         write_setting(out, keys[i].name, keys[i].secret && *value != '\0' ? "(set)" : value);
     }
 }
