@@ -18,7 +18,7 @@
 
 struct store_query_writer {
     struct redis_address addr;
-    char *password;
+    char *username, *password; /* NULL: none */
     double timeout, retention;
     char run[40];
     redisContext *c;
@@ -29,7 +29,8 @@ struct store_query_writer {
     unsigned client_count, client_cap;
 };
 
-struct store_query_writer *store_query_writer_new(const char *url, const char *password,
+struct store_query_writer *store_query_writer_new(const char *url, const char *username,
+                                                  const char *password,
                                                   double timeout, double retention, char *err,
                                                   size_t errlen)
 {
@@ -40,12 +41,17 @@ struct store_query_writer *store_query_writer_new(const char *url, const char *p
                               "redis://HOST:PORT or redis+unix:///PATH)", url);
         return NULL;
     }
+    if (username != NULL && *username != '\0' && (password == NULL || *password == '\0')) {
+        snprintf(err, errlen, "redis_username '%s' is set without redis_password", username);
+        return NULL;
+    }
     w = xcalloc(1, sizeof(*w));
     if (redis_address_parse(&w->addr, url, err, errlen) != 0) {
         free(w);
         return NULL;
     }
     w->password = password && *password ? strdup(password) : NULL;
+    w->username = username && *username ? strdup(username) : NULL;
     w->timeout = timeout;
     w->retention = retention;
     snprintf(w->run, sizeof(w->run), "%lx.%x", (unsigned long)time(NULL), (unsigned)getpid());
@@ -60,6 +66,7 @@ void store_query_writer_free(struct store_query_writer *w)
         redisFree(w->c);
     redis_address_clear(&w->addr);
     free(w->password);
+    free(w->username);
     free(w->clients);
     free(w);
 }
@@ -109,7 +116,10 @@ static void writer_connect(struct store_query_writer *w)
     }
     redisSetTimeout(w->c, tv);
     if (w->password) {
-        redisAppendCommand(w->c, "AUTH %s", w->password);
+        if (w->username)
+            redisAppendCommand(w->c, "AUTH %s %s", w->username, w->password);
+        else
+            redisAppendCommand(w->c, "AUTH %s", w->password);
         if (!writer_reply_ok(w))
             return;
     }

@@ -17,9 +17,11 @@
 
 struct store_query_writer;
 
-/* NULL with a one-line reason for an unusable url (memory, or not Redis).  Connects at the
- * first set, not here. */
-struct store_query_writer *store_query_writer_new(const char *url, const char *password,
+/* NULL with a one-line reason for an unusable url (memory, or not Redis), or a username
+ * without a password.  Connects at the first set, not here.  username NULL or "": AUTH with
+ * the password alone (none without a password). */
+struct store_query_writer *store_query_writer_new(const char *url, const char *username,
+                                                  const char *password,
                                                   double timeout, double retention, char *err,
                                                   size_t errlen);
 void store_query_writer_free(struct store_query_writer *w);

@@ -45,6 +45,9 @@ struct store_settings {
     /* This host's address as the upstream DNS server logs it: its query counts (from
      * relaywatch feed) are read back on every fleet read.  NULL or "": none. */
     const char *tdns_client;
+    /* With password: the Redis ACL user AUTH names (AUTH user password).  NULL or "": AUTH
+     * with the password alone, as the default user. */
+    const char *username;
 };
 
 /* The upstream server's query types the daemon shows (rw:{CLIENT}:q:MINUTE fields). */

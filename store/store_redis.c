@@ -42,7 +42,7 @@ struct store_backend {
     double window_seconds[STORE_MAX_WINDOWS];
     struct store_source src;
     struct redis_address addr;
-    char *password, *host_id, *url;
+    char *password, *username, *host_id, *url; /* username: NULL for none */
     char run[40];
     redisAsyncContext *ac;
     bool connected, down_logged, ever_connected;
@@ -200,7 +200,11 @@ static void setup_cb(redisAsyncContext *ac, void *reply, void *priv)
     if (r->type == REDIS_REPLY_ERROR) {
         char why[300];
 
-        snprintf(why, sizeof(why), "AUTH refused: %s", r->str);
+        /* The user may be named (not the password): which one the server refused. */
+        if (s->username != NULL)
+            snprintf(why, sizeof(why), "AUTH as user '%s' refused: %s", s->username, r->str);
+        else
+            snprintf(why, sizeof(why), "AUTH refused: %s", r->str);
         went_down(s, why);
         s->setup_failed = true;
         redisAsyncDisconnect(s->ac);
@@ -219,8 +223,12 @@ static void connect_cb(const redisAsyncContext *ac, int status)
         schedule_reconnect(s);
         return;
     }
-    if (s->password != NULL && s->password[0] != '\0')
-        redisAsyncCommand(s->ac, setup_cb, NULL, "AUTH %s", s->password);
+    if (s->password != NULL && s->password[0] != '\0') {
+        if (s->username != NULL)
+            redisAsyncCommand(s->ac, setup_cb, NULL, "AUTH %s %s", s->username, s->password);
+        else
+            redisAsyncCommand(s->ac, setup_cb, NULL, "AUTH %s", s->password);
+    }
     /* SELECT (or PING) answers last: its reply says the connection is ready. */
     if (s->addr.db != 0)
         redisAsyncCommand(s->ac, ready_cb, s, "SELECT %d", s->addr.db);
@@ -976,6 +984,7 @@ static void free_backend(struct store_backend *s)
     free(s->host_id);
     free(s->tdns_client);
     free(s->password);
+    free(s->username);
     redis_address_clear(&s->addr);
     free(s);
 }
@@ -994,6 +1003,8 @@ static int redis_open(struct store_backend **out, struct ev_loop *loop,
     if (set->tdns_client != NULL && set->tdns_client[0] != '\0')
         s->tdns_client = strdup(set->tdns_client);
     s->password = set->password ? strdup(set->password) : NULL;
+    if (set->username != NULL && set->username[0] != '\0')
+        s->username = xstrdup(set->username);
     for (unsigned w = 0; w < set->window_count && w < STORE_MAX_WINDOWS; w++)
         s->window_seconds[w] = set->window_seconds[w];
     if (set->counter_count > STORE_MAX_COUNTERS)

@@ -51,8 +51,9 @@ static bool command_ok(struct store_throttle_client *t, int argc, const char **a
     return r != NULL;
 }
 
-struct store_throttle_client *store_throttle_client_new(const char *url, const char *password,
-                                                        double timeout, char *err, size_t errlen)
+struct store_throttle_client *store_throttle_client_new(const char *url, const char *username,
+                                                        const char *password, double timeout,
+                                                        char *err, size_t errlen)
 {
     struct store_throttle_client *t;
     struct redis_address a = {0};
@@ -62,6 +63,11 @@ struct store_throttle_client *store_throttle_client_new(const char *url, const c
 
     if (!redis_address_is_redis(url)) {
         snprintf(err, errlen, "store: '%s' is not Redis", url);
+        return NULL;
+    }
+    if (username != NULL && username[0] != '\0' && (password == NULL || password[0] == '\0')) {
+        snprintf(err, errlen, "store: redis_username '%s' is set without redis_password",
+                 username);
         return NULL;
     }
     if (redis_address_parse(&a, url, err, errlen) != 0)
@@ -79,9 +85,10 @@ struct store_throttle_client *store_throttle_client_new(const char *url, const c
     if (ok)
         redisSetTimeout(t->c, tv);
     if (ok && password != NULL && password[0] != '\0') {
-        const char *auth[2] = {"AUTH", password};
+        bool as_user = username != NULL && username[0] != '\0';
+        const char *auth[3] = {"AUTH", as_user ? username : password, password};
 
-        ok = command_ok(t, 2, auth, err, errlen);
+        ok = command_ok(t, as_user ? 3 : 2, auth, err, errlen);
     }
     if (ok) {
         char db[16];

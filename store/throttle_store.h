@@ -18,8 +18,10 @@
 struct store_throttle_client;
 
 /* Connected (AUTH and SELECT done) within timeout seconds; NULL with a one-line reason for
- * a url that is not Redis (memory) or a Redis that cannot be reached or refuses us. */
-struct store_throttle_client *store_throttle_client_new(const char *url, const char *password,
+ * a url that is not Redis (memory), a username without a password, or a Redis that cannot
+ * be reached or refuses us.  username NULL or "": AUTH with the password alone. */
+struct store_throttle_client *store_throttle_client_new(const char *url, const char *username,
+                                                        const char *password,
                                                         double timeout, char *err,
                                                         size_t errlen);
 void store_throttle_client_free(struct store_throttle_client *c);

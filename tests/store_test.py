@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Integration test of relaywatchd's Redis store: a fleet of daemons sharing one Redis, Redis
-killed, hung and restarted under load, a wrong password, history across a daemon restart, and a
+killed, hung and restarted under load, a wrong password, a Redis ACL user (daemon and
+relaywatch list/block), history across a daemon restart, and a
 Redis that is not there at start.
 
 Each test starts its own private redis-server (no persistence, on a unix socket under a temp
@@ -48,11 +49,15 @@ def new_dir(name):
 class Redis:
     """A private redis-server without persistence: on DIR/redis.sock, and on a TCP port if asked."""
 
-    def __init__(self, requirepass=None, tcp=False, sock=None):
+    def __init__(self, requirepass=None, tcp=False, sock=None, acl_user=None):
+        """acl_user (NAME, PASSWORD): the default user is off and NAME may use rw:* only."""
         self.dir = new_dir("redis")
         self.sock = sock or os.path.join(self.dir, "redis.sock")
         self.port = free_port() if tcp else 0
         self.password = requirepass
+        self.user = None
+        if acl_user is not None:
+            self.user, self.password = acl_user
         self.start()
 
     def start(self):
@@ -60,7 +65,11 @@ class Redis:
                 "--unixsocket", self.sock, "--unixsocketperm", "777",  # relaywatchd runs as nobody
                 "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", self.dir]
-        if self.password is not None:
+        if self.user is not None:
+            # Redis 7.0: each --user is a redis.conf "user" line.
+            argv += ["--user", "default", "off",
+                     "--user", self.user, "on", ">" + self.password, "~rw:*", "+@all"]
+        elif self.password is not None:
             argv += ["--requirepass", self.password]
         self.log = open(os.path.join(self.dir, "redis-%d.log" % time.monotonic_ns()), "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
@@ -79,6 +88,8 @@ class Redis:
 
     def cli(self, *args, db=0, check=True):
         argv = ["redis-cli", "-s", self.sock, "-n", str(db)]
+        if self.user is not None:
+            argv += ["--user", self.user]
         if self.password is not None:
             argv += ["--no-auth-warning", "-a", self.password]
         r = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=10)
@@ -599,6 +610,79 @@ def test_wrong_password():
             r.stop()
 
 
+def relaywatch_cli(store, *args, user=None, password=None):
+    """relaywatch CMD ARGS with the store and no daemon to ask; (exit status, stdout, stderr)."""
+    conf = os.path.join(TMP, "empty.conf")
+    open(conf, "w").close()
+    argv = [RELAYWATCH, args[0], "-c", conf, "-o", "store=" + store, "-o", "http_listen="]
+    for key, value in (("redis_username", user), ("redis_password", password)):
+        if value is not None:
+            argv += ["-o", "%s=%s" % (key, value)]
+    p = subprocess.run(argv + list(args[1:]), capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_acl_user():
+    """A Redis whose default user is off: the daemon and relaywatch AUTH as redis_username."""
+    pw, wrong = "acl-pw-6d2f91", "acl-wrong-0b7e4c"
+    r = Redis(acl_user=("rw", pw))
+    store = "redis+unix://" + r.sock
+    d = Daemon("mx-acl", store, "-o", "redis_username=rw", "-o", "redis_password=" + pw)
+    bad = None
+    try:
+        e, n, worst = send_sessions(d, 10, seed=31)
+        assert worst < MAX_LATENCY, worst
+        check_convergence(r, "mx-acl", e, 10, "as the ACL user")
+        assert store_of(d.status())["connected"] is True
+        # The CLI as the same user; with the password alone it is the default user: refused.
+        rc, out, err = relaywatch_cli(store, "block", "sasl_username:mallory", "1d", user="rw",
+                                      password=pw)
+        assert rc == 0, (rc, out, err)
+        assert "sasl_username:mallory" in r.hgetall("rw:throttle"), r.hgetall("rw:throttle")
+        rc, out, err = relaywatch_cli(store, "list", "--json", user="rw", password=pw)
+        assert rc == 0 and "mallory" in out, (rc, out, err)
+        rc, out, err = relaywatch_cli(store, "list", "--json", password=pw)
+        assert rc == 1 and "WRONGPASS" in err and pw not in err, (rc, out, err)
+        rc, out, err = relaywatch_cli(store, "list", user="rw")
+        assert rc == 1 and "without redis_password" in err, (rc, out, err)
+        # A wrong password: one line naming the user, never a password; answers go on.
+        bad = Daemon("mx-acl-bad", store, "-o", "redis_username=rw",
+                     "-o", "redis_password=" + wrong, name="wrong-password")
+        e2, n2, worst = send_sessions(bad, 10, seed=32)
+        assert worst < MAX_LATENCY, worst
+        time.sleep(3.5)  # retries at 1 s, 2 s
+        log = bad.text()
+        auth = [l for l in log.splitlines() if "AUTH" in l]
+        assert len(auth) == 1 and "'rw'" in auth[0] and "WRONGPASS" in auth[0], log
+        print("  %s" % auth[0].strip(), flush=True)
+        assert wrong not in log and pw not in log, log
+        s = store_of(bad.status())
+        assert s["connected"] is False and "AUTH" in (s["last_error"] or ""), s
+        assert r.keys("rw:{mx-acl-bad}*") == []
+        assert pw not in d.text()
+    finally:
+        try:
+            d.stop()
+            if bad is not None:
+                bad.stop()
+        finally:
+            r.stop()
+    # A user without a password is a mistake in the file, reported at its line.
+    conf = os.path.join(TMP, "acl-nopass.conf")
+    with open(conf, "w") as f:
+        f.write("# store\nstore = %s\nredis_username = rw\n" % store)
+    p = subprocess.run([RELAYWATCHD, "-t", "-c", conf, "-o", "dns_lookups="],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and p.stdout == "", p
+    assert p.stderr.startswith(conf + ":3: redis_username:") and \
+        "without redis_password" in p.stderr, p.stderr
+    # The user is no secret: -n prints it as set (the password as "(set)").
+    p = subprocess.run([RELAYWATCHD, "-n", "-c", conf, "-o", "redis_password=" + pw],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "\nredis_username = rw\n" in p.stdout and \
+        "\nredis_password = (set)\n" in p.stdout and pw not in p.stdout, p
+
+
 def test_password_on_a_server_without_one():
     """AUTH refused on every connection: no "connected" flapping, one log line."""
     r = Redis()
@@ -765,6 +849,7 @@ TESTS = [
     test_restart_keeps_history,
     test_redis_absent_at_start,
     test_password_on_a_server_without_one,
+    test_acl_user,
     test_error_replies_and_a_bad_host,
 ]
 

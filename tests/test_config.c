@@ -653,6 +653,7 @@ static void test_restart_keys(void **state)
         {"store", "redis://127.0.0.1:6379", "store"},
         {"host_id", "another-host", "host_id"},
         {"redis_password", "x", "redis_password"},
+        {"redis_username", "rw", "redis_username"},
         {"store_flush_interval", "2s", "store_* keys"},
         {"store_timeout", "1s", "store_* keys"},
         {"store_retention", "2d", "store_* keys"},

@@ -608,8 +608,9 @@ int feed_run(const struct config *cfg, const struct feed_options *o)
         fprintf(stderr, "relaywatch feed: cannot initialise libsodium\n");
         return 2;
     }
-    f.writer = store_query_writer_new(cfg->store, cfg->redis_password, cfg->store_timeout,
-                                      cfg->store_retention, err, sizeof(err));
+    f.writer = store_query_writer_new(cfg->store, cfg->redis_username, cfg->redis_password,
+                                      cfg->store_timeout, cfg->store_retention, err,
+                                      sizeof(err));
     if (f.writer == NULL) {
         fprintf(stderr, "relaywatch feed: %s\n", err);
         return 2;

@@ -161,8 +161,8 @@ static struct store_throttle_client *open_store(const struct config *cfg)
 {
     char err[512];
     struct store_throttle_client *c =
-        store_throttle_client_new(cfg->store, cfg->redis_password, cfg->store_timeout, err,
-                                  sizeof(err));
+        store_throttle_client_new(cfg->store, cfg->redis_username, cfg->redis_password,
+                                  cfg->store_timeout, err, sizeof(err));
 
     if (c == NULL)
         fprintf(stderr, "relaywatch: %s\n", err);

@@ -240,7 +240,8 @@ struct store *open_store(struct daemon_state *d, char *err, size_t errlen)
                                  store_counter_names,
                                  c->window_count,
                                  c->window_seconds,
-                                 c->tdns_client};
+                                 c->tdns_client,
+                                 c->redis_username};
     struct store_source src = {store_collect_all, store_rewrite_all, store_history,
                                store_baseline, store_throttles, d};
     struct store_state state;

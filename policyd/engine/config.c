@@ -769,8 +769,8 @@ static const char *const restart_messages[] = {
     [GROUP_PRIVILEGES] = "user, postfix_config_directory, quarantine_slots, control_socket, "
                          "control_group and turning quarantine on take effect at the next restart "
                          "(they are fixed when root is given up)",
-    [GROUP_STORE] = "store, host_id, redis_password and the store_* keys take effect at the next "
-                    "restart; the store goes on with the running values",
+    [GROUP_STORE] = "store, host_id, redis_password, redis_username and the store_* keys take "
+                    "effect at the next restart; the store goes on with the running values",
     [GROUP_LOOKUPS] = "resolver, dns_timeout, dns_tries, dns_max_outstanding, the dns_cache_* "
                       "keys, and turning dns_lookups on or off take effect at the next restart; "
                       "lookups go on with the running values",
@@ -842,6 +842,8 @@ static const struct key_def keys[CK_COUNT] = {
     [CK_REDIS_PASSWORD] = {.name = "redis_password", STRING(redis_password, NULL),
                            .default_value = "", RESTART(GROUP_STORE), .secret = true,
                            .meaning = "Redis AUTH password (never logged or printed)"},
+    KEY_R(CK_REDIS_USERNAME, "redis_username", STRING(redis_username, NULL), "",
+          RESTART(GROUP_STORE), "Redis ACL user for AUTH (with redis_password)"),
     KEY_R(CK_HOST_ID, "host_id", STRING(host_id, check_host_id), NULL, RESTART(GROUP_STORE),
           "this MX host's name in shared counters"),
     KEY(CK_LOCAL_DOMAINS, "local_domains", LIST(local_domains, local_domain_count, domain_item),
@@ -1397,6 +1399,14 @@ unsigned config_check(const struct config *c, config_report_fn *report, void *ct
             problem(&r, "control_socket: '%s' is also a %s endpoint", c->control_socket->spec,
                     i < c->listen_count ? "policy listen" : "http_listen");
         }
+    }
+    if (c->redis_username[0] != '\0' && c->redis_password[0] == '\0') {
+        /* AUTH with a user takes its password: without one, Redis would be asked as the
+         * default user, which is not what the file says. */
+        problem_at(&r, c, CK_REDIS_USERNAME);
+        problem(&r, "redis_username: '%s' is set without redis_password (AUTH with a user "
+                    "needs its password)",
+                c->redis_username);
     }
     if (c->tdns_client[0] != '\0' && strcmp(c->store, "memory") == 0) {
         problem_at(&r, c, CK_TDNS_CLIENT);

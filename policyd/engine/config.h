@@ -59,6 +59,7 @@ enum config_key {
     CK_LOG_REQUESTS,
     CK_STORE,
     CK_REDIS_PASSWORD,
+    CK_REDIS_USERNAME,
     CK_HOST_ID,
     CK_LOCAL_DOMAINS,
     CK_RESOLVER,
@@ -151,6 +152,7 @@ struct config {
     bool log_requests;
     char *store;
     char *redis_password;
+    char *redis_username; /* "": AUTH with the password alone */
     char *host_id;
     char **local_domains;
     size_t local_domain_count;
