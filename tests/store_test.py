@@ -610,7 +610,7 @@ def test_wrong_password():
             r.stop()
 
 
-def relaywatch_cli(store, *args, user=None, password=None):
+def relaywatch_cli(store, *args, user=None, password=None, inp=None):
     """relaywatch CMD ARGS with the store and no daemon to ask; (exit status, stdout, stderr)."""
     conf = os.path.join(TMP, "empty.conf")
     open(conf, "w").close()
@@ -618,7 +618,8 @@ def relaywatch_cli(store, *args, user=None, password=None):
     for key, value in (("redis_username", user), ("redis_password", password)):
         if value is not None:
             argv += ["-o", "%s=%s" % (key, value)]
-    p = subprocess.run(argv + list(args[1:]), capture_output=True, text=True, timeout=30)
+    p = subprocess.run(argv + list(args[1:]), input=inp, capture_output=True, text=True,
+                       timeout=30)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -645,6 +646,14 @@ def test_acl_user():
         assert rc == 1 and "WRONGPASS" in err and pw not in err, (rc, out, err)
         rc, out, err = relaywatch_cli(store, "list", user="rw")
         assert rc == 1 and "without redis_password" in err, (rc, out, err)
+        # The feed too: one unbound query line of this minute.
+        now = int(time.time())
+        rc, out, err = relaywatch_cli(store, "feed", "-", user="rw", password=pw,
+                                      inp="[%d] unbound[1:0] query: 127.0.5.9 example.com. MX IN\n"
+                                      % now)
+        assert rc == 0 and "0 errors" in out, (rc, out, err)
+        fields = r.hgetall("rw:{127.0.5.9}:q:%d" % (now // 60))
+        assert [f.partition("@")[0] for f in fields] == ["MX"], fields
         # A wrong password: one line naming the user, never a password; answers go on.
         bad = Daemon("mx-acl-bad", store, "-o", "redis_username=rw",
                      "-o", "redis_password=" + wrong, name="wrong-password")
