@@ -35,7 +35,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 import testlib
-from analyze_svg_test import read_png
+from analyze_svg_test import colour_counts, read_png
 from testlib import DaemonProcess, free_port, listening_tcp, policy_request, recv_answer, wait_for
 
 RELAYWATCHD = None
@@ -232,14 +232,6 @@ def screenshot(url, name):
     if KEEP:
         shutil.copy(path, KEEP)
     return read_png(path)
-
-
-def colour_counts(rows):
-    counts = {}
-    for row in rows:
-        for px in row:
-            counts[px] = counts.get(px, 0) + 1
-    return counts
 
 
 def near_count(counts, rgb, tolerance=6):

@@ -377,17 +377,34 @@ struct rows {
     unsigned shown, more;
 };
 
+/* Whether one more row fits (STATUS_PAGE_ROWS); a row past them is only counted. */
+static bool row_room(struct rows *t)
+{
+    if (t->shown == STATUS_PAGE_ROWS) {
+        t->more++;
+        return false;
+    }
+    t->shown++;
+    return true;
+}
+
+/* A list's end: "and N more", or "none" for an empty one, and the table's close. */
+static void end_rows(const struct rows *t, unsigned columns)
+{
+    put_more(t->b, t->more, columns);
+    if (t->shown == 0)
+        http_body_printf(t->b, "<tr><td colspan=\"%u\" class=\"muted\">none</td></tr>", columns);
+    http_body_printf(t->b, "</table>");
+}
+
 static bool throttle_row(void *arg, const struct throttle_record *r)
 {
     struct rows *t = arg;
 
     if (!throttle_in_force(r, t->now))
         return true;
-    if (t->shown == STATUS_PAGE_ROWS) {
-        t->more++;
+    if (!row_room(t))
         return true;
-    }
-    t->shown++;
     http_body_printf(t->b, "<tr><td><code>%s:", culprit_kind_name(r->kind));
     put_text(t->b, r->key, SHOW_KEY);
     http_body_printf(t->b, "</code></td><td><code>");
@@ -419,10 +436,7 @@ static void put_throttled(struct http_body *b, const struct status_sources *s)
                         "<th>action</th><th>source</th><th>reason</th><th>since</th>"
                         "<th>until</th><th>answers</th></tr>");
     throttle_each(defense_throttles_const(s->defense), throttle_row, &t);
-    put_more(b, t.more, 7);
-    if (t.shown == 0)
-        http_body_printf(b, "<tr><td colspan=\"7\" class=\"muted\">none</td></tr>");
-    http_body_printf(b, "</table>");
+    end_rows(&t, 7);
 }
 
 static bool held_row(void *arg, const struct quarantine_key_info *k)
@@ -431,11 +445,8 @@ static bool held_row(void *arg, const struct quarantine_key_info *k)
 
     if (k->held == 0 && k->asked == 0 && k->released_at == 0)
         return true;
-    if (t->shown == STATUS_PAGE_ROWS) {
-        t->more++;
+    if (!row_room(t))
         return true;
-    }
-    t->shown++;
     http_body_printf(t->b, "<tr><td><code>%s:", culprit_kind_name(k->kind));
     put_text(t->b, k->key, SHOW_KEY);
     http_body_printf(t->b, "</code></td><td class=\"n\">%u</td><td class=\"n\">%u</td><td>",
@@ -464,10 +475,7 @@ static void put_held(struct http_body *b, const struct status_sources *s)
     http_body_printf(b, "<table id=\"held\"><tr><th>key</th><th>held</th><th>being held</th>"
                         "<th>held since</th><th>released</th></tr>");
     quarantine_each(hold_service_ledger(s->holds), s->wall_now, true, held_row, &t);
-    put_more(b, t.more, 5);
-    if (t.shown == 0)
-        http_body_printf(b, "<tr><td colspan=\"5\" class=\"muted\">none</td></tr>");
-    http_body_printf(b, "</table>");
+    end_rows(&t, 5);
 }
 
 static void put_incidents(struct http_body *b, const struct status_sources *s,
